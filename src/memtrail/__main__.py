@@ -1,0 +1,5 @@
+import sys
+
+from memtrail.cli import main
+
+sys.exit(main())

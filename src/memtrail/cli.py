@@ -1,0 +1,74 @@
+"""The `memtrail` command: a thin dispatcher to one module per subcommand.
+
+Each subcommand lives in its own module with a `main(argv) -> int`; modules are imported only
+when their command runs, so `memtrail record` on a production host loads nothing but the
+sampler, and a broken analyzer module can never stop recording.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Optional, Sequence
+
+from memtrail import __version__
+
+# command -> (module, one-line help). Order is the order shown in --help.
+COMMANDS = {
+    "record": ("memtrail.sampler", "record memory to a log directory (the sampler)"),
+    "report": ("memtrail.report", "explain a recording: peak, OOM kills, top programs, growers"),
+    "top": ("memtrail.top", "the process table at any moment of a recording"),
+    "tail": ("memtrail.tail", "a readable live view of a log directory (-f follows)"),
+    "diff": ("memtrail.diff", "two recordings side by side, per program"),
+    "check": ("memtrail.check", "a CI gate: exit 1 when the recording breaks a limit"),
+    "html": ("memtrail.html", "a self-contained HTML report with charts"),
+    "export": ("memtrail.export", "CSV, JSON lines or OpenMetrics for other tools"),
+    "run": ("memtrail.run", "record while a command runs, then report and gate"),
+    "stop": ("memtrail.run", "stop a background recorder started with --daemon"),
+    "fleet": ("memtrail.fleet", "summarise many recordings (one per job or host)"),
+    "install-unit": ("memtrail.install", "install the systemd unit and the standalone sampler"),
+}
+
+
+def _usage() -> str:
+    width = max(len(c) for c in COMMANDS)
+    lines = [
+        "usage: memtrail COMMAND [options]",
+        "",
+        "commands:",
+    ]
+    for name, (_mod, text) in COMMANDS.items():
+        lines.append(f"  {name:<{width}}  {text}")
+    lines += ["", "Run `memtrail COMMAND --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0 if args else 2
+    if args[0] == "--version":
+        print(f"memtrail {__version__}")
+        return 0
+    name, rest = args[0], args[1:]
+    entry = COMMANDS.get(name)
+    if entry is None:
+        print(f"memtrail: unknown command {name!r} (see `memtrail --help`)", file=sys.stderr)
+        return 2
+    try:
+        module = importlib.import_module(entry[0])
+    except ImportError as exc:  # a command not built yet on this install
+        print(f"memtrail: command {name!r} is not available: {exc}", file=sys.stderr)
+        return 2
+    func = getattr(module, "main_" + name.replace("-", "_"), None) or module.main
+    try:
+        return int(func(rest) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `memtrail report | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

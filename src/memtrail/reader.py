@@ -1,0 +1,289 @@
+"""Stream records out of memtrail logs (docs/format.md), whatever state the files are in.
+
+A reader is what people run a week after an incident, on a log that may have been cut by
+SIGKILL, a full disk or a half-finished upload. So it never raises on content: a torn last line,
+an unparseable line, a truncated gzip member or a foreign file is counted in `ReadStats` and
+skipped, and the caller reports the counts. Memory stays flat: files are read line by line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import zlib
+from dataclasses import dataclass, field
+from typing import IO, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+FORMAT_MAJOR = 1
+SEGMENT_RE = re.compile(r"^memtrail-\d{8}T\d{6}Z-\d{3}\.log(\.gz)?$")
+
+# The v1 positional fields after `time`, used when a header lacks a name (docs/format.md).
+V1_FIELDS: Dict[str, Tuple[str, ...]] = {
+    "s": (
+        "mem_total mem_free mem_available buffers cached shmem slab sreclaimable sunreclaim "
+        "swap_total swap_free committed_as unevictable mlocked anon_pages page_tables "
+        "kernel_stack hugepages_total hugepages_free hugepage_size oom_kill pgmajfault "
+        "pgscan_kswapd pgscan_direct pgsteal_kswapd pgsteal_direct pswpin pswpout allocstall "
+        "psi_some_us psi_full_us nprocs tick_cpu_us tick_wall_us interval_ms"
+    ).split(),
+    "K": ("nprocs", "ncgroups"),
+    "P": ("pid", "start", "ppid", "uid"),
+    "p": ("pid", "rss", "shared"),
+    "X": ("pid",),
+    "d": ("pid", "rss_anon", "rss_file", "rss_shmem", "swap", "locked"),
+    "D": ("pid", "pss", "pss_anon", "pss_file", "pss_shmem", "swap", "swap_pss"),
+    "C": ("cgid",),
+    "c": ("cgid", "current", "peak", "oom", "oom_kill", "psi_some_us", "psi_full_us"),
+    "G": ("cgid",),
+    "E": ("kind",),
+}
+
+
+class LogError(Exception):
+    """An input that cannot be read at all (missing path, not a memtrail log): one clear line."""
+
+
+@dataclass
+class ReadStats:
+    """What the reader skipped, so a report can say so instead of silently lying."""
+
+    files: int = 0
+    lines: int = 0
+    torn: int = 0  # final lines without a newline (a crash or full disk mid-write)
+    bad: int = 0  # lines that did not parse
+    unknown: int = 0  # record types this reader does not know (newer writer): skipped
+    skipped_files: List[str] = field(default_factory=list)  # "path: reason"
+    truncated_files: List[str] = field(default_factory=list)  # compressed files cut short
+
+    @property
+    def problems(self) -> int:
+        return self.torn + self.bad + len(self.skipped_files) + len(self.truncated_files)
+
+    def summary(self) -> str:
+        parts = [f"{self.files} file(s), {self.lines} line(s)"]
+        if self.torn:
+            parts.append(f"{self.torn} torn line(s) skipped")
+        if self.bad:
+            parts.append(f"{self.bad} unparseable line(s) skipped")
+        if self.skipped_files:
+            parts.append(f"{len(self.skipped_files)} file(s) skipped")
+        if self.truncated_files:
+            parts.append(f"{len(self.truncated_files)} truncated compressed file(s)")
+        return ", ".join(parts)
+
+
+@dataclass
+class Segment:
+    """One segment file and what its header says."""
+
+    path: str
+    header: dict
+    time: float
+    fields: Dict[str, Tuple[str, ...]]
+    _index: Dict[Tuple[str, str], int] = field(default_factory=dict, repr=False)
+
+    def index(self, rtype: str, name: str) -> Optional[int]:
+        """Position of field `name` in records of `rtype` (0 = first field after time)."""
+        key = (rtype, name)
+        idx = self._index.get(key, -2)
+        if idx == -2:
+            names = self.fields.get(rtype) or V1_FIELDS.get(rtype, ())
+            idx = names.index(name) if name in names else -1
+            if idx == -1 and rtype in V1_FIELDS and name in V1_FIELDS[rtype]:
+                idx = V1_FIELDS[rtype].index(name)
+            self._index[key] = idx
+        return None if idx < 0 else idx
+
+    @property
+    def host(self) -> str:
+        return str(self.header.get("host", "?"))
+
+
+class Record:
+    """One parsed line. `fields` are the raw tokens after the time; `obj` the trailing JSON."""
+
+    __slots__ = ("type", "time", "fields", "obj", "segment")
+
+    def __init__(self, rtype: str, time: float, fields: List[str], obj: Optional[dict],
+                 segment: Segment) -> None:
+        self.type = rtype
+        self.time = time
+        self.fields = fields
+        self.obj = obj
+        self.segment = segment
+
+    def get(self, name: str) -> Optional[str]:
+        idx = self.segment.index(self.type, name)
+        if idx is None or idx >= len(self.fields):
+            return None
+        return self.fields[idx]
+
+    def int(self, name: str) -> Optional[int]:
+        """The field as an integer, or None when absent or written as `-`."""
+        raw = self.get(name)
+        if raw is None or raw == "-":
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            return None
+
+    def __repr__(self) -> str:  # for test failures
+        return f"Record({self.type!r}, {self.time}, {self.fields!r}, {self.obj!r})"
+
+
+def is_segment_name(name: str) -> bool:
+    return bool(SEGMENT_RE.match(name))
+
+
+def segments(path: str) -> List[str]:
+    """The segment files a path stands for, oldest first.
+
+    A directory gives its memtrail segments (a `.log` wins over a `.log.gz` of the same name:
+    that pair only exists when compression was interrupted); a file gives itself.
+    """
+    if os.path.isdir(path):
+        try:
+            names = os.listdir(path)
+        except OSError as exc:
+            raise LogError(f"{path}: cannot list directory: {exc.strerror}") from None
+        plain = {n for n in names if n.endswith(".log") and is_segment_name(n)}
+        chosen = sorted(
+            n for n in names
+            if is_segment_name(n) and not (n.endswith(".gz") and n[:-3] in plain)
+        )
+        return [os.path.join(path, n) for n in chosen]
+    if os.path.exists(path):
+        return [path]
+    raise LogError(f"{path}: no such file or directory")
+
+
+def _open(path: str) -> IO[bytes]:
+    with open(path, "rb") as probe:
+        magic = probe.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def _split(line: str) -> Tuple[str, float, List[str], Optional[dict]]:
+    """Parse one complete line; raises ValueError on anything malformed."""
+    brace = line.find(" {")
+    if brace >= 0:
+        head, tail = line[:brace], line[brace + 1:]
+        obj = json.loads(tail)
+        if not isinstance(obj, dict):
+            raise ValueError("trailing JSON is not an object")
+    else:
+        head, obj = line, None
+    parts = head.split(" ")
+    if len(parts) < 2 or not parts[0] or not parts[0][0].isalpha():
+        raise ValueError("no record type and time")
+    time = float(parts[1])
+    if time != time or time in (float("inf"), float("-inf")):
+        raise ValueError("bad time")
+    return parts[0], time, parts[2:], obj
+
+
+KNOWN_TYPES = frozenset("sKPpXdDCcGbEZ")
+
+
+def _records_of(path: str, stats: ReadStats) -> Iterator[Record]:
+    try:
+        fh = _open(path)
+    except OSError as exc:
+        stats.skipped_files.append(f"{path}: {exc.strerror or exc}")
+        return
+    stats.files += 1
+    segment: Optional[Segment] = None
+    with fh:
+        while True:
+            try:
+                raw = fh.readline()
+            except (EOFError, OSError, zlib.error) as exc:  # truncated or corrupt gzip
+                stats.truncated_files.append(f"{path}: {exc}")
+                return
+            if not raw:
+                return
+            if not raw.endswith(b"\n"):  # only the last line can lack it: torn
+                stats.lines += 1
+                stats.torn += 1
+                return
+            for rec in _emit(raw, path, segment, stats):
+                if rec.type == "H":
+                    segment = rec.segment
+                    if segment.header["format"] > FORMAT_MAJOR:
+                        stats.skipped_files.append(
+                            f"{path}: format version {segment.header['format']} is newer "
+                            f"than this analyzer reads ({FORMAT_MAJOR}); upgrade memtrail")
+                        return
+                yield rec
+            if segment is None:
+                stats.skipped_files.append(f"{path}: not a memtrail log (no memtrail header)")
+                return
+
+
+def _header_record(time: float, fields: List[str], obj: Optional[dict],
+                   path: str) -> Record:
+    header = obj or {}
+    try:
+        header["format"] = int(header.get("format", fields[1] if len(fields) > 1 else 1))
+    except (TypeError, ValueError):
+        raise ValueError("bad format version") from None
+    raw_fields = header.get("fields")
+    names = {k: tuple(v) for k, v in raw_fields.items() if isinstance(v, list)} \
+        if isinstance(raw_fields, dict) else {}
+    seg = Segment(path=path, header=header, time=time, fields=names)
+    return Record("H", time, fields, header, seg)
+
+
+def _emit(raw: bytes, path: str, segment: Optional[Segment],
+          stats: ReadStats) -> Iterator[Record]:
+    """Zero or one record for a complete line; counts what it skips."""
+    stats.lines += 1
+    try:
+        rtype, time, fields, obj = _split(raw.decode("ascii", "replace").rstrip("\n"))
+        if rtype == "H" and fields[:1] == ["memtrail"]:
+            # A header opens a segment; a second one inside a file (concatenated segments)
+            # opens the next.
+            yield _header_record(time, fields, obj, path)
+            return
+    except ValueError:
+        stats.bad += 1
+        return
+    if segment is None:
+        return  # the caller reports the file as foreign
+    if rtype not in KNOWN_TYPES:
+        stats.unknown += 1
+        return
+    yield Record(rtype, time, fields, obj, segment)
+
+
+def read_path(path: str, stats: Optional[ReadStats] = None) -> Iterator[Record]:
+    """Every record of one path (directory, segment or .gz), oldest first."""
+    stats = stats if stats is not None else ReadStats()
+    for seg_path in segments(path):
+        yield from _records_of(seg_path, stats)
+
+
+def read(paths: Sequence[str] | str, stats: Optional[ReadStats] = None) -> Iterator[Record]:
+    """Every record of several paths, one after another (call per path for separate runs)."""
+    if isinstance(paths, str):
+        paths = [paths]
+    stats = stats if stats is not None else ReadStats()
+    for path in paths:
+        yield from read_path(path, stats)
+
+
+def check_paths(paths: Iterable[str]) -> List[str]:
+    """One-line errors for paths that cannot be read at all (for a CLI to print and exit 2)."""
+    errors = []
+    for path in paths:
+        try:
+            if not segments(path):
+                errors.append(f"{path}: no memtrail segments (memtrail-*.log[.gz]) here")
+        except LogError as exc:
+            errors.append(str(exc))
+    return errors
