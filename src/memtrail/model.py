@@ -1,0 +1,739 @@
+"""Replay reader records into the state of the machine, one tick at a time.
+
+Every analyzer command (report, top, tail, diff, check, html, export) needs the same thing: "what
+did the machine look like at time T", for every T, on logs that may be a day long. So the model
+is a *streaming replay*: it keeps only the live state (the process table, the cgroups, the last
+slab line) and hands out one `Tick` per `s` record. Nothing is copied per tick and nothing grows
+with the length of the log: memory is proportional to the number of live processes.
+
+Usage::
+
+    stats = ReadStats()
+    run = Run()
+    for tick in replay(paths, stats, run):
+        tick.time, tick.system.used          # bytes
+        for proc in tick.procs.values(): ...  # the live table AT THIS TICK (do not keep it)
+        tick.events, tick.changes, tick.exited, tick.gap
+    run.ticks, run.gaps, run.peak_used ...    # summary, complete once the iterator is done
+
+The `Tick.procs` / `Tick.cgroups` dicts are the model's own live tables: they are only valid
+until the next tick is requested. Copy what you need (e.g. `sorted(tick.procs.values(), ...)`
+keeps the `Proc` objects, which stay unchanged after they exit but keep changing while alive;
+use `Proc.snapshot()` for a frozen copy).
+
+For a live view (`tail -f`) use `Replayer` directly: `feed(record)` returns a completed tick
+when a record starts the next one, `flush()` returns the pending tick once the caller knows the
+tick's lines are all in (the sampler writes a tick in one write, so "end of file reached" is
+enough).
+
+All sizes in the model are **bytes** (the log stores KiB); times are Unix seconds (float).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from memtrail.reader import ReadStats, Record, Segment, read_path
+
+KIB = 1024
+
+# System sample fields kept in `System`, by their names in the `s` record (docs/format.md).
+_SYSTEM_FIELDS = (
+    "mem_total mem_free mem_available buffers cached shmem slab sreclaimable sunreclaim "
+    "swap_total swap_free committed_as unevictable mlocked anon_pages page_tables kernel_stack "
+    "hugepages_total hugepage_size oom_kill pgmajfault psi_some_us psi_full_us nprocs "
+    "tick_cpu_us tick_wall_us interval_ms"
+).split()
+# Those that are KiB in the log and bytes in the model.
+_KIB_FIELDS = frozenset(
+    "mem_total mem_free mem_available buffers cached shmem slab sreclaimable sunreclaim "
+    "swap_total swap_free committed_as unevictable mlocked anon_pages page_tables kernel_stack "
+    "hugepage_size".split()
+)
+
+
+@dataclass
+class System:
+    """One `s` record in bytes (None where the kernel lacked the field)."""
+
+    time: float
+    total: Optional[int] = None
+    free: Optional[int] = None
+    available: Optional[int] = None
+    buffers: Optional[int] = None
+    cached: Optional[int] = None
+    shmem: Optional[int] = None
+    slab: Optional[int] = None
+    sreclaimable: Optional[int] = None
+    sunreclaim: Optional[int] = None
+    swap_total: Optional[int] = None
+    swap_free: Optional[int] = None
+    committed_as: Optional[int] = None
+    unevictable: Optional[int] = None
+    mlocked: Optional[int] = None
+    anon_pages: Optional[int] = None
+    page_tables: Optional[int] = None
+    kernel_stack: Optional[int] = None
+    hugetlb: Optional[int] = None  # hugepages_total * hugepage_size
+    oom_kill: Optional[int] = None  # cumulative since boot
+    pgmajfault: Optional[int] = None
+    psi_some_us: Optional[int] = None  # cumulative since boot
+    psi_full_us: Optional[int] = None
+    nprocs: Optional[int] = None
+    tick_cpu_us: Optional[int] = None
+    tick_wall_us: Optional[int] = None
+    interval_ms: Optional[int] = None
+
+    @property
+    def used(self) -> Optional[int]:
+        """MemTotal - MemAvailable: what the kernel could not give back on demand."""
+        if self.total is None or self.available is None:
+            return None
+        return self.total - self.available
+
+    @property
+    def swap_used(self) -> Optional[int]:
+        if self.swap_total is None or self.swap_free is None:
+            return None
+        return self.swap_total - self.swap_free
+
+
+class Proc:
+    """One process identity (boot, pid, start) and its latest memory figures, in bytes.
+
+    `rss`/`shared` come from `p` records; the `d` detail (`rss_anon`, `rss_file`, `rss_shmem`,
+    `swap`, `locked`) and `D` PSS figures are None until the sampler recorded them for it
+    (only the largest processes get them). `peak_rss`/`peak_time` are this process's own peak.
+    """
+
+    __slots__ = (
+        "pid", "start", "ppid", "uid", "comm", "cmd", "cgroup", "boot_id",
+        "rss", "shared", "rss_anon", "rss_file", "rss_shmem", "swap", "locked",
+        "pss", "pss_anon", "pss_file", "pss_shmem", "swap_pss",
+        "first_seen", "last_seen", "peak_rss", "peak_time", "exited",
+    )
+
+    def __init__(self, pid: int, start: int, ppid: Optional[int] = None,
+                 uid: Optional[int] = None, comm: str = "?", cmd: Optional[List[str]] = None,
+                 cgroup: str = "", boot_id: str = "", time: float = 0.0) -> None:
+        self.pid = pid
+        self.start = start
+        self.ppid = ppid
+        self.uid = uid
+        self.comm = comm
+        self.cmd: List[str] = cmd if cmd is not None else []
+        self.cgroup = cgroup
+        self.boot_id = boot_id
+        self.rss = 0
+        self.shared = 0
+        self.rss_anon: Optional[int] = None
+        self.rss_file: Optional[int] = None
+        self.rss_shmem: Optional[int] = None
+        self.swap: Optional[int] = None
+        self.locked: Optional[int] = None
+        self.pss: Optional[int] = None
+        self.pss_anon: Optional[int] = None
+        self.pss_file: Optional[int] = None
+        self.pss_shmem: Optional[int] = None
+        self.swap_pss: Optional[int] = None
+        self.first_seen = time
+        self.last_seen = time
+        self.peak_rss = 0
+        self.peak_time = time
+        self.exited: Optional[float] = None  # time it left the table (exit, reuse, keyframe)
+
+    @property
+    def key(self) -> Tuple[str, int, int]:
+        """(boot_id, pid, start): the identity that survives PID reuse."""
+        return (self.boot_id, self.pid, self.start)
+
+    @property
+    def cmdline(self) -> str:
+        """The command line as one string (argv joined by spaces), or `[comm]` if unknown."""
+        return " ".join(self.cmd) if self.cmd else f"[{self.comm}]"
+
+    def snapshot(self) -> Proc:
+        """A frozen copy (the live object keeps changing while the process lives)."""
+        copy = Proc.__new__(Proc)
+        for name in Proc.__slots__:
+            setattr(copy, name, getattr(self, name))
+        return copy
+
+    def __repr__(self) -> str:
+        return f"Proc(pid={self.pid}, comm={self.comm!r}, rss={self.rss})"
+
+
+@dataclass
+class Cgroup:
+    """A memory cgroup (systemd unit, slice, container) and its latest figures, in bytes."""
+
+    cgid: str
+    path: str = "?"
+    hier: str = "?"
+    current: Optional[int] = None
+    peak: Optional[int] = None  # memory.peak / max_usage_in_bytes as last reported
+    max_current: int = 0  # highest `current` seen in the replay
+    max_time: float = 0.0
+    oom: Optional[int] = None
+    oom_kill: Optional[int] = None
+    psi_some_us: Optional[int] = None
+    psi_full_us: Optional[int] = None
+
+
+@dataclass
+class Event:
+    """An `E` record (or a gap the model found): `kind` and its JSON details."""
+
+    time: float
+    kind: str
+    data: dict = field(default_factory=dict)
+
+
+@dataclass
+class Gap:
+    """A stretch of time nobody was looking: "nothing happened" and "not looking" differ."""
+
+    start: float
+    end: float
+    reason: str  # "missed ticks", "sampler restart", "reboot", "gap event: ENOSPC", ...
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class Tick:
+    """The state after one tick's records. `procs`/`cgroups`/`slabs` are live: valid until
+    the next tick is requested.
+
+    - `changes`: (proc, previous_rss_bytes) for every process whose RSS was written this tick
+      (previous is 0 for one that appeared);
+    - `exited`: processes that left the table at this tick (X, PID reuse, keyframe absence);
+    - `gap`: a gap that ends at this tick, if any;
+    - `keyframe`: a `K` came with this tick (the table is complete and exact).
+    """
+
+    time: float
+    system: System
+    segment: Segment
+    index: int
+    procs: Dict[int, Proc]
+    cgroups: Dict[str, Cgroup]
+    slabs: List[Tuple[str, int]]
+    rss_total: int
+    events: List[Event] = field(default_factory=list)
+    changes: List[Tuple[Proc, int]] = field(default_factory=list)
+    exited: List[Proc] = field(default_factory=list)
+    gap: Optional[Gap] = None
+    keyframe: bool = False
+
+
+@dataclass
+class Run:
+    """Summary of everything replayed so far (one recording). Complete after the replay.
+
+    Peaks are over ticks: `peak_used` with `peak_time` and the available memory then;
+    `low_available` with `low_time`. PSI stall totals add up per-sampler-run deltas (the
+    counters are cumulative since boot, so a reboot or restart is not counted as a stall).
+    """
+
+    paths: List[str] = field(default_factory=list)
+    segments: List[str] = field(default_factory=list)
+    hosts: List[str] = field(default_factory=list)
+    boot_ids: List[str] = field(default_factory=list)
+    sampler_runs: int = 0
+    start: Optional[float] = None
+    end: Optional[float] = None
+    ticks: int = 0
+    gaps: List[Gap] = field(default_factory=list)
+    overruns: int = 0
+    worst_overrun_ms: float = 0.0
+    events: Dict[str, int] = field(default_factory=dict)  # kind -> count
+    oom_kills: List[Event] = field(default_factory=list)
+    oom_counter_total: int = 0  # sum of /proc/vmstat oom_kill steps seen between ticks
+    cut_segments: List[str] = field(default_factory=list)  # ended without Z or rotate
+    end_reason: Optional[str] = None  # the last Z reason, if the recording ended cleanly
+    mem_total: Optional[int] = None
+    peak_used: Optional[int] = None
+    peak_time: Optional[float] = None
+    peak_available: Optional[int] = None
+    low_available: Optional[int] = None
+    low_time: Optional[float] = None
+    psi_some_us: int = 0
+    psi_full_us: int = 0
+    max_procs: int = 0
+    sampler_cpu_us: int = 0
+    interval_s: Optional[float] = None
+    orphan_records: int = 0  # p/d/D/X for a pid with no identity (should not happen)
+
+    @property
+    def span_s(self) -> float:
+        return (self.end - self.start) if self.start is not None and self.end is not None \
+            else 0.0
+
+    @property
+    def gap_s(self) -> float:
+        return sum(g.seconds for g in self.gaps)
+
+
+def _gap_threshold(interval_s: float) -> float:
+    """Time between ticks beyond which nobody was looking (overruns stretch a tick a bit)."""
+    return max(3.0 * interval_s, interval_s + 2.0)
+
+
+class Replayer:
+    """Feed records, get ticks. Keeps the live tables and the `Run` summary up to date."""
+
+    def __init__(self, run: Optional[Run] = None) -> None:
+        self.run = run if run is not None else Run()
+        self.procs: Dict[int, Proc] = {}
+        self.cgroups: Dict[str, Cgroup] = {}
+        self.slabs: List[Tuple[str, int]] = []
+        self.rss_total = 0
+        self.segment: Optional[Segment] = None
+        self._tick: Optional[Tick] = None
+        self._pending_events: List[Event] = []
+        self._keyframe_seen: Optional[set] = None
+        self._last_tick_time: Optional[float] = None
+        self._last_interval = 1.0
+        self._run_key: Optional[tuple] = None
+        self._boot = ""
+        self._seg_closed = True
+        self._pending_gap: Optional[Gap] = None
+        self._psi_prev: Optional[Tuple[Optional[int], Optional[int]]] = None
+        self._sys_idx: List[Tuple[str, int]] = []
+        self._p_idx = (0, 1)
+
+    # -- records -------------------------------------------------------------------------
+    def feed(self, rec: Record) -> Optional[Tick]:
+        """Apply one record; returns the previous tick when this record completes it."""
+        rtype = rec.type
+        if rtype == "s":
+            done = self._close_tick()
+            self._open_tick(rec)
+            return done
+        if rtype == "p":
+            self._on_p(rec)
+        elif rtype == "P":
+            self._on_P(rec)
+        elif rtype == "X":
+            pid = _int(rec.fields, 0)
+            proc = self.procs.get(pid) if pid is not None else None
+            if proc is None:
+                self.run.orphan_records += 1
+            else:
+                self._remove(proc, rec.time)
+        elif rtype == "d" or rtype == "D":
+            self._on_detail(rec)
+        elif rtype == "K":
+            self._keyframe_seen = set()
+            if self._tick is not None:
+                self._tick.keyframe = True
+        elif rtype == "c":
+            self._on_c(rec)
+        elif rtype == "C":
+            cgid = rec.fields[0] if rec.fields else "?"
+            obj = rec.obj or {}
+            cg = self.cgroups.get(cgid)
+            if cg is None:
+                cg = self.cgroups[cgid] = Cgroup(cgid)
+            cg.path = str(obj.get("path", cg.path))
+            cg.hier = str(obj.get("hier", cg.hier))
+        elif rtype == "G":
+            if rec.fields:
+                self.cgroups.pop(rec.fields[0], None)
+        elif rtype == "b":
+            self.slabs = _parse_slabs(rec.fields)
+        elif rtype == "E":
+            self._on_event(rec)
+        elif rtype == "Z":
+            self._seg_closed = True
+            self.run.end_reason = str((rec.obj or {}).get("reason", "end"))
+        elif rtype == "H":
+            done = self._close_tick()
+            self._on_header(rec)
+            return done
+        return None
+
+    def flush(self) -> Optional[Tick]:
+        """The pending tick, complete (call at end of input or when a live file is drained)."""
+        return self._close_tick()
+
+    def finish(self) -> Optional[Tick]:
+        """End of input: the pending tick, and the last segment's cut-short check."""
+        done = self._close_tick()
+        if self.segment is not None and not self._seg_closed:
+            self.run.cut_segments.append(self.segment.path)
+            self._seg_closed = True
+        return done
+
+    # -- segments ------------------------------------------------------------------------
+    def _on_header(self, rec: Record) -> None:
+        run = self.run
+        if self.segment is not None and not self._seg_closed:
+            run.cut_segments.append(self.segment.path)
+        seg = rec.segment
+        self.segment = seg
+        self._seg_closed = False
+        header = seg.header
+        run.segments.append(seg.path)
+        host = str(header.get("host", "?"))
+        if host not in run.hosts:
+            run.hosts.append(host)
+        boot = str(header.get("boot_id", ""))
+        if boot not in run.boot_ids:
+            run.boot_ids.append(boot)
+        interval = header.get("interval_s")
+        if isinstance(interval, (int, float)) and interval > 0:
+            self._last_interval = float(interval)
+            if run.interval_s is None:
+                run.interval_s = float(interval)
+        run_key = (host, boot, header.get("started"), header.get("pid"))
+        if run_key != self._run_key:
+            run.sampler_runs += 1
+            if self._run_key is not None and self._last_tick_time is not None:
+                reason = "reboot" if boot != self._boot else "sampler restart"
+                self._pending_gap = Gap(self._last_tick_time, rec.time, reason)
+            self._run_key = run_key
+            self.cgroups.clear()  # cgids are only valid within one sampler run
+            self._psi_prev = None
+        if boot != self._boot:
+            for proc in list(self.procs.values()):
+                self._remove(proc, rec.time)
+            self._boot = boot
+        self._sys_idx = [(name, i) for name in _SYSTEM_FIELDS
+                         for i in (seg.index("s", name),) if i is not None]
+        self._p_idx = (seg.index("p", "rss") or 1, seg.index("p", "shared") or 2)
+
+    # -- ticks ---------------------------------------------------------------------------
+    def _open_tick(self, rec: Record) -> None:
+        run = self.run
+        system = self._parse_system(rec)
+        seg = self.segment if self.segment is not None else rec.segment
+        tick = Tick(rec.time, system, seg, run.ticks, self.procs, self.cgroups, self.slabs,
+                    0, events=self._pending_events)
+        self._pending_events = []
+        if system.interval_ms:
+            self._last_interval = system.interval_ms / 1000.0
+        last = self._last_tick_time
+        if self._pending_gap is not None:
+            tick.gap = self._pending_gap
+            tick.gap.end = rec.time
+            self._pending_gap = None
+        elif last is not None and rec.time - last > _gap_threshold(self._last_interval):
+            tick.gap = Gap(last, rec.time, "missed ticks")
+        if tick.gap is not None:
+            # A `gap` event from the sampler covers the same hole: keep one gap, its reason.
+            run.gaps.append(tick.gap)
+        self._tick = tick
+
+    def _close_tick(self) -> Optional[Tick]:
+        tick = self._tick
+        if tick is None:
+            return None
+        self._tick = None
+        if self._keyframe_seen is not None:
+            seen = self._keyframe_seen
+            self._keyframe_seen = None
+            for pid in [p for p in self.procs if p not in seen]:
+                proc = self.procs[pid]
+                self._remove(proc, tick.time)
+                tick.exited.append(proc)
+        tick.slabs = self.slabs
+        tick.rss_total = self.rss_total
+        self._account(tick)
+        return tick
+
+    def _account(self, tick: Tick) -> None:
+        run = self.run
+        system = tick.system
+        run.ticks += 1
+        self._last_tick_time = tick.time
+        if run.start is None:
+            run.start = tick.time
+        run.end = tick.time
+        if system.total is not None:
+            run.mem_total = system.total
+        used = system.used
+        if used is not None and (run.peak_used is None or used > run.peak_used):
+            run.peak_used, run.peak_time, run.peak_available = used, tick.time, system.available
+        avail = system.available
+        if avail is not None and (run.low_available is None or avail < run.low_available):
+            run.low_available, run.low_time = avail, tick.time
+        some, full = system.psi_some_us, system.psi_full_us
+        if self._psi_prev is not None:
+            psome, pfull = self._psi_prev
+            if some is not None and psome is not None and some >= psome:
+                run.psi_some_us += some - psome
+            if full is not None and pfull is not None and full >= pfull:
+                run.psi_full_us += full - pfull
+        self._psi_prev = (some, full)
+        if system.tick_cpu_us:
+            run.sampler_cpu_us += system.tick_cpu_us
+        nprocs = len(self.procs)
+        if nprocs > run.max_procs:
+            run.max_procs = nprocs
+
+    def _parse_system(self, rec: Record) -> System:
+        system = System(rec.time)
+        fields = rec.fields
+        n = len(fields)
+        hp_total = None
+        for name, i in self._sys_idx:
+            if i >= n:
+                continue
+            raw = fields[i]
+            if raw == "-":
+                continue
+            try:
+                value = int(raw)
+            except ValueError:
+                continue
+            if name in _KIB_FIELDS:
+                value *= KIB
+            if name == "mem_total":
+                system.total = value
+            elif name == "mem_available":
+                system.available = value
+            elif name == "mem_free":
+                system.free = value
+            elif name == "hugepages_total":
+                hp_total = value
+            elif name == "hugepage_size":
+                if hp_total is not None:
+                    system.hugetlb = hp_total * value
+            else:
+                setattr(system, name, value)
+        return system
+
+    # -- processes -----------------------------------------------------------------------
+    def _on_P(self, rec: Record) -> None:
+        f = rec.fields
+        pid, start = _int(f, 0), _int(f, 1)
+        if pid is None:
+            return
+        start = start if start is not None else -1
+        obj = rec.obj or {}
+        cmd = obj.get("cmd")
+        cmd = [str(a) for a in cmd] if isinstance(cmd, list) else []
+        comm = str(obj.get("comm", "?"))
+        cgroup = str(obj.get("cg", "") or "")
+        proc = self.procs.get(pid)
+        if proc is not None and (proc.start == start or proc.start == -1):
+            # A repeat at a segment start, or a fork+exec replacement: same process.
+            proc.start, proc.comm, proc.cmd, proc.cgroup = start, comm, cmd, cgroup
+            proc.ppid, proc.uid = _int(f, 2), _int(f, 3)
+        else:
+            if proc is not None:  # PID reused: the old one has gone
+                self._remove(proc, rec.time)
+            proc = Proc(pid, start, _int(f, 2), _int(f, 3), comm, cmd, cgroup, self._boot,
+                        rec.time)
+            self.procs[pid] = proc
+        if self._keyframe_seen is not None:
+            self._keyframe_seen.add(pid)
+
+    def _on_p(self, rec: Record) -> None:
+        f = rec.fields
+        try:
+            pid = int(f[0])
+            ri, si = self._p_idx
+            rss = int(f[ri]) * KIB
+            shared_raw = f[si] if si < len(f) else "-"
+            shared = int(shared_raw) * KIB if shared_raw != "-" else 0
+        except (ValueError, IndexError):
+            return
+        proc = self.procs.get(pid)
+        if proc is None:
+            self.run.orphan_records += 1
+            proc = Proc(pid, -1, boot_id=self._boot, time=rec.time)
+            self.procs[pid] = proc
+        old = proc.rss
+        proc.rss, proc.shared = rss, shared
+        proc.last_seen = rec.time
+        if rss > proc.peak_rss:
+            proc.peak_rss, proc.peak_time = rss, rec.time
+        self.rss_total += rss - old
+        if self._keyframe_seen is not None:
+            self._keyframe_seen.add(pid)
+        if self._tick is not None and rss != old:
+            self._tick.changes.append((proc, old))
+
+    def _on_detail(self, rec: Record) -> None:
+        pid = _int(rec.fields, 0)
+        proc = self.procs.get(pid) if pid is not None else None
+        if proc is None:
+            self.run.orphan_records += 1
+            return
+        names = ("rss_anon", "rss_file", "rss_shmem", "swap", "locked") if rec.type == "d" \
+            else ("pss", "pss_anon", "pss_file", "pss_shmem", "swap", "swap_pss")
+        for name in names:
+            value = rec.int(name)
+            if value is not None:
+                setattr(proc, name, value * KIB)
+
+    def _remove(self, proc: Proc, time: float) -> None:
+        if self.procs.get(proc.pid) is proc:
+            del self.procs[proc.pid]
+            self.rss_total -= proc.rss
+        proc.exited = time
+        if self._tick is not None and proc not in self._tick.exited:
+            self._tick.exited.append(proc)
+
+    # -- cgroups, events -----------------------------------------------------------------
+    def _on_c(self, rec: Record) -> None:
+        f = rec.fields
+        if not f:
+            return
+        cgid = f[0]
+        cg = self.cgroups.get(cgid)
+        if cg is None:
+            cg = self.cgroups[cgid] = Cgroup(cgid)
+        cur = rec.int("current")
+        if cur is not None:
+            cg.current = cur * KIB
+            if cg.current > cg.max_current:
+                cg.max_current, cg.max_time = cg.current, rec.time
+        peak = rec.int("peak")
+        if peak is not None:
+            cg.peak = peak * KIB
+        for name in ("oom", "oom_kill", "psi_some_us", "psi_full_us"):
+            value = rec.int(name)
+            if value is not None:
+                setattr(cg, name, value)
+
+    def _on_event(self, rec: Record) -> None:
+        kind = rec.fields[0] if rec.fields else "?"
+        event = Event(rec.time, kind, rec.obj or {})
+        run = self.run
+        run.events[kind] = run.events.get(kind, 0) + 1
+        if kind == "oom_kill":
+            run.oom_kills.append(event)
+        elif kind == "oom_counter":
+            delta = event.data.get("delta")
+            if isinstance(delta, int):
+                run.oom_counter_total += delta
+        elif kind == "overrun":
+            run.overruns += 1
+            took = event.data.get("took_ms")
+            if isinstance(took, (int, float)) and took > run.worst_overrun_ms:
+                run.worst_overrun_ms = float(took)
+        elif kind == "gap":
+            start = event.data.get("from")
+            end = event.data.get("to")
+            if isinstance(start, (int, float)) and isinstance(end, (int, float)):
+                reason = str(event.data.get("reason", "sampler gap"))
+                # The model may already have found this hole from tick times: annotate it.
+                tick = self._tick
+                if tick is not None and tick.gap is not None:
+                    tick.gap.reason = reason
+                else:
+                    run.gaps.append(Gap(float(start), float(end), reason))
+        elif kind == "rotate":
+            self._seg_closed = True
+        if self._tick is not None:
+            self._tick.events.append(event)
+        else:
+            self._pending_events.append(event)
+
+
+def _int(fields: List[str], i: int) -> Optional[int]:
+    if i >= len(fields):
+        return None
+    raw = fields[i]
+    if raw == "-":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
+def _parse_slabs(fields: List[str]) -> List[Tuple[str, int]]:
+    out = []
+    for item in fields:
+        name, _, value = item.rpartition("=")
+        if not name:
+            continue
+        try:
+            out.append((name, int(value) * KIB))
+        except ValueError:
+            continue
+    return out
+
+
+def replay_records(records: Iterable[Record], run: Optional[Run] = None) -> Iterator[Tick]:
+    """Ticks from an iterable of records (e.g. `reader.read_path`)."""
+    rp = Replayer(run)
+    for rec in records:
+        tick = rp.feed(rec)
+        if tick is not None:
+            yield tick
+    tick = rp.finish()
+    if tick is not None:
+        yield tick
+
+
+def replay(paths: Sequence[str] | str, stats: Optional[ReadStats] = None,
+           run: Optional[Run] = None) -> Iterator[Tick]:
+    """Ticks of one recording made of `paths` (directories, segments, .gz), oldest first.
+
+    Reading problems are counted in `stats`; the summary accumulates in `run` (pass one in to
+    read it after the loop). Raises `reader.LogError` for a path that does not exist.
+    """
+    if isinstance(paths, str):
+        paths = [paths]
+    stats = stats if stats is not None else ReadStats()
+    run = run if run is not None else Run()
+    run.paths.extend(paths)
+
+    def records() -> Iterator[Record]:
+        for path in paths:
+            yield from read_path(path, stats)
+
+    return replay_records(records(), run)
+
+
+class LevelTracker:
+    """The *sustained* level of a piecewise-constant series: min over the last `window` s.
+
+    Used for growth ("leak suspects") so a short spike neither starts nor ends a growth: the
+    level only rises once the series stayed high for a whole window. Memory is bounded by the
+    number of changes within one window.
+    """
+
+    __slots__ = ("window", "first_time", "first_level", "_first_done", "_recent")
+
+    def __init__(self, window: float, time: float, value: int) -> None:
+        self.window = window
+        self.first_time = time
+        self.first_level = value  # min over [first_time, first_time + window]
+        self._first_done = False
+        self._recent: Deque[Tuple[float, int]] = deque([(time, value)])
+
+    def update(self, time: float, value: int) -> None:
+        if not self._first_done:
+            if time - self.first_time <= self.window:
+                if value < self.first_level:
+                    self.first_level = value
+            else:
+                self._first_done = True
+        recent = self._recent
+        recent.append((time, value))
+        horizon = time - self.window
+        while len(recent) > 1 and recent[1][0] <= horizon:
+            recent.popleft()
+
+    def level(self, now: float) -> int:
+        """min over [now - window, now] (the value in force at the window start included)."""
+        horizon = now - self.window
+        best = None
+        for i, (_t, v) in enumerate(self._recent):
+            nxt = self._recent[i + 1][0] if i + 1 < len(self._recent) else None
+            if nxt is not None and nxt <= horizon:
+                continue
+            if best is None or v < best:
+                best = v
+        return best if best is not None else self.first_level
