@@ -1,0 +1,1659 @@
+#!/usr/bin/env python3
+"""memtrail sampler: a fork-free memory recorder for Linux, in one standard-library file.
+
+Copy this file to any Linux host and run `python3 -I -S sampler.py --dir /var/log/memtrail`.
+It must keep recording exactly when memory runs out, which is when `ps`, `free` and shell
+loops stall on fork. So it never starts a process, imports everything before its first tick,
+reads /proc through descriptors it keeps open, locks itself in memory, and writes each tick
+with one write(2) so a crash can only ever tear the last line. The log format is
+docs/format.md (version 1); the analyzer (`memtrail report` and friends) reads it anywhere.
+
+This file must not import from the rest of the memtrail package and must run on Python 3.8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import heapq
+import json
+import os
+import re
+import resource
+import select
+import signal
+import socket
+import sys
+import time
+import zlib
+
+try:  # mlockall needs it; a Python built without ctypes still records.
+    import ctypes
+except ImportError:  # pragma: no cover
+    ctypes = None  # type: ignore
+
+try:  # optional: systemd-python, when importable, sends notifications; the socket path is ours.
+    from systemd import daemon as _sd_daemon  # type: ignore
+except Exception:  # noqa: BLE001 - any failure means "not available"
+    _sd_daemon = None
+
+__version__ = "0.1.0"
+FORMAT = 1
+
+# ---------------------------------------------------------------------------------------------
+# Field tables (docs/format.md). The header repeats them so every segment describes itself.
+
+MEMINFO_KEYS = (
+    (b"MemTotal", "mem_total"), (b"MemFree", "mem_free"), (b"MemAvailable", "mem_available"),
+    (b"Buffers", "buffers"), (b"Cached", "cached"), (b"Shmem", "shmem"), (b"Slab", "slab"),
+    (b"SReclaimable", "sreclaimable"), (b"SUnreclaim", "sunreclaim"),
+    (b"SwapTotal", "swap_total"), (b"SwapFree", "swap_free"),
+    (b"Committed_AS", "committed_as"), (b"Unevictable", "unevictable"),
+    (b"Mlocked", "mlocked"), (b"AnonPages", "anon_pages"), (b"PageTables", "page_tables"),
+    (b"KernelStack", "kernel_stack"), (b"HugePages_Total", "hugepages_total"),
+    (b"HugePages_Free", "hugepages_free"), (b"Hugepagesize", "hugepage_size"),
+)
+VMSTAT_KEYS = ("oom_kill", "pgmajfault", "pgscan_kswapd", "pgscan_direct", "pgsteal_kswapd",
+               "pgsteal_direct", "pswpin", "pswpout", "allocstall")
+FIELDS = {
+    "s": [n for _k, n in MEMINFO_KEYS] + list(VMSTAT_KEYS) + [
+        "psi_some_us", "psi_full_us", "nprocs", "tick_cpu_us", "tick_wall_us", "interval_ms"],
+    "K": ["nprocs", "ncgroups"],
+    "P": ["pid", "start", "ppid", "uid"],
+    "p": ["pid", "rss", "shared"],
+    "X": ["pid"],
+    "d": ["pid", "rss_anon", "rss_file", "rss_shmem", "swap", "locked"],
+    "D": ["pid", "pss", "pss_anon", "pss_file", "pss_shmem", "swap", "swap_pss"],
+    "C": ["cgid"],
+    "c": ["cgid", "current", "peak", "oom", "oom_kill", "psi_some_us", "psi_full_us"],
+    "G": ["cgid"],
+    "E": ["kind"],
+}
+STATUS_KEYS = (b"RssAnon", b"RssFile", b"RssShmem", b"VmSwap", b"VmLck")
+SMAPS_KEYS = (b"Pss", b"Pss_Anon", b"Pss_File", b"Pss_Shmem", b"Swap", b"SwapPss")
+
+PF_KTHREAD = 0x00200000
+CMDLINE_MAX = 4096
+SEGMENT_RE = re.compile(r"^memtrail-\d{8}T\d{6}Z-\d{3}\.log(\.gz)?(\.tmp)?$")
+JOURNAL_IDS = {  # MESSAGE_ID values of our own, so `journalctl MESSAGE_ID=...` finds them
+    "start": "6b3c1f0e2a9d4e5f8a7b6c5d4e3f2a10",
+    "stop": "6b3c1f0e2a9d4e5f8a7b6c5d4e3f2a11",
+    "oom_kill": "6b3c1f0e2a9d4e5f8a7b6c5d4e3f2a12",
+}
+
+
+class Fatal(Exception):
+    """A start-up problem reported as one clear line and a non-zero exit."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings: flags, each also from a MEMTRAIL_* environment variable (for an EnvironmentFile).
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20,
+          "mb": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
+          "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40}
+_SECONDS = {"": 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_size(text: str) -> int:
+    """'100M', '1GiB', '512k', '4096' -> bytes."""
+    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$", str(text))
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ValueError(f"not a size: {text!r} (examples: 4096, 512K, 100M, 2G)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def parse_duration(text: str) -> float:
+    """'0.5', '500ms', '30s', '10m', '1h', '7d' -> seconds."""
+    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$", str(text))
+    if not m or m.group(2).lower() not in _SECONDS:
+        raise ValueError(f"not a duration: {text!r} (examples: 0.5, 500ms, 30s, 10m, 1h, 7d)")
+    return float(m.group(1)) * _SECONDS[m.group(2).lower()]
+
+
+def _positive(parse):
+    def check(text):
+        value = parse(text)
+        if value <= 0:
+            raise ValueError(f"must be more than 0: {text!r}")
+        return value
+    check.__name__ = parse.__name__
+    return check
+
+
+def _percent(text: str) -> float:
+    value = float(str(text).rstrip("%"))
+    if not 0 <= value <= 100:
+        raise ValueError(f"not a percentage: {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"must be 0 or more: {text!r}")
+    return value
+
+
+# (flag, type, default, help). Environment: MEMTRAIL_ + flag in upper snake case.
+OPTIONS = [
+    ("--dir", str, None, "log directory (default: $LOGS_DIRECTORY, else ./memtrail-logs)"),
+    ("--interval", _positive(parse_duration), 1.0, "seconds between ticks, fractions allowed"),
+    ("--duration", parse_duration, 0.0, "stop after this long (0: run until signalled)"),
+    ("--keyframe", _positive(parse_duration), 300.0, "seconds between full process keyframes"),
+    ("--rss-delta", parse_size, 1 << 20,
+     "write a process when its RSS moved by more than this size ..."),
+    ("--rss-delta-pct", _percent, 2.0, "... or by more than this percentage, whichever is larger"),
+    ("--top-n", _count, 20, "processes (largest RSS) whose /proc/PID/status detail is kept"),
+    ("--status-every", _positive(parse_duration), 10.0, "seconds between status detail reads"),
+    ("--pss-top-n", _count, 5, "processes whose PSS (smaps_rollup) is read"),
+    ("--pss-every", _positive(parse_duration), 60.0, "seconds between PSS reads"),
+    ("--fast-interval", _positive(parse_duration), 0.1, "tick interval while in trouble"),
+    ("--low-pct", _percent, 10.0, "trouble: MemAvailable below this % of MemTotal ..."),
+    ("--psi-full-pct", _percent, 10.0, "... or PSI memory 'full' stall above this % of time"),
+    ("--low-step", parse_size, 0, "a new MemAvailable low needs this drop (0: 1%% of MemTotal)"),
+    ("--slab-delta", parse_size, 64 << 20, "write top slab caches when Slab moves this much"),
+    ("--slab-top-n", _count, 10, "slab caches written"),
+    ("--cgroup-depth", _count, 3, "cgroup tree depth tracked (units, slices, containers)"),
+    ("--cgroup-max", _count, 256, "most cgroups tracked"),
+    ("--cgroup-root", str, "", "memory cgroup hierarchy to track (default: found in mountinfo)"),
+    ("--rotate-size", parse_size, 16 << 20, "start a new segment past this size"),
+    ("--rotate-age", _positive(parse_duration), 3600.0, "start a new segment after this long"),
+    ("--max-total", parse_size, 100 << 20, "delete the oldest segments beyond this total size"),
+    ("--max-age", _positive(parse_duration), 7 * 86400.0, "delete segments older than this"),
+    ("--fsync-every", parse_duration, 5.0, "seconds between fsyncs of the log (0: every tick)"),
+    ("--proc-root", str, "/proc", "procfs to read (a fixture tree in tests)"),
+    ("--kmsg", str, "/dev/kmsg", "kernel log to read OOM kills from ('' to disable)"),
+    ("--kmsg-backlog", bool, False, "also parse kernel messages from before the start"),
+    ("--no-redact", bool, False, "keep secret-looking command line values"),
+    ("--no-mlock", bool, False, "do not lock the sampler in memory"),
+    ("--no-oom-adj", bool, False, "do not lower the sampler's oom_score_adj"),
+    ("--oom-score-adj", int, -900, "oom_score_adj to lower to (never raised)"),
+    ("--no-cgroups", bool, False, "do not record cgroups"),
+    ("--no-slab", bool, False, "do not read /proc/slabinfo"),
+    ("--journal", str, "auto", "send start/stop/OOM entries to the journal: auto, yes, no"),
+    ("--pidfile", str, "", "write the sampler's pid here (removed at a clean stop)"),
+    ("--quiet", bool, False, "no start/stop lines on stderr"),
+]
+
+
+def _env_name(flag: str) -> str:
+    return "MEMTRAIL_" + flag.lstrip("-").replace("-", "_").upper()
+
+
+def parse_args(argv) -> argparse.Namespace:
+    """Flags win over MEMTRAIL_* variables, which win over defaults; bad values exit 2."""
+    parser = argparse.ArgumentParser(
+        prog="memtrail record",
+        description="Record memory use (system, processes, cgroups, OOM kills) to a log "
+                    "directory, without ever forking. Every flag can also be set as an "
+                    "environment variable: --rss-delta -> MEMTRAIL_RSS_DELTA.",
+    )
+    parser.add_argument("--version", action="version", version=f"memtrail sampler {__version__}")
+    for flag, kind, default, text in OPTIONS:
+        env = _env_name(flag)
+        raw = os.environ.get(env)
+        if kind is bool:
+            value = default
+            if raw is not None:
+                value = raw.strip().lower() in ("1", "yes", "true", "on")
+            parser.add_argument(flag, action="store_true", default=value, help=f"{text} [{env}]")
+            continue
+        if raw is not None and raw != "":
+            try:
+                default = kind(raw)
+            except ValueError as exc:
+                parser.error(f"bad value in ${env}: {exc}")
+        parser.add_argument(flag, type=kind, default=default, help=f"{text} [{env}]",
+                            metavar=flag.lstrip("-").split("-")[0].upper())
+    try:
+        args = parser.parse_args(argv)
+    except ValueError as exc:  # pragma: no cover - argparse reports type errors itself
+        parser.error(str(exc))
+    if args.dir is None:
+        args.dir = os.environ.get("LOGS_DIRECTORY", "").split(":")[0] or "./memtrail-logs"
+    if args.journal not in ("auto", "yes", "no"):
+        parser.error("--journal must be auto, yes or no")
+    args.fast_interval = min(args.fast_interval, args.interval)
+    return args
+
+
+# ---------------------------------------------------------------------------------------------
+# Secrets: command lines end up in CI artifacts that may be public.
+
+_SECRET_WORDS = frozenset("password passwd passphrase pass pwd secret token apikey "
+                          "credential credentials".split())
+_SECRET_PAIRS = frozenset([("api", "key"), ("access", "key"), ("secret", "key"),
+                           ("private", "key"), ("client", "secret")])
+_URL_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):[^/\s@]*@")
+_HEADER_RE = re.compile(r"^((?:proxy-)?authorization|x-api-key|x-auth-token|cookie)\s*:",
+                        re.IGNORECASE)
+_NAME_RE = re.compile(r"^-{0,2}[A-Za-z_][A-Za-z0-9_.-]*$")
+_QUOTED_RE = re.compile(r"""(["']?)([A-Za-z_][A-Za-z0-9_.-]*)\1(\s*[:=]\s*)(["'])(.*?)\4""")
+
+
+def _redact_quoted(match) -> str:
+    """`"API_TOKEN": "x"` inside one argument (JSON or YAML passed on the command line)."""
+    if match.group(5) and _secret_name(match.group(2)):
+        return match.group(0)[: match.start(5) - match.start(0)] + "***" + match.group(4)
+    return match.group(0)
+
+
+def _secret_name(name: str) -> bool:
+    words = [w for w in re.split(r"[-_.]+", name.lower()) if w]
+    if not words or words[0] == "no":
+        return False
+    return words[-1] in _SECRET_WORDS or tuple(words[-2:]) in _SECRET_PAIRS
+
+
+def redact(argv: list) -> list:
+    """Replace secret-looking values with *** (docs/format.md, "Redaction")."""
+    out = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out.append("***")
+            hide_next = False
+            continue
+        arg = _URL_RE.sub(r"\1:***@", arg)
+        if '"' in arg or "'" in arg:
+            arg = _QUOTED_RE.sub(_redact_quoted, arg)
+        header = _HEADER_RE.match(arg)
+        if header:
+            arg = header.group(1) + ": ***"
+        elif "=" in arg:
+            name, _eq, value = arg.partition("=")
+            if value and _NAME_RE.match(name) and _secret_name(name):
+                arg = name + "=***"
+        elif arg.startswith("-") and _NAME_RE.match(arg) and _secret_name(arg):
+            hide_next = True
+        out.append(arg)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Small readers. Every one of them returns None instead of raising for a file that went away.
+
+def read_file(path: str, size: int = 65536):
+    """Whole small file in one read, or None (vanished process, EACCES, missing file)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def parse_kv_kib(data: bytes, keys) -> list:
+    """Values (first number) of 'Key:  123 kB' lines, in the order of `keys`; None if absent."""
+    found = {}
+    for line in data.split(b"\n"):
+        name, sep, rest = line.partition(b":")
+        if sep and name in keys:
+            parts = rest.split()
+            if parts:
+                found[name] = int(parts[0])
+    return [found.get(k) for k in keys]
+
+
+class SystemReader:
+    """meminfo, vmstat and PSI through descriptors opened once and re-read with pread."""
+
+    def __init__(self, proc: str) -> None:
+        self.meminfo = self._open(proc + "/meminfo", required=True)
+        self.vmstat = self._open(proc + "/vmstat")
+        self.psi = self._open(proc + "/pressure/memory")
+        self.mem_keys = tuple(k for k, _n in MEMINFO_KEYS)
+
+    @staticmethod
+    def _open(path: str, required: bool = False):
+        try:
+            return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            if required:
+                raise Fatal(f"cannot read {path}: {exc.strerror}") from None
+            return None
+
+    @staticmethod
+    def _pread(fd, size: int = 16384):
+        if fd is None:
+            return None
+        try:
+            return os.pread(fd, size, 0)
+        except OSError:
+            return None
+
+    def read(self) -> list:
+        """The 31 system values of an `s` line (None where unknown)."""
+        data = self._pread(self.meminfo, 8192) or b""
+        values = parse_kv_kib(data, self.mem_keys)
+        vm = {}
+        data = self._pread(self.vmstat, 16384)
+        if data:
+            for line in data.split(b"\n"):
+                name, _sp, num = line.partition(b" ")
+                if num:
+                    vm[name] = num
+        for key in VMSTAT_KEYS:
+            if key == "allocstall":
+                stalls = [int(v) for k, v in vm.items() if k.startswith(b"allocstall")]
+                values.append(sum(stalls) if stalls else None)
+            else:
+                raw = vm.get(key.encode())
+                values.append(int(raw) if raw is not None else None)
+        some = full = None
+        data = self._pread(self.psi, 512)
+        if data:
+            for line in data.split(b"\n"):
+                if b"total=" in line:
+                    total = int(line.rsplit(b"total=", 1)[1])
+                    if line.startswith(b"some"):
+                        some = total
+                    elif line.startswith(b"full"):
+                        full = total
+        values += [some, full]
+        return values
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes.
+
+class Proc:
+    """What the sampler remembers of one live process: small and fixed-size."""
+
+    __slots__ = ("pid", "fd", "lo", "hi", "rss", "shared", "ident", "comm", "recheck",
+                 "detail", "pss")
+
+    def __init__(self, pid: str, fd: int) -> None:
+        self.pid = pid
+        self.fd = fd  # open /proc/PID/statm; -1 when out of descriptors (read by path)
+        self.lo = self.hi = 0  # RSS band inside which nothing is written
+        self.rss = self.shared = 0  # last written
+        self.ident = ""  # "pid start ppid uid {json}" of its P line
+        self.comm = ""
+        self.recheck = False  # seen young: re-read its command line once (fork then exec)
+        self.detail = None  # last written d values
+        self.pss = None  # last written D values
+
+
+def parse_stat(data: bytes):
+    """(comm, ppid, flags, start) from /proc/PID/stat; comm may contain spaces and ')'."""
+    lpar = data.index(b"(")
+    rpar = data.rindex(b")")
+    comm = data[lpar + 1:rpar].decode("utf-8", "replace")
+    rest = data[rpar + 2:].split()
+    return comm, int(rest[1]), int(rest[6]), int(rest[19])
+
+
+def parse_cgroup(data: bytes) -> str:
+    """The v2 path when it says something, else the v1 memory controller's path."""
+    v2 = mem = ""
+    for line in data.decode("utf-8", "replace").splitlines():
+        hid, _c, rest = line.partition(":")
+        controllers, _c, path = rest.partition(":")
+        if hid == "0" and controllers == "":
+            v2 = path
+        elif "memory" in controllers.split(","):
+            mem = path
+    if v2 and v2 != "/":
+        return v2
+    return mem or v2
+
+
+def read_cmdline(base: str):
+    data = read_file(base + "cmdline", CMDLINE_MAX + 1)
+    if data is None:
+        return None, False
+    truncated = len(data) > CMDLINE_MAX
+    if truncated:
+        data = data[:CMDLINE_MAX]
+    args = data.split(b"\0")
+    if args and args[-1] == b"":
+        args.pop()
+    return [a.decode("utf-8", "surrogateescape") for a in args], truncated
+
+
+def _json(obj) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernel log: OOM kills, fork-free, from /dev/kmsg.
+
+_KILLED_RE = re.compile(r"Killed process (\d+) \((.*?)\)(?= total-vm|,|\s|$)")
+_RSS_RE = re.compile(r"(anon-rss|file-rss|shmem-rss|pgtables):(\d+)kB")
+_UID_RE = re.compile(r"UID:(\d+)")
+
+
+class OomParser:
+    """Turns kernel log lines into OOM-kill events.
+
+    Current kernels write `oom-kill:constraint=...,task=...,pid=N,uid=U` and then
+    `Out of memory: Killed process N (name) total-vm:... anon-rss:...` (or `Memory cgroup out of
+    memory: Killed process ...`); kernels before 4.19 only the second kind (older ones after a
+    `Kill process N (name) score S or sacrifice child` line). The event is complete at the
+    `Killed process` line; the constraint line is kept until then.
+    """
+
+    def __init__(self) -> None:
+        self.pending = {}  # pid -> constraint details from an oom-kill: line
+
+    def feed(self, text: str):
+        """An event dict for a `Killed process` line, else None."""
+        if text.startswith("oom-kill:"):
+            info = {}
+            for part in text[len("oom-kill:"):].split(","):
+                key, sep, value = part.partition("=")
+                if sep and key in ("constraint", "oom_memcg", "task_memcg", "task", "pid",
+                                   "uid"):
+                    info[key] = value
+            pid = info.get("pid")
+            if pid and pid.isdigit():
+                if len(self.pending) > 64:  # never grows without bound
+                    self.pending.clear()
+                self.pending[int(pid)] = info
+            return None
+        match = _KILLED_RE.search(text)
+        if not match:
+            return None
+        pid = int(match.group(1))
+        event = {"pid": pid, "name": match.group(2)}
+        for key, value in _RSS_RE.findall(text):
+            event[key.replace("-rss", "_kib").replace("pgtables", "pgtables_kib")] = int(value)
+        uid = _UID_RE.search(text)
+        if uid:
+            event["uid"] = int(uid.group(1))
+        event["memcg_oom"] = text.startswith("Memory cgroup out of memory")
+        info = self.pending.pop(pid, None)
+        if info:
+            for key in ("constraint", "oom_memcg", "task_memcg"):
+                if key in info:
+                    event[key] = info[key]
+            if "uid" not in event and info.get("uid", "").isdigit():
+                event["uid"] = int(info["uid"])
+        return event
+
+
+class KmsgReader:
+    """Non-blocking /dev/kmsg: one record per read; a regular file (tests) gives many."""
+
+    def __init__(self, path: str, backlog: bool) -> None:
+        self.fd = None
+        self.error = ""
+        if not path:
+            self.error = "disabled"
+            return
+        try:
+            self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            if not backlog:
+                os.lseek(self.fd, 0, os.SEEK_END)
+        except OSError as exc:
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
+            self.error = f"{path}: {exc.strerror}"
+
+    def messages(self, limit: int = 2000):
+        """Message texts available now (at most `limit` reads per tick)."""
+        out = []
+        if self.fd is None:
+            return out
+        for _ in range(limit):
+            try:
+                data = os.read(self.fd, 8192)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno == errno.EPIPE:  # the ring overwrote records we had not read
+                    continue
+                if exc.errno == errno.EINVAL:
+                    continue
+                break
+            if not data:
+                break
+            for line in data.split(b"\n"):
+                head, sep, text = line.partition(b";")
+                if sep and head[:1].isdigit():
+                    out.append(text.decode("utf-8", "replace"))
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Cgroups.
+
+def find_memory_cgroup_root(proc: str):
+    """(path, 'v2'|'v1') of the memory hierarchy, or (None, reason)."""
+    data = read_file(proc + "/self/mountinfo", 1 << 20)
+    if not data:
+        return None, "no mountinfo"
+    v2 = v1 = None
+    for line in data.decode("utf-8", "replace").splitlines():
+        left, _sep, right = line.partition(" - ")
+        parts, rparts = left.split(), right.split()
+        if len(parts) < 5 or len(rparts) < 3:
+            continue
+        mount = parts[4].replace("\\040", " ")
+        if rparts[0] == "cgroup2" and v2 is None:
+            ctl = read_file(mount + "/cgroup.controllers") or b""
+            if b"memory" in ctl.split():
+                v2 = mount
+        elif rparts[0] == "cgroup" and "memory" in rparts[2].split(","):
+            v1 = mount
+    if v2:
+        return v2, "v2"
+    if v1:
+        return v1, "v1"
+    return None, "no memory cgroup hierarchy mounted"
+
+
+def cgroup_version(root: str) -> str:
+    return "v2" if os.path.exists(root + "/memory.current") or os.path.exists(
+        root + "/cgroup.controllers") else "v1"
+
+
+class Cgroup:
+    __slots__ = ("cgid", "path", "fd", "current", "lo", "hi", "counters")
+
+    def __init__(self, cgid: int, path: str, fd: int) -> None:
+        self.cgid = cgid
+        self.path = path  # relative to the hierarchy root, "/" for the root
+        self.fd = fd  # memory.current / memory.usage_in_bytes
+        self.current = -1
+        self.lo = self.hi = 0
+        self.counters = (None, None, None, None, None)  # peak oom oom_kill psi_some psi_full
+
+
+class CgroupTracker:
+    def __init__(self, root: str, hier: str, depth: int, limit: int) -> None:
+        self.root = root.rstrip("/") or "/"
+        self.hier = hier
+        self.depth = depth
+        self.limit = limit
+        self.groups = {}  # relative path -> Cgroup
+        self.next_id = 1
+        self.usage_file = "memory.current" if hier == "v2" else "memory.usage_in_bytes"
+
+    def scan(self):
+        """Walk the tree: (new groups, removed groups)."""
+        found = []
+        todo = [("", 0)]
+        while todo and len(found) < self.limit:
+            rel, level = todo.pop(0)
+            found.append(rel or "/")
+            if level >= self.depth:
+                continue
+            try:
+                with os.scandir(self.root + rel) as it:
+                    subdirs = sorted(e.name for e in it if e.is_dir(follow_symlinks=False))
+            except OSError:
+                continue
+            todo.extend((rel + "/" + name, level + 1) for name in subdirs)
+        new, seen = [], set()
+        for rel in found:
+            seen.add(rel)
+            if rel in self.groups:
+                continue
+            path = self.root + ("" if rel == "/" else rel) + "/" + self.usage_file
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue  # the v2 root has no memory.current; a group may just have vanished
+            group = Cgroup(self.next_id, rel, fd)
+            self.next_id += 1
+            self.groups[rel] = group
+            new.append(group)
+        removed = [g for rel, g in self.groups.items() if rel not in seen]
+        for group in removed:
+            self.drop(group)
+        return new, removed
+
+    def drop(self, group: Cgroup) -> None:
+        self.groups.pop(group.path, None)
+        try:
+            os.close(group.fd)
+        except OSError:
+            pass
+
+    def read_counters(self, group: Cgroup):
+        base = self.root + ("" if group.path == "/" else group.path) + "/"
+        if self.hier == "v2":
+            peak = read_file(base + "memory.peak", 64)
+            events = read_file(base + "memory.events", 512) or b""
+            ev = dict(line.split(b" ", 1) for line in events.split(b"\n") if b" " in line)
+            psi = read_file(base + "memory.pressure", 512) or b""
+            some = full = None
+            for line in psi.split(b"\n"):
+                if b"total=" in line:
+                    total = int(line.rsplit(b"total=", 1)[1])
+                    if line.startswith(b"some"):
+                        some = total
+                    else:
+                        full = total
+            return (int(peak) // 1024 if peak and peak.strip().isdigit() else None,
+                    int(ev[b"oom"]) if b"oom" in ev else None,
+                    int(ev[b"oom_kill"]) if b"oom_kill" in ev else None, some, full)
+        peak = read_file(base + "memory.max_usage_in_bytes", 64)
+        ctl = read_file(base + "memory.oom_control", 512) or b""
+        ev = dict(line.split(b" ", 1) for line in ctl.split(b"\n") if b" " in line)
+        return (int(peak) // 1024 if peak and peak.strip().isdigit() else None,
+                int(ev[b"under_oom"]) if b"under_oom" in ev else None,
+                int(ev[b"oom_kill"]) if b"oom_kill" in ev else None, None, None)
+
+
+# ---------------------------------------------------------------------------------------------
+# The log directory: segments, rotation, compression, retention, faults.
+
+def check_log_dir(path: str) -> None:
+    """Create the directory (0750) or refuse one that is unsafe; raises Fatal."""
+    if os.path.islink(path):
+        raise Fatal(f"log directory {path} is a symbolic link; refusing (give the real path)")
+    if not os.path.exists(path):
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            raise Fatal(f"cannot create log directory {path}: {parent} does not exist")
+        try:
+            os.mkdir(path, 0o750)
+        except OSError as exc:
+            raise Fatal(f"cannot create log directory {path}: {exc.strerror}") from None
+    st = os.stat(path)
+    if not os.path.isdir(path):
+        raise Fatal(f"log path {path} is not a directory")
+    if st.st_mode & 0o002:
+        raise Fatal(f"log directory {path} is writable by others; refusing "
+                    f"(chmod o-w {path})")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise Fatal(f"log directory {path} is not writable by uid {os.geteuid()}")
+
+
+class Compressor:
+    """gzip a closed segment a slice per tick, so a 16 MiB segment never stalls a tick."""
+
+    def __init__(self) -> None:
+        self.queue = []
+        self.src = self.dst = None
+        self.path = ""
+        self.obj = None
+        self.retry_at = 0.0
+
+    def add(self, path: str) -> None:
+        if path not in self.queue and path != self.path:
+            self.queue.append(path)
+
+    def busy(self) -> bool:
+        return bool(self.queue) or self.src is not None
+
+    def step(self, budget: int, now: float) -> bool:
+        """Compress up to `budget` bytes; True when a segment was finished."""
+        if self.src is None:
+            if not self.queue or now < self.retry_at:
+                return False
+            self.path = self.queue.pop(0)
+            try:
+                self.src = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+                self.dst = os.open(self.path + ".gz.tmp",
+                                   os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
+            except OSError:
+                self._abandon(now, requeue=os.path.exists(self.path))
+                return False
+            self.obj = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: a gzip member
+        try:
+            data = os.read(self.src, budget)
+            if data:
+                self._write(self.obj.compress(data))
+                return False
+            self._write(self.obj.flush())
+            os.fsync(self.dst)
+            os.close(self.dst)
+            self.dst = None
+            os.rename(self.path + ".gz.tmp", self.path + ".gz")
+            os.unlink(self.path)
+        except OSError:  # ENOSPC and friends: keep the plain segment, try again later
+            self._abandon(now, requeue=True)
+            return False
+        os.close(self.src)
+        self.src = None
+        self.path = ""
+        return True
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self.dst, view)
+            view = view[n:]
+
+    def _abandon(self, now: float, requeue: bool) -> None:
+        for fd in (self.src, self.dst):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        try:
+            os.unlink(self.path + ".gz.tmp")
+        except OSError:
+            pass
+        if requeue and self.path:
+            self.queue.append(self.path)
+        self.src = self.dst = None
+        self.path = ""
+        self.retry_at = now + 60.0
+
+
+class LogWriter:
+    """Owns the current segment. Never raises on a write: faults become a gap record later."""
+
+    def __init__(self, cfg) -> None:
+        self.dir = cfg.dir
+        self.cfg = cfg
+        self.fd = None
+        self.path = ""
+        self.ident = None  # (st_dev, st_ino) of the current segment
+        self.size = 0
+        self.opened_mono = 0.0
+        self.last_sync = 0.0
+        self.seq_names = set()
+        self.gap = None  # [from_time, lost_ticks, reason] while writes fail
+        self.warned = ""
+        self.total = 0  # bytes of all our segments (for STATUS)
+        self.compressor = Compressor()
+
+    # -- segment life --------------------------------------------------------------------
+    def rotation_due(self, mono: float) -> bool:
+        return self.fd is not None and (
+            self.size >= self.cfg.rotate_size
+            or mono - self.opened_mono >= self.cfg.rotate_age)
+
+    def segment_gone(self) -> bool:
+        """True when the current segment was removed or replaced under us."""
+        if self.fd is None:
+            return False
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return True
+        return (st.st_dev, st.st_ino) != self.ident
+
+    def _new_name(self, now: float) -> str:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        for seq in range(1000):
+            name = f"memtrail-{stamp}-{seq:03d}.log"
+            if not os.path.exists(os.path.join(self.dir, name)) and not os.path.exists(
+                    os.path.join(self.dir, name + ".gz")):
+                return name
+        raise OSError(errno.EEXIST, "no free segment name")
+
+    def open_segment(self, now: float, mono: float, first_bytes: bytes) -> bool:
+        """Create a new segment holding `first_bytes` (header + a keyframe tick)."""
+        try:
+            if not os.path.isdir(self.dir):  # removed under us: make it again (0750)
+                check_log_dir(self.dir)
+            elif os.path.islink(self.dir) or os.stat(self.dir).st_mode & 0o002:
+                raise OSError(errno.EPERM, "log directory became unsafe (symlink or o+w)")
+            name = self._new_name(now)
+            path = os.path.join(self.dir, name)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
+                         | os.O_CLOEXEC, 0o640)
+        except (OSError, Fatal) as exc:
+            self._fault(now, exc)
+            return False
+        result = self._write_all(fd, first_bytes)
+        if not result:
+            os.close(fd)
+            _unlink(path)  # an empty or torn new segment helps nobody
+            self._fault(now, result.err)
+            return False
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        st = os.fstat(fd)
+        self.fd, self.path, self.ident = fd, path, (st.st_dev, st.st_ino)
+        self.size = len(first_bytes)
+        self.opened_mono = self.last_sync = mono
+        self.gap = None
+        self.warned = ""
+        return True
+
+    def close_segment(self, tail: bytes = b"", compress: bool = True) -> None:
+        if self.fd is None:
+            return
+        if tail:
+            self.write(tail, 0.0, 0.0)
+        if self.fd is not None:
+            try:
+                os.fsync(self.fd)
+            except OSError:
+                pass
+            os.close(self.fd)
+            self.fd = None
+            if compress and os.path.exists(self.path):
+                self.compressor.add(self.path)
+
+    # -- writing -------------------------------------------------------------------------
+    class _Failed:
+        def __init__(self, err: OSError) -> None:
+            self.err = err
+
+        def __bool__(self) -> bool:
+            return False
+
+    def _write_all(self, fd: int, data: bytes):
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.write(fd, view)
+                if n <= 0:
+                    return self._Failed(OSError(errno.EIO, "short write"))
+                view = view[n:]
+        except OSError as exc:
+            return self._Failed(exc)
+        return True
+
+    def write(self, data: bytes, now: float, mono: float) -> bool:
+        """Append one tick; on failure cut the segment back to its last whole tick."""
+        result = self._write_all(self.fd, data)
+        if result:
+            self.size += len(data)
+            self.total += len(data)
+            if mono and mono - self.last_sync >= self.cfg.fsync_every:
+                try:
+                    os.fdatasync(self.fd)
+                except OSError:
+                    pass
+                self.last_sync = mono
+            return True
+        try:  # never leave a torn line in the middle of a segment
+            os.ftruncate(self.fd, self.size)
+        except OSError:
+            pass
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+        self.fd = None  # the next tick that can write starts a new segment
+        self._fault(now, result.err)
+        return False
+
+    def _fault(self, now: float, exc) -> None:
+        reason = errno.errorcode.get(getattr(exc, "errno", None) or 0, "") or str(exc)
+        if self.gap is None:
+            self.gap = [now, 0, reason]
+        self.gap[1] += 1
+        if self.warned != reason and not self.cfg.quiet:
+            self.warned = reason
+            print(f"memtrail: cannot write to {self.dir}: {exc}; still sampling, "
+                  "a gap record will follow", file=sys.stderr)
+
+    # -- housekeeping --------------------------------------------------------------------
+    def our_files(self):
+        try:
+            names = os.listdir(self.dir)
+        except OSError:
+            return []
+        return sorted(n for n in names if SEGMENT_RE.match(n))
+
+    def startup_cleanup(self) -> None:
+        """Finish what a previous run left: stale temp files, uncompressed closed segments."""
+        names = self.our_files()
+        present = set(names)
+        for name in names:
+            path = os.path.join(self.dir, name)
+            if name.endswith(".tmp"):
+                _unlink(path)
+            elif name.endswith(".log"):
+                if name + ".gz" in present:
+                    _unlink(path)  # compressed copy is complete (renamed after fsync)
+                else:
+                    self.compressor.add(path)  # a torn segment is compressed as it is
+
+    def retention(self, now: float) -> None:
+        """Delete our oldest closed segments beyond the total size or the age limit."""
+        files = []
+        for name in self.our_files():
+            if name.endswith(".tmp"):
+                continue
+            path = os.path.join(self.dir, name)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            files.append((name, path, st.st_size, st.st_mtime))
+        total = sum(f[2] for f in files)
+        busy = {self.path, self.compressor.path}
+        for _name, path, size, mtime in files:  # oldest first
+            if path in busy or path + ".gz" in busy:
+                continue
+            if total > self.cfg.max_total or now - mtime > self.cfg.max_age:
+                if _unlink(path):
+                    total -= size
+        self.total = total
+
+
+def _unlink(path: str) -> bool:
+    try:
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# systemd: readiness, watchdog, status and journal entries with the standard library.
+
+class Notifier:
+    def __init__(self, journal_mode: str) -> None:
+        self.addr = os.environ.get("NOTIFY_SOCKET", "")
+        if self.addr.startswith("@"):
+            self.addr = "\0" + self.addr[1:]
+        self.sock = None
+        if self.addr and _sd_daemon is None:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            except OSError:
+                self.addr = ""
+        usec = os.environ.get("WATCHDOG_USEC", "")
+        wpid = os.environ.get("WATCHDOG_PID", "")
+        self.watchdog = usec.isdigit() and int(usec) > 0 and (not wpid or wpid == str(os.getpid()))
+        jpath = os.environ.get("MEMTRAIL_JOURNAL_SOCKET", "/run/systemd/journal/socket")
+        use = journal_mode == "yes" or (journal_mode == "auto" and (
+            "INVOCATION_ID" in os.environ or "MEMTRAIL_JOURNAL_SOCKET" in os.environ))
+        self.journal_path = jpath if use and os.path.exists(jpath) else ""
+        self.jsock = None
+        if self.journal_path:
+            try:
+                self.jsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            except OSError:
+                self.journal_path = ""
+
+    def notify(self, text: str) -> None:
+        if not self.addr:
+            return
+        try:
+            if _sd_daemon is not None:
+                _sd_daemon.notify(text)
+            else:
+                self.sock.sendto(text.encode("utf-8", "replace"), self.addr)
+        except OSError:
+            pass
+
+    def journal(self, kind: str, message: str, priority: int = 6, **fields) -> None:
+        """A structured journal entry (native protocol: KEY=value lines in one datagram)."""
+        if not self.jsock:
+            return
+        lines = [f"MESSAGE={message}", f"MESSAGE_ID={JOURNAL_IDS[kind]}",
+                 f"PRIORITY={priority}", "SYSLOG_IDENTIFIER=memtrail"]
+        for key, value in fields.items():
+            if value is not None:
+                lines.append(f"{key.upper()}={value}".replace("\n", " "))
+        try:
+            self.jsock.sendto(("\n".join(lines) + "\n").encode("utf-8", "replace"),
+                              self.journal_path)
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Staying alive under pressure.
+
+def _capable(proc: str, bit: int) -> bool:
+    data = read_file(proc + "/self/status") or b""
+    for line in data.split(b"\n"):
+        if line.startswith(b"CapEff:"):
+            return bool(int(line.split()[1], 16) >> bit & 1)
+    return False
+
+
+def lock_memory() -> str:
+    """mlockall where it is safe: with a finite RLIMIT_MEMLOCK and no CAP_IPC_LOCK, locking
+    future pages would turn later allocations into MemoryError, so we do not."""
+    if ctypes is None:
+        return "unavailable: no ctypes"
+    soft, _hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    if soft != resource.RLIM_INFINITY and not _capable("/proc", 14):
+        return f"skipped: no CAP_IPC_LOCK and RLIMIT_MEMLOCK={soft}"
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError as exc:
+        return f"unavailable: {exc}"
+    for flags, label in ((1 | 2 | 4, "locked (current, future, onfault)"),
+                         (1 | 2, "locked (current, future)")):
+        if libc.mlockall(flags) == 0:
+            return label
+        err = ctypes.get_errno()
+        if err != errno.EINVAL:  # EINVAL: MCL_ONFAULT unknown to this kernel, try without
+            return f"failed: {os.strerror(err)}"
+    return "failed: EINVAL"
+
+
+def lower_oom_score(target: int) -> str:
+    path = "/proc/self/oom_score_adj"
+    current = read_file(path, 32)
+    try:
+        now = int(current) if current else 0
+    except ValueError:
+        now = 0
+    if now <= target:
+        return str(now)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, str(target).encode())
+        finally:
+            os.close(fd)
+        return str(target)
+    except OSError as exc:
+        return f"{now} (lowering failed: {exc.strerror})"
+
+
+def raise_fd_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    want = min(want, 1 << 20)
+    if soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            return want
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+# ---------------------------------------------------------------------------------------------
+# The sampler.
+
+class Sampler:
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+        self.proc = cfg.proc_root.rstrip("/") or "/"
+        self.sys = SystemReader(self.proc)
+        self.page_kib = os.sysconf("SC_PAGE_SIZE") // 1024
+        self.shift = self.page_kib.bit_length() - 1  # pages -> KiB by a shift
+        self.clk_tck = os.sysconf("SC_CLK_TCK")
+        self.procs = {}  # pid string -> Proc
+        self.skip = set()  # /proc names that are not user processes (kthreads, "self", ...)
+        self.writer = LogWriter(cfg)
+        self.kmsg = KmsgReader(cfg.kmsg, cfg.kmsg_backlog)
+        self.oom = OomParser()
+        self.notifier = Notifier(cfg.journal)
+        self.cgroups = None
+        self.cg_note = ""
+        if not cfg.no_cgroups:
+            root, hier = (cfg.cgroup_root, cgroup_version(cfg.cgroup_root)) if cfg.cgroup_root \
+                else find_memory_cgroup_root(self.proc)
+            if root:
+                self.cgroups = CgroupTracker(root, hier, cfg.cgroup_depth, cfg.cgroup_max)
+            else:
+                self.cg_note = hier
+        self.slab_path = "" if cfg.no_slab else self.proc + "/slabinfo"
+        self.slab_at = None  # Slab (KiB) when the last `b` was written
+        self.ticks = 0
+        self.interval = cfg.interval
+        self.trouble = False
+        self.lowest = None
+        self.low_step = cfg.low_step // 1024
+        self.last_keyframe = -1e18
+        self.last_status = -1e18
+        self.last_pss = -1e18
+        self.last_cg_scan = -1e18
+        self.prev = None  # (wall, mono, psi_full) of the previous tick
+        self.oom_total = None
+        self.events = []  # (kind, obj) for this tick
+        self.warnings = []
+        self.want_snapshot = ""
+        self.want_rotate = False
+        self.stop_reason = ""
+        self.started = time.time()
+        self.boot_id = (read_file(self.proc + "/sys/kernel/random/boot_id", 64)
+                        or b"").decode().strip()
+        self.status_line = ""
+
+    # -- header ----------------------------------------------------------------------------
+    def header(self, now: float, mono: float, segment: str) -> str:
+        uts = os.uname()
+        cfg = self.cfg
+        head = {
+            "format": FORMAT, "sampler": __version__, "host": uts.nodename,
+            "boot_id": self.boot_id, "kernel": uts.release, "arch": uts.machine,
+            "page_size": self.page_kib * 1024, "clk_tck": self.clk_tck,
+            "interval_s": cfg.interval, "clock": "realtime", "mono": round(mono, 3),
+            "started": round(self.started, 3), "pid": os.getpid(), "uid": os.geteuid(),
+            "segment": segment, "proc_root": self.proc, "python": sys.version.split()[0],
+            "settings": {
+                "rss_delta_kib": cfg.rss_delta // 1024, "rss_delta_pct": cfg.rss_delta_pct,
+                "keyframe_s": cfg.keyframe, "top_n": cfg.top_n,
+                "status_every_s": cfg.status_every, "pss_top_n": cfg.pss_top_n,
+                "pss_every_s": cfg.pss_every, "fast_interval_s": cfg.fast_interval,
+                "low_pct": cfg.low_pct, "psi_full_pct": cfg.psi_full_pct,
+                "low_step_kib": self.low_step, "slab_delta_kib": cfg.slab_delta // 1024,
+                "slab_top_n": cfg.slab_top_n, "cgroup_depth": cfg.cgroup_depth,
+                "cgroup_max": cfg.cgroup_max, "redact": not cfg.no_redact,
+                "cgroup_root": self.cgroups.root if self.cgroups else None,
+                "cgroup_hier": self.cgroups.hier if self.cgroups else None,
+            },
+            "fields": FIELDS,
+        }
+        return f"H {now:.3f} memtrail {FORMAT} {_json(head)}\n"
+
+    # -- processes ---------------------------------------------------------------------------
+    def _band(self, st: Proc, rss: int) -> None:
+        lim = max(self.cfg.rss_delta // 1024, int(rss * self.cfg.rss_delta_pct / 100))
+        st.lo, st.hi = rss - lim, rss + lim
+
+    def _identify(self, name: str, fd: int):
+        """Identity of a new process: its `P` tail and comm, or None for kthreads/vanished."""
+        base = f"{self.proc}/{name}/"
+        data = read_file(base + "stat", 1024)
+        if not data:
+            return None
+        try:
+            comm, ppid, flags, start = parse_stat(data)
+        except (ValueError, IndexError):
+            return None
+        if flags & PF_KTHREAD or name == "2" or ppid == 2:
+            return False
+        try:
+            uid = os.fstat(fd).st_uid if fd >= 0 else os.stat(base).st_uid
+        except OSError:
+            return None
+        cmd, truncated = read_cmdline(base)
+        obj = {"comm": comm, "cmd": [] if cmd is None else (
+            cmd if self.cfg.no_redact else redact(cmd))}
+        if truncated:
+            obj["cmd_truncated"] = True
+        cg = read_file(base + "cgroup", 4096)
+        if cg:
+            obj["cg"] = parse_cgroup(cg)
+        return f"{name} {start} {ppid} {uid} {_json(obj)}", comm
+
+    def _open_statm(self, name: str) -> int:
+        try:
+            return os.open(f"{self.proc}/{name}/statm", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                return -1  # out of descriptors: read this one by path each tick
+            raise
+
+    def _read_statm_by_path(self, st: Proc):
+        data = read_file(f"{self.proc}/{st.pid}/statm", 256)
+        if not data:
+            raise ProcessLookupError(st.pid)
+        return data
+
+    def scan_processes(self, ts: str, keyframe: bool, out_x: list, out_p: list,
+                       out_new: list, initial: bool) -> None:
+        """The per-tick hot loop: one pread per known process, a write only on change."""
+        procs = self.procs
+        skip = self.skip
+        shift = self.shift
+        pread = os.pread
+        try:
+            names = os.listdir(self.proc)
+        except OSError:
+            return
+        gone = []
+        new = []
+        for name in names:
+            st = procs.get(name)
+            if st is None:
+                if name not in skip:
+                    new.append(name)
+                continue
+            try:
+                data = pread(st.fd, 256, 0)
+            except OSError:
+                try:  # fd -1 (out of descriptors) reads by path; ESRCH: it has exited
+                    if st.fd >= 0:
+                        raise
+                    data = self._read_statm_by_path(st)
+                except OSError:
+                    gone.append(name)
+                    continue
+            fields = data.split(b" ", 3)
+            rss = int(fields[1]) << shift
+            if keyframe or rss > st.hi or rss < st.lo:
+                shared = int(fields[2]) << shift
+                st.rss, st.shared = rss, shared
+                self._band(st, rss)
+                out_p.append(f"p {ts} {name} {rss} {shared}\n")
+        if len(names) < len(procs) + len(skip):  # something vanished from /proc
+            listed = set(names)
+            gone.extend(n for n in procs if n not in listed)
+            skip.intersection_update(listed)
+        for name in set(gone):
+            st = procs.pop(name, None)
+            if st is None:
+                continue
+            if st.fd >= 0:
+                os.close(st.fd)
+            out_x.append(f"X {ts} {name}\n")
+        for name in new:
+            if not name.isdigit():
+                skip.add(name)
+                continue
+            try:
+                fd = self._open_statm(name)
+            except OSError:
+                continue  # exited between listdir and open
+            try:
+                data = pread(fd, 256, 0) if fd >= 0 else read_file(
+                    f"{self.proc}/{name}/statm", 256)
+                ident = self._identify(name, fd) if data else None
+            except OSError:
+                ident = None
+            if not ident:
+                if fd >= 0:
+                    os.close(fd)
+                if ident is False:
+                    skip.add(name)  # kernel thread: never looked at again
+                continue
+            st = Proc(name, fd)
+            st.ident, st.comm = ident
+            st.recheck = not initial
+            fields = data.split(b" ", 3)
+            st.rss, st.shared = int(fields[1]) << shift, int(fields[2]) << shift
+            self._band(st, st.rss)
+            procs[name] = st
+            out_new.append(f"P {ts} {st.ident}\n")
+            out_p.append(f"p {ts} {name} {st.rss} {st.shared}\n")
+
+    def recheck_young(self, ts: str, out_new: list) -> None:
+        """A process first seen right after fork may exec a moment later: look once more."""
+        for st in self.procs.values():
+            if not st.recheck:
+                continue
+            st.recheck = False
+            fresh = self._identify(st.pid, st.fd)
+            if fresh and fresh[0] != st.ident:
+                st.ident, st.comm = fresh
+                out_new.append(f"P {ts} {st.ident}\n")
+
+    def top(self, n: int) -> list:
+        return heapq.nlargest(n, self.procs.values(), key=lambda st: st.rss) if n else []
+
+    def details(self, ts: str, snapshot: bool, do_status: bool, do_pss: bool, out: list) -> None:
+        """Tiered detail: status for the top N, smaps_rollup (PSS) for the top few."""
+        lim = self.cfg.rss_delta // 1024
+        if do_status:
+            for st in self.top(self.cfg.top_n):
+                data = read_file(f"{self.proc}/{st.pid}/status", 4096)
+                if not data:
+                    continue
+                vals = parse_kv_kib(data, STATUS_KEYS)
+                if snapshot or _moved(st.detail, vals, lim):
+                    st.detail = vals
+                    out.append(f"d {ts} {st.pid} " + " ".join(map(_fmt, vals)) + "\n")
+        if do_pss:
+            for st in self.top(self.cfg.pss_top_n):
+                data = read_file(f"{self.proc}/{st.pid}/smaps_rollup", 4096)
+                if not data:
+                    continue
+                vals = parse_kv_kib(data, SMAPS_KEYS)
+                if snapshot or _moved(st.pss, vals, lim):
+                    st.pss = vals
+                    out.append(f"D {ts} {st.pid} " + " ".join(map(_fmt, vals)) + "\n")
+
+    # -- cgroups, slab, kernel log -------------------------------------------------------------
+    def scan_cgroups(self, ts: str, keyframe: bool, rescan: bool, counters: bool,
+                     out: list) -> None:
+        tracker = self.cgroups
+        if tracker is None:
+            return
+        if rescan:
+            new, removed = tracker.scan()
+            for group in removed:
+                out.append(f"G {ts} {group.cgid}\n")
+            for group in new:
+                obj = {"path": group.path, "hier": tracker.hier}
+                out.append(f"C {ts} {group.cgid} {_json(obj)}\n")
+        lim = self.cfg.rss_delta // 1024
+        for group in list(tracker.groups.values()):
+            try:
+                raw = os.pread(group.fd, 64, 0)
+                current = int(raw) // 1024
+            except (OSError, ValueError):
+                tracker.drop(group)
+                out.append(f"G {ts} {group.cgid}\n")
+                continue
+            fresh = group.current < 0
+            changed = fresh or keyframe or current > group.hi or current < group.lo
+            if counters or fresh or keyframe:
+                before = group.counters
+                group.counters = tracker.read_counters(group)
+                if before[2] is not None and group.counters[2] is not None \
+                        and group.counters[2] > before[2]:
+                    self.events.append(("cgroup_oom", {
+                        "cgid": group.cgid, "path": group.path, "oom_kill": group.counters[2],
+                        "delta": group.counters[2] - before[2]}))
+                changed = changed or group.counters[1:3] != before[1:3]
+            if changed:
+                group.current = current
+                group.lo, group.hi = current - lim, current + lim
+                out.append(f"c {ts} {group.cgid} {current} "
+                           + " ".join(map(_fmt, group.counters)) + "\n")
+
+    def read_slab(self, ts: str, slab_kib, keyframe: bool, out: list) -> None:
+        if not self.slab_path or slab_kib is None:
+            return
+        delta = self.cfg.slab_delta // 1024
+        if not keyframe and self.slab_at is not None and abs(slab_kib - self.slab_at) < delta:
+            return
+        data = read_file(self.slab_path, 1 << 20)
+        if data is None:
+            self.slab_path = ""
+            self.events.append(("warn", {"msg": "/proc/slabinfo unreadable (needs root): "
+                                         "no slab cache breakdown"}))
+            return
+        caches = []
+        for line in data.split(b"\n")[2:]:
+            parts = line.split()
+            if len(parts) >= 15:
+                try:
+                    kib = int(parts[14]) * int(parts[5]) * self.page_kib
+                except ValueError:
+                    continue
+                caches.append((kib, parts[0].decode("ascii", "replace")))
+        self.slab_at = slab_kib
+        top = heapq.nlargest(self.cfg.slab_top_n, caches)
+        if top:
+            out.append(f"b {ts} " + " ".join(f"{name}={kib}" for kib, name in top) + "\n")
+
+    def read_kmsg(self) -> None:
+        for text in self.kmsg.messages():
+            event = self.oom.feed(text)
+            if event is None:
+                continue
+            st = self.procs.get(str(event["pid"]))
+            event["cmd"] = None
+            if st is not None:
+                try:
+                    event["cmd"] = json.loads(st.ident[st.ident.index("{"):]).get("cmd")
+                except ValueError:
+                    pass
+            event["source"] = "kmsg"
+            self.events.append(("oom_kill", event))
+            self.notifier.journal(
+                "oom_kill", f"OOM killer killed {event['name']} (pid {event['pid']})"
+                f"{': ' + ' '.join(event['cmd']) if event['cmd'] else ''}", priority=3,
+                oom_victim_pid=event["pid"], oom_victim_name=event["name"],
+                oom_victim_cmdline=" ".join(event["cmd"] or []) or None,
+                oom_victim_anon_kib=event.get("anon_kib"),
+                oom_constraint=event.get("constraint"), oom_memcg=event.get("oom_memcg"))
+
+    # -- one tick ------------------------------------------------------------------------------
+    def tick(self, now: float, mono: float, cpu0: float, new_segment: bool) -> bytes:
+        """Collect one tick and return its lines; a segment start gets every identity."""
+        cfg = self.cfg
+        ts = f"{now:.3f}"
+        initial = self.ticks == 0
+        snapshot = self.want_snapshot
+        self.want_snapshot = ""
+        periodic = mono - self.last_keyframe >= cfg.keyframe
+        self.read_kmsg()  # before the scan, so a victim's command line is still known
+        system = self.sys.read()
+        avail, total = system[2], system[0]
+        self._rate_and_lows(now, mono, system)
+        if self.events and any(k == "low" for k, _o in self.events):
+            snapshot = snapshot or "low"
+        reason = ("segment" if new_segment else snapshot) or ("periodic" if periodic else "")
+        keyframe = bool(reason)
+        if keyframe:
+            self.last_keyframe = mono
+        out_x, out_p, out_new, out_detail, out_cg, out_slab = [], [], [], [], [], []
+        self.scan_processes(ts, keyframe, out_x, out_p, out_new, initial)
+        if not initial:
+            self.recheck_young(ts, out_new)
+        do_status = snapshot or initial or mono - self.last_status >= cfg.status_every
+        do_pss = snapshot or initial or mono - self.last_pss >= cfg.pss_every
+        if do_status:
+            self.last_status = mono
+        if do_pss:
+            self.last_pss = mono
+        self.details(ts, bool(snapshot) or initial, do_status, do_pss, out_detail)
+        oom_now = system[20]
+        oom_step = self.oom_total is not None and oom_now is not None and oom_now > self.oom_total
+        if oom_step:
+            self.events.append(("oom_counter", {"delta": oom_now - self.oom_total,
+                                                "total": oom_now}))
+        if oom_now is not None:
+            self.oom_total = oom_now
+        rescan = keyframe or mono - self.last_cg_scan >= 10.0
+        if rescan:
+            self.last_cg_scan = mono
+        self.scan_cgroups(ts, keyframe, rescan, do_status or oom_step, out_cg)
+        self.read_slab(ts, system[6], keyframe, out_slab)
+
+        cpu = time.process_time() - cpu0
+        wall = time.monotonic() - mono
+        system += [len(self.procs), int(cpu * 1e6), int(wall * 1e6), int(self.interval * 1000)]
+        parts = []
+        parts.append("s " + ts + " " + " ".join(map(_fmt, system)) + "\n")
+        for kind, obj in self.events:
+            parts.append(f"E {ts} {kind} {_json(obj)}\n")
+        self.events = []
+        parts.extend(out_x)
+        if keyframe:
+            ncg = len(self.cgroups.groups) if self.cgroups else 0
+            parts.append(f"K {ts} {len(self.procs)} {ncg} {_json({'reason': reason})}\n")
+            if new_segment:  # every identity again, so this segment stands alone
+                fresh = {line.split(" ", 3)[2] for line in out_new}
+                parts.extend(f"P {ts} {st.ident}\n" for name, st in self.procs.items()
+                             if name not in fresh)
+                if self.cgroups:
+                    known = {line.split(" ", 3)[2] for line in out_cg if line[0] == "C"}
+                    parts.extend(
+                        f"C {ts} {g.cgid} {_json({'path': g.path, 'hier': self.cgroups.hier})}\n"
+                        for g in self.cgroups.groups.values() if str(g.cgid) not in known)
+        parts.extend(out_new)
+        parts.extend(out_p)
+        parts.extend(out_detail)
+        parts.extend(out_cg)
+        parts.extend(out_slab)
+        self.ticks += 1
+        self.status_line = (f"tick {self.interval:g}s, {len(self.procs)} procs, MemAvailable "
+                            f"{100 * avail // total if avail is not None and total else '?'}%, "
+                            f"log {self.writer.total / 1e6:.1f} MB")
+        return "".join(parts).encode("ascii", "backslashreplace")
+
+    def _rate_and_lows(self, now: float, mono: float, system: list) -> None:
+        cfg = self.cfg
+        total, avail, psi_full = system[0], system[2], system[30]
+        full_pct = 0.0
+        if self.prev is not None:
+            pwall, pmono, pfull = self.prev
+            dt = mono - pmono
+            jump = (now - pwall) - dt
+            if abs(jump) > 1.0:
+                self.events.append(("clock", {"jump_s": round(jump, 3)}))
+            if dt > 2 * self.interval + 1.0:
+                self.events.append(("gap", {"from": round(pwall, 3), "to": round(now, 3),
+                                            "lost_ticks": int(dt / self.interval) - 1,
+                                            "reason": "sampler not scheduled (stopped or "
+                                                      "suspended)"}))
+            if psi_full is not None and pfull is not None and dt > 0:
+                full_pct = 100.0 * (psi_full - pfull) / (dt * 1e6)
+        self.prev = (now, mono, psi_full)
+        if not total or avail is None:
+            return
+        pct = 100.0 * avail / total
+        if self.trouble:
+            calm = pct > cfg.low_pct * 1.2 and full_pct < cfg.psi_full_pct / 2
+            if calm:
+                self.trouble = False
+                self._set_interval(cfg.interval, "recovered")
+        elif pct < cfg.low_pct or full_pct > cfg.psi_full_pct:
+            self.trouble = True
+            why = (f"MemAvailable {pct:.1f}%" if pct < cfg.low_pct
+                   else f"PSI full {full_pct:.1f}%")
+            self._set_interval(cfg.fast_interval, why)
+        step = self.low_step or max(total // 100, 16384)
+        if self.lowest is None:
+            self.lowest = avail
+        elif avail < self.lowest - step:
+            self.lowest = avail
+            self.events.append(("low", {"available_kib": avail, "pct": round(pct, 2)}))
+
+    def _set_interval(self, interval: float, reason: str) -> None:
+        if interval != self.interval:
+            self.interval = interval
+            self.events.append(("rate", {"interval_ms": int(interval * 1000),
+                                         "reason": reason}))
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self) -> int:
+        cfg = self.cfg
+        writer = self.writer
+        rfd, wfd = os.pipe()
+        for fd in (rfd, wfd):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(wfd)
+        for sig, handler in ((signal.SIGTERM, self._on_stop), (signal.SIGINT, self._on_stop),
+                             (signal.SIGHUP, self._on_hup), (signal.SIGUSR1, self._on_usr1)):
+            signal.signal(sig, handler)
+        writer.startup_cleanup()
+        if self.kmsg.fd is None and cfg.kmsg:
+            self.warnings.append(f"kernel log unreadable ({self.kmsg.error}): OOM kills are "
+                                 "seen through /proc/vmstat oom_kill only, without names")
+        self.events.append(("start", {
+            "pid": os.getpid(), "version": __version__,
+            "kmsg": "ok" if self.kmsg.fd is not None else self.kmsg.error,
+            "cgroups": (f"{self.cgroups.hier} {self.cgroups.root}" if self.cgroups
+                        else self.cg_note or "disabled"),
+            "warnings": self.warnings}))
+        next_mono = time.monotonic()
+        deadline = next_mono + cfg.duration if cfg.duration > 0 else None
+        ready = False
+        while not self.stop_reason:
+            now, mono, cpu0 = time.time(), time.monotonic(), time.process_time()
+            if writer.fd is not None:
+                if writer.segment_gone():
+                    writer.close_segment(compress=False)
+                    self.events.append(("warn", {"msg": "the log segment was removed or "
+                                                 "replaced; started a new one"}))
+                elif self.want_rotate or writer.rotation_due(mono):
+                    writer.close_segment(f"E {now:.3f} rotate {{}}\n".encode())
+            self.want_rotate = False
+            new_segment = writer.fd is None
+            data = self.tick(now, mono, cpu0, new_segment)
+            if not new_segment:
+                writer.write(data, now, mono)  # a failure closes it: next tick starts anew
+            else:
+                head = self.header(now, mono, "")
+                if writer.gap is not None:
+                    start, lost, why = writer.gap
+                    head += f"E {now:.3f} gap " + _json({
+                        "from": round(start, 3), "to": round(now, 3), "lost_ticks": lost,
+                        "reason": why}) + "\n"
+                if writer.open_segment(now, mono, head.encode() + data):
+                    writer.retention(now)
+                elif not ready:
+                    raise Fatal(f"cannot write to log directory {cfg.dir}: {writer.gap[2]}")
+            if writer.compressor.busy() and not self.trouble:
+                if writer.compressor.step(256 << 10, mono):
+                    writer.retention(now)
+            if not ready:
+                ready = True
+                self._after_first_tick()
+            if self.notifier.addr:
+                msg = "STATUS=" + self.status_line
+                self.notifier.notify("WATCHDOG=1\n" + msg if self.notifier.watchdog else msg)
+            took = time.monotonic() - mono
+            if took > self.interval:
+                self.events.append(("overrun", {"took_ms": int(took * 1000),
+                                                "interval_ms": int(self.interval * 1000)}))
+            if deadline is not None and time.monotonic() >= deadline:
+                self.stop_reason = "duration reached"
+                break
+            # Pace on the monotonic clock; after an overrun, go on from now (no catch-up burst).
+            next_mono += self.interval
+            wait = next_mono - time.monotonic()
+            if wait < 0:
+                next_mono, wait = time.monotonic(), 0.0
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - time.monotonic()))
+            if not (self.stop_reason or self.want_snapshot or self.want_rotate):
+                select.select([rfd], [], [], wait)
+            try:
+                while os.read(rfd, 64):
+                    pass
+            except OSError:
+                pass
+        return self._finish()
+
+    def _after_first_tick(self) -> None:
+        """Warm-up done (every code path of a tick has run once): now lock and protect."""
+        cfg = self.cfg
+        self.mlock = "disabled" if cfg.no_mlock else lock_memory()
+        self.oom_adj = "disabled" if cfg.no_oom_adj else lower_oom_score(cfg.oom_score_adj)
+        if not self.mlock.startswith(("locked", "disabled")):
+            self.events.append(("warn", {"msg": f"memory not locked: {self.mlock}"}))
+        self.events.append(("residency", {"mlock": self.mlock, "oom_score_adj": self.oom_adj}))
+        self.notifier.notify("READY=1\nSTATUS=" + self.status_line)
+        self.notifier.journal("start", f"memtrail started recording to {cfg.dir}",
+                              memtrail_dir=os.path.abspath(cfg.dir), memtrail_pid=os.getpid())
+        if not cfg.quiet:
+            print(f"memtrail: recording to {cfg.dir} every {cfg.interval:g}s "
+                  f"(pid {os.getpid()}, {len(self.procs)} processes, memory {self.mlock})",
+                  file=sys.stderr)
+
+    def _finish(self) -> int:
+        now = time.time()
+        self.notifier.notify("STOPPING=1")
+        events = "".join(f"E {now:.3f} {k} {_json(o)}\n" for k, o in self.events)
+        end = f"Z {now:.3f} {_json({'reason': self.stop_reason, 'ticks': self.ticks})}\n"
+        if self.writer.fd is not None:
+            self.writer.write((events + end).encode(), now, 0.0)
+        self.writer.close_segment(compress=False)
+        self.notifier.journal("stop", f"memtrail stopped ({self.stop_reason}) after "
+                              f"{self.ticks} ticks", memtrail_ticks=self.ticks)
+        if self.cfg.pidfile:
+            _unlink(self.cfg.pidfile)
+        if not self.cfg.quiet:
+            print(f"memtrail: stopped ({self.stop_reason}) after {self.ticks} ticks",
+                  file=sys.stderr)
+        return 0
+
+    def _on_stop(self, signum, _frame) -> None:
+        self.stop_reason = signal.Signals(signum).name
+
+    def _on_hup(self, _signum, _frame) -> None:
+        self.want_rotate = True
+
+    def _on_usr1(self, _signum, _frame) -> None:
+        self.want_snapshot = "signal"
+        self.events.append(("snapshot", {"reason": "SIGUSR1"}))
+
+
+def _moved(before, after, lim: int) -> bool:
+    if before is None:
+        return True
+    for a, b in zip(before, after):
+        if (a is None) != (b is None) or (a is not None and abs(a - b) > lim):
+            return True
+    return False
+
+
+def main(argv=None) -> int:
+    cfg = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        check_log_dir(cfg.dir)
+        raise_fd_limit()
+        sampler = Sampler(cfg)
+        if cfg.pidfile:
+            with open(cfg.pidfile, "w") as fh:
+                fh.write(f"{os.getpid()}\n")
+        return sampler.run()
+    except Fatal as exc:
+        print(f"memtrail: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
