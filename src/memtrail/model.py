@@ -213,6 +213,7 @@ class Tick:
       (previous is 0 for one that appeared);
     - `exited`: processes that left the table at this tick (X, PID reuse, keyframe absence);
     - `gap`: a gap that ends at this tick, if any;
+    - `details`: processes that got a `d`/`D` detail line this tick;
     - `keyframe`: a `K` came with this tick (the table is complete and exact).
     """
 
@@ -227,8 +228,20 @@ class Tick:
     events: List[Event] = field(default_factory=list)
     changes: List[Tuple[Proc, int]] = field(default_factory=list)
     exited: List[Proc] = field(default_factory=list)
+    details: List[Proc] = field(default_factory=list)
     gap: Optional[Gap] = None
     keyframe: bool = False
+
+
+@dataclass
+class UnitPeak:
+    """The highest memory a cgroup (unit) reached, kept after the cgroup is gone."""
+
+    path: str
+    peak: int = 0
+    time: float = 0.0
+    reported_peak: Optional[int] = None  # memory.peak / max_usage_in_bytes, when recorded
+    oom_kills: int = 0  # steps of its oom_kill counter seen during the replay
 
 
 @dataclass
@@ -268,6 +281,9 @@ class Run:
     sampler_cpu_us: int = 0
     interval_s: Optional[float] = None
     orphan_records: int = 0  # p/d/D/X for a pid with no identity (should not happen)
+    units: Dict[str, UnitPeak] = field(default_factory=dict)  # cgroup path -> peak
+    peak_mlocked: Optional[int] = None
+    peak_unevictable: Optional[int] = None
 
     @property
     def span_s(self) -> float:
@@ -473,6 +489,12 @@ class Replayer:
         self._psi_prev = (some, full)
         if system.tick_cpu_us:
             run.sampler_cpu_us += system.tick_cpu_us
+        if system.mlocked is not None and (run.peak_mlocked is None
+                                           or system.mlocked > run.peak_mlocked):
+            run.peak_mlocked = system.mlocked
+        if system.unevictable is not None and (run.peak_unevictable is None
+                                               or system.unevictable > run.peak_unevictable):
+            run.peak_unevictable = system.unevictable
         nprocs = len(self.procs)
         if nprocs > run.max_procs:
             run.max_procs = nprocs
@@ -573,6 +595,8 @@ class Replayer:
             value = rec.int(name)
             if value is not None:
                 setattr(proc, name, value * KIB)
+        if self._tick is not None:
+            self._tick.details.append(proc)
 
     def _remove(self, proc: Proc, time: float) -> None:
         if self.procs.get(proc.pid) is proc:
@@ -599,10 +623,20 @@ class Replayer:
         peak = rec.int("peak")
         if peak is not None:
             cg.peak = peak * KIB
+        old_kills = cg.oom_kill
         for name in ("oom", "oom_kill", "psi_some_us", "psi_full_us"):
             value = rec.int(name)
             if value is not None:
                 setattr(cg, name, value)
+        unit = self.run.units.get(cg.path)
+        if unit is None:
+            unit = self.run.units[cg.path] = UnitPeak(cg.path)
+        if cg.current is not None and cg.current > unit.peak:
+            unit.peak, unit.time = cg.current, rec.time
+        if cg.peak is not None and (unit.reported_peak is None or cg.peak > unit.reported_peak):
+            unit.reported_peak = cg.peak
+        if old_kills is not None and cg.oom_kill is not None and cg.oom_kill > old_kills:
+            unit.oom_kills += cg.oom_kill - old_kills
 
     def _on_event(self, rec: Record) -> None:
         kind = rec.fields[0] if rec.fields else "?"
