@@ -1,0 +1,145 @@
+"""Extrapolate a memtrail log's size per day (raw and gzip) from a short run at a fast tick.
+
+Why a model rather than `bytes / seconds`: a short run is dominated by the segment's opening
+keyframe, and a fast tick writes tick-driven lines (system sample, process changes) more often
+than a 1 s tick would, while time-driven lines (status / PSS detail) follow the clock. So the
+log is split by what drives each record, and each part is scaled to a day at a 1 s tick:
+  tick-driven (s p X P c b E ...) in ticks that are not keyframes -> bytes per tick x 86400
+  time-driven (d D)                                               -> bytes per second x 86400
+  a periodic keyframe (its s/K/p/c/b lines)                       -> x 86400 / keyframe_s
+  segment opening (header + identities P/C of the first keyframe) -> x segments per day
+Compression is measured the same way (gzip of each part, level 6 as zlib's default).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+DAY = 86400.0
+TIME_DRIVEN = {"d", "D"}
+
+
+@dataclass
+class LogSize:
+    ticks: int
+    seconds: float
+    tick_bytes: float  # tick-driven bytes per ordinary tick
+    tick_gz: float
+    time_bytes_per_s: float
+    time_gz_per_s: float
+    keyframe_bytes: int
+    keyframe_gz: int
+    opening_bytes: int
+    opening_gz: int
+    keyframe_s: float
+    raw_per_day: float
+    gz_per_day: float
+    segments_per_day: float
+
+
+def _gz(data: bytes) -> int:
+    return len(gzip.compress(data, compresslevel=6, mtime=0)) if data else 0
+
+
+def analyze(
+    log_dir: Path, rotate_size: int = 16 << 20, rotate_age_s: float = 3600.0, tick_s: float = 1.0
+) -> LogSize | None:
+    """Model one run's segments (plain .log only) in LOG_DIR; None without ticks."""
+    segs = sorted(p for p in Path(log_dir).iterdir() if p.name.endswith(".log"))
+    if not segs:
+        return None
+    header = b""
+    opening: list[bytes] = []
+    keyframe: list[bytes] = []
+    ticks_lines: list[bytes] = []
+    time_lines: list[bytes] = []
+    times: list[float] = []
+    keyframe_s = 300.0
+    first_kf_time: bytes | None = None
+    for seg in segs:
+        groups: dict[bytes, list[bytes]] = {}
+        order: list[bytes] = []
+        with open(seg, "rb") as f:
+            for line in f:
+                if not line.endswith(b"\n"):
+                    continue
+                parts = line.split(b" ", 2)
+                if len(parts) < 2:
+                    continue
+                if parts[0] == b"H":
+                    if not header:
+                        header = line
+                        try:
+                            obj = json.loads(line[line.index(b"{") :])
+                            keyframe_s = float(obj["settings"]["keyframe_s"])
+                        except (ValueError, KeyError, TypeError):
+                            pass
+                    continue
+                if parts[1] not in groups:
+                    groups[parts[1]] = []
+                    order.append(parts[1])
+                groups[parts[1]].append(line)
+        for t in order:
+            lines = groups[t]
+            try:
+                times.append(float(t))
+            except ValueError:
+                continue
+            kinds = [ln.split(b" ", 1)[0].decode() for ln in lines]
+            if "K" in kinds:
+                if first_kf_time is None:
+                    first_kf_time = t
+                    opening += [ln for ln, k in zip(lines, kinds) if k in ("P", "C", "E")]
+                    keyframe += [ln for ln, k in zip(lines, kinds) if k not in ("P", "C", "E")]
+                continue
+            for ln, k in zip(lines, kinds):
+                if k in TIME_DRIVEN:
+                    time_lines.append(ln)
+                elif k != "Z":
+                    ticks_lines.append(ln)
+    n_ticks = sum(1 for ln in ticks_lines if ln.startswith(b"s "))
+    if n_ticks == 0 or len(times) < 2:
+        return None
+    seconds = max(times) - min(times)
+    tick_data, time_data = b"".join(ticks_lines), b"".join(time_lines)
+    kf_data, open_data = b"".join(keyframe), header + b"".join(opening)
+    tick_bytes = len(tick_data) / n_ticks
+    tick_gz = _gz(tick_data) / n_ticks
+    per_s = len(time_data) / seconds if seconds else 0.0
+    per_s_gz = _gz(time_data) / seconds if seconds else 0.0
+    ticks_day = DAY / tick_s
+    kf_day = DAY / keyframe_s
+    raw = tick_bytes * ticks_day + per_s * DAY + len(kf_data) * kf_day
+    segs_day = max(1.0, raw / rotate_size, DAY / rotate_age_s)
+    raw += len(open_data) * segs_day
+    gz = tick_gz * ticks_day + per_s_gz * DAY + _gz(kf_data) * kf_day + _gz(open_data) * segs_day
+    return LogSize(
+        ticks=n_ticks,
+        seconds=seconds,
+        tick_bytes=tick_bytes,
+        tick_gz=tick_gz,
+        time_bytes_per_s=per_s,
+        time_gz_per_s=per_s_gz,
+        keyframe_bytes=len(kf_data),
+        keyframe_gz=_gz(kf_data),
+        opening_bytes=len(open_data),
+        opening_gz=_gz(open_data),
+        keyframe_s=keyframe_s,
+        raw_per_day=raw,
+        gz_per_day=gz,
+        segments_per_day=segs_day,
+    )
+
+
+if __name__ == "__main__":
+    import sys
+
+    r = analyze(Path(sys.argv[1]))
+    if r is None:
+        sys.stderr.write("logsize: no ticks found\n")
+        sys.exit(2)
+    for k, v in r.__dict__.items():
+        print(f"{k:18} {v:,.1f}" if isinstance(v, float) else f"{k:18} {v}")

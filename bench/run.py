@@ -1,0 +1,319 @@
+#!/usr/bin/env python3
+"""Benchmark memtrail's sampler against the tools people would otherwise use, in one run.
+
+Why one script: a claim like "cheaper than atop" only means something when both are measured
+on the same host, with the same processes, at the same interval, in the same run; and anyone
+should be able to re-run it. It installs the peers (apt-get: atop sysstat procps; pip: psutil
+into bench/out/venv), starts crowds of idle and churning processes, measures each contender's
+CPU per tick from the kernel's accounting, the sampler's memory and log size, and writes
+bench/RESULTS.md (+ bench/scaling.svg) and raw JSON in bench/out/.
+
+usage: bench/run.py [--quick | --smoke] [--no-install] [--out DIR] [--results FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import logsize  # noqa: E402
+import measure  # noqa: E402
+import render  # noqa: E402
+import spawn  # noqa: E402
+
+SAMPLER = ROOT / "src" / "memtrail" / "sampler.py"
+VENV = HERE / "out" / "venv"
+MINIMAL_FLAGS = [
+    "--top-n", "0", "--pss-top-n", "0", "--no-cgroups", "--no-slab", "--kmsg", "",
+]
+
+
+@dataclass
+class Mode:
+    """How much to measure: process counts, windows and ticks per window."""
+
+    name: str
+    counts: list[int]
+    churn_counts: list[int]
+    log_counts: list[int]  # extra log-size-only scenarios (idle and churning)
+    windows: int
+    fast_ticks: int  # ticks per window at the fast interval
+    slow_ticks: int  # ticks per window at 1 s (atop, sadc)
+    fast_s: float = 0.25
+    peers: bool = True
+
+
+MODES = {
+    "full": Mode("full", [100, 1000, 2000, 5000], [2000], [300], 5, 16, 4),
+    "quick": Mode("quick", [2000], [], [], 3, 8, 2),
+    "smoke": Mode("smoke", [5], [5], [], 2, 2, 1, fast_s=0.1, peers=False),
+}
+
+
+def real_python() -> str:
+    """The interpreter a unit would name: /usr/bin/python3, else this one (never a shim)."""
+    if os.access("/usr/bin/python3", os.X_OK):
+        return "/usr/bin/python3"
+    return os.path.realpath(sys.executable)
+
+
+def log(msg: str) -> None:
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {msg}\n")
+    sys.stderr.flush()
+
+
+def setup_peers(install: bool) -> tuple[dict[str, str | None], list[str]]:
+    """Find (and with `install`, install) the peers; returns their paths and notes."""
+    notes: list[str] = []
+    want = {"atop": "atop", "sadc": "sysstat", "ps": "procps"}
+    found = {
+        "atop": shutil.which("atop"),
+        "sadc": next(
+            (p for p in ("/usr/lib/sysstat/sadc", "/usr/lib64/sa/sadc", "/usr/libexec/sysstat/sadc")
+             if os.access(p, os.X_OK)), None),
+        "ps": shutil.which("ps"),
+    }
+    missing = [pkg for tool, pkg in want.items() if not found[tool]]
+    if missing and install:
+        if os.geteuid() == 0 and shutil.which("apt-get"):
+            log(f"apt-get install -y {' '.join(missing)}")
+            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+            cmd = ["apt-get", "install", "-y", "-q", *missing]
+            r = subprocess.run(cmd, capture_output=True, env=env)
+            if r.returncode != 0:
+                subprocess.run(["apt-get", "update", "-q"], capture_output=True, env=env)
+                r = subprocess.run(cmd, capture_output=True, env=env)
+            if r.returncode != 0:
+                notes.append(f"apt-get install {' '.join(missing)} failed: "
+                             + r.stderr.decode(errors="replace").strip()[-200:])
+            return setup_peers(False)[0] | {"psutil": psutil_python(install, notes)}, notes
+        notes.append(f"not installed and cannot install (need root and apt-get): {missing}")
+    for tool, pkg in want.items():
+        if not found[tool]:
+            notes.append(f"{tool} skipped: package {pkg} not available")
+    found["psutil"] = psutil_python(install, notes)
+    return found, notes
+
+
+def psutil_python(install: bool, notes: list[str]) -> str | None:
+    """A python with psutil: bench/out/venv (created from the system python), else None."""
+    py = VENV / "bin" / "python"
+    probe = [str(py), "-c", "import psutil"]
+    if py.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+        return str(py)
+    if not install:
+        notes.append("psutil skipped: not installed (run without --no-install)")
+        return None
+    log("creating bench/out/venv and pip installing psutil")
+    r = subprocess.run([real_python(), "-m", "venv", str(VENV)], capture_output=True)
+    if r.returncode == 0:
+        r = subprocess.run([str(py), "-m", "pip", "install", "-q", "psutil"], capture_output=True)
+    if r.returncode != 0 or subprocess.run(probe, capture_output=True).returncode != 0:
+        notes.append("psutil skipped: venv/pip install failed: "
+                     + r.stderr.decode(errors="replace").strip()[-200:])
+        return None
+    return str(py)
+
+
+def contenders(tmp: Path, mode: Mode, peers: dict, slow: bool) -> list[measure.Contender]:
+    """Everything to measure at one crowd; `slow` picks the 1 s peers (atop, sadc)."""
+    py = real_python()
+    fast = mode.fast_s
+    out: list[measure.Contender] = []
+    if slow:
+        if peers.get("atop"):
+            for name, extra in (("atop", []), ("atop -a", ["-a"])):
+                f = tmp / f"atop{len(extra)}.raw"
+                out.append(measure.Contender(
+                    name, [peers["atop"], *extra, "-w", str(f), "1"], 1.0, size_path=f,
+                    note="raw log, all processes" if extra else "raw log, as the Debian service"))
+        if peers.get("sadc"):
+            f = tmp / "sa.data"
+            out.append(measure.Contender(
+                "sadc", [peers["sadc"], "1", str(f)], 1.0, size_path=f,
+                note="system-wide only, no per-process data"))
+        return out
+    if SAMPLER.exists():
+        for name, extra in (("memtrail", []), ("memtrail minimal", MINIMAL_FLAGS)):
+            d = tmp / name.replace(" ", "-")
+            out.append(measure.Contender(
+                name,
+                [py, "-I", "-S", str(SAMPLER), "--dir", str(d), "--interval", str(fast),
+                 "--quiet", "--journal", "no", *extra],
+                fast, ticks="log", log_dir=d, size_path=d))
+    st = tmp / "floor.status"
+    out.append(measure.Contender(
+        "python floor", [py, "-I", "-S", str(HERE / "drivers.py"), "floor", str(fast), str(st)],
+        fast, ticks="status", status_file=st))
+    exe = spawn.compile_c("floor")
+    if exe:
+        st = tmp / "cfloor.status"
+        out.append(measure.Contender(
+            "C floor", [str(exe), str(fast), str(st)], fast, ticks="status", status_file=st))
+    if mode.peers and peers.get("psutil"):
+        st = tmp / "psutil.status"
+        out.append(measure.Contender(
+            "psutil", [peers["psutil"], str(HERE / "drivers.py"), "psutil", str(fast), str(st)],
+            fast, ticks="status", status_file=st, note="process_iter(['memory_info'])"))
+    if mode.peers and peers.get("ps"):
+        st = tmp / "ps.status"
+        out.append(measure.Contender(
+            "ps", [py, "-I", "-S", str(HERE / "drivers.py"), "ps", str(fast), str(st)],
+            fast, ticks="status", status_file=st,
+            note="`ps -eo pid,rss,args` forked per tick: ps + the forking loop"))
+    return out
+
+
+def run_scenario(
+    nprocs: int, churn: bool, mode: Mode, peers: dict, only: set[str] | None, raw_dir: Path
+) -> list[dict]:
+    """One crowd size (idle or churning): every contender, fast ones then the 1 s peers."""
+    scenario = f"{nprocs} {'churn' if churn else 'idle'}"
+    rows: list[dict] = []
+    for slow in (False, True):
+        if slow and not mode.peers:
+            continue
+        with tempfile.TemporaryDirectory(prefix="mtbench-") as t:
+            tmp = Path(t)
+            cs = [c for c in contenders(tmp, mode, peers, slow) if not only or c.name in only]
+            if not cs:
+                continue
+            interval = cs[0].interval_s
+            ch = spawn.Churn(int(interval * 1000), 10, 50) if churn else None
+            # The crowd is on top of what already runs on the host.
+            base = spawn.count_processes()
+            crowd = spawn.start(max(2, nprocs - base), ch)
+            try:
+                total = spawn.count_processes()
+                for c in cs:
+                    log(f"{scenario}: {c.name} ({total} processes)")
+                    res, _ = measure.run(
+                        c, total, scenario, mode.windows,
+                        mode.slow_ticks if slow else mode.fast_ticks,
+                        stderr_path=tmp / "stderr.txt")
+                    row = res.to_json()
+                    row["crowd"] = crowd.kind
+                    if c.log_dir and c.log_dir.exists():
+                        ls = logsize.analyze(c.log_dir, tick_s=1.0)
+                        row["logsize"] = ls.__dict__ if ls else None
+                        keep = raw_dir / f"{c.name.replace(' ', '-')}-{nprocs}-{scenario[-5:]}"
+                        shutil.rmtree(keep, ignore_errors=True)
+                        shutil.copytree(c.log_dir, keep)
+                    rows.append(row)
+                    if res.error:
+                        log(f"  error: {res.error}")
+                    else:
+                        log(f"  median {res.median_ms:.3f} ms/tick over {res.ticks} ticks, "
+                            f"rss {res.vm_rss_kib} KiB")
+            finally:
+                crowd.stop()
+    return rows
+
+
+def machine() -> dict:
+    """What the figures depend on: kernel, cores, memory, CPU model, python."""
+    info = {
+        "kernel": platform.release(),
+        "cores": os.cpu_count(),
+        "python": subprocess.run([real_python(), "-c", "import sys; print(sys.version.split()[0])"],
+                                 capture_output=True, text=True).stdout.strip(),
+        "python_path": real_python(),
+    }
+    try:
+        with open("/proc/meminfo") as f:
+            info["mem_gib"] = round(int(f.readline().split()[1]) / 1048576, 1)
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    for tool, args in (("atop", ["-V"]), ("ps", ["--version"])):
+        if shutil.which(tool):
+            r = subprocess.run([tool, *args], capture_output=True, text=True)
+            first = (r.stdout or r.stderr).strip().splitlines()[0]
+            info[f"{tool}_version"] = " ".join(first.replace("Version:", "atop").split()[:2])
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_true", help="2000 idle processes only (< 2 min)")
+    g.add_argument("--smoke", action="store_true", help="a few processes, no peers (tests)")
+    ap.add_argument("--no-install", action="store_true", help="do not apt-get / pip install")
+    ap.add_argument("--out", type=Path, default=HERE / "out", help="raw JSON and logs")
+    ap.add_argument("--results", type=Path, default=None,
+                    help="markdown results (default: bench/RESULTS.md; none with --smoke)")
+    ap.add_argument("--only", default="", help="comma-separated contender names")
+    a = ap.parse_args(argv)
+    mode = MODES["quick" if a.quick else "smoke" if a.smoke else "full"]
+    started = time.monotonic()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    a.out.mkdir(parents=True, exist_ok=True)
+    raw_dir = a.out / f"logs-{stamp}"
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    if mode.peers:
+        peers, notes = setup_peers(not a.no_install)
+    else:
+        peers, notes = {}, ["smoke mode: peers not measured"]
+    if not SAMPLER.exists():
+        notes.append(f"memtrail skipped: {SAMPLER} does not exist yet")
+    if spawn.compile_c("spawner") is None:
+        notes.append("no C compiler: crowd is forked Python children, no churn, no C floor")
+    only = {s.strip() for s in a.only.split(",") if s.strip()} or None
+    rows: list[dict] = []
+    scenarios = [(n, False) for n in mode.counts] + [(n, True) for n in mode.churn_counts]
+    if spawn.compile_c("spawner") is None:
+        scenarios = [s for s in scenarios if not s[1]]
+    for n, churn in scenarios:
+        rows += run_scenario(n, churn, mode, peers, only, raw_dir)
+    for n in mode.log_counts:
+        for churn in (False, True):
+            sel = {"memtrail", "atop", "atop -a"} & (only or {"memtrail", "atop", "atop -a"})
+            rows += run_scenario(n, churn, mode, peers, sel, raw_dir)
+    result = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "mode": mode.name,
+        "duration_s": round(time.monotonic() - started, 1),
+        "machine": machine(),
+        "fast_interval_s": mode.fast_s,
+        "windows": mode.windows,
+        "fast_ticks": mode.fast_ticks,
+        "slow_ticks": mode.slow_ticks,
+        "minimal_flags": MINIMAL_FLAGS,
+        "notes": notes,
+        "rows": rows,
+    }
+    out_json = a.out / f"results-{mode.name}-{stamp}.json"
+    out_json.write_text(json.dumps(result, indent=1))
+    log(f"raw results: {out_json} ({result['duration_s']} s)")
+    results = a.results if a.results else (None if a.smoke else HERE / "RESULTS.md")
+    if results:
+        results.write_text(render.markdown(result))
+        svg = render.svg(result)
+        if svg:
+            results.with_name("scaling.svg").write_text(svg)
+        log(f"wrote {results}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
