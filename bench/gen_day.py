@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     nticks = int(args.hours * 3600 / args.interval)
     seg_ticks = int(args.segment_hours * 3600 / args.interval)
     keyframe_ticks = int(300 / args.interval)
-    mem_total = 64 * GiB
+    mem_total = 192 * GiB
     procs = {}  # pid -> [start, cmd, rss, shared, written_rss]
     next_pid = [1000]
 
@@ -70,8 +70,8 @@ def main(argv=None) -> int:
         cmd, rss = PROGRAMS[rnd.randrange(len(PROGRAMS))]
         pid = next_pid[0]
         next_pid[0] += 1
-        procs[pid] = [100000 + t_index * 100, cmd, int(rss * rnd.uniform(0.5, 1.5)),
-                      int(rss * 0.2), None]
+        base = int(rss * rnd.uniform(0.5, 1.5))
+        procs[pid] = [100000 + t_index * 100, cmd, base, int(rss * 0.2), None, base]
         return pid
 
     for _ in range(args.procs):
@@ -120,8 +120,9 @@ def main(argv=None) -> int:
         # a few percent move past the threshold
         for pid in rnd.sample(list(procs), max(1, len(procs) * 3 // 100)):
             p = procs[pid]
-            p[2] = max(1000, int(p[2] * rnd.uniform(0.9, 1.1)))
-        procs[leaker][2] += 2  # ~7 MiB/hour
+            p[2] = max(1000, int(p[5] * rnd.uniform(0.85, 1.15)))  # wobble around a base
+        procs[leaker][5] += 2  # ~7 MiB/hour
+        procs[leaker][2] = max(procs[leaker][2], procs[leaker][5])
         if i % 7200 == 3600:
             oom_kill += 1
             victim = rnd.choice(list(procs))

@@ -6,7 +6,7 @@ import os
 
 import scenarios
 
-from memtrail.model import KIB, LevelTracker, Run, replay
+from memtrail.model import KIB, Run, TrendTracker, replay
 from memtrail.reader import ReadStats
 
 
@@ -97,12 +97,14 @@ def test_pid_reuse_is_a_new_identity(tmp_path):
     assert [["old"]] in [s[2] for s in seen]
 
 
-def test_level_tracker_ignores_short_spikes():
-    lt = LevelTracker(60, 0, 100)
+def test_trend_tracker_spike_versus_climb():
+    flat = TrendTracker(0, 100)
     for t in range(10, 600, 10):
-        lt.update(t, 1000 if 300 <= t < 330 else 100)
-    assert lt.level(600) == 100 and lt.first_level == 100
-    lt2 = LevelTracker(60, 0, 100)
+        flat.update(t, 1000 if 300 <= t < 320 else 100)  # a 20 s spike
+    slope, _, _, r2 = flat.fit(600)
+    assert abs(slope * 600) < 50 and r2 < 0.1
+    climb = TrendTracker(0, 100)
     for t in range(10, 600, 10):
-        lt2.update(t, 100 + t)
-    assert 600 <= lt2.level(590) <= 700
+        climb.update(t, 100 + t)
+    slope, start, end, r2 = climb.fit(600)
+    assert abs(slope - 1) < 0.05 and r2 > 0.99 and 500 < end - start < 620

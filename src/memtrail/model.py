@@ -31,9 +31,8 @@ All sizes in the model are **bytes** (the log stores KiB); times are Unix second
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
-from typing import Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from memtrail.reader import ReadStats, Record, Segment, read_path
 
@@ -730,44 +729,69 @@ def replay(paths: Sequence[str] | str, stats: Optional[ReadStats] = None,
     return replay_records(records(), run)
 
 
-class LevelTracker:
-    """The *sustained* level of a piecewise-constant series: min over the last `window` s.
+class TrendTracker:
+    """A time-weighted linear trend of a piecewise-constant series, in constant memory.
 
-    Used for growth ("leak suspects") so a short spike neither starts nor ends a growth: the
-    level only rises once the series stayed high for a whole window. Memory is bounded by the
-    number of changes within one window.
+    Growth ("leak suspects") must ignore short spikes and the wobble of a busy process: a least-
+    squares line through the series, each value weighted by how long it held, gives a slope
+    that a 20-second spike barely moves, and its fit (r squared) separates a steady climb from
+    noise. Values are offset by the first one to keep the sums well conditioned.
     """
 
-    __slots__ = ("window", "first_time", "first_level", "_first_done", "_recent")
+    __slots__ = ("t0", "v0", "last_t", "last_v", "w", "st", "sv", "stt", "stv", "svv", "n")
 
-    def __init__(self, window: float, time: float, value: int) -> None:
-        self.window = window
-        self.first_time = time
-        self.first_level = value  # min over [first_time, first_time + window]
-        self._first_done = False
-        self._recent: Deque[Tuple[float, int]] = deque([(time, value)])
+    def __init__(self, time: float, value: int) -> None:
+        self.t0 = time
+        self.v0 = value
+        self.last_t = time
+        self.last_v = 0.0
+        self.w = self.st = self.sv = self.stt = self.stv = self.svv = 0.0
+        self.n = 1
+
+    def _hold(self, until: float) -> Tuple[float, float, float, float, float, float]:
+        """The sums with the last value held until `until` (not stored)."""
+        dt = until - self.last_t
+        if dt <= 0:
+            return self.w, self.st, self.sv, self.stt, self.stv, self.svv
+        a, b, v = self.last_t - self.t0, until - self.t0, self.last_v
+        # integrals of 1, t, t^2 over [a, b] times the constant value
+        i1, it, itt = dt, (b * b - a * a) / 2, (b ** 3 - a ** 3) / 3
+        return (self.w + i1, self.st + it, self.sv + v * i1, self.stt + itt,
+                self.stv + v * it, self.svv + v * v * i1)
 
     def update(self, time: float, value: int) -> None:
-        if not self._first_done:
-            if time - self.first_time <= self.window:
-                if value < self.first_level:
-                    self.first_level = value
-            else:
-                self._first_done = True
-        recent = self._recent
-        recent.append((time, value))
-        horizon = time - self.window
-        while len(recent) > 1 and recent[1][0] <= horizon:
-            recent.popleft()
+        (self.w, self.st, self.sv, self.stt, self.stv, self.svv) = self._hold(time)
+        if time > self.last_t:
+            self.last_t = time
+        self.last_v = float(value - self.v0)
+        self.n += 1
 
-    def level(self, now: float) -> int:
-        """min over [now - window, now] (the value in force at the window start included)."""
-        horizon = now - self.window
-        best = None
-        for i, (_t, v) in enumerate(self._recent):
-            nxt = self._recent[i + 1][0] if i + 1 < len(self._recent) else None
-            if nxt is not None and nxt <= horizon:
-                continue
-            if best is None or v < best:
-                best = v
-        return best if best is not None else self.first_level
+    def fit(self, end: float) -> Optional[Tuple[float, float, float, float]]:
+        """(slope per second, value at t0, value at end, r squared), or None if too short."""
+        w, st, sv, stt, stv, svv = self._hold(end)
+        if w <= 0 or self.n < 3:
+            return None
+        mt, mv = st / w, sv / w
+        var_t = stt / w - mt * mt
+        var_v = svv / w - mv * mv
+        if var_t <= 0:
+            return None
+        cov = stv / w - mt * mv
+        slope = cov / var_t
+        r2 = (cov * cov) / (var_t * var_v) if var_v > 0 else 0.0
+        start_v = mv - slope * mt + self.v0
+        end_v = start_v + slope * (end - self.t0)
+        return slope, start_v, end_v, min(r2, 1.0)
+
+    def residual_std(self, end: float) -> float:
+        """Standard deviation of the series around its line (the wobble)."""
+        w, st, sv, stt, stv, svv = self._hold(end)
+        if w <= 0:
+            return 0.0
+        mt, mv = st / w, sv / w
+        var_t = stt / w - mt * mt
+        var_v = svv / w - mv * mv
+        if var_t <= 0:
+            return max(var_v, 0.0) ** 0.5
+        cov = stv / w - mt * mv
+        return max(var_v - cov * cov / var_t, 0.0) ** 0.5

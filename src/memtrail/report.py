@@ -1,0 +1,708 @@
+"""`memtrail report`: the story of a recording in one command.
+
+The order of the sections is the order of a person's questions after an incident: was anything
+recording (span, gaps), how bad did it get (peak, lowest available, pressure), did the kernel
+kill something and what was running then (OOM kills with the table just before), who held the
+memory at the worst moment (programs, grouped), who kept growing (leak suspects), what no
+process explains (slab, shmem, page tables), which unit peaked, who locked memory.
+
+`analyze()` builds one JSON-ready dict per recording in a single streaming pass (docs/report-json.md
+is its schema); text and markdown are two views of that dict, so the three outputs can never
+disagree. `diff` and `check` reuse `analyze()`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import os
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from memtrail import __version__
+from memtrail.model import Proc, Run, Tick, TrendTracker, replay
+from memtrail.programs import program_name
+from memtrail.reader import LogError, ReadStats, check_paths, read_path
+from memtrail.timeparse import iso
+from memtrail.units import fmt_bytes, fmt_duration
+
+SCHEMA = "memtrail.report/1"
+MiB = 1 << 20
+TOP_BEFORE_OOM = 10
+MAX_GROWERS = 10
+GROWTH_MIN_BYTES = 4 * MiB  # below this nothing is a leak suspect
+GROWTH_MIN_R2 = 0.6  # how straight the climb must be (noise and one-off steps score low)
+GROWTH_MIN_T = 5.0  # t statistic of the slope: a few wobbling samples are not a trend
+GROWTH_MIN_SPAN_FRACTION = 0.1  # a leak suspect lived at least this share of the recording
+MAX_GROWER_CANDIDATES = 50
+
+
+# -- per-process rows --------------------------------------------------------------------------
+def _proc_row(proc: Proc, rss: int, name: Optional[str] = None) -> dict:
+    return {
+        "pid": proc.pid,
+        "name": name or program_name(proc.cmd, proc.comm),
+        "comm": proc.comm,
+        "rss_bytes": rss,
+        "pss_bytes": proc.pss,
+        "swap_bytes": proc.swap,
+        "cmdline": proc.cmd,
+        "cgroup": proc.cgroup or None,
+    }
+
+
+class _Snapshot:
+    """The process table at one tick, as cheap tuples (identity is the Proc object)."""
+
+    __slots__ = ("time", "used", "system", "slabs", "rows")
+
+    def __init__(self, tick: Tick) -> None:
+        self.time = tick.time
+        self.used = tick.system.used
+        self.system = tick.system
+        self.slabs = list(tick.slabs)
+        self.rows = [(p, p.rss, p.shared, p.pss, p.swap) for p in tick.procs.values()]
+
+
+class Analysis:
+    """Consumes ticks, keeps bounded state, and returns the report dict with `result()`."""
+
+    def __init__(self, ungroup: bool = False, top: int = 10) -> None:
+        self.ungroup = ungroup
+        self.top = top
+        self.names: Dict[Proc, str] = {}
+        self.snapshot: Optional[_Snapshot] = None
+        self.oom: List[dict] = []
+        self.trackers: Dict[Proc, TrendTracker] = {}
+        self.finished_growers: List[Tuple[int, int, dict]] = []  # min-heap on growth
+        self.group_totals: Dict[str, int] = {}
+        self.group_trackers: Dict[str, TrendTracker] = {}
+        self.locked: Dict[Tuple[str, int, int], dict] = {}
+        self.window: Optional[float] = None
+        self.last_time: Optional[float] = None
+        self.first_time: Optional[float] = None
+        self._seq = 0
+
+    def name(self, proc: Proc) -> str:
+        name = self.names.get(proc)
+        if name is None:
+            name = self.names[proc] = program_name(proc.cmd, proc.comm)
+        return name
+
+    # -- the pass ------------------------------------------------------------------------
+    def add(self, tick: Tick, run: Run) -> None:
+        if self.window is None:
+            interval = run.interval_s or 1.0
+            self.window = max(30.0, 10.0 * interval)  # shortest life worth a trend
+        time = tick.time
+        self.last_time = time
+        if self.first_time is None:
+            self.first_time = time
+        used = tick.system.used
+        snap = self.snapshot
+        if used is not None and (
+                snap is None or snap.used is None
+                or used > snap.used + max(MiB, snap.used // 1000)
+                or (used > snap.used and time - snap.time > 300)):
+            self.snapshot = _Snapshot(tick)
+        if tick.events:
+            for event in tick.events:
+                if event.kind == "oom_kill":
+                    self._oom(tick, event)
+        for proc, old in tick.changes:
+            self._grow(proc, old, time)
+        for proc in tick.exited:
+            self._exit(proc, time)
+        for proc in tick.details:
+            if proc.locked:
+                self._locked(proc)
+
+    def _grow(self, proc: Proc, old: int, time: float) -> None:
+        assert self.window is not None
+        tracker = self.trackers.get(proc)
+        if tracker is None:
+            self.trackers[proc] = TrendTracker(time, proc.rss)
+        else:
+            tracker.update(time, proc.rss)
+        name = self.name(proc)
+        total = self.group_totals.get(name, 0) + proc.rss - old
+        self.group_totals[name] = total
+        gt = self.group_trackers.get(name)
+        if gt is None:
+            self.group_trackers[name] = TrendTracker(time, total)
+        else:
+            gt.update(time, total)
+
+    def _exit(self, proc: Proc, time: float) -> None:
+        tracker = self.trackers.pop(proc, None)
+        name = self.names.pop(proc, None) or program_name(proc.cmd, proc.comm)
+        if tracker is not None:
+            self._finish_grower(proc, tracker, time, name)
+        total = self.group_totals.get(name, 0) - proc.rss
+        self.group_totals[name] = total
+        gt = self.group_trackers.get(name)
+        if gt is not None:
+            gt.update(time, total)
+
+    def _trend(self, tracker: TrendTracker, end: float) -> Optional[dict]:
+        """Growth figures if the series climbed steadily enough to be a leak suspect."""
+        assert self.window is not None
+        duration = end - tracker.t0
+        span_so_far = end - (self.first_time if self.first_time is not None else end)
+        if duration < self.window or duration < GROWTH_MIN_SPAN_FRACTION * span_so_far:
+            return None
+        fit = tracker.fit(end)
+        if fit is None:
+            return None
+        slope, start_v, end_v, r2 = fit
+        growth = int(end_v - start_v)
+        if growth < GROWTH_MIN_BYTES or r2 < GROWTH_MIN_R2 \
+                or growth < 2 * tracker.residual_std(end):
+            return None
+        n = tracker.n
+        t_stat = (r2 * (n - 2) / (1 - r2)) ** 0.5 if r2 < 1 else float("inf")
+        if n < 4 or t_stat < GROWTH_MIN_T:
+            return None
+        return {"growth_bytes": growth, "rate_bytes_per_hour": int(slope * 3600),
+                "from_bytes": int(start_v), "to_bytes": int(end_v), "fit_r2": round(r2, 3),
+                "since": iso(tracker.t0), "until": iso(end), "duration_s": round(duration, 3)}
+
+    def _finish_grower(self, proc: Proc, tracker: TrendTracker, end: float, name: str) -> None:
+        trend = self._trend(tracker, end)
+        if trend is None:
+            return
+        row = {"name": name, "pid": proc.pid, **trend, "cmdline": proc.cmd,
+               "exited": proc.exited is not None}
+        growth = trend["growth_bytes"]
+        self._seq += 1
+        item = (growth, self._seq, row)
+        if len(self.finished_growers) < MAX_GROWER_CANDIDATES:
+            heapq.heappush(self.finished_growers, item)
+        else:
+            heapq.heappushpop(self.finished_growers, item)
+
+    def _locked(self, proc: Proc) -> None:
+        key = proc.key
+        row = self.locked.get(key)
+        if row is None:
+            if len(self.locked) >= 1000:
+                return
+            row = self.locked[key] = {"pid": proc.pid, "name": self.name(proc),
+                                      "locked_bytes": 0, "cmdline": proc.cmd}
+        if proc.locked and proc.locked > row["locked_bytes"]:
+            row["locked_bytes"] = proc.locked
+
+    def _oom(self, tick: Tick, event) -> None:
+        data = event.data
+        pid = data.get("pid")
+        # The table just before this tick: undo this tick's changes, bring back who left.
+        before: Dict[Proc, int] = {p: p.rss for p in tick.procs.values()}
+        for proc, old in tick.changes:
+            if old:
+                before[proc] = old
+            else:
+                before.pop(proc, None)
+        for proc in tick.exited:
+            before[proc] = proc.rss
+        top = heapq.nlargest(TOP_BEFORE_OOM, before.items(), key=lambda kv: kv[1])
+        victim = next((p for p in before if p.pid == pid), None)
+        cmd = data.get("cmd")
+        if not isinstance(cmd, list):
+            cmd = victim.cmd if victim is not None and victim.cmd else None
+        kib = {k: data.get(k) for k in ("anon_kib", "file_kib", "shmem_kib")}
+        parts = {k.replace("_kib", "_bytes"): (v * 1024 if isinstance(v, int) else None)
+                 for k, v in kib.items()}
+        rss = sum(v for v in parts.values() if v is not None) if any(
+            v is not None for v in parts.values()) else (before.get(victim) if victim else None)
+        self.oom.append({
+            "time": iso(event.time), "t": event.time, "pid": pid,
+            "name": data.get("name") or (victim.comm if victim else None),
+            "program": program_name(cmd, str(data.get("name") or "?")) if cmd else
+            data.get("name"),
+            "cmdline": cmd, "rss_bytes": rss, **parts,
+            "uid": data.get("uid"), "constraint": data.get("constraint"),
+            "oom_memcg": data.get("oom_memcg"), "task_memcg": data.get("task_memcg"),
+            "source": data.get("source"),
+            "top": [_proc_row(p, r, self.name(p)) for p, r in top],
+        })
+
+    # -- results -------------------------------------------------------------------------
+    def _programs(self, snap: _Snapshot) -> List[dict]:
+        groups: Dict[str, dict] = {}
+        for proc, rss, shared, pss, swap in snap.rows:
+            name = self.name(proc) if not self.ungroup else f"{self.name(proc)}[{proc.pid}]"
+            g = groups.get(name)
+            if g is None:
+                g = groups[name] = {"name": name, "count": 0, "rss_bytes": 0,
+                                    "private_bytes": 0, "pss_bytes": None, "swap_bytes": None,
+                                    "largest": None, "_largest": -1}
+            g["count"] += 1
+            g["rss_bytes"] += rss
+            g["private_bytes"] += max(rss - shared, 0)
+            if pss is not None:
+                g["pss_bytes"] = (g["pss_bytes"] or 0) + pss
+            if swap is not None:
+                g["swap_bytes"] = (g["swap_bytes"] or 0) + swap
+            if rss > g["_largest"]:
+                g["_largest"] = rss
+                g["largest"] = {"pid": proc.pid, "rss_bytes": rss, "cmdline": proc.cmd}
+        out = sorted(groups.values(), key=lambda g: (-g["rss_bytes"], g["name"]))
+        for g in out:
+            del g["_largest"]
+        return out
+
+    def _unexplained(self, snap: _Snapshot, programs: List[dict]) -> dict:
+        system = snap.system
+        used = system.used or 0
+        private = sum(max(rss - shared, 0) for _, rss, shared, _, _ in snap.rows)
+        unexplained = max(used - private, 0)
+        slab = system.slab or 0
+        shmem = system.shmem or 0
+        page_tables = system.page_tables or 0
+        kstack = system.kernel_stack or 0
+        hugetlb = system.hugetlb or 0
+        other = max(unexplained - slab - shmem - page_tables - kstack - hugetlb, 0)
+        top_slabs = [{"name": n, "bytes": b} for n, b in snap.slabs[:10]]
+        biggest_proc = max((rss for _, rss, _, _, _ in snap.rows), default=0)
+        biggest_group = programs[0]["rss_bytes"] if programs else 0
+        sentence = None
+        if top_slabs and top_slabs[0]["bytes"] > biggest_proc:
+            first = top_slabs[0]
+            sentence = (f"{fmt_bytes(first['bytes'])} in slab cache {first['name']}, more than "
+                        f"any process" + (" and more than any program"
+                                          if first["bytes"] > biggest_group else "") + ".")
+        elif slab > biggest_group and slab > used * 0.3:
+            sentence = (f"kernel slab memory ({fmt_bytes(slab)}) is more than any program "
+                        f"holds.")
+        elif shmem > biggest_group and shmem > used * 0.3:
+            sentence = (f"shared memory (tmpfs, SysV, memfd: {fmt_bytes(shmem)}) is more than "
+                        f"any program holds.")
+        return {
+            "time": iso(snap.time), "used_bytes": used, "process_private_bytes": private,
+            "bytes": unexplained, "slab_bytes": slab,
+            "slab_reclaimable_bytes": system.sreclaimable, "shmem_bytes": shmem,
+            "page_tables_bytes": page_tables, "kernel_stack_bytes": kstack,
+            "hugetlb_bytes": hugetlb, "other_bytes": other, "top_slabs": top_slabs,
+            "sentence": sentence,
+        }
+
+    def _growers(self) -> Tuple[List[dict], List[dict]]:
+        end = self.last_time or 0.0
+        for proc, tracker in list(self.trackers.items()):
+            self._finish_grower(proc, tracker, end, self.name(proc))
+        self.trackers = {}
+        span = end - (self.first_time or end)
+        growers = [row for _, _, row in sorted(self.finished_growers, reverse=True)
+                   if row["duration_s"] >= GROWTH_MIN_SPAN_FRACTION * span][:MAX_GROWERS]
+        groups = []
+        for name, tracker in self.group_trackers.items():
+            trend = self._trend(tracker, end)
+            if trend is not None:
+                groups.append({"name": name, **trend})
+        # A program with one growing process says nothing its process line does not.
+        solo = {g["name"]: g["growth_bytes"] for g in growers}
+        groups = [g for g in groups if not (g["name"] in solo
+                                            and solo[g["name"]] >= 0.9 * g["growth_bytes"])]
+        groups.sort(key=lambda g: -g["growth_bytes"])
+        return growers, groups[:MAX_GROWERS]
+
+    def result(self, run: Run, stats: ReadStats, label: str) -> dict:
+        snap = self.snapshot
+        programs = self._programs(snap) if snap else []
+        growers, group_growers = self._growers()
+        span = run.span_s
+        oom_kills = [{k: v for k, v in o.items() if k != "t"} for o in self.oom]
+        units = sorted(run.units.values(), key=lambda u: -u.peak)
+        for event_kills in self.oom:  # attribute kernel kills to units by their memcg
+            for unit in units:
+                if event_kills.get("task_memcg") == unit.path and unit.oom_kills == 0:
+                    unit.oom_kills = 1
+        return {
+            "schema": SCHEMA,
+            "generator": f"memtrail {__version__}",
+            "label": label,
+            "hosts": run.hosts,
+            "paths": run.paths,
+            "segments": [os.path.basename(s) for s in run.segments],
+            "sampler_runs": run.sampler_runs,
+            "span": {
+                "start": iso(run.start), "end": iso(run.end),
+                "start_unix": run.start, "end_unix": run.end,
+                "duration_s": round(span, 3), "ticks": run.ticks,
+                "interval_s": run.interval_s,
+                "gaps": [{"start": iso(g.start), "end": iso(g.end),
+                          "seconds": round(g.seconds, 3), "reason": g.reason}
+                         for g in run.gaps],
+                "gap_seconds": round(run.gap_s, 3),
+                "overruns": run.overruns, "worst_overrun_ms": run.worst_overrun_ms,
+                "clean_end": run.end_reason is not None and not run.cut_segments,
+                "end_reason": run.end_reason,
+                "cut_segments": [os.path.basename(s) for s in run.cut_segments],
+            },
+            "reading": {
+                "files": stats.files, "lines": stats.lines, "torn_lines": stats.torn,
+                "bad_lines": stats.bad, "unknown_records": stats.unknown,
+                "skipped_files": stats.skipped_files,
+                "truncated_files": stats.truncated_files,
+                "orphan_records": run.orphan_records,
+            },
+            "memory": {"total_bytes": run.mem_total},
+            "peak": {
+                "time": iso(run.peak_time), "used_bytes": run.peak_used,
+                "available_bytes": run.peak_available,
+                "total_bytes": run.mem_total,
+            },
+            "lowest_available": {"time": iso(run.low_time), "bytes": run.low_available},
+            "psi": {
+                "some_us": run.psi_some_us, "full_us": run.psi_full_us,
+                "some_pct": round(100 * run.psi_some_us / (span * 1e6), 3) if span else None,
+                "full_pct": round(100 * run.psi_full_us / (span * 1e6), 3) if span else None,
+            },
+            "oom_kills": oom_kills,
+            "oom_counter": run.oom_counter_total,
+            "programs_time": iso(snap.time) if snap else None,
+            "programs": programs[: self.top] if self.top else programs,
+            "programs_total": len(programs),
+            "growers": growers,
+            "group_growers": group_growers,
+            "unexplained": self._unexplained(snap, programs) if snap else None,
+            "units": [{"path": u.path, "peak_bytes": u.peak, "time": iso(u.time),
+                       "reported_peak_bytes": u.reported_peak, "oom_kills": u.oom_kills}
+                      for u in units],
+            "locked": {
+                "peak_mlocked_bytes": run.peak_mlocked,
+                "peak_unevictable_bytes": run.peak_unevictable,
+                "processes": sorted(self.locked.values(), key=lambda r: -r["locked_bytes"]),
+            },
+            "sampler": {"cpu_s": round(run.sampler_cpu_us / 1e6, 3),
+                        "max_processes": run.max_procs},
+        }
+
+
+# -- inputs ------------------------------------------------------------------------------------
+def _run_key(path: str) -> Optional[tuple]:
+    """(host, boot, started, pid) of the first header in a segment file, or None."""
+    stats = ReadStats()
+    try:
+        for rec in read_path(path, stats):
+            if rec.type == "H":
+                h = rec.segment.header
+                return (h.get("host"), h.get("boot_id"), h.get("started"), h.get("pid"))
+            break
+    except (LogError, OSError):
+        return None
+    return None
+
+
+def group_runs(paths: Sequence[str]) -> List[List[str]]:
+    """Paths -> recordings: a directory is one recording; consecutive segment files of the
+    same sampler run (same host, boot, start and pid) are one recording."""
+    groups: List[List[str]] = []
+    last_key = None
+    for path in paths:
+        if os.path.isdir(path):
+            groups.append([path])
+            last_key = None
+            continue
+        key = _run_key(path)
+        if key is not None and key == last_key and groups:
+            groups[-1].append(path)
+        else:
+            groups.append([path])
+        last_key = key
+    return groups
+
+
+def analyze(paths: Sequence[str], ungroup: bool = False, top: int = 10) -> dict:
+    """The report dict of one recording made of `paths` (see docs/report-json.md)."""
+    stats, run = ReadStats(), Run()
+    analysis = Analysis(ungroup=ungroup, top=top)
+    for tick in replay(list(paths), stats, run):
+        analysis.add(tick, run)
+    label = ", ".join(paths)
+    return analysis.result(run, stats, label)
+
+
+def usable(report: dict) -> Optional[str]:
+    """None if the report has data, else a one-line reason (for exit code 2)."""
+    if report["span"]["ticks"]:
+        return None
+    problems = report["reading"]["skipped_files"] + report["reading"]["truncated_files"]
+    reason = problems[0] if problems else "no samples in the log"
+    return f"{report['label']}: nothing to report: {reason}"
+
+
+# -- text --------------------------------------------------------------------------------------
+def _cmd(cmd: Optional[List[str]], width: int = 0) -> str:
+    text = " ".join(cmd) if cmd else "?"
+    if width and len(text) > width:
+        text = text[: width - 3] + "..."
+    return text
+
+
+def _t(value: Optional[str]) -> str:
+    """ISO from the JSON back to the short human form."""
+    if not value:
+        return "-"
+    return value.replace("T", " ").replace(".000Z", "Z")
+
+
+def _reading_line(r: dict) -> Optional[str]:
+    parts = []
+    if r["torn_lines"]:
+        parts.append(f"{r['torn_lines']} torn line(s) skipped (writer cut short)")
+    if r["bad_lines"]:
+        parts.append(f"{r['bad_lines']} unparseable line(s) skipped")
+    if r["unknown_records"]:
+        parts.append(f"{r['unknown_records']} record(s) of a newer format skipped")
+    for f in r["skipped_files"]:
+        parts.append(f"skipped {f}")
+    for f in r["truncated_files"]:
+        parts.append(f"truncated {f}")
+    return "; ".join(parts) if parts else None
+
+
+def render_text(rep: dict) -> str:
+    out: List[str] = []
+    w = out.append
+    span = rep["span"]
+    hosts = ", ".join(rep["hosts"]) or "?"
+    w(f"memtrail report: {rep['label']}")
+    w(f"  host {hosts}; {len(rep['segments'])} segment(s); "
+      f"{rep['sampler_runs']} sampler run(s)")
+    w("")
+    w("Span")
+    interval = span["interval_s"]
+    w(f"  {_t(span['start'])} -> {_t(span['end'])}  ({fmt_duration(span['duration_s'])}, "
+      f"{span['ticks']} ticks" + (f" at {interval:g} s" if interval else "") + ")")
+    if span["gaps"]:
+        w(f"  NOT RECORDING for {fmt_duration(span['gap_seconds'])} in "
+          f"{len(span['gaps'])} gap(s):")
+        for g in span["gaps"][:10]:
+            w(f"    {_t(g['start'])} -> {_t(g['end'])}  {fmt_duration(g['seconds'])}  "
+              f"({g['reason']})")
+    else:
+        w("  no gaps: the sampler was looking the whole time")
+    if span["overruns"]:
+        w(f"  {span['overruns']} sampler overrun(s), worst {span['worst_overrun_ms']:.0f} ms")
+    if span["clean_end"]:
+        w(f"  ended cleanly ({span['end_reason']})")
+    elif span["cut_segments"]:
+        w(f"  cut short: {', '.join(span['cut_segments'])} ended without a clean end record "
+          f"(crash, kill or still recording)")
+    reading = _reading_line(rep["reading"])
+    if reading:
+        w(f"  reading problems: {reading}")
+    w("")
+    peak, low, psi = rep["peak"], rep["lowest_available"], rep["psi"]
+    w("Memory")
+    total = peak["total_bytes"]
+    w(f"  peak used       {fmt_bytes(peak['used_bytes'])}"
+      + (f" of {fmt_bytes(total)}" if total else "")
+      + f" at {_t(peak['time'])} (available then {fmt_bytes(peak['available_bytes'])})")
+    w(f"  lowest avail.   {fmt_bytes(low['bytes'])} at {_t(low['time'])}")
+    if psi["some_pct"] is not None:
+        w(f"  PSI stall       some {fmt_duration(psi['some_us'] / 1e6)} "
+          f"({psi['some_pct']:.2f}%), full {fmt_duration(psi['full_us'] / 1e6)} "
+          f"({psi['full_pct']:.2f}%) of the span")
+    w("")
+    kills = rep["oom_kills"]
+    w(f"OOM kills: {len(kills)}" + ("" if kills or not rep["oom_counter"] else
+                                   f" from the kernel log, but /proc/vmstat counted "
+                                   f"{rep['oom_counter']} (no /dev/kmsg access?)"))
+    for k in kills:
+        w(f"  {_t(k['time'])}  pid {k['pid']} {k['name']}  rss {fmt_bytes(k['rss_bytes'])} "
+          f"(anon {fmt_bytes(k['anon_bytes'])}, file {fmt_bytes(k['file_bytes'])}, "
+          f"shmem {fmt_bytes(k['shmem_bytes'])})")
+        w(f"    command:    {_cmd(k['cmdline'])}")
+        w(f"    constraint: {k['constraint'] or '?'}  memcg: {k['oom_memcg'] or '?'}  "
+          f"task cgroup: {k['task_memcg'] or '?'}")
+        if k["top"]:
+            w("    largest processes just before:")
+            for p in k["top"]:
+                mark = "  <- killed" if p["pid"] == k["pid"] else ""
+                w(f"      {p['pid']:>7}  {fmt_bytes(p['rss_bytes']):>9}  "
+                  f"{_cmd(p['cmdline'], 70)}{mark}")
+    w("")
+    progs = rep["programs"]
+    w(f"Top programs at the peak ({_t(rep['programs_time'])})"
+      + (f", {rep['programs_total']} in all" if rep["programs_total"] > len(progs) else ""))
+    if progs:
+        width = max(8, min(28, max(len(g["name"]) for g in progs)))
+        w(f"  {'PROGRAM':<{width}}  {'COUNT':>5}  {'RSS':>9}  {'PSS':>9}  {'SWAP':>9}  "
+          f"LARGEST")
+        for g in progs:
+            lg = g["largest"]
+            w(f"  {g['name'][:width]:<{width}}  {'x' + str(g['count']):>5}  "
+              f"{fmt_bytes(g['rss_bytes']):>9}  {fmt_bytes(g['pss_bytes']):>9}  "
+              f"{fmt_bytes(g['swap_bytes']):>9}  pid {lg['pid']} "
+              f"{fmt_bytes(lg['rss_bytes'])}: {_cmd(lg['cmdline'], 50)}")
+    else:
+        w("  (no processes recorded)")
+    w("")
+    w("Growers (leak suspects: sustained growth, short spikes ignored)")
+    if rep["growers"] or rep["group_growers"]:
+        for g in rep["growers"]:
+            w(f"  {g['name']} (pid {g['pid']})  {fmt_bytes(g['growth_bytes'], True)} over "
+              f"{fmt_duration(g['duration_s'])} = {fmt_bytes(g['rate_bytes_per_hour'])}/h  "
+              f"({fmt_bytes(g['from_bytes'])} -> {fmt_bytes(g['to_bytes'])})"
+              + ("  [exited]" if g["exited"] else ""))
+            w(f"      {_cmd(g['cmdline'], 90)}")
+        for g in rep["group_growers"]:
+            w(f"  program {g['name']} (all its processes)  "
+              f"{fmt_bytes(g['growth_bytes'], True)} over {fmt_duration(g['duration_s'])} = "
+              f"{fmt_bytes(g['rate_bytes_per_hour'])}/h")
+    else:
+        w("  none")
+    w("")
+    un = rep["unexplained"]
+    w("Memory no process explains" + (f" (at {_t(un['time'])})" if un else ""))
+    if un:
+        w(f"  used {fmt_bytes(un['used_bytes'])} - process private memory "
+          f"{fmt_bytes(un['process_private_bytes'])} = {fmt_bytes(un['bytes'])}")
+        w(f"  slab {fmt_bytes(un['slab_bytes'])} (reclaimable "
+          f"{fmt_bytes(un['slab_reclaimable_bytes'])}), shmem {fmt_bytes(un['shmem_bytes'])}, "
+          f"page tables {fmt_bytes(un['page_tables_bytes'])}, kernel stacks "
+          f"{fmt_bytes(un['kernel_stack_bytes'])}, hugetlb {fmt_bytes(un['hugetlb_bytes'])}, "
+          f"other {fmt_bytes(un['other_bytes'])}")
+        if un["top_slabs"]:
+            w("  top slab caches: " + ", ".join(f"{s['name']} {fmt_bytes(s['bytes'])}"
+                                                for s in un["top_slabs"][:5]))
+        if un["sentence"]:
+            w(f"  => {un['sentence']}")
+    w("")
+    w("Units (cgroups): peak memory")
+    if rep["units"]:
+        for u in rep["units"][:15]:
+            w(f"  {fmt_bytes(u['peak_bytes']):>9}  at {_t(u['time'])}  {u['path']}"
+              + (f"  OOM kills: {u['oom_kills']}" if u["oom_kills"] else ""))
+    else:
+        w("  none recorded")
+    w("")
+    lk = rep["locked"]
+    w(f"Locked memory: mlocked peak {fmt_bytes(lk['peak_mlocked_bytes'])}, unevictable peak "
+      f"{fmt_bytes(lk['peak_unevictable_bytes'])}")
+    for p in lk["processes"][:10]:
+        w(f"  {fmt_bytes(p['locked_bytes']):>9}  pid {p['pid']} {p['name']}: "
+          f"{_cmd(p['cmdline'], 70)}")
+    return "\n".join(out) + "\n"
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("`", "'")
+
+
+def render_markdown(rep: dict) -> str:
+    out: List[str] = []
+    w = out.append
+    span, peak, low, psi = rep["span"], rep["peak"], rep["lowest_available"], rep["psi"]
+    kills = rep["oom_kills"]
+    status = f"**{len(kills)} OOM kill(s)**" if kills else "no OOM kill"
+    w(f"### memtrail: {_md_escape(', '.join(rep['hosts']) or rep['label'])}")
+    w("")
+    w(f"- peak used **{fmt_bytes(peak['used_bytes'])}**"
+      + (f" of {fmt_bytes(peak['total_bytes'])}" if peak["total_bytes"] else "")
+      + f" at {_t(peak['time'])}; lowest available {fmt_bytes(low['bytes'])}; {status}")
+    w(f"- span {_t(span['start'])} -> {_t(span['end'])} ({fmt_duration(span['duration_s'])}, "
+      f"{span['ticks']} ticks); gaps: {len(span['gaps'])}"
+      + (f" ({fmt_duration(span['gap_seconds'])} not recording)" if span["gaps"] else ""))
+    if psi["some_pct"] is not None:
+        w(f"- PSI stall: some {psi['some_pct']:.2f}%, full {psi['full_pct']:.2f}%")
+    reading = _reading_line(rep["reading"])
+    if reading:
+        w(f"- reading problems: {_md_escape(reading)}")
+    if kills:
+        w("")
+        w("#### OOM kills")
+        w("")
+        w("| time | pid | name | RSS | command | constraint |")
+        w("| --- | --- | --- | ---: | --- | --- |")
+        for k in kills:
+            w(f"| {_t(k['time'])} | {k['pid']} | {_md_escape(str(k['name']))} | "
+              f"{fmt_bytes(k['rss_bytes'])} | `{_md_escape(_cmd(k['cmdline'], 100))}` | "
+              f"{k['constraint'] or '?'} |")
+    if rep["programs"]:
+        w("")
+        w(f"#### Top programs at the peak ({_t(rep['programs_time'])})")
+        w("")
+        w("| program | count | RSS | PSS | swap | largest |")
+        w("| --- | ---: | ---: | ---: | ---: | --- |")
+        for g in rep["programs"]:
+            lg = g["largest"]
+            w(f"| {_md_escape(g['name'])} | {g['count']} | {fmt_bytes(g['rss_bytes'])} | "
+              f"{fmt_bytes(g['pss_bytes'])} | {fmt_bytes(g['swap_bytes'])} | "
+              f"pid {lg['pid']} {fmt_bytes(lg['rss_bytes'])} |")
+    if rep["growers"]:
+        w("")
+        w("#### Growers (leak suspects)")
+        w("")
+        w("| program | pid | growth | rate/h | over |")
+        w("| --- | ---: | ---: | ---: | --- |")
+        for g in rep["growers"]:
+            w(f"| {_md_escape(g['name'])} | {g['pid']} | {fmt_bytes(g['growth_bytes'], True)}"
+              f" | {fmt_bytes(g['rate_bytes_per_hour'])} | {fmt_duration(g['duration_s'])} |")
+    un = rep["unexplained"]
+    if un and un["sentence"]:
+        w("")
+        w(f"**Kernel memory:** {_md_escape(un['sentence'])}")
+    return "\n".join(out) + "\n"
+
+
+# -- command -----------------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="memtrail report",
+        description="Explain a recording: span and gaps, peak, OOM kills with the process "
+                    "table just before, top programs at the peak, growers, memory no process "
+                    "explains, unit peaks, locked memory.")
+    ap.add_argument("paths", nargs="+", metavar="PATH",
+                    help="log directory, segment file or .gz segment; several = several runs "
+                         "(segments of one sampler run are merged)")
+    fmt = ap.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="machine-readable (docs/report-json.md)")
+    fmt.add_argument("--markdown", action="store_true", help="for a CI job summary")
+    ap.add_argument("--ungroup", action="store_true",
+                    help="one line per process instead of per program")
+    ap.add_argument("--top", type=int, default=10, metavar="N",
+                    help="programs to list (default 10, 0 = all)")
+    return ap
+
+
+def load(paths: Sequence[str], ungroup: bool = False, top: int = 10) -> Tuple[List[dict],
+                                                                           List[str]]:
+    """Reports for every recording in `paths`, and one-line errors for unusable inputs."""
+    errors = check_paths(paths)
+    if errors:
+        return [], errors
+    reports = []
+    for group in group_runs(paths):
+        rep = analyze(group, ungroup=ungroup, top=top)
+        problem = usable(rep)
+        if problem:
+            errors.append(problem)
+        else:
+            reports.append(rep)
+    return reports, errors
+
+
+def main(argv: List[str]) -> int:
+    args = _parser().parse_args(argv)
+    if args.top < 0:
+        print("memtrail report: --top must be >= 0", file=sys.stderr)
+        return 2
+    reports, errors = load(args.paths, args.ungroup, args.top)
+    for err in errors:
+        print(f"memtrail report: {err}", file=sys.stderr)
+    if not reports:
+        return 2
+    if args.json:
+        doc = reports[0] if len(reports) == 1 else {"schema": SCHEMA, "runs": reports}
+        json.dump(doc, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        render = render_markdown if args.markdown else render_text
+        sys.stdout.write(("\n" + "=" * 78 + "\n\n").join(render(r) for r in reports))
+    return 2 if errors else 0
+
+

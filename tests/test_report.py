@@ -1,0 +1,221 @@
+"""`memtrail report` tells back the story each scripted scenario acted out."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import scenarios
+
+from memtrail import report
+from memtrail.programs import program_name
+from memtrail.units import fmt_bytes, parse_size, parse_size_or_pct
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+def _json(capsys, *args) -> dict:
+    rc = report.main(["--json", *args])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    return json.loads(out)
+
+
+def test_required_json_keys(tmp_path, capsys):
+    rep = _json(capsys, scenarios.oom(str(tmp_path)))
+    assert rep["schema"] == report.SCHEMA
+    assert set(rep["span"]) >= {"start", "end", "ticks", "gaps"}
+    assert set(rep["peak"]) >= {"time", "used_bytes", "available_bytes"}
+    assert set(rep["unexplained"]) >= {"bytes", "slab_bytes", "top_slabs"}
+    for key in ("oom_kills", "programs", "growers"):
+        assert isinstance(rep[key], list)
+    kill = rep["oom_kills"][0]
+    assert set(kill) >= {"time", "pid", "name", "cmdline", "rss_bytes", "top"}
+    assert set(kill["top"][0]) >= {"pid", "name", "rss_bytes"}
+    assert set(rep["programs"][0]) >= {"name", "count", "rss_bytes"}
+
+
+def test_worker_group_folded(tmp_path, capsys):
+    rep = _json(capsys, scenarios.workers(str(tmp_path)))
+    first = rep["programs"][0]
+    assert first["name"] == "nova-api"
+    assert first["count"] == scenarios.NOVA_WORKERS + 1  # the workers and their parent
+    assert first["rss_bytes"] == (scenarios.NOVA_WORKERS * scenarios.NOVA_WORKER_MIB + 90) * MiB
+    assert first["largest"]["rss_bytes"] == scenarios.NOVA_WORKER_MIB * MiB
+    assert rep["programs"][1]["name"] == "postgres" and rep["programs"][1]["count"] == 2
+    names = [p["name"] for p in rep["programs"]]
+    assert [n for n in names if n.startswith("[")] == []  # no kernel threads
+    units = {u["path"]: u["peak_bytes"] for u in rep["units"]}
+    assert units["/system.slice/postgresql.service"] == 240 * MiB
+    assert rep["span"]["ticks"] == 31 and rep["span"]["gaps"] == []
+    assert rep["span"]["clean_end"] is True
+
+
+def test_worker_group_text_and_ungroup(tmp_path, capsys):
+    path = scenarios.workers(str(tmp_path))
+    assert report.main([path]) == 0
+    text = capsys.readouterr().out
+    line = next(x for x in text.splitlines() if x.strip().startswith("nova-api"))
+    assert f"x{scenarios.NOVA_WORKERS + 1}" in line and "3.1 GiB" in line
+    assert report.main(["--ungroup", "--top", "0", path]) == 0
+    text = capsys.readouterr().out
+    assert text.count("nova-api[") == scenarios.NOVA_WORKERS + 1
+
+
+def test_oom_kill_with_victim_command_and_table_before(tmp_path, capsys):
+    rep = _json(capsys, scenarios.oom(str(tmp_path)))
+    assert len(rep["oom_kills"]) == 1
+    kill = rep["oom_kills"][0]
+    assert kill["pid"] == 501 and kill["name"] == "python3"
+    assert kill["cmdline"] == scenarios.OOM_VICTIM_CMD
+    assert kill["program"] == "hog.py"
+    assert kill["rss_bytes"] > 4 * GiB
+    top = kill["top"]
+    assert top[0]["pid"] == 501  # the victim was the largest just before
+    assert top[1]["name"] == "service.jar"
+    assert rep["psi"]["full_us"] > 0
+    # the peak is before the kill, and the victim leads the programs at the peak
+    assert rep["peak"]["time"] < kill["time"]
+    assert rep["programs"][0]["name"] == "hog.py"
+
+
+def test_oom_in_markdown(tmp_path, capsys):
+    assert report.main(["--markdown", scenarios.oom(str(tmp_path))]) == 0
+    md = capsys.readouterr().out
+    assert "**1 OOM kill(s)**" in md
+    assert "/opt/jobs/hog.py --size 20G" in md
+    assert "| program | count |" in md
+
+
+def test_steady_leak_found_spike_ignored(tmp_path, capsys):
+    rep = _json(capsys, scenarios.leak(str(tmp_path)))
+    growers = rep["growers"]
+    assert [g["pid"] for g in growers] == [600]  # not the sidekiq spike
+    rate = growers[0]["rate_bytes_per_hour"]
+    assert abs(rate - scenarios.LEAK_MIB_PER_HOUR * MiB) < 0.1 * scenarios.LEAK_MIB_PER_HOUR * MiB
+    assert growers[0]["name"] == "server.js"
+
+
+def test_slab_dominated_host(tmp_path, capsys):
+    rep = _json(capsys, scenarios.slab(str(tmp_path)))
+    un = rep["unexplained"]
+    assert un["top_slabs"][0]["name"] == scenarios.SLAB_CACHE
+    assert un["top_slabs"][0]["bytes"] == scenarios.SLAB_MIB * MiB
+    assert un["slab_bytes"] >= scenarios.SLAB_MIB * MiB
+    assert un["bytes"] > un["process_private_bytes"]
+    assert "2.5 GiB in slab cache nfs_inode_cache, more than any process" in un["sentence"]
+
+
+def test_gap_and_torn_tail_are_reported(tmp_path, capsys):
+    path = scenarios.gap(str(tmp_path))
+    rep = _json(capsys, path)
+    gaps = rep["span"]["gaps"]
+    assert len(gaps) == 1 and gaps[0]["seconds"] >= scenarios.GAP_S
+    assert rep["reading"]["torn_lines"] == 1
+    assert rep["span"]["clean_end"] is False
+    assert report.main([path]) == 0
+    text = capsys.readouterr().out
+    assert "NOT RECORDING for 10m" in text and "torn line" in text
+
+
+def test_rotated_gz_segments_one_run(tmp_path, capsys):
+    d = scenarios.rotated(str(tmp_path))
+    rep = _json(capsys, d)
+    assert len(rep["segments"]) == 3 and rep["span"]["gaps"] == []
+    # the same three files given one by one are still one recording
+    files = sorted(os.path.join(d, f) for f in os.listdir(d))
+    rep2 = _json(capsys, *files)
+    assert "runs" not in rep2 and rep2["span"]["ticks"] == rep["span"]["ticks"]
+
+
+def test_several_directories_are_several_runs(tmp_path, capsys):
+    a = scenarios.workers(str(tmp_path / "a"))
+    b = scenarios.oom(str(tmp_path / "b"))
+    doc = _json(capsys, a, b)
+    assert [len(r["oom_kills"]) for r in doc["runs"]] == [0, 1]
+    assert report.main([a, b]) == 0
+    assert capsys.readouterr().out.count("memtrail report:") == 2
+
+
+def test_foreign_file_is_a_counted_skip(tmp_path, capsys):
+    rep = _json(capsys, scenarios.foreign(str(tmp_path)))
+    assert len(rep["reading"]["skipped_files"]) == 1
+    assert "not a memtrail log" in rep["reading"]["skipped_files"][0]
+    assert rep["programs"][0]["name"] == "nova-api"
+
+
+def test_truncated_gz_segment(tmp_path, capsys):
+    d = scenarios.rotated(str(tmp_path))
+    gz = sorted(f for f in os.listdir(d) if f.endswith(".gz"))[0]
+    with open(os.path.join(d, gz), "rb") as fh:
+        data = fh.read()
+    with open(os.path.join(d, gz), "wb") as fh:
+        fh.write(data[: len(data) // 2])
+    rep = _json(capsys, d)
+    assert rep["reading"]["truncated_files"]
+    assert rep["span"]["ticks"] > 0
+
+
+@pytest.mark.parametrize("content", [b"", b"hello\nworld\n", b"\x00\x01\x02garbage"])
+def test_unusable_input_one_line_exit_2(tmp_path, capsys, content):
+    f = tmp_path / "memtrail-20260101T000000Z-000.log"
+    f.write_bytes(content)
+    assert report.main([str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(f) in err and "Traceback" not in err
+
+
+def test_missing_path_exit_2(tmp_path, capsys):
+    assert report.main([str(tmp_path / "nope")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_cli_subprocess_plain_file_and_gz(tmp_path):
+    d = scenarios.workers(str(tmp_path / "w"))
+    seg = os.path.join(d, os.listdir(d)[0])
+    with open(seg, "rb") as src, gzip.open(str(tmp_path / "x.log.gz"), "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    proc = subprocess.run([sys.executable, "-m", "memtrail", "report", "--json",
+                           str(tmp_path / "x.log.gz")], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["programs"][0]["name"] == "nova-api"
+
+
+@pytest.mark.parametrize("cmd,name", [
+    (["/usr/bin/python3", "/usr/bin/nova-api"], "nova-api"),
+    (["nova-api: worker(3)"], "nova-api"),
+    (["postgres: checkpointer"], "postgres"),
+    (["python3", "-m", "http.server"], "http.server"),
+    (["/usr/bin/python3.11", "-u", "-X", "dev", "/srv/x.py"], "x.py"),
+    (["java", "-Xmx2g", "-jar", "/opt/kafka.jar"], "kafka.jar"),
+    (["java", "-cp", "a:b", "org.elasticsearch.bootstrap.Elasticsearch"], "Elasticsearch"),
+    (["perl", "-w", "/usr/sbin/spamd"], "spamd"),
+    (["ruby", "-I", "lib", "bin/sidekiq"], "sidekiq"),
+    (["node", "--max-old-space-size", "4096", "server.js"], "server.js"),
+    (["bash", "-c", "sleep 1"], "bash"),
+    (["/bin/sh", "/etc/init.d/x.sh"], "x.sh"),
+    (["-bash"], "bash"),
+    (["nginx: worker process", "", ""], "nginx"),
+    (["/usr/sbin/sshd", "-D"], "sshd"),
+    ([], "kworker"),
+])
+def test_program_names(cmd, name):
+    assert program_name(cmd, "kworker") == name
+
+
+def test_sizes():
+    assert fmt_bytes(int(3.1 * GiB)) == "3.1 GiB"
+    assert fmt_bytes(512 * MiB) == "512 MiB"
+    assert fmt_bytes(0) == "0 B"
+    assert parse_size("200M") == 200 * MiB and parse_size("1.5GiB") == int(1.5 * GiB)
+    assert parse_size("2g") == 2 * GiB and parse_size("4096") == 4096
+    assert parse_size_or_pct("10%") == (None, 10.0)
+    with pytest.raises(ValueError):
+        parse_size("lots")
