@@ -99,7 +99,7 @@ def parse_size(text: str) -> int:
     """'100M', '1GiB', '512k', '4096' -> bytes."""
     m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$", str(text))
     if not m or m.group(2).lower() not in _UNITS:
-        raise ValueError(f"not a size: {text!r} (examples: 4096, 512K, 100M, 2G)")
+        raise BadValue(f"not a size: {text!r} (examples: 4096, 512K, 100M, 2G)")
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
@@ -107,7 +107,7 @@ def parse_duration(text: str) -> float:
     """'0.5', '500ms', '30s', '10m', '1h', '7d' -> seconds."""
     m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$", str(text))
     if not m or m.group(2).lower() not in _SECONDS:
-        raise ValueError(f"not a duration: {text!r} (examples: 0.5, 500ms, 30s, 10m, 1h, 7d)")
+        raise BadValue(f"not a duration: {text!r} (examples: 0.5, 500ms, 30s, 10m, 1h, 7d)")
     return float(m.group(1)) * _SECONDS[m.group(2).lower()]
 
 
@@ -115,24 +115,33 @@ def _positive(parse):
     def check(text):
         value = parse(text)
         if value <= 0:
-            raise ValueError(f"must be more than 0: {text!r}")
+            raise BadValue(f"must be more than 0: {text!r}")
         return value
     check.__name__ = parse.__name__
     return check
 
 
 def _percent(text: str) -> float:
-    value = float(str(text).rstrip("%"))
+    try:
+        value = float(str(text).rstrip("%"))
+    except ValueError:
+        value = -1.0
     if not 0 <= value <= 100:
-        raise ValueError(f"not a percentage: {text!r}")
+        raise BadValue(f"not a percentage: {text!r}")
     return value
 
 
 def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError(f"must be 0 or more: {text!r}")
-    return value
+    if not str(text).strip().isdigit():
+        raise BadValue(f"not a whole number 0 or more: {text!r}")
+    return int(text)
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise BadValue(f"not a whole number: {text!r}") from None
 
 
 # (flag, type, default, help). Environment: MEMTRAIL_ + flag in upper snake case.
@@ -168,7 +177,7 @@ OPTIONS = [
     ("--no-redact", bool, False, "keep secret-looking command line values"),
     ("--no-mlock", bool, False, "do not lock the sampler in memory"),
     ("--no-oom-adj", bool, False, "do not lower the sampler's oom_score_adj"),
-    ("--oom-score-adj", int, -900, "oom_score_adj to lower to (never raised)"),
+    ("--oom-score-adj", _integer, -900, "oom_score_adj to lower to (never raised)"),
     ("--no-cgroups", bool, False, "do not record cgroups"),
     ("--no-slab", bool, False, "do not read /proc/slabinfo"),
     ("--journal", str, "auto", "send start/stop/OOM entries to the journal: auto, yes, no"),
@@ -181,9 +190,19 @@ def _env_name(flag: str) -> str:
     return "MEMTRAIL_" + flag.lstrip("-").replace("-", "_").upper()
 
 
+class BadValue(argparse.ArgumentTypeError, ValueError):
+    """A setting's value is wrong: argparse shows our message, not 'invalid ... value'."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        """One line, not the whole usage: the operator sees it in journalctl or CI logs."""
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
 def parse_args(argv) -> argparse.Namespace:
     """Flags win over MEMTRAIL_* variables, which win over defaults; bad values exit 2."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="memtrail record",
         description="Record memory use (system, processes, cgroups, OOM kills) to a log "
                     "directory, without ever forking. Every flag can also be set as an "
@@ -1223,10 +1242,11 @@ class Sampler:
                 st.rss, st.shared = rss, shared
                 self._band(st, rss)
                 out_p.append(f"p {ts} {name} {rss} {shared}\n")
-        if len(names) < len(procs) + len(skip):  # something vanished from /proc
-            listed = set(names)
-            gone.extend(n for n in procs if n not in listed)
-            skip.intersection_update(listed)
+        # Exits show as ESRCH on the held descriptor; a listing diff also catches processes
+        # read by path and fixture trees (whose files stay readable once opened).
+        listed = set(names)
+        gone.extend(procs.keys() - listed)
+        skip.intersection_update(listed)
         for name in set(gone):
             st = procs.pop(name, None)
             if st is None:
@@ -1407,9 +1427,8 @@ class Sampler:
         if keyframe:
             self.last_keyframe = mono
         out_x, out_p, out_new, out_detail, out_cg, out_slab = [], [], [], [], [], []
+        self.recheck_young(ts, out_new)  # those first seen last tick, before new ones join
         self.scan_processes(ts, keyframe, out_x, out_p, out_new, initial)
-        if not initial:
-            self.recheck_young(ts, out_new)
         do_status = snapshot or initial or mono - self.last_status >= cfg.status_every
         do_pss = snapshot or initial or mono - self.last_pss >= cfg.pss_every
         if do_status:

@@ -1,0 +1,111 @@
+"""Shared helpers: run the real sampler, read what it wrote."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLER = ROOT / "src" / "memtrail" / "sampler.py"
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from memtrail import reader  # noqa: E402
+
+
+def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
+    """Poll until predicate() is truthy; the events we wait for are files and exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def records(path, stats=None):
+    return list(reader.read(str(path), stats))
+
+
+def log_text(path: Path) -> str:
+    """All segment text of a log directory (plain and gz), in order."""
+    import gzip
+
+    out = []
+    for seg in reader.segments(str(path)):
+        opener = gzip.open if seg.endswith(".gz") else open
+        with opener(seg, "rb") as fh:
+            out.append(fh.read().decode("ascii"))
+    return "".join(out)
+
+
+class SamplerProc:
+    """A real sampler process (the real interpreter, never the pyenv shim)."""
+
+    def __init__(self, logdir: Path, *args: str, env: dict = None, wrap=()) -> None:
+        self.logdir = Path(logdir)
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        cmd = [*wrap, sys.executable, "-I", "-S", str(SAMPLER), "--dir", str(logdir),
+               "--quiet", *args]
+        self.proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_ticks(self, n: int, timeout: float = 15.0) -> None:
+        def enough():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"sampler exited early: {self.proc.stderr.read()!r}")
+            try:
+                return log_text(self.logdir).count("\ns ") >= n
+            except (OSError, EOFError, reader.LogError):
+                return False
+        wait_for(enough, timeout, f"{n} ticks")
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.proc.stdout.close()
+            self.proc.stderr.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+@pytest.fixture
+def sampler_factory():
+    started = []
+
+    def start(logdir, *args, **kw):
+        s = SamplerProc(logdir, *args, **kw)
+        started.append(s)
+        return s
+    yield start
+    for s in started:
+        if s.proc.poll() is None:
+            s.kill()
+
+
+@pytest.fixture
+def fakeproc(tmp_path):
+    from fakeproc import FakeProc
+
+    return FakeProc(tmp_path / "proc")

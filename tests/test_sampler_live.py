@@ -1,0 +1,331 @@
+"""The real sampler on the live /proc: real processes, signals, crashes, faults and an OOM kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLER, log_text, records, wait_for
+
+from memtrail import reader
+
+pytestmark = pytest.mark.live
+IS_ROOT = os.geteuid() == 0
+
+CHILD = r"""
+import sys
+tag = sys.argv[1]
+sys.stdout.write("ready\n"); sys.stdout.flush()
+blob = None
+for line in sys.stdin:
+    if line.startswith("grow"):
+        blob = bytearray(int(line.split()[1]) << 20)
+        for i in range(0, len(blob), 4096):
+            blob[i] = 1
+        sys.stdout.write("grown\n"); sys.stdout.flush()
+    elif line.startswith("exit"):
+        break
+"""
+
+
+def start_child(tag: str) -> subprocess.Popen:
+    child = subprocess.Popen([sys.executable, "-c", CHILD, tag], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline() == "ready\n"
+    return child
+
+
+def lines_of(logdir: Path, rtype: str):
+    return [line for line in log_text(logdir).splitlines() if line.startswith(rtype + " ")]
+
+
+def test_real_child_appears_grows_and_exits(tmp_path, sampler_factory):
+    logdir = tmp_path / "log"
+    s = sampler_factory(logdir, "--interval", "0.1")
+    s.wait_ticks(2)
+    tag = f"memtrail-live-{os.getpid()}"
+    child = start_child(tag)
+    pid = str(child.pid)
+    wait_for(lambda: any(line.split()[2] == pid for line in lines_of(logdir, "P")),
+             what="the child's identity")
+    ident = [line for line in lines_of(logdir, "P") if line.split()[2] == pid][0]
+    assert json.loads(ident[ident.index("{"):])["cmd"][-1] == tag
+    child.stdin.write("grow 64\n")
+    child.stdin.flush()
+    assert child.stdout.readline() == "grown\n"
+
+    def grown():
+        rss = [int(line.split()[3]) for line in lines_of(logdir, "p") if line.split()[2] == pid]
+        return rss and max(rss) >= 64 * 1024
+    wait_for(grown, what="the child's RSS growth")
+    child.stdin.write("exit\n")
+    child.stdin.flush()
+    child.wait(10)
+    wait_for(lambda: f" {pid}" in "".join(lines_of(logdir, "X")), what="the exit record")
+    assert s.stop() == 0
+    text = log_text(logdir)
+    assert text.splitlines()[-1].startswith("Z ")
+    stats = reader.ReadStats()
+    records(logdir, stats)
+    assert stats.problems == 0
+
+
+def test_sampler_never_forks_or_execs(tmp_path):
+    strace = shutil.which("strace")
+    if not strace:
+        pytest.skip("strace is not installed (.ci/run installs it)")
+    out = tmp_path / "trace"
+    run = subprocess.run(
+        [strace, "-f", "-qq", "-e", "trace=fork,vfork,clone,clone3,execve,execveat", "-o",
+         str(out), sys.executable, "-I", "-S", str(SAMPLER), "--dir", str(tmp_path / "log"),
+         "--interval", "0.05", "--duration", "1.5", "--quiet", "--rotate-size", "4K"],
+        capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    calls = [line for line in out.read_text().splitlines() if "(" in line]
+    execs = [c for c in calls if "execve" in c]
+    spawns = [c for c in calls if any(k in c for k in ("fork(", "clone(", "clone3("))]
+    assert len(execs) == 1 and sys.executable.split("/")[-1] in execs[0]  # itself, only
+    assert spawns == []
+    assert len(list((tmp_path / "log").iterdir())) >= 2  # it rotated and compressed meanwhile
+
+
+def test_signals_snapshot_reopen_and_clean_end(tmp_path, sampler_factory):
+    logdir = tmp_path / "log"
+    s = sampler_factory(logdir, "--interval", "0.2")
+    s.wait_ticks(2)
+    os.kill(s.pid, signal.SIGUSR1)
+    wait_for(lambda: '"reason":"signal"' in log_text(logdir), what="a SIGUSR1 snapshot")
+    text = log_text(logdir)
+    assert "E " in text and '"reason":"SIGUSR1"' in text
+    os.kill(s.pid, signal.SIGHUP)
+    wait_for(lambda: len(reader.segments(str(logdir))) == 2, what="a new segment on SIGHUP")
+    assert s.stop(signal.SIGINT) == 0
+    segs = reader.segments(str(logdir))
+    first = log_text(logdir).split("\nH ")[0]
+    assert first.rstrip("\n").splitlines()[-1].startswith("E ") and " rotate " in first
+    last = open(segs[-1]).read().splitlines()
+    assert last[0].startswith("H ") and last[-1].startswith("Z ")
+    assert json.loads(last[-1].split(" ", 2)[2])["reason"] == "SIGINT"
+
+
+def test_sigkill_at_random_moments_never_corrupts_the_log(tmp_path, sampler_factory):
+    logdir = tmp_path / "log"
+    rng = random.Random(7)
+    runs = 8
+    for run in range(runs):
+        s = sampler_factory(logdir, "--interval", "0.01", "--keyframe", "0.05")
+        wait_for(lambda n=run + 1: logdir.exists() and len(reader.segments(str(logdir))) == n,
+                 what="this run's own segment")
+        time.sleep(rng.uniform(0.0, 0.3))  # the moment is the point: random, not awaited
+        s.kill()
+    segs = reader.segments(str(logdir))
+    assert len(segs) == runs  # every restart began a new segment
+    assert sum(seg.endswith(".gz") for seg in segs) >= runs - 2  # earlier ones compressed
+    stats = reader.ReadStats()
+    recs = records(logdir, stats)
+    assert stats.bad == 0 and stats.skipped_files == [] and stats.truncated_files == []
+    assert stats.torn <= runs
+    assert sum(r.type == "H" for r in recs) == runs
+    assert sum(r.type == "s" for r in recs) >= runs
+
+
+def test_rotation_compression_and_retention(tmp_path, sampler_factory, fakeproc):
+    for pid in range(100, 120):  # a small fixed process table: sizes that do not depend on the host
+        fakeproc.add(pid, ["worker", str(pid)])
+    logdir = tmp_path / "log"
+    s = sampler_factory(logdir, "--interval", "0.02", "--rotate-size", "16K",
+                        "--max-total", "64K", "--keyframe", "0.1", "--proc-root",
+                        str(fakeproc.root), "--no-cgroups")
+    s.wait_ticks(1)
+    wait_for(lambda: sum(n.endswith(".gz") for n in os.listdir(logdir)) >= 3,
+             timeout=30, what="three compressed segments")
+    first = sorted(os.listdir(logdir))[0]
+
+    def retention_ran():
+        names = sorted(os.listdir(logdir))
+        return names[0] != first and names
+    wait_for(retention_ran, timeout=30, what="the oldest segment to be deleted")
+    (logdir / "notes.txt").write_text("not ours")
+    assert s.stop() == 0
+    names = sorted(os.listdir(logdir))
+    assert "notes.txt" in names  # never touches a file that is not its own
+    ours = [n for n in names if reader.is_segment_name(n)]
+    closed = [n for n in ours[:-1]]
+    assert all(n.endswith(".gz") for n in closed[:-1])
+    assert sum((logdir / n).stat().st_size for n in closed) <= 64 * 1024
+    for name in ours:
+        assert stat.S_IMODE((logdir / name).stat().st_mode) == 0o640
+    stats = reader.ReadStats()
+    recs = records(logdir, stats)
+    assert stats.problems == 0
+    assert sum(r.type == "H" for r in recs) == len(ours)  # each segment stands alone
+
+
+def test_directory_modes_and_refusals(tmp_path):
+    def run(path, *extra):
+        return subprocess.run([sys.executable, "-I", "-S", str(SAMPLER), "--dir", str(path),
+                               "--duration", "0.2", "--quiet", *extra],
+                              capture_output=True, text=True, timeout=30)
+    fresh = tmp_path / "fresh"
+    assert run(fresh).returncode == 0
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o750
+    link = tmp_path / "link"
+    link.symlink_to(fresh)
+    bad = run(link)
+    assert bad.returncode == 1 and "symbolic link" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    bad = run(open_dir)
+    assert bad.returncode == 1 and "writable by others" in bad.stderr
+    bad = run(tmp_path / "no" / "such" / "parent")
+    assert bad.returncode == 1 and "does not exist" in bad.stderr
+
+
+def test_log_directory_removed_while_running(tmp_path, sampler_factory):
+    logdir = tmp_path / "log"
+    s = sampler_factory(logdir, "--interval", "0.05")
+    s.wait_ticks(2)
+    shutil.rmtree(logdir)
+    wait_for(lambda: logdir.exists() and "removed or replaced" in log_text(logdir),
+             what="a new segment after the directory was removed")
+    assert s.stop() == 0
+    assert log_text(logdir).splitlines()[-1].startswith("Z ")
+
+
+def _mount_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir()
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0750", "tmpfs",
+                           str(path)], capture_output=True).returncode == 0
+
+
+@pytest.mark.root
+def test_disk_full_keeps_sampling_and_logs_a_gap(tmp_path, sampler_factory):
+    if not IS_ROOT:
+        pytest.skip("mounting a tiny tmpfs needs root")
+    mnt = tmp_path / "small"
+    if not _mount_tmpfs(mnt, "512k"):
+        pytest.skip("cannot mount tmpfs here")
+    try:
+        s = sampler_factory(mnt, "--interval", "0.05", "--rotate-size", "1M")
+        s.wait_ticks(2)
+        filler = mnt / "filler"
+        with open(filler, "wb") as fh:  # fill the disk
+            try:
+                while True:
+                    fh.write(b"\0" * 65536)
+                    fh.flush()
+            except OSError:
+                pass
+        before = log_text(mnt).count("\ns ")
+        time.sleep(0.5)  # ticks that cannot be written: time is what we are testing
+        assert s.proc.poll() is None  # still sampling
+        filler.unlink()
+        wait_for(lambda: " gap " in log_text(mnt), what="a gap record once space returned")
+        gap = [line for line in log_text(mnt).splitlines() if " gap " in line][0]
+        obj = json.loads(gap[gap.index("{"):])
+        assert obj["reason"] == "ENOSPC" and obj["lost_ticks"] >= 1
+        assert s.stop() == 0
+        stats = reader.ReadStats()
+        records(mnt, stats)
+        assert stats.bad == 0
+        assert log_text(mnt).count("\ns ") > before
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])
+
+
+def _memory_cgroup(name: str):
+    """A fresh child memory cgroup (v1 here, v2 elsewhere): (dir, procs file, limit file)."""
+    v2 = Path("/sys/fs/cgroup")
+    if (v2 / "cgroup.controllers").exists() and "memory" in (
+            v2 / "cgroup.controllers").read_text().split():
+        d = v2 / name
+        d.mkdir()
+        (d / "memory.swap.max").exists() and (d / "memory.swap.max").write_text("0")
+        return d, d / "cgroup.procs", d / "memory.max"
+    v1 = Path("/sys/fs/cgroup/memory")
+    if v1.is_dir():
+        d = v1 / name
+        d.mkdir()
+        return d, d / "cgroup.procs", d / "memory.limit_in_bytes"
+    return None
+
+
+HOG = r"""
+import sys, time
+sys.stdout.write("in\n"); sys.stdout.flush()
+sys.stdin.readline()
+chunks = []
+while True:
+    chunks.append(bytearray(8 << 20))
+    for i in range(0, 8 << 20, 4096):
+        chunks[-1][i] = 1
+    time.sleep(0.01)
+"""
+
+
+@pytest.mark.root
+def test_oom_kill_in_a_memory_cgroup_is_recorded_without_a_gap(tmp_path, sampler_factory):
+    if not IS_ROOT:
+        pytest.skip("creating memory cgroups needs root")
+    name = f"memtrail-test-{os.getpid()}"
+    try:
+        made = _memory_cgroup(name)
+    except OSError as exc:
+        pytest.skip(f"cannot create a memory cgroup here: {exc}")
+    if made is None:
+        pytest.skip("no memory cgroup controller on this host")
+    cgdir, procs_file, limit_file = made
+    hog = None
+    try:
+        limit_file.write_text(str(96 << 20))
+        memsw = cgdir / "memory.memsw.limit_in_bytes"
+        if memsw.exists():
+            memsw.write_text(str(96 << 20))
+        logdir = tmp_path / "log"
+        interval = 0.2
+        s = sampler_factory(logdir, "--interval", str(interval))
+        s.wait_ticks(2)
+        hog = subprocess.Popen([sys.executable, "-c", HOG, "memtrail-hog-marker"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert hog.stdout.readline() == "in\n"
+        procs_file.write_text(str(hog.pid))
+        wait_for(lambda: "P " in log_text(logdir) and "memtrail-hog-marker" in log_text(logdir),
+                 what="the hog's identity in the log")
+        hog.stdin.write("go\n")
+        hog.stdin.flush()
+        assert hog.wait(60) == -signal.SIGKILL
+        wait_for(lambda: " oom_kill " in log_text(logdir), timeout=15, what="the OOM event")
+        s.wait_ticks(log_text(logdir).count("\ns ") + 3)
+        assert s.stop() == 0
+        lines = log_text(logdir).splitlines()
+        kill = [json.loads(line[line.index("{"):]) for line in lines if " oom_kill " in line][0]
+        assert kill["pid"] == hog.pid
+        assert kill["cmd"][-1] == "memtrail-hog-marker"
+        assert kill.get("anon_kib", 0) > 32 * 1024
+        assert any(" oom_counter " in line for line in lines)
+        times = [float(line.split()[1]) for line in lines if line.startswith("s ")]
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        assert max(gaps) <= 2 * interval, f"largest gap {max(gaps):.3f}s"
+        print(f"largest gap between ticks around the OOM kill: {max(gaps):.3f}s "
+              f"(interval {interval}s)")
+    finally:
+        if hog and hog.poll() is None:
+            hog.kill()
+            hog.wait()
+        for _ in range(50):
+            try:
+                cgdir.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)

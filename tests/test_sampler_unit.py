@@ -1,0 +1,403 @@
+"""The sampler against fixture /proc trees: what each situation writes, line by line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLER
+
+from memtrail import reader
+from memtrail import sampler as S
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def make(fakeproc, tmp_path, *extra):
+    cfg = S.parse_args(["--dir", str(tmp_path / "log"), "--proc-root", str(fakeproc.root),
+                        "--kmsg", "", "--no-mlock", "--no-oom-adj", "--no-cgroups", "--quiet",
+                        "--journal", "no", *extra])
+    S.check_log_dir(cfg.dir)
+    return S.Sampler(cfg)
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1_700_000_000.0
+
+    def tick(self, sampler, seconds=1.0, new_segment=False):
+        self.t += seconds
+        data = sampler.tick(self.t, self.t, time.process_time(), new_segment)
+        return data.decode("ascii").splitlines()
+
+
+def of(lines, rtype):
+    return [line for line in lines if line.split(" ", 1)[0] == rtype]
+
+
+def events(lines, kind):
+    out = []
+    for line in of(lines, "E"):
+        parts = line.split(" ", 3)
+        if parts[2] == kind:
+            out.append(json.loads(parts[3]))
+    return out
+
+
+# --- processes -----------------------------------------------------------------------------
+
+def test_first_tick_writes_system_identities_and_sizes(fakeproc, tmp_path):
+    fakeproc.add(100, ["/usr/bin/python3", "/usr/bin/nova-api", "--password=hunter2"],
+                 rss_kib=40960, shared_kib=8192)
+    fakeproc.add(101, ["postgres: checkpointer"], rss_kib=20480)
+    fakeproc.add(3, [], comm="kworker/0:1", kthread=True, ppid=2)
+    s = make(fakeproc, tmp_path)
+    lines = Clock().tick(s, new_segment=True)
+    assert lines[0].startswith("s ")
+    assert len(lines[0].split()) == 2 + len(S.FIELDS["s"])
+    assert of(lines, "K")[0].split()[2:4] == ["2", "0"]
+    idents = {line.split()[2]: line for line in of(lines, "P")}
+    assert set(idents) == {"100", "101"}  # the kernel thread is skipped
+    obj = json.loads(idents["100"][idents["100"].index("{"):])
+    assert obj["cmd"] == ["/usr/bin/python3", "/usr/bin/nova-api", "--password=***"]
+    assert obj["comm"] == "python3" and obj["cg"] == "/system.slice/test.service"
+    assert idents["100"].split()[3:6] == ["1000", "1", str(os.getuid())]
+    assert "p 1700000001.000 100 40960 8192" in lines
+
+
+def test_rss_change_is_written_only_past_the_threshold(fakeproc, tmp_path):
+    fakeproc.add(100, ["app"], rss_kib=102400)
+    s = make(fakeproc, tmp_path)  # threshold: max(1 MiB, 2% of 100 MiB = 2 MiB)
+    clock = Clock()
+    clock.tick(s, new_segment=True)
+    fakeproc.set_rss(100, 102400 + 1024)
+    assert of(clock.tick(s), "p") == []
+    fakeproc.set_rss(100, 102400 + 4096)
+    assert [line.split()[2:4] for line in of(clock.tick(s), "p")] == [["100", "106496"]]
+    assert of(clock.tick(s), "p") == []  # the band moved with the written value
+
+
+def test_exit_and_appearance(fakeproc, tmp_path):
+    fakeproc.add(100, ["a"])
+    fakeproc.add(101, ["b"])
+    s = make(fakeproc, tmp_path)
+    clock = Clock()
+    clock.tick(s, new_segment=True)
+    fakeproc.remove(100)
+    fakeproc.add(102, ["c", "--token", "t0ps3cret"], start=2000)
+    lines = clock.tick(s)
+    assert [line.split()[2] for line in of(lines, "X")] == ["100"]
+    new = of(lines, "P")
+    assert len(new) == 1 and new[0].split()[2:4] == ["102", "2000"]
+    assert '"cmd":["c","--token","***"]' in new[0]
+    assert "100" not in s.procs and len(s.procs) == 2
+
+
+def test_process_that_execs_after_first_sight_gets_a_new_identity(fakeproc, tmp_path):
+    s = make(fakeproc, tmp_path)
+    clock = Clock()
+    clock.tick(s, new_segment=True)
+    fakeproc.add(200, ["bash", "-c", "make"], start=5000)
+    assert len(of(clock.tick(s), "P")) == 1
+    fakeproc.add(200, ["make", "-j8"], start=5000, comm="make")  # same process, after exec
+    again = of(clock.tick(s), "P")
+    assert len(again) == 1 and '"cmd":["make","-j8"]' in again[0]
+    assert of(clock.tick(s), "P") == []  # looked at once, not every tick
+
+
+def test_periodic_keyframe_writes_every_process(fakeproc, tmp_path):
+    for pid in (100, 101, 102):
+        fakeproc.add(pid, [f"w{pid}"])
+    s = make(fakeproc, tmp_path, "--keyframe", "10")
+    clock = Clock()
+    clock.tick(s, new_segment=True)
+    assert of(clock.tick(s), "p") == []
+    lines = clock.tick(s, seconds=10)
+    assert json.loads(of(lines, "K")[0].split(" ", 4)[4]) == {"reason": "periodic"}
+    assert len(of(lines, "p")) == 3 and of(lines, "P") == []
+
+
+def test_new_segment_repeats_every_identity(fakeproc, tmp_path):
+    fakeproc.add(100, ["a"])
+    fakeproc.add(101, ["b"])
+    s = make(fakeproc, tmp_path)
+    clock = Clock()
+    clock.tick(s, new_segment=True)
+    lines = clock.tick(s, new_segment=True)
+    assert sorted(line.split()[2] for line in of(lines, "P")) == ["100", "101"]
+    assert json.loads(of(lines, "K")[0].split(" ", 4)[4])["reason"] == "segment"
+
+
+def test_unreadable_process_files_never_stop_a_tick(fakeproc, tmp_path):
+    fakeproc.add(100, ["a"])
+    fakeproc.add(101, ["b"])
+    (fakeproc.root / "101" / "stat").unlink()  # vanished between listdir and read
+    (fakeproc.root / "notapid").mkdir()
+    s = make(fakeproc, tmp_path)
+    lines = Clock().tick(s, new_segment=True)
+    assert [line.split()[2] for line in of(lines, "P")] == ["100"]
+
+
+def test_non_utf8_empty_and_huge_command_lines(fakeproc, tmp_path):
+    fakeproc.add(100, ["caf\udce9", "x"])  # a Latin-1 byte that is not UTF-8
+    fakeproc.add(101, [], comm="zombie")
+    fakeproc.add(102, ["big", "a" * 10000])
+    s = make(fakeproc, tmp_path)
+    lines = Clock().tick(s, new_segment=True)
+    objs = {line.split()[2]: json.loads(line[line.index("{"):]) for line in of(lines, "P")}
+    assert objs["100"]["cmd"][0] == "caf\udce9"
+    assert objs["101"]["cmd"] == [] and objs["101"]["comm"] == "zombie"
+    assert objs["102"]["cmd_truncated"] is True
+    assert len("".join(objs["102"]["cmd"])) < 4096
+    assert all(ord(c) < 128 for c in "\n".join(lines))
+
+
+# --- system, rate, lows, slab ----------------------------------------------------------------
+
+def test_trouble_ticks_faster_and_recovery_returns(fakeproc, tmp_path):
+    fakeproc.add(100, ["a"])
+    s = make(fakeproc, tmp_path, "--interval", "1", "--fast-interval", "0.1")
+    clock = Clock()
+    clock.tick(s, new_segment=True)
+    fakeproc.set_meminfo(total=8 << 20, avail=(8 << 20) // 20)  # 5% available
+    lines = clock.tick(s)
+    assert events(lines, "rate")[0]["interval_ms"] == 100
+    assert s.interval == pytest.approx(0.1)
+    assert lines[0].split()[-1] == "100"  # interval_ms in the s line
+    fakeproc.set_meminfo(total=8 << 20, avail=(8 << 20) // 2)
+    lines = clock.tick(s, seconds=0.1)
+    assert events(lines, "rate")[0]["interval_ms"] == 1000
+
+
+def test_psi_full_stall_is_trouble(fakeproc, tmp_path):
+    s = make(fakeproc, tmp_path)
+    clock = Clock()
+    clock.tick(s, new_segment=True)
+    fakeproc.set_psi(400_000, 300_000)  # 30% of the last second fully stalled
+    assert "PSI full" in events(clock.tick(s), "rate")[0]["reason"]
+
+
+def test_new_low_writes_a_snapshot_with_hysteresis(fakeproc, tmp_path):
+    fakeproc.add(100, ["a"], rss_kib=50000)
+    s = make(fakeproc, tmp_path)
+    clock = Clock()
+    clock.tick(s, new_segment=True)
+    total = 8 << 20
+    fakeproc.set_meminfo(total=total, avail=(6 << 20) - total // 200)  # -0.5%: not yet
+    assert events(clock.tick(s), "low") == []
+    fakeproc.set_meminfo(total=total, avail=(6 << 20) - total // 50)  # -2%: a new low
+    lines = clock.tick(s)
+    assert events(lines, "low")[0]["available_kib"] == (6 << 20) - total // 50
+    assert json.loads(of(lines, "K")[0].split(" ", 4)[4])["reason"] == "low"
+    assert of(lines, "d") and of(lines, "D") and of(lines, "p")
+    assert events(clock.tick(s), "low") == []
+
+
+def test_slab_top_caches_when_slab_moves(fakeproc, tmp_path):
+    fakeproc.write_slabinfo({"dentry": 40000, "kmalloc-64": 8000, "inode_cache": 20000})
+    s = make(fakeproc, tmp_path)
+    clock = Clock()
+    first = of(clock.tick(s, new_segment=True), "b")
+    assert first[0].split()[2:] == ["dentry=40000", "inode_cache=20000", "kmalloc-64=8000"]
+    assert of(clock.tick(s), "b") == []
+    fakeproc.write_slabinfo({"dentry": 600000, "kmalloc-64": 8000})
+    fakeproc.set_meminfo(slab=700000)
+    assert of(clock.tick(s), "b")[0].split()[2] == "dentry=600000"
+
+
+def test_unreadable_slabinfo_is_skipped_with_one_warning(fakeproc, tmp_path):
+    s = make(fakeproc, tmp_path)  # the fixture has no slabinfo
+    clock = Clock()
+    first = clock.tick(s, new_segment=True)
+    assert "slabinfo" in events(first, "warn")[0]["msg"]
+    assert events(clock.tick(s, new_segment=True), "warn") == []
+
+
+def test_tiered_detail_for_top_processes(fakeproc, tmp_path):
+    for pid in range(100, 110):
+        fakeproc.add(pid, [f"w{pid}"], rss_kib=10000 * (pid - 99),
+                     status={"VmSwap": pid, "VmLck": 4})
+    s = make(fakeproc, tmp_path, "--top-n", "3", "--pss-top-n", "2", "--status-every", "10",
+             "--pss-every", "60")
+    clock = Clock()
+    lines = clock.tick(s, new_segment=True)
+    assert sorted(line.split()[2] for line in of(lines, "d")) == ["107", "108", "109"]
+    assert sorted(line.split()[2] for line in of(lines, "D")) == ["108", "109"]
+    d109 = [line for line in of(lines, "d") if line.split()[2] == "109"][0]
+    assert d109.split()[3:] == ["97952", "2048", "0", "109", "4"]
+    assert of(clock.tick(s), "d") == []  # not due yet
+
+
+# --- cgroups -----------------------------------------------------------------------------------
+
+def _cg(root: Path, rel: str, current: int, oom_kill: int = 0) -> None:
+    d = root / rel
+    d.mkdir(parents=True, exist_ok=True)
+    for name, text in (("memory.current", f"{current}\n"),
+                       ("memory.events", f"low 0\nhigh 0\nmax 0\noom {oom_kill}\n"
+                                         f"oom_kill {oom_kill}\n"),
+                       ("memory.pressure", "some avg10=0.00 avg60=0.00 avg300=0.00 total=7\n"
+                                           "full avg10=0.00 avg60=0.00 avg300=0.00 total=3\n")):
+        with open(d / name, "r+" if (d / name).exists() else "w") as fh:
+            fh.write(text)
+            fh.truncate()
+
+
+def test_cgroup_v2_units(fakeproc, tmp_path):
+    cg = tmp_path / "cgroup"
+    (cg).mkdir()
+    (cg / "cgroup.controllers").write_text("cpu memory pids\n")
+    _cg(cg, "system.slice", 300 << 20)
+    _cg(cg, "system.slice/web.service", 200 << 20)
+    cfg_args = ["--dir", str(tmp_path / "log"), "--proc-root", str(fakeproc.root), "--kmsg", "",
+                "--no-mlock", "--no-oom-adj", "--quiet", "--journal", "no",
+                "--cgroup-root", str(cg)]
+    cfg = S.parse_args(cfg_args)
+    S.check_log_dir(cfg.dir)
+    s = S.Sampler(cfg)
+    clock = Clock()
+    lines = clock.tick(s, new_segment=True)
+    paths = {json.loads(line[line.index("{"):])["path"]: line.split()[2] for line in of(lines, "C")}
+    assert set(paths) == {"/system.slice", "/system.slice/web.service"}
+    web = paths["/system.slice/web.service"]
+    assert f"c 1700000001.000 {web} 204800 - 0 0 7 3" in lines
+    _cg(cg, "system.slice/web.service", 200 << 20, oom_kill=1)
+    fakeproc.set_vmstat(oom_kill=1)
+    lines = clock.tick(s)
+    assert events(lines, "oom_counter") == [{"delta": 1, "total": 1}]
+    assert events(lines, "cgroup_oom")[0]["path"] == "/system.slice/web.service"
+    for name in ("memory.current", "memory.events", "memory.pressure"):
+        (cg / "system.slice/web.service" / name).unlink()
+    (cg / "system.slice/web.service").rmdir()
+    lines = clock.tick(s, seconds=11)  # rescans every 10 s
+    assert f"G 1700000013.000 {web}" in lines
+
+
+# --- kernel log -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sample, expect", [
+    ("oom-6.1-global.txt", {"pid": 4242, "name": "python3", "anon_kib": 6123840,
+                            "file_kib": 168, "shmem_kib": 0, "uid": 0,
+                            "constraint": "CONSTRAINT_NONE",
+                            "task_memcg": "/user.slice/user-0.slice/session-3.scope"}),
+    ("oom-6.1-memcg.txt", {"pid": 5151, "name": "python3", "anon_kib": 198476,
+                           "constraint": "CONSTRAINT_MEMCG", "oom_memcg": "/memtrail-hog",
+                           "memcg_oom": True}),
+    ("oom-4.9-legacy.txt", {"pid": 777, "name": "java", "anon_kib": 7340032,
+                            "file_kib": 2048}),
+    ("oom-odd-name.txt", {"pid": 31337, "name": "Web Content", "uid": 1000,
+                          "shmem_kib": 12}),
+])
+def test_oom_parser_on_real_kernel_messages(sample, expect):
+    parser = S.OomParser()
+    found = []
+    for line in (FIXTURES / "kmsg" / sample).read_text().splitlines():
+        event = parser.feed(line.split(";", 1)[1])
+        if event:
+            found.append(event)
+    assert len(found) == 1, found  # the oom_reaper line is not a second kill
+    for key, value in expect.items():
+        assert found[0][key] == value
+
+
+def test_oom_event_joins_the_command_line_the_sampler_knew(fakeproc, tmp_path):
+    fakeproc.add(5151, ["python3", "hog.py", "--size", "1G"], rss_kib=198000)
+    kmsg = tmp_path / "kmsg"
+    kmsg.write_text("")
+    s = make(fakeproc, tmp_path, "--kmsg", str(kmsg))
+    clock = Clock()
+    clock.tick(s, new_segment=True)
+    kmsg.write_text((FIXTURES / "kmsg" / "oom-6.1-memcg.txt").read_text())
+    fakeproc.remove(5151)
+    lines = clock.tick(s)
+    oom = events(lines, "oom_kill")
+    assert oom[0]["cmd"] == ["python3", "hog.py", "--size", "1G"]
+    assert oom[0]["oom_memcg"] == "/memtrail-hog"
+    assert lines.index(of(lines, "E")[0]) < lines.index(of(lines, "X")[0])
+
+
+# --- settings and bad input ----------------------------------------------------------------------
+
+def test_sizes_and_durations():
+    assert S.parse_size("100M") == 100 << 20 and S.parse_size("4096") == 4096
+    assert S.parse_size("1.5GiB") == 3 << 29
+    assert S.parse_duration("500ms") == 0.5 and S.parse_duration("7d") == 7 * 86400
+    with pytest.raises(ValueError):
+        S.parse_size("lots")
+
+
+def test_environment_sets_defaults_and_flags_win(monkeypatch):
+    monkeypatch.setenv("MEMTRAIL_INTERVAL", "0.5")
+    monkeypatch.setenv("MEMTRAIL_MAX_TOTAL", "1G")
+    monkeypatch.setenv("MEMTRAIL_NO_REDACT", "yes")
+    cfg = S.parse_args(["--max-total", "20M"])
+    assert cfg.interval == 0.5 and cfg.max_total == 20 << 20 and cfg.no_redact is True
+
+
+@pytest.mark.parametrize("args, env, needle", [
+    (["--interval", "fast"], {}, "not a duration"),
+    (["--bogus"], {}, "unrecognized arguments"),
+    ([], {"MEMTRAIL_INTERVAL": "-1"}, "MEMTRAIL_INTERVAL"),
+])
+def test_bad_settings_give_one_clear_line(tmp_path, args, env, needle):
+    run = subprocess.run([sys.executable, "-I", "-S", str(SAMPLER), "--dir", str(tmp_path),
+                          *args], env={**os.environ, **env}, capture_output=True, text=True,
+                         timeout=30)
+    assert run.returncode == 2
+    assert needle in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["--password=x"], ["--password=***"]),
+    (["--password", "x", "y"], ["--password", "***", "y"]),
+    (["MYSQL_ROOT_PASSWORD=x"], ["MYSQL_ROOT_PASSWORD=***"]),
+    (["--api-key=k", "--client-secret", "s"], ["--api-key=***", "--client-secret", "***"]),
+    (["git", "clone", "https://bob:pa55@example.com/r.git"],
+     ["git", "clone", "https://bob:***@example.com/r.git"]),
+    (["curl", "-H", "Authorization: Bearer abc"], ["curl", "-H", "Authorization: ***"]),
+    (["--env", '{"API_TOKEN": "t", "HOME": "/root"}'],
+     ["--env", '{"API_TOKEN": "***", "HOME": "/root"}']),
+    # look-alikes stay: these are not secrets
+    (["--password-file=/run/pw", "--no-password", "x", "--pass-through", "--tokenizer=bpe"],
+     ["--password-file=/run/pw", "--no-password", "x", "--pass-through", "--tokenizer=bpe"]),
+    (["a=b", "--pass=", "https://host/x"], ["a=b", "--pass=", "https://host/x"]),
+])
+def test_redaction(argv, expect):
+    assert S.redact(argv) == expect
+
+
+def test_redaction_can_be_turned_off(fakeproc, tmp_path):
+    fakeproc.add(100, ["db", "--password=x"])
+    s = make(fakeproc, tmp_path, "--no-redact")
+    assert '"--password=x"' in of(Clock().tick(s, new_segment=True), "P")[0]
+
+
+def test_parse_stat_with_hostile_comm():
+    comm, ppid, flags, start = S.parse_stat(b"42 (a) b (c)) R 7 0 0 0 0 4194560 " + b"0 " * 12
+                                            + b"999 0 0\n")
+    assert (comm, ppid, flags, start) == ("a) b (c)", 7, 4194560, 999)
+
+
+def test_cgroup_line_choice():
+    hybrid = b"4:memory:/process_api/abc\n1:cpu:/\n0::/\n"
+    assert S.parse_cgroup(hybrid) == "/process_api/abc"
+    assert S.parse_cgroup(b"0::/system.slice/web.service\n") == "/system.slice/web.service"
+
+
+def test_written_lines_read_back_through_the_reader(fakeproc, tmp_path):
+    fakeproc.add(100, ["a"], rss_kib=4096)
+    s = make(fakeproc, tmp_path)
+    data = s.header(1.0, 1.0, "x") + S.Sampler.tick(s, 1.0, 1.0, 0.0, True).decode()
+    path = tmp_path / "memtrail-20250101T000000Z-000.log"
+    path.write_text(data)
+    stats = reader.ReadStats()
+    recs = list(reader.read(str(path), stats))
+    assert stats.problems == 0
+    srec = [r for r in recs if r.type == "s"][0]
+    assert srec.int("mem_total") == 8 << 20 and srec.int("nprocs") == 1
+    assert [r.int("rss") for r in recs if r.type == "p"] == [4096]
