@@ -401,3 +401,15 @@ def test_written_lines_read_back_through_the_reader(fakeproc, tmp_path):
     srec = [r for r in recs if r.type == "s"][0]
     assert srec.int("mem_total") == 8 << 20 and srec.int("nprocs") == 1
     assert [r.int("rss") for r in recs if r.type == "p"] == [4096]
+
+
+def test_systemd_logs_directory_may_be_its_own_symlink(tmp_path, monkeypatch):
+    real = tmp_path / "private" / "memtrail"
+    real.mkdir(parents=True)
+    (tmp_path / "memtrail").symlink_to(real)
+    monkeypatch.setenv("LOGS_DIRECTORY", str(tmp_path / "memtrail"))
+    cfg = S.parse_args([])
+    assert cfg.dir == str(real)
+    S.check_log_dir(cfg.dir)  # accepted: systemd made the link
+    with pytest.raises(S.Fatal, match="symbolic link"):
+        S.check_log_dir(str(tmp_path / "memtrail"))  # given by hand: refused

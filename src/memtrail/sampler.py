@@ -230,7 +230,10 @@ def parse_args(argv) -> argparse.Namespace:
     except ValueError as exc:  # pragma: no cover - argparse reports type errors itself
         parser.error(str(exc))
     if args.dir is None:
-        args.dir = os.environ.get("LOGS_DIRECTORY", "").split(":")[0] or "./memtrail-logs"
+        managed = os.environ.get("LOGS_DIRECTORY", "").split(":")[0]
+        # systemd made this one (with DynamicUser= a root-owned link into /var/log/private):
+        # trusted, so resolved; a symlink given by hand is still refused.
+        args.dir = os.path.realpath(managed) if managed else "./memtrail-logs"
     if args.journal not in ("auto", "yes", "no"):
         parser.error("--journal must be auto, yes or no")
     args.fast_interval = min(args.fast_interval, args.interval)
