@@ -373,6 +373,11 @@ class Replayer:
             return done
         return None
 
+    @property
+    def pending_gap(self) -> Optional[Gap]:
+        """A gap found at a segment start, before the tick that ends it has arrived."""
+        return self._pending_gap
+
     def flush(self) -> Optional[Tick]:
         """The pending tick, complete (call at end of input or when a live file is drained)."""
         return self._close_tick()

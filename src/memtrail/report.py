@@ -77,6 +77,9 @@ class Analysis:
         self.trackers: Dict[Proc, TrendTracker] = {}
         self.finished_growers: List[Tuple[int, int, dict]] = []  # min-heap on growth
         self.group_totals: Dict[str, int] = {}
+        self.members: Dict[Proc, str] = {}  # live processes counted in group_counts
+        self.group_counts: Dict[str, int] = {}
+        self.group_peaks: Dict[str, list] = {}  # name -> [peak bytes, count then, time, max n]
         self.group_trackers: Dict[str, TrendTracker] = {}
         self.locked: Dict[Tuple[str, int, int], dict] = {}
         self.window: Optional[float] = None
@@ -126,8 +129,20 @@ class Analysis:
         else:
             tracker.update(time, proc.rss)
         name = self.name(proc)
+        if proc not in self.members:
+            self.members[proc] = name
+            self.group_counts[name] = self.group_counts.get(name, 0) + 1
         total = self.group_totals.get(name, 0) + proc.rss - old
         self.group_totals[name] = total
+        peak = self.group_peaks.get(name)
+        count = self.group_counts[name]
+        if peak is None:
+            self.group_peaks[name] = [total, count, time, count]
+        else:
+            if total > peak[0]:
+                peak[0], peak[1], peak[2] = total, count, time
+            if count > peak[3]:
+                peak[3] = count
         gt = self.group_trackers.get(name)
         if gt is None:
             self.group_trackers[name] = TrendTracker(time, total)
@@ -139,6 +154,8 @@ class Analysis:
         name = self.names.pop(proc, None) or program_name(proc.cmd, proc.comm)
         if tracker is not None:
             self._finish_grower(proc, tracker, time, name)
+        if self.members.pop(proc, None) is not None:
+            self.group_counts[name] = self.group_counts.get(name, 1) - 1
         total = self.group_totals.get(name, 0) - proc.rss
         self.group_totals[name] = total
         gt = self.group_trackers.get(name)
@@ -364,6 +381,10 @@ class Analysis:
             "programs_time": iso(snap.time) if snap else None,
             "programs": programs[: self.top] if self.top else programs,
             "programs_total": len(programs),
+            "program_peaks": sorted(
+                ({"name": n, "peak_rss_bytes": v[0], "count": v[1], "time": iso(v[2]),
+                  "max_count": v[3]} for n, v in self.group_peaks.items()),
+                key=lambda g: (-g["peak_rss_bytes"], g["name"])),
             "growers": growers,
             "group_growers": group_growers,
             "unexplained": self._unexplained(snap, programs) if snap else None,

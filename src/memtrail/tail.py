@@ -1,0 +1,284 @@
+"""`memtrail tail [-f]`: a readable live view of a log, one line per tick, events highlighted.
+
+`tail -f` on the raw log works but is a wall of numbers; this shows what a person watches for:
+used and available memory, the change since the last tick, memory pressure, the largest process,
+and every OOM kill, new low or gap on its own highlighted line. With `-f` it follows the log
+directory across rotation: when the sampler opens a new segment, the rest of the old one is
+read through the descriptor already open (so compressing and removing it does no harm), then
+the new one is followed. Colour only on a terminal, and never with `NO_COLOR` set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import sys
+import time
+from collections import deque
+from typing import IO, Deque, Iterator, List, Optional
+
+from memtrail import reader
+from memtrail.model import Replayer, Tick
+from memtrail.programs import program_name
+from memtrail.reader import LogError, ReadStats, Record, Segment, is_segment_name
+from memtrail.timeparse import fmt_time
+from memtrail.units import fmt_bytes
+
+RED, YELLOW, DIM, BOLD, RESET = "\033[31;1m", "\033[33m", "\033[2m", "\033[1m", "\033[0m"
+
+
+class Style:
+    """ANSI colours, or nothing (non-TTY output, NO_COLOR, --color never)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __call__(self, code: str, text: str) -> str:
+        return f"{code}{text}{RESET}" if self.enabled else text
+
+
+def use_color(mode: str, stream: IO[str]) -> bool:
+    if mode == "always":
+        return True
+    if mode == "never" or os.environ.get("NO_COLOR", ""):
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class Renderer:
+    """Turns ticks into lines; remembers the previous tick for deltas."""
+
+    def __init__(self, style: Style) -> None:
+        self.style = style
+        self.prev_used: Optional[int] = None
+        self.prev_time: Optional[float] = None
+        self.prev_psi: Optional[int] = None
+
+    def lines(self, tick: Tick) -> List[str]:
+        st = self.style
+        out: List[str] = []
+        if tick.gap is not None:
+            g = tick.gap
+            out.append(st(YELLOW, f"-- {fmt_time(g.end, False)}  not recording for "
+                                  f"{g.seconds:.0f} s ({g.reason}) --"))
+        s = tick.system
+        used, total = s.used, s.total
+        pct = f" ({100 * used / total:.0f}%)" if used is not None and total else ""
+        delta = ""
+        if used is not None and self.prev_used is not None:
+            delta = f" {fmt_bytes(used - self.prev_used, signed=True):>10}"
+        psi = ""
+        if s.psi_full_us is not None and self.prev_psi is not None and self.prev_time \
+                and tick.time > self.prev_time:
+            full = 100 * (s.psi_full_us - self.prev_psi) / ((tick.time - self.prev_time) * 1e6)
+            if full > 0:
+                psi = st(YELLOW, f"  psi full {full:.1f}%")
+        largest = max(tick.procs.values(), key=lambda p: p.rss, default=None)
+        top = ""
+        if largest is not None:
+            top = f"  top {program_name(largest.cmd, largest.comm)} {fmt_bytes(largest.rss)}"
+        line = (f"{fmt_time(tick.time, False)}  used {fmt_bytes(used):>9}{pct}{delta}  "
+                f"avail {fmt_bytes(s.available):>9}  procs {len(tick.procs):>4}{psi}{top}")
+        out.append(line)
+        for event in tick.events:
+            text = self.event(event.kind, event.data, event.time)
+            if text:
+                out.append(text)
+        self.prev_used, self.prev_time, self.prev_psi = used, tick.time, s.psi_full_us
+        return out
+
+    def event(self, kind: str, data: dict, when: float) -> Optional[str]:
+        st = self.style
+        t = fmt_time(when, False)
+        if kind == "oom_kill":
+            cmd = data.get("cmd")
+            cmdline = " ".join(cmd) if isinstance(cmd, list) and cmd else "?"
+            kib = sum(v for k, v in data.items()
+                      if k in ("anon_kib", "file_kib", "shmem_kib") and isinstance(v, int))
+            return st(RED, f"!! {t}  OOM KILL pid {data.get('pid')} {data.get('name')} "
+                           f"({fmt_bytes(kib * 1024)}) constraint "
+                           f"{data.get('constraint', '?')}: {cmdline}")
+        if kind == "cgroup_oom":
+            return st(RED, f"!! {t}  cgroup OOM in {data.get('path')} "
+                           f"(+{data.get('delta')})")
+        if kind == "oom_counter":
+            return st(RED, f"!! {t}  kernel oom_kill counter +{data.get('delta')}")
+        if kind == "low":
+            kib = data.get("available_kib")
+            avail = fmt_bytes(kib * 1024) if isinstance(kib, int) else "?"
+            return st(YELLOW, f"!  {t}  new low: available {avail}")
+        if kind in ("gap", "overrun", "clock", "warn", "rate"):
+            return st(YELLOW, f"!  {t}  {kind} {data}")
+        if kind in ("start", "snapshot", "rotate"):
+            return st(DIM, f"   {t}  {kind} {data}")
+        return st(DIM, f"   {t}  {kind} {data}")
+
+
+class Follower:
+    """Reads complete lines from a growing segment and from the segments that follow it."""
+
+    def __init__(self, path: str, follow_dir: Optional[str], stats: ReadStats) -> None:
+        self.path = path
+        self.dir = follow_dir
+        self.stats = stats
+        self.segment: Optional[Segment] = None
+        self.buf = b""
+        self.fh: Optional[IO[bytes]] = None
+        self._open(path)
+
+    def _open(self, path: str) -> None:
+        self.path = path
+        self.segment = None
+        self.buf = b""
+        with open(path, "rb") as probe:
+            gz = probe.read(2) == b"\x1f\x8b"
+        self.fh = gzip.open(path, "rb") if gz else open(path, "rb")
+        self.stats.files += 1
+
+    def records(self) -> Iterator[Record]:
+        """Every record available now (complete lines only)."""
+        assert self.fh is not None
+        while True:
+            try:
+                data = self.fh.read(1 << 16)
+            except (EOFError, OSError) as exc:  # a truncated .gz
+                self.stats.truncated_files.append(f"{self.path}: {exc}")
+                data = b""
+            if not data:
+                return
+            self.buf += data
+            *lines, self.buf = self.buf.split(b"\n")
+            for raw in lines:
+                for rec in reader._emit(raw + b"\n", self.path, self.segment, self.stats):
+                    if rec.type == "H":
+                        self.segment = rec.segment
+                    yield rec
+
+    def next_segment(self) -> Optional[str]:
+        """The segment after the current one, if the sampler has started one."""
+        if self.dir is None:
+            return None
+        stem = os.path.basename(self.path)
+        stem = stem[:-3] if stem.endswith(".gz") else stem
+        try:
+            names = os.listdir(self.dir)
+        except OSError:
+            return None
+        later = sorted({n[:-3] if n.endswith(".gz") else n for n in names
+                        if is_segment_name(n)} - {stem})
+        later = [n for n in later if n > stem]
+        if not later:
+            return None
+        name = later[0]
+        plain = os.path.join(self.dir, name)
+        return plain if os.path.exists(plain) else plain + ".gz"
+
+    def switch(self, path: str) -> None:
+        if self.fh is not None:
+            self.fh.close()
+        if self.buf:
+            self.stats.torn += 1  # the old segment ended mid-line
+        self._open(path)
+
+
+def newest_segment(path: str) -> str:
+    files = reader.segments(path)
+    if not files:
+        raise LogError(f"{path}: no memtrail segments (memtrail-*.log[.gz]) here")
+    return files[-1]
+
+
+def run(path: str, follow: bool, count: int, style: Style, out: IO[str],
+        poll: float = 0.2, idle_flush: float = 0.3) -> int:
+    """Print the last `count` ticks of the newest segment; with `follow`, keep going."""
+    first = newest_segment(path)
+    follow_dir = path if os.path.isdir(path) else None
+    stats = ReadStats()
+    fol = Follower(first, follow_dir, stats)
+    rp = Replayer()
+    render = Renderer(style)
+    history: Deque[List[str]] = deque(maxlen=max(count, 0))
+
+    def emit_history(tick: Tick) -> None:
+        lines = render.lines(tick)
+        if count > 0:
+            history.append(lines)
+
+    # The backlog: replay the newest segment, keep the last `count` ticks' lines.
+    for rec in fol.records():
+        tick = rp.feed(rec)
+        if tick is not None:
+            emit_history(tick)
+    tick = rp.flush()
+    if tick is not None:
+        emit_history(tick)
+    for lines in history:
+        _write(out, lines)
+    out.flush()
+    if not follow:
+        return 0
+    last_data = time.monotonic()
+    pending = False
+    while True:
+        got = False
+        for rec in fol.records():
+            got = True
+            tick = rp.feed(rec)
+            if tick is not None:
+                _write(out, render.lines(tick))
+        if got:
+            pending = True
+            last_data = time.monotonic()
+            continue
+        if pending and not fol.buf and time.monotonic() - last_data >= idle_flush:
+            # A tick is written in one write: drained input means the tick is complete.
+            tick = rp.flush()
+            if tick is not None:
+                _write(out, render.lines(tick))
+            pending = False
+        nxt = fol.next_segment()
+        if nxt is not None:
+            for rec in fol.records():  # whatever the old segment still had
+                tick = rp.feed(rec)
+                if tick is not None:
+                    _write(out, render.lines(tick))
+            fol.switch(nxt)
+            continue
+        time.sleep(poll)
+
+
+def _write(out: IO[str], lines: List[str]) -> None:
+    for line in lines:
+        out.write(line + "\n")
+    out.flush()
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="memtrail tail",
+        description="One readable line per tick of the newest segment, events highlighted; "
+                    "-f follows the log across rotation.")
+    ap.add_argument("path", metavar="PATH", help="log directory (or one segment file)")
+    ap.add_argument("-f", "--follow", action="store_true", help="keep following new ticks")
+    ap.add_argument("-n", "--lines", type=int, default=10, metavar="N",
+                    help="ticks of history to show first (default 10)")
+    ap.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                    help="colour (auto: only on a terminal and without NO_COLOR)")
+    return ap
+
+
+def main(argv: List[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return run(args.path, args.follow, args.lines,
+                   Style(use_color(args.color, sys.stdout)), sys.stdout)
+    except LogError as exc:
+        print(f"memtrail tail: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"memtrail tail: {args.path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
