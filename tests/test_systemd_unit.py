@@ -261,7 +261,7 @@ def test_sampler_under_systemd(box) -> None:
     assert box.show("memtrail", "StatusText").startswith("tick 0.2s,")
     assert box.show("memtrail", "WatchdogUSec") == "3s"
     assert box.show("memtrail", "OOMScoreAdjust") == "-999"
-    assert box.show("memtrail", "MemoryMax") == str(64 << 20)
+    assert box.show("memtrail", "MemoryMax") == str(128 << 20)
     assert box.show("memtrail", "LimitNOFILE") == "65536"
     first_pid = box.show("memtrail", "MainPID")
 
@@ -297,7 +297,7 @@ def test_sampler_under_systemd(box) -> None:
     rss_kib = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
     print(f"\nsampler under the unit: VmRSS {rss_kib} KiB, MemoryCurrent "
           f"{box.show('memtrail', 'MemoryCurrent')}")
-    assert rss_kib * 1024 < 64 << 20
+    assert rss_kib * 1024 < 128 << 20
 
     # A stuck sampler (SIGSTOP) is killed by the watchdog and restarted.
     box.systemctl("kill", "-s", "STOP", "--kill-who=main", "memtrail")
