@@ -201,6 +201,7 @@ def test_cli_subprocess_plain_file_and_gz(tmp_path):
     (["node", "--max-old-space-size", "4096", "server.js"], "server.js"),
     (["bash", "-c", "sleep 1"], "bash"),
     (["/bin/sh", "/etc/init.d/x.sh"], "x.sh"),
+    (["bash", "/dev/fd/3"], "bash"),
     (["-bash"], "bash"),
     (["nginx: worker process", "", ""], "nginx"),
     (["/usr/sbin/sshd", "-D"], "sshd"),
@@ -219,3 +220,42 @@ def test_sizes():
     assert parse_size_or_pct("10%") == (None, 10.0)
     with pytest.raises(ValueError):
         parse_size("lots")
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="records the live /proc")
+def test_end_to_end_real_sampler_names_a_real_process(tmp_path):
+    """Record real processes with the real sampler, then `report --json` must name them."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sampler = os.path.join(root, "src", "memtrail", "sampler.py")
+    hog = tmp_path / "memtrail_e2e_hog.py"
+    hog.write_text("import sys\n"
+                   "block = bytearray(50 << 20)\n"
+                   "for i in range(0, len(block), 4096):\n"
+                   "    block[i] = 1\n"
+                   "print('ready', flush=True)\n"
+                   "sys.stdin.read()\n")
+    child = subprocess.Popen([sys.executable, str(hog), "--e2e-marker", "blue-giraffe"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        logs = tmp_path / "logs"
+        rec = subprocess.run([sys.executable, "-I", "-S", sampler, "--dir", str(logs),
+                              "--interval", "0.2", "--duration", "3"],
+                             capture_output=True, text=True, timeout=60)
+        assert rec.returncode == 0, rec.stderr
+    finally:
+        child.stdin.close()
+        child.wait(timeout=10)
+        child.stdout.close()
+    proc = subprocess.run([sys.executable, "-m", "memtrail", "report", "--json", "--top", "0",
+                           str(logs)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    assert rep["span"]["ticks"] >= 5 and rep["span"]["clean_end"] is True
+    group = next(p for p in rep["programs"] if p["name"] == "memtrail_e2e_hog.py")
+    assert group["count"] == 1
+    assert group["rss_bytes"] >= 50 * MiB
+    assert group["largest"]["pid"] == child.pid
+    assert group["largest"]["cmdline"][-2:] == ["--e2e-marker", "blue-giraffe"]
+    assert rep["peak"]["used_bytes"] > 50 * MiB

@@ -67,6 +67,8 @@ def _script_of(interp: str, args: List[str]) -> Optional[str]:
             continue
         if fam == "java":
             return arg.rsplit(".", 1)[-1] if "/" not in arg else os.path.basename(arg)
+        if arg.startswith(("/dev/fd/", "/proc/", "/dev/stdin")):
+            return None  # a script fed through a pipe: the interpreter is the best name
         return os.path.basename(arg) or None
     return None
 
