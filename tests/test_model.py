@@ -108,3 +108,21 @@ def test_trend_tracker_spike_versus_climb():
         climb.update(t, 100 + t)
     slope, start, end, r2 = climb.fit(600)
     assert abs(slope - 1) < 0.05 and r2 > 0.99 and 500 < end - start < 620
+
+
+def test_reboot_ends_every_process_of_the_old_boot(tmp_path):
+    h = scenarios.Host(str(tmp_path))
+    h.spawn(10, ["a"], 10)
+    h.start_segment_tick()
+    h.tick(3)
+    h.skip(100)
+    h.procs = {}
+    h.spawn(20, ["b"], 20)
+    h.restart(boot_id="boot-bbbb")
+    h.tick(2)
+    h.stop()
+    ticks, run, _ = _replay(str(tmp_path))
+    assert run.boot_ids == ["boot-aaaa", "boot-bbbb"]
+    assert [g.reason for g in run.gaps] == ["reboot"]
+    after = [t for t in ticks if t[6] is not None][0]
+    assert after[5] == [10] and after[1] == 1  # pid 10 left with the old boot

@@ -259,3 +259,15 @@ def test_end_to_end_real_sampler_names_a_real_process(tmp_path):
     assert group["largest"]["pid"] == child.pid
     assert group["largest"]["cmdline"][-2:] == ["--e2e-marker", "blue-giraffe"]
     assert rep["peak"]["used_bytes"] > 50 * MiB
+
+
+def test_mixed_versions_newer_segment_skipped_and_said(tmp_path, capsys):
+    d = scenarios.workers(str(tmp_path))
+    newer = os.path.join(d, "memtrail-20991231T000000Z-000.log")
+    with open(newer, "w") as fh:
+        fh.write('H 4102358400.000 memtrail 2 {"format":2}\ns 4102358400.000 1 2 3\n')
+    rep = _json(capsys, d)
+    assert any("format version 2" in s for s in rep["reading"]["skipped_files"])
+    assert rep["programs"][0]["name"] == "nova-api"
+    assert report.main([d]) == 0
+    assert "upgrade memtrail" in capsys.readouterr().out

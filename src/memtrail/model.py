@@ -311,6 +311,7 @@ class Replayer:
         self.segment: Optional[Segment] = None
         self._tick: Optional[Tick] = None
         self._pending_events: List[Event] = []
+        self._pending_exited: List[Proc] = []  # removed between ticks (reboot, early X)
         self._keyframe_seen: Optional[set] = None
         self._last_tick_time: Optional[float] = None
         self._last_interval = 1.0
@@ -434,8 +435,9 @@ class Replayer:
         system = self._parse_system(rec)
         seg = self.segment if self.segment is not None else rec.segment
         tick = Tick(rec.time, system, seg, run.ticks, self.procs, self.cgroups, self.slabs,
-                    0, events=self._pending_events)
+                    0, events=self._pending_events, exited=self._pending_exited)
         self._pending_events = []
+        self._pending_exited = []
         if system.interval_ms:
             self._last_interval = system.interval_ms / 1000.0
         last = self._last_tick_time
@@ -454,14 +456,12 @@ class Replayer:
         tick = self._tick
         if tick is None:
             return None
-        self._tick = None
         if self._keyframe_seen is not None:
             seen = self._keyframe_seen
             self._keyframe_seen = None
             for pid in [p for p in self.procs if p not in seen]:
-                proc = self.procs[pid]
-                self._remove(proc, tick.time)
-                tick.exited.append(proc)
+                self._remove(self.procs[pid], tick.time)  # lands in tick.exited
+        self._tick = None
         tick.slabs = self.slabs
         tick.rss_total = self.rss_total
         self._account(tick)
@@ -607,7 +607,9 @@ class Replayer:
             del self.procs[proc.pid]
             self.rss_total -= proc.rss
         proc.exited = time
-        if self._tick is not None and proc not in self._tick.exited:
+        if self._tick is None:
+            self._pending_exited.append(proc)
+        elif proc not in self._tick.exited:
             self._tick.exited.append(proc)
 
     # -- cgroups, events -----------------------------------------------------------------
