@@ -81,7 +81,10 @@ class Renderer:
         top = ""
         if largest is not None:
             top = f"  top {program_name(largest.cmd, largest.comm)} {fmt_bytes(largest.rss)}"
-        line = (f"{fmt_time(tick.time, False)}  used {fmt_bytes(used):>9}{pct}{delta}  "
+        stamp = fmt_time(tick.time, False)
+        if s.interval_ms is not None and s.interval_ms < 1000:  # several ticks per second
+            stamp += f".{int(round(tick.time * 1000)) % 1000:03d}"
+        line = (f"{stamp}  used {fmt_bytes(used):>9}{pct}{delta}  "
                 f"avail {fmt_bytes(s.available):>9}  procs {len(tick.procs):>4}{psi}{top}")
         out.append(line)
         for event in tick.events:
