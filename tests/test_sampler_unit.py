@@ -413,3 +413,13 @@ def test_systemd_logs_directory_may_be_its_own_symlink(tmp_path, monkeypatch):
     S.check_log_dir(cfg.dir)  # accepted: systemd made the link
     with pytest.raises(S.Fatal, match="symbolic link"):
         S.check_log_dir(str(tmp_path / "memtrail"))  # given by hand: refused
+
+
+def test_help_and_version_work_standalone():
+    run = subprocess.run([sys.executable, "-I", "-S", str(SAMPLER), "--help"],
+                         capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0
+    assert "MEMTRAIL_RSS_DELTA" in run.stdout and "--low-pct PCT" in run.stdout
+    run = subprocess.run([sys.executable, "-I", "-S", str(SAMPLER), "--version"],
+                         capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0 and run.stdout.startswith("memtrail sampler ")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import faulthandler
 import heapq
 import json
 import os
@@ -158,8 +159,8 @@ OPTIONS = [
     ("--pss-top-n", _count, 5, "processes whose PSS (smaps_rollup) is read"),
     ("--pss-every", _positive(parse_duration), 60.0, "seconds between PSS reads"),
     ("--fast-interval", _positive(parse_duration), 0.1, "tick interval while in trouble"),
-    ("--low-pct", _percent, 10.0, "trouble: MemAvailable below this % of MemTotal ..."),
-    ("--psi-full-pct", _percent, 10.0, "... or PSI memory 'full' stall above this % of time"),
+    ("--low-pct", _percent, 10.0, "trouble: MemAvailable below this %% of MemTotal ..."),
+    ("--psi-full-pct", _percent, 10.0, "... or PSI memory 'full' stall above this %% of time"),
     ("--low-step", parse_size, 0, "a new MemAvailable low needs this drop (0: 1%% of MemTotal)"),
     ("--slab-delta", parse_size, 64 << 20, "write top slab caches when Slab moves this much"),
     ("--slab-top-n", _count, 10, "slab caches written"),
@@ -172,7 +173,8 @@ OPTIONS = [
     ("--max-age", _positive(parse_duration), 7 * 86400.0, "delete segments older than this"),
     ("--fsync-every", parse_duration, 5.0, "seconds between fsyncs of the log (0: every tick)"),
     ("--proc-root", str, "/proc", "procfs to read (a fixture tree in tests)"),
-    ("--kmsg", str, "/dev/kmsg", "kernel log to read OOM kills from ('' to disable)"),
+    ("--kmsg", str, "/dev/kmsg", "kernel log to read OOM kills from"),
+    ("--no-kmsg", bool, False, "do not read the kernel log (OOM kills still seen as counts)"),
     ("--kmsg-backlog", bool, False, "also parse kernel messages from before the start"),
     ("--no-redact", bool, False, "keep secret-looking command line values"),
     ("--no-mlock", bool, False, "do not lock the sampler in memory"),
@@ -223,8 +225,12 @@ def parse_args(argv) -> argparse.Namespace:
                 default = kind(raw)
             except ValueError as exc:
                 parser.error(f"bad value in ${env}: {exc}")
+        metavar = {"parse_size": "SIZE", "parse_duration": "SECONDS", "_percent": "PCT",
+                   "_count": "N", "_integer": "N"}.get(kind.__name__, "VALUE")
+        if flag in ("--dir", "--proc-root", "--kmsg", "--cgroup-root", "--pidfile"):
+            metavar = "PATH"
         parser.add_argument(flag, type=kind, default=default, help=f"{text} [{env}]",
-                            metavar=flag.lstrip("-").split("-")[0].upper())
+                            metavar=metavar)
     try:
         args = parser.parse_args(argv)
     except ValueError as exc:  # pragma: no cover - argparse reports type errors itself
@@ -381,6 +387,20 @@ class SystemReader:
         return values
 
 
+class Lines(bytearray):
+    """One section of a tick, kept as bytes.
+
+    A 2000-process keyframe then lives in a few large buffers that go back to the OS when
+    freed, instead of thousands of small strings that fragment the heap for good: it is what
+    keeps the sampler's RSS flat after its first tick. Every line is ASCII (JSON is escaped).
+    """
+
+    __slots__ = ()
+
+    def append(self, line: str) -> None:
+        self += line.encode("ascii", "backslashreplace")
+
+
 def _fmt(value) -> str:
     return "-" if value is None else str(value)
 
@@ -391,16 +411,14 @@ def _fmt(value) -> str:
 class Proc:
     """What the sampler remembers of one live process: small and fixed-size."""
 
-    __slots__ = ("pid", "fd", "lo", "hi", "rss", "shared", "ident", "comm", "recheck",
-                 "detail", "pss")
+    __slots__ = ("pid", "fd", "lo", "hi", "rss", "ident", "recheck", "detail", "pss")
 
     def __init__(self, pid: str, fd: int) -> None:
         self.pid = pid
         self.fd = fd  # open /proc/PID/statm; -1 when out of descriptors (read by path)
         self.lo = self.hi = 0  # RSS band inside which nothing is written
-        self.rss = self.shared = 0  # last written
+        self.rss = 0  # last written (ranks the top N for the detail tiers)
         self.ident = ""  # "pid start ppid uid {json}" of its P line
-        self.comm = ""
         self.recheck = False  # seen young: re-read its command line once (fork then exec)
         self.detail = None  # last written d values
         self.pss = None  # last written D values
@@ -984,6 +1002,7 @@ class Notifier:
         usec = os.environ.get("WATCHDOG_USEC", "")
         wpid = os.environ.get("WATCHDOG_PID", "")
         self.watchdog = usec.isdigit() and int(usec) > 0 and (not wpid or wpid == str(os.getpid()))
+        self.watchdog_s = int(usec) / 1e6 if self.watchdog else 0.0
         jpath = os.environ.get("MEMTRAIL_JOURNAL_SOCKET", "/run/systemd/journal/socket")
         use = journal_mode == "yes" or (journal_mode == "auto" and (
             "INVOCATION_ID" in os.environ or "MEMTRAIL_JOURNAL_SOCKET" in os.environ))
@@ -1102,7 +1121,7 @@ class Sampler:
         self.procs = {}  # pid string -> Proc
         self.skip = set()  # /proc names that are not user processes (kthreads, "self", ...)
         self.writer = LogWriter(cfg)
-        self.kmsg = KmsgReader(cfg.kmsg, cfg.kmsg_backlog)
+        self.kmsg = KmsgReader("" if cfg.no_kmsg else cfg.kmsg, cfg.kmsg_backlog)
         self.oom = OomParser()
         self.notifier = Notifier(cfg.journal)
         self.cgroups = None
@@ -1136,6 +1155,8 @@ class Sampler:
         self.boot_id = (read_file(self.proc + "/sys/kernel/random/boot_id", 64)
                         or b"").decode().strip()
         self.status_line = ""
+        self.announced = set()  # pids whose P was written this tick
+        self.announced_cg = set()  # cgids whose C was written this tick
 
     # -- header ----------------------------------------------------------------------------
     def header(self, now: float, mono: float, segment: str) -> str:
@@ -1170,7 +1191,7 @@ class Sampler:
         st.lo, st.hi = rss - lim, rss + lim
 
     def _identify(self, name: str, fd: int):
-        """Identity of a new process: its `P` tail and comm, or None for kthreads/vanished."""
+        """Identity of a new process (its `P` tail), False for a kernel thread, None if gone."""
         base = f"{self.proc}/{name}/"
         data = read_file(base + "stat", 1024)
         if not data:
@@ -1193,7 +1214,7 @@ class Sampler:
         cg = read_file(base + "cgroup", 4096)
         if cg:
             obj["cg"] = parse_cgroup(cg)
-        return f"{name} {start} {ppid} {uid} {_json(obj)}", comm
+        return f"{name} {start} {ppid} {uid} {_json(obj)}"
 
     def _open_statm(self, name: str) -> int:
         try:
@@ -1241,10 +1262,9 @@ class Sampler:
             fields = data.split(b" ", 3)
             rss = int(fields[1]) << shift
             if keyframe or rss > st.hi or rss < st.lo:
-                shared = int(fields[2]) << shift
-                st.rss, st.shared = rss, shared
+                st.rss = rss
                 self._band(st, rss)
-                out_p.append(f"p {ts} {name} {rss} {shared}\n")
+                out_p.append(f"p {ts} {name} {rss} {int(fields[2]) << shift}\n")
         # Exits show as ESRCH on the held descriptor; a listing diff also catches processes
         # read by path and fixture trees (whose files stay readable once opened).
         listed = set(names)
@@ -1278,14 +1298,15 @@ class Sampler:
                     skip.add(name)  # kernel thread: never looked at again
                 continue
             st = Proc(name, fd)
-            st.ident, st.comm = ident
+            st.ident = ident
             st.recheck = not initial
             fields = data.split(b" ", 3)
-            st.rss, st.shared = int(fields[1]) << shift, int(fields[2]) << shift
+            st.rss = int(fields[1]) << shift
             self._band(st, st.rss)
             procs[name] = st
+            self.announced.add(name)
             out_new.append(f"P {ts} {st.ident}\n")
-            out_p.append(f"p {ts} {name} {st.rss} {st.shared}\n")
+            out_p.append(f"p {ts} {name} {st.rss} {int(fields[2]) << shift}\n")
 
     def recheck_young(self, ts: str, out_new: list) -> None:
         """A process first seen right after fork may exec a moment later: look once more."""
@@ -1294,8 +1315,9 @@ class Sampler:
                 continue
             st.recheck = False
             fresh = self._identify(st.pid, st.fd)
-            if fresh and fresh[0] != st.ident:
-                st.ident, st.comm = fresh
+            if fresh and fresh != st.ident:
+                st.ident = fresh
+                self.announced.add(st.pid)
                 out_new.append(f"P {ts} {st.ident}\n")
 
     def top(self, n: int) -> list:
@@ -1335,6 +1357,7 @@ class Sampler:
                 out.append(f"G {ts} {group.cgid}\n")
             for group in new:
                 obj = {"path": group.path, "hier": tracker.hier}
+                self.announced_cg.add(group.cgid)
                 out.append(f"C {ts} {group.cgid} {_json(obj)}\n")
         lim = self.cfg.rss_delta // 1024
         for group in list(tracker.groups.values()):
@@ -1429,7 +1452,9 @@ class Sampler:
         keyframe = bool(reason)
         if keyframe:
             self.last_keyframe = mono
-        out_x, out_p, out_new, out_detail, out_cg, out_slab = [], [], [], [], [], []
+        self.announced, self.announced_cg = set(), set()
+        out_x, out_p, out_new = Lines(), Lines(), Lines()
+        out_detail, out_cg, out_slab = Lines(), Lines(), Lines()
         self.recheck_young(ts, out_new)  # those first seen last tick, before new ones join
         self.scan_processes(ts, keyframe, out_x, out_p, out_new, initial)
         do_status = snapshot or initial or mono - self.last_status >= cfg.status_every
@@ -1455,34 +1480,29 @@ class Sampler:
         cpu = time.process_time() - cpu0
         wall = time.monotonic() - mono
         system += [len(self.procs), int(cpu * 1e6), int(wall * 1e6), int(self.interval * 1000)]
-        parts = []
-        parts.append("s " + ts + " " + " ".join(map(_fmt, system)) + "\n")
+        head = Lines()
+        head.append("s " + ts + " " + " ".join(map(_fmt, system)) + "\n")
         for kind, obj in self.events:
-            parts.append(f"E {ts} {kind} {_json(obj)}\n")
+            head.append(f"E {ts} {kind} {_json(obj)}\n")
         self.events = []
-        parts.extend(out_x)
+        head += out_x
         if keyframe:
             ncg = len(self.cgroups.groups) if self.cgroups else 0
-            parts.append(f"K {ts} {len(self.procs)} {ncg} {_json({'reason': reason})}\n")
+            head.append(f"K {ts} {len(self.procs)} {ncg} {_json({'reason': reason})}\n")
             if new_segment:  # every identity again, so this segment stands alone
-                fresh = {line.split(" ", 3)[2] for line in out_new}
-                parts.extend(f"P {ts} {st.ident}\n" for name, st in self.procs.items()
-                             if name not in fresh)
+                for name, st in self.procs.items():
+                    if name not in self.announced:
+                        head.append(f"P {ts} {st.ident}\n")
                 if self.cgroups:
-                    known = {line.split(" ", 3)[2] for line in out_cg if line[0] == "C"}
-                    parts.extend(
-                        f"C {ts} {g.cgid} {_json({'path': g.path, 'hier': self.cgroups.hier})}\n"
-                        for g in self.cgroups.groups.values() if str(g.cgid) not in known)
-        parts.extend(out_new)
-        parts.extend(out_p)
-        parts.extend(out_detail)
-        parts.extend(out_cg)
-        parts.extend(out_slab)
+                    for g in self.cgroups.groups.values():
+                        if g.cgid not in self.announced_cg:
+                            obj = {"path": g.path, "hier": self.cgroups.hier}
+                            head.append(f"C {ts} {g.cgid} {_json(obj)}\n")
         self.ticks += 1
         self.status_line = (f"tick {self.interval:g}s, {len(self.procs)} procs, MemAvailable "
                             f"{100 * avail // total if avail is not None and total else '?'}%, "
                             f"log {self.writer.total / 1e6:.1f} MB")
-        return "".join(parts).encode("ascii", "backslashreplace")
+        return b"".join((head, out_new, out_p, out_detail, out_cg, out_slab))
 
     def _rate_and_lows(self, now: float, mono: float, system: list) -> None:
         cfg = self.cfg
@@ -1540,7 +1560,7 @@ class Sampler:
                              (signal.SIGHUP, self._on_hup), (signal.SIGUSR1, self._on_usr1)):
             signal.signal(sig, handler)
         writer.startup_cleanup()
-        if self.kmsg.fd is None and cfg.kmsg:
+        if self.kmsg.fd is None and cfg.kmsg and not cfg.no_kmsg:
             self.warnings.append(f"kernel log unreadable ({self.kmsg.error}): OOM kills are "
                                  "seen through /proc/vmstat oom_kill only, without names")
         self.events.append(("start", {
@@ -1600,8 +1620,16 @@ class Sampler:
                 next_mono, wait = time.monotonic(), 0.0
             if deadline is not None:
                 wait = min(wait, max(0.0, deadline - time.monotonic()))
-            if not (self.stop_reason or self.want_snapshot or self.want_rotate):
-                select.select([rfd], [], [], wait)
+            while wait > 0 and not (self.stop_reason or self.want_snapshot or self.want_rotate):
+                # A long interval must not starve systemd's watchdog: ping at half its period.
+                nap = min(wait, self.notifier.watchdog_s / 2) if self.notifier.watchdog else wait
+                if select.select([rfd], [], [], nap)[0]:
+                    break
+                wait = next_mono - time.monotonic()
+                if deadline is not None:
+                    wait = min(wait, deadline - time.monotonic())
+                if wait > 0 and self.notifier.watchdog:
+                    self.notifier.notify("WATCHDOG=1")
             try:
                 while os.read(rfd, 64):
                     pass
@@ -1664,6 +1692,7 @@ def _moved(before, after, lim: int) -> bool:
 
 def main(argv=None) -> int:
     cfg = parse_args(sys.argv[1:] if argv is None else argv)
+    faulthandler.enable()  # a watchdog SIGABRT then shows where it was stuck (in the journal)
     try:
         check_log_dir(cfg.dir)
         raise_fd_limit()
