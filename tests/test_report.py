@@ -271,3 +271,40 @@ def test_mixed_versions_newer_segment_skipped_and_said(tmp_path, capsys):
     assert rep["programs"][0]["name"] == "nova-api"
     assert report.main([d]) == 0
     assert "upgrade memtrail" in capsys.readouterr().out
+
+
+def test_corrupted_logs_never_crash(tmp_path):
+    """Flip bytes, cut lines, duplicate and drop them: counted skips, never a traceback."""
+    import random
+
+    src = scenarios.oom(str(tmp_path / "src"))
+    seg = os.path.join(src, os.listdir(src)[0])
+    with open(seg, "rb") as fh:
+        lines = fh.read().split(b"\n")
+    alphabet = b"0123456789 -{}\":,abcXZpPKsE\xff"
+    for seed in range(60):
+        rnd = random.Random(seed)
+        mutated = list(lines)
+        for _ in range(rnd.randrange(1, 12)):
+            i = rnd.randrange(1, len(mutated))  # keep the header most of the time
+            line = bytearray(mutated[i])
+            op = rnd.randrange(4)
+            if op == 0 and line:
+                line[rnd.randrange(len(line))] = rnd.choice(alphabet)
+            elif op == 1:
+                line = line[: rnd.randrange(len(line) + 1)]
+            elif op == 2:
+                mutated.insert(i, mutated[rnd.randrange(len(mutated))])
+            else:
+                mutated.pop(i)
+                continue
+            mutated[i] = bytes(line)
+        d = tmp_path / f"m{seed}"
+        d.mkdir()
+        (d / "memtrail-20251120T220000Z-000.log").write_bytes(b"\n".join(mutated))
+        reports, errors = report.load([str(d)])
+        for rep in reports:
+            report.render_text(rep)
+            report.render_markdown(rep)
+            json.dumps(rep)
+        assert reports or errors

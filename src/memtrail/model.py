@@ -37,6 +37,8 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 from memtrail.reader import ReadStats, Record, Segment, read_path
 
 KIB = 1024
+# Records outside these times are corrupt (a flipped digit), not a clock: skip and count them.
+TIME_MIN, TIME_MAX = 946684800.0, 4102444800.0  # 2000-01-01 .. 2100-01-01
 
 # System sample fields kept in `System`, by their names in the `s` record (docs/format.md).
 _SYSTEM_FIELDS = (
@@ -280,6 +282,7 @@ class Run:
     sampler_cpu_us: int = 0
     interval_s: Optional[float] = None
     orphan_records: int = 0  # p/d/D/X for a pid with no identity (should not happen)
+    bad_times: int = 0  # records with an impossible time or value, skipped
     units: Dict[str, UnitPeak] = field(default_factory=dict)  # cgroup path -> peak
     peak_mlocked: Optional[int] = None
     peak_unevictable: Optional[int] = None
@@ -327,6 +330,9 @@ class Replayer:
     def feed(self, rec: Record) -> Optional[Tick]:
         """Apply one record; returns the previous tick when this record completes it."""
         rtype = rec.type
+        if not TIME_MIN <= rec.time <= TIME_MAX:
+            self.run.bad_times += 1
+            return None
         if rtype == "s":
             done = self._close_tick()
             self._open_tick(rec)
@@ -570,6 +576,9 @@ class Replayer:
             shared_raw = f[si] if si < len(f) else "-"
             shared = int(shared_raw) * KIB if shared_raw != "-" else 0
         except (ValueError, IndexError):
+            return
+        if rss < 0 or shared < 0:
+            self.run.bad_times += 1  # counted with the other impossible records
             return
         proc = self.procs.get(pid)
         if proc is None:

@@ -363,6 +363,7 @@ class Analysis:
                 "skipped_files": stats.skipped_files,
                 "truncated_files": stats.truncated_files,
                 "orphan_records": run.orphan_records,
+                "bad_times": run.bad_times,
             },
             "memory": {"total_bytes": run.mem_total},
             "peak": {
@@ -475,6 +476,8 @@ def _reading_line(r: dict) -> Optional[str]:
         parts.append(f"{r['torn_lines']} torn line(s) skipped (writer cut short)")
     if r["bad_lines"]:
         parts.append(f"{r['bad_lines']} unparseable line(s) skipped")
+    if r.get("bad_times"):
+        parts.append(f"{r['bad_times']} record(s) with an impossible time or value skipped")
     if r["unknown_records"]:
         parts.append(f"{r['unknown_records']} record(s) of a newer format skipped")
     for f in r["skipped_files"]:

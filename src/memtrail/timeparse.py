@@ -72,7 +72,10 @@ def fmt_time(t: Optional[float], with_date: bool = True) -> str:
     """`2026-11-20 14:32:05Z` (UTC, the log's clock), or `14:32:05` without the date."""
     if t is None:
         return "-"
-    dt = datetime.fromtimestamp(t, timezone.utc)
+    try:
+        dt = datetime.fromtimestamp(t, timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return f"@{t}"
     if with_date:
         return dt.strftime("%Y-%m-%d %H:%M:%SZ")
     return dt.strftime("%H:%M:%S")
@@ -82,5 +85,8 @@ def iso(t: Optional[float]) -> Optional[str]:
     """ISO 8601 UTC with milliseconds, for JSON."""
     if t is None:
         return None
-    dt = datetime.fromtimestamp(t, timezone.utc)
+    try:
+        dt = datetime.fromtimestamp(t, timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return None
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
