@@ -726,7 +726,8 @@ def main(argv: List[str]) -> int:
         sys.stdout.write("\n")
     else:
         render = render_markdown if args.markdown else render_text
-        sys.stdout.write(("\n" + "=" * 78 + "\n\n").join(render(r) for r in reports))
+        rule = "\n---\n\n" if args.markdown else "\n" + "=" * 78 + "\n\n"
+        sys.stdout.write(rule.join(render(r) for r in reports))
     return 2 if errors else 0
 
 

@@ -198,6 +198,9 @@ def newest_segment(path: str) -> str:
 def run(path: str, follow: bool, count: int, style: Style, out: IO[str],
         poll: float = 0.2, idle_flush: float = 0.3) -> int:
     """Print the last `count` ticks of the newest segment; with `follow`, keep going."""
+    if follow and os.path.isdir(path):
+        while not reader.segments(path):  # the sampler has not written its first tick yet
+            time.sleep(poll)
     first = newest_segment(path)
     follow_dir = path if os.path.isdir(path) else None
     stats = ReadStats()
