@@ -8,6 +8,8 @@ forked children, which the parent's own accounting does not include).
 
 usage: python3 -I -S drivers.py MODE INTERVAL_S STATUS_FILE
   MODE: floor  - listdir /proc, then open/read/close every /proc/PID/statm (the floor)
+        held   - the same, but each statm is opened once and re-read with os.pread (the
+                 floor for memtrail's approach: descriptors held across ticks)
         psutil - list(psutil.process_iter(['memory_info']))
         ps     - fork `ps -eo pid,rss,args` and read its output
 """
@@ -32,9 +34,35 @@ def tick_floor():
             os.close(fd)
 
 
+def make_held():
+    fds = {}
+
+    def tick_held():
+        names = os.listdir("/proc")
+        for name in names:
+            fd = fds.get(name)
+            if fd is None:
+                if not name.isdigit():
+                    continue
+                try:
+                    fd = fds[name] = os.open("/proc/" + name + "/statm", os.O_RDONLY)
+                except OSError:
+                    continue
+            try:
+                os.pread(fd, 256, 0)
+            except OSError:
+                os.close(fds.pop(name))
+        for name in fds.keys() - set(names):
+            os.close(fds.pop(name))
+
+    return tick_held
+
+
 def make_tick(mode):
     if mode == "floor":
         return tick_floor
+    if mode == "held":
+        return make_held()
     if mode == "psutil":
         import psutil
 

@@ -58,6 +58,8 @@ class Result:
     error: str | None = None
     note: str = ""
     bytes_per_tick: float | None = None
+    proc_entries: list[int] = field(default_factory=list)  # /proc PID entries at each window
+    host_busy_pct: float | None = None  # CPU used by everything else on the host meanwhile
 
     @property
     def median_ms(self) -> float | None:
@@ -69,6 +71,19 @@ class Result:
         d["min_ms"] = min(self.per_tick_ms) if self.per_tick_ms else None
         d["max_ms"] = max(self.per_tick_ms) if self.per_tick_ms else None
         return d
+
+
+def proc_entries() -> int:
+    """PID entries in /proc (kernel threads included): a cheap check that the crowd held."""
+    return sum(1 for n in os.listdir("/proc") if n[0].isdigit())
+
+
+def host_cpu_ns() -> int:
+    """CPU time used by the whole host since boot (all but idle and iowait), in ns."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    busy = sum(v[:8]) - v[3] - v[4]  # user nice system idle iowait irq softirq steal
+    return busy * 1_000_000_000 // CLK_TCK
 
 
 def cpu_ns(pid: int) -> int:
@@ -266,6 +281,8 @@ def _measure(c: Contender, proc: subprocess.Popen, res: Result, windows: int, wt
     t = phase + c.interval_s / 2
     _wait_until(t)
     cpu0, ticks0 = cpu(), counter() if counter else 0
+    host0, wall0 = host_cpu_ns(), time.monotonic()
+    res.proc_entries.append(proc_entries())
     stat0 = stat_cpu_ns(pid, children=True)
     size0 = path_size(c.size_path) if c.size_path else None
     first_cpu, first_ticks = cpu0, ticks0
@@ -277,6 +294,7 @@ def _measure(c: Contender, proc: subprocess.Popen, res: Result, windows: int, wt
             break
         cpu1 = cpu()
         ticks1 = counter() if counter else ticks0 + wt
+        res.proc_entries.append(proc_entries())
         n = ticks1 - ticks0
         if n > 0:
             res.per_tick_ms.append((cpu1 - cpu0) / n / 1e6)
@@ -289,6 +307,9 @@ def _measure(c: Contender, proc: subprocess.Popen, res: Result, windows: int, wt
             if size0 is not None and c.size_path:
                 res.bytes_per_tick = (path_size(c.size_path) - size0) / res.ticks
         res.vm_rss_kib, res.vm_hwm_kib = status_kib(pid)
+        others = host_cpu_ns() - host0 - (cpu0 - first_cpu)
+        cores = os.cpu_count() or 1
+        res.host_busy_pct = round(100 * others / ((time.monotonic() - wall0) * 1e9 * cores), 1)
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -36,8 +36,8 @@ def _scenarios(result: dict) -> list[str]:
 
 
 def _names(result: dict) -> list[str]:
-    order = ["memtrail", "memtrail minimal", "python floor", "C floor", "psutil", "ps",
-             "atop", "atop -a", "sadc"]
+    order = ["memtrail", "memtrail minimal", "python floor", "python floor, fds held",
+             "C floor", "psutil", "ps", "atop", "atop -a", "sadc"]
     names = {r["name"] for r in result["rows"]}
     return [n for n in order if n in names] + sorted(names - set(order))
 

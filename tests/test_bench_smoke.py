@@ -1,0 +1,90 @@
+"""The benchmark scripts run end to end (a few processes, a couple of ticks, no apt peers).
+
+Why: bench/run.py is run rarely and by hand, so it rots silently; this proves the crowd
+starts and is cleaned up, the tick loops and the sampler are measured, and RESULTS.md renders.
+No timing is asserted: only that figures exist and are sane in kind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+sys.path.insert(0, str(BENCH))
+
+import logsize  # noqa: E402
+import spawn  # noqa: E402
+
+linux = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+
+
+@linux
+@pytest.mark.live
+def test_crowd_starts_and_is_gone_after_stop():
+    crowd = spawn.start(3)
+    pgid = crowd.proc.pid
+    members = [n for n in os.listdir("/proc") if n.isdigit() and _pgid(n) == pgid]
+    assert len(members) >= 4  # the parent and its 3 children
+    crowd.stop()
+    assert not [n for n in os.listdir("/proc") if n.isdigit() and _pgid(n) == pgid]
+
+
+def _pgid(pid: str) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[2])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def test_logsize_model_separates_ticks_keyframes_and_detail(tmp_path):
+    lines = ['H 100.000 memtrail 1 {"format":1,"settings":{"keyframe_s":600}}']
+    lines += ["s 100.000 1 2 3", "K 100.000 2 0 {}", 'P 100.000 7 1 1 0 {"cmd":[]}',
+              "p 100.000 7 10 5"]
+    for t in range(1, 11):
+        lines.append(f"s {100 + t}.000 1 2 3")
+        if t == 5:
+            lines.append(f"d {100 + t}.000 7 1 2 3 4 5")
+    (tmp_path / "memtrail-20261120T000000Z-000.log").write_text("\n".join(lines) + "\n")
+    r = logsize.analyze(tmp_path, tick_s=1.0)
+    assert r is not None
+    assert r.ticks == 10
+    assert r.tick_bytes == len("s 101.000 1 2 3\n")
+    assert r.keyframe_s == 600
+    assert r.time_bytes_per_s == len("d 105.000 7 1 2 3 4 5\n") / 10
+    assert r.raw_per_day > r.tick_bytes * 86400
+    assert 0 < r.gz_per_day < r.raw_per_day * 2
+
+
+@linux
+@pytest.mark.live
+@pytest.mark.slow
+def test_run_py_smoke_mode_writes_json_and_markdown(tmp_path):
+    out = tmp_path / "out"
+    md = tmp_path / "R.md"
+    res = subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), "--smoke", "--no-install",
+         "--out", str(out), "--results", str(md)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    result = json.loads(next(out.glob("results-smoke-*.json")).read_text())
+    rows = {(r["name"], r["scenario"]): r for r in result["rows"]}
+    floor = rows[("python floor", "5 idle")]
+    assert floor["error"] is None
+    assert floor["ticks"] >= 2 and floor["median_ms"] > 0
+    assert floor["vm_rss_kib"] > 0
+    if (ROOT / "src" / "memtrail" / "sampler.py").exists():
+        mt = rows[("memtrail", "5 idle")]
+        assert mt["error"] is None, mt["error"]
+        assert mt["median_ms"] > 0
+        assert mt["logsize"]["ticks"] >= 2
+    text = md.read_text()
+    assert "## CPU per tick" in text and "python floor" in text
