@@ -1,0 +1,645 @@
+"""`memtrail run -- COMMAND` (record while a command runs, report, gate) and `memtrail stop`.
+
+Made for CI jobs: one line wraps a job step, and the step's log, summary and exit status say
+whether it ran out of memory and why. The sampler runs as its own process (see daemon.py), the
+command runs in the foreground exactly as it would without memtrail, and the report covers only
+the segments this run wrote, even when the log directory is shared with earlier runs.
+
+Signals: the command runs in its own process group. When memtrail runs in the foreground of a
+terminal, that group is given the terminal, so Ctrl-C, Ctrl-\\ and Ctrl-Z reach the command
+once, directly, as they would without memtrail (Ctrl-Z suspends the whole job; `fg` resumes
+it). SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to memtrail itself (a CI runner cancelling the
+job) are passed on to the command's process group, once. The sampler sits in a session of its
+own and is stopped only after the command has ended, so the log covers the command's end.
+
+Exit status (docs/ci.md):
+- the command failed (non-zero exit, or killed by signal N: 128+N, as shells report it): that
+  status, whatever the gate says (the verdict is still printed);
+- the command succeeded and a gate limit was broken: 1 (as `memtrail check`);
+- the command succeeded, gate options were given and the log cannot tell (no samples): 2;
+- otherwise the command's status, 0;
+- before the command starts: 2 for a bad option or a sampler that cannot record (the command
+  is not run), 127 when the command is not found, 126 when it cannot be executed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import sys
+import time
+from typing import Dict, List, Optional, Set, Tuple
+
+from memtrail import daemon
+from memtrail.check import _program_limit, _size, _size_or_pct, evaluate, verdict
+from memtrail.model import Proc, Run, Tick, replay
+from memtrail.programs import program_name
+from memtrail.reader import ReadStats
+from memtrail.report import Analysis, render_markdown, usable
+from memtrail.timeparse import iso
+from memtrail.units import fmt_bytes, fmt_duration
+
+SCHEMA = "memtrail.run/1"
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return value
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    ap = _Parser(
+        prog="memtrail run",
+        usage="memtrail run [options] -- COMMAND [ARG...]",
+        description="Record memory while COMMAND runs, then print a short report and apply the "
+                    "gate. Exit status: the command's own (128+N when killed by signal N); 1 "
+                    "when the command succeeded but a gate limit broke; 2 when memtrail cannot "
+                    "record or (with a gate) the log cannot tell. Other sampler settings: "
+                    "MEMTRAIL_* environment variables (see memtrail record --help).")
+    ap.add_argument("--dir", metavar="DIR",
+                    help="log directory (default: $MEMTRAIL_DIR, $LOGS_DIRECTORY, else "
+                         "./memtrail-logs); may hold earlier runs: the report covers this one")
+    ap.add_argument("--interval", type=_positive, metavar="S",
+                    help="seconds between ticks (default 1; fractions allowed)")
+    gate = ap.add_argument_group("gate (as in memtrail check)")
+    gate.add_argument("--max-used", type=_size, metavar="SIZE",
+                      help="fail if used memory (MemTotal - MemAvailable) ever exceeded SIZE")
+    gate.add_argument("--min-available", type=_size_or_pct, metavar="SIZE|PCT",
+                      default=(None, None),
+                      help="fail if MemAvailable ever fell below SIZE or PCT%% of MemTotal")
+    gate.add_argument("--no-oom", action="store_true", help="fail on any OOM kill")
+    gate.add_argument("--max-program", type=_program_limit, action="append", default=[],
+                      metavar="NAME=SIZE",
+                      help="fail if program NAME (all its processes) peaked above SIZE; "
+                           "repeatable")
+    out = ap.add_argument_group("outputs")
+    out.add_argument("--summary", metavar="FILE",
+                     help="write the markdown summary to FILE (it is also appended to "
+                          "$GITHUB_STEP_SUMMARY when that is set)")
+    out.add_argument("--json", metavar="FILE", help="write the run and its report as JSON")
+    out.add_argument("--html", metavar="FILE",
+                     help="write the HTML report (needs `memtrail html`)")
+    out.add_argument("--full", action="store_true",
+                     help="print the full report (`memtrail report`) instead of the short one")
+    out.add_argument("--quiet", "-q", action="store_true",
+                     help="print only problems: OOM kills, a broken gate, sampler trouble")
+    ap.add_argument("--start-timeout", type=_positive, default=30.0, metavar="S",
+                    help="how long the sampler may take to start recording (default 30)")
+    ap.add_argument("--stop-timeout", type=_positive, default=30.0, metavar="S",
+                    help="how long it may take to stop after SIGTERM before SIGKILL "
+                         "(default 30)")
+    ap.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND",
+                    help="the command and its arguments, after `--`")
+    return ap
+
+
+def _say(text: str) -> None:
+    print(f"memtrail: {text}", file=sys.stderr, flush=True)
+
+
+# -- the command -------------------------------------------------------------------------------
+def _proc_start(pid: int) -> Optional[int]:
+    """Field 22 of /proc/PID/stat: with the pid, the identity the log uses for a process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+        return int(stat[stat.rfind(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class Foreground:
+    """Run one command as a shell runs a foreground job: its own process group holding the
+    terminal (when memtrail has it), signals sent to memtrail passed on, Ctrl-Z handled."""
+
+    def __init__(self, argv: List[str]) -> None:
+        self.argv = argv
+        self.pid = 0
+        self.start_ticks: Optional[int] = None
+        self.started = 0.0
+        self.ended = 0.0
+        self.tty: Optional[int] = None
+        self.gave_tty = False
+        self.pending: List[int] = []
+        self.received: List[int] = []
+        self.saved: Dict[int, object] = {}
+
+    # signals sent to memtrail: pass them on to the command's group, once
+    def _forward(self, signum: int, _frame) -> None:
+        self.received.append(signum)
+        if not self.pid:
+            self.pending.append(signum)
+            return
+        try:
+            os.killpg(self.pid, signum)
+        except OSError:
+            pass
+
+    def install(self) -> None:
+        for sig in FORWARDED:
+            old = signal.getsignal(sig)
+            if old == signal.SIG_IGN:  # nohup and friends: the command inherits the ignore
+                continue
+            self.saved[sig] = old
+            signal.signal(sig, self._forward)
+
+    def restore(self) -> None:
+        for sig, old in self.saved.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
+        self.saved = {}
+
+    def _open_tty(self) -> None:
+        try:
+            fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            if os.tcgetpgrp(fd) == os.getpgrp():  # we are the foreground job
+                self.tty = fd
+                return
+        except OSError:
+            pass
+        os.close(fd)
+
+    def _set_foreground(self, pgrp: int) -> None:
+        if self.tty is None:
+            return
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTTOU})
+        try:
+            os.tcsetpgrp(self.tty, pgrp)
+        except OSError:
+            pass
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    def spawn(self) -> Optional[int]:
+        """Start the command; None on success, else 127 (not found) or 126 (not executable)."""
+        self._open_tty()
+        self.started = time.time()
+        try:
+            self.pid = os.posix_spawnp(
+                self.argv[0], self.argv, os.environ, setpgroup=0,
+                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))  # as subprocess restores them
+        except FileNotFoundError:
+            _say(f"{self.argv[0]}: command not found")
+            return 127
+        except OSError as exc:
+            _say(f"{self.argv[0]}: cannot execute: {exc.strerror}")
+            return 126
+        self.start_ticks = _proc_start(self.pid)
+        if self.tty is not None:
+            self._set_foreground(self.pid)
+            self.gave_tty = True
+        for signum in self.pending:
+            self._forward(signum, None)
+        self.pending = []
+        return None
+
+    def wait(self) -> int:
+        """Wait for the command; its exit status as a shell reports it (128+N for signal N)."""
+        while True:
+            try:
+                _, status = os.waitpid(self.pid, os.WUNTRACED)
+            except ChildProcessError:
+                status = 0
+                break
+            if os.WIFSTOPPED(status):
+                self._stopped(os.WSTOPSIG(status))
+                continue
+            break
+        self.ended = time.time()
+        if self.gave_tty:
+            self._set_foreground(os.getpgrp())
+        if self.tty is not None:
+            os.close(self.tty)
+            self.tty = None
+        if os.WIFSIGNALED(status):
+            return 128 + os.WTERMSIG(status)
+        return os.WEXITSTATUS(status)
+
+    def _stopped(self, sig: int) -> None:
+        if self.tty is None:
+            return  # stopped by someone else, no terminal: they will continue it
+        if sig in (signal.SIGTTIN, signal.SIGTTOU):
+            # It touched the terminal before we handed it over: it has it now, go on.
+            os.killpg(self.pid, signal.SIGCONT)
+            return
+        # Ctrl-Z: take the terminal back and stop ourselves, so the shell sees a stopped job.
+        self._set_foreground(os.getpgrp())
+        os.killpg(os.getpgrp(), signal.SIGSTOP)
+        # `fg` or `bg` continued us: the command goes on, with the terminal if we have it.
+        try:
+            if os.tcgetpgrp(self.tty) == os.getpgrp():
+                self._set_foreground(self.pid)
+        except OSError:
+            pass
+        os.killpg(self.pid, signal.SIGCONT)
+
+
+# -- the command's processes in the log ------------------------------------------------------
+class CommandTree:
+    """The command and its descendants through the replay: their summed RSS and its peak.
+
+    A process belongs to the command when it is the command itself (same pid and start time)
+    or its parent belongs. Membership is decided when a process first appears in the log, in
+    any order within a tick.
+    """
+
+    def __init__(self, pid: int, start_ticks: Optional[int]) -> None:
+        self.root = pid
+        self.root_start = start_ticks
+        self.members: Set[Proc] = set()
+        self.pids: Set[int] = set()  # live members
+        self.ever: Set[int] = set()  # every pid that ever belonged
+        self.seen: Set[Proc] = set()  # classified (member or not)
+        self.total = 0
+        self.peak = 0
+        self.peak_time: Optional[float] = None
+        self.peak_count = 0
+        self.largest: Optional[Tuple[int, int, str, List[str]]] = None  # rss, pid, name, cmd
+
+    def _is_root(self, proc: Proc) -> bool:
+        return proc.pid == self.root and (self.root_start is None
+                                          or proc.start in (self.root_start, -1))
+
+    def add(self, tick: Tick) -> None:
+        fresh = [p for p, old in tick.changes if p not in self.seen]
+        changed = True
+        while changed and fresh:
+            changed = False
+            rest = []
+            for proc in fresh:
+                if self._is_root(proc) or proc.ppid in self.pids:
+                    self.members.add(proc)
+                    self.pids.add(proc.pid)
+                    self.ever.add(proc.pid)
+                    self.seen.add(proc)
+                    changed = True
+                else:
+                    rest.append(proc)
+            fresh = rest
+        self.seen.update(fresh)
+        for proc, old in tick.changes:
+            if proc in self.members:
+                self.total += proc.rss - old
+                if self.largest is None or proc.rss > self.largest[0]:
+                    self.largest = (proc.rss, proc.pid, program_name(proc.cmd, proc.comm),
+                                    proc.cmd)
+        for proc in tick.exited:
+            self.seen.discard(proc)
+            if proc in self.members:
+                self.members.discard(proc)
+                self.pids.discard(proc.pid)
+                self.total -= proc.rss
+        if self.total > self.peak:
+            self.peak, self.peak_time, self.peak_count = self.total, tick.time, len(self.members)
+
+    def result(self) -> dict:
+        lg = self.largest
+        return {
+            "peak_rss_bytes": self.peak, "peak_time": iso(self.peak_time),
+            "processes_at_peak": self.peak_count, "processes": len(self.ever),
+            "largest": None if lg is None else {"rss_bytes": lg[0], "pid": lg[1],
+                                                "name": lg[2], "cmdline": lg[3]},
+        }
+
+
+def analyze_run(segments: List[str], label: str, pid: int,
+                start_ticks: Optional[int]) -> Tuple[dict, dict]:
+    """The report dict of this run's segments (one pass) and the command tree's figures."""
+    stats, run = ReadStats(), Run()
+    analysis = Analysis(top=5)
+    tree = CommandTree(pid, start_ticks)
+    for tick in replay(segments, stats, run):
+        analysis.add(tick, run)
+        tree.add(tick)
+    rep = analysis.result(run, stats, label)
+    tree_doc = tree.result()
+    tree_doc["pids"] = sorted(tree.ever)
+    return rep, tree_doc
+
+
+def oom_of_command(rep: dict, pid: int, tree: dict) -> List[dict]:
+    """OOM kills whose victim was the command or one of its processes, marked `role`."""
+    members = set(tree.get("pids", ())) | {pid}
+    out = []
+    for kill in rep["oom_kills"]:
+        if kill.get("pid") in members:
+            out.append(dict(kill, role="command" if kill.get("pid") == pid else "descendant"))
+    return out
+
+
+def oom_sentence(kill: dict) -> str:
+    """`python3 (pid 42, 96 MiB: anon 95 MiB, file 1.0 MiB), memcg /ci, CONSTRAINT_MEMCG`."""
+    name = kill.get("program") or kill.get("name") or "?"
+    parts = [f"pid {kill.get('pid')}"]
+    if kill.get("rss_bytes") is not None:
+        parts.append(f"{fmt_bytes(kill['rss_bytes'])}: anon {fmt_bytes(kill.get('anon_bytes'))}"
+                     f", file {fmt_bytes(kill.get('file_bytes'))}")
+    text = f"{name} ({', '.join(parts)})"
+    where = []
+    if kill.get("oom_memcg"):
+        where.append(f"memory cgroup {kill['oom_memcg']}")
+    if kill.get("constraint"):
+        where.append(kill["constraint"])
+    if where:
+        text += " [" + ", ".join(where) + "]"
+    if kill.get("cmdline"):
+        text += ": " + _shorten(" ".join(kill["cmdline"]), 200)
+    return text
+
+
+# -- the short report --------------------------------------------------------------------------
+def _t(value: Optional[str]) -> str:
+    if not value:
+        return "-"
+    return value[11:19] + "Z" if len(value) >= 19 else value
+
+
+def short_report(doc: dict) -> List[str]:
+    """A few lines for a job log: what the command did, what the host did, the verdict."""
+    cmd, rep, tree = doc["command"], doc["report"], doc["command"]["tree"]
+    lines = []
+    status = cmd["exit_status"]
+    how = (f"was killed by signal {status - 128} ({_signame(status - 128)})" if status > 128
+           else f"exited with status {status}")
+    lines.append(f"`{_shorten(cmd['cmdline'], 80)}` {how} after "
+                 f"{fmt_duration(cmd['duration_s'])}")
+    for kill in doc["oom"]:
+        if kill["role"] == "command":
+            lines.append(f"KILLED BY THE OOM KILLER: {oom_sentence(kill)}")
+        else:
+            lines.append(f"the OOM killer killed a process of the command: "
+                         f"{oom_sentence(kill)}")
+    others = [k for k in rep["oom_kills"] if k.get("pid") not in {o["pid"] for o in doc["oom"]}]
+    for kill in others:
+        lines.append(f"the OOM killer killed another process (not the command's): "
+                     f"{oom_sentence(kill)}")
+    if not rep["oom_kills"] and rep["oom_counter"]:
+        lines.append(f"the kernel counted {rep['oom_counter']} OOM kill(s) but did not say whose "
+                     f"(no /dev/kmsg access?)")
+    if tree["peak_rss_bytes"]:
+        lg = tree["largest"]
+        lines.append(f"the command's processes peaked at {fmt_bytes(tree['peak_rss_bytes'])} "
+                     f"RSS at {_t(tree['peak_time'])} ({tree['processes_at_peak']} process(es), "
+                     f"{tree['processes']} in all)"
+                     + (f"; largest: {lg['name']} (pid {lg['pid']}) "
+                        f"{fmt_bytes(lg['rss_bytes'])}" if lg else ""))
+    peak, low = rep["peak"], rep["lowest_available"]
+    if peak["used_bytes"] is not None:
+        lines.append(f"host: peak used {fmt_bytes(peak['used_bytes'])}"
+                     + (f" of {fmt_bytes(peak['total_bytes'])}" if peak["total_bytes"] else "")
+                     + f" at {_t(peak['time'])}, lowest available {fmt_bytes(low['bytes'])}")
+    if rep["programs"]:
+        lines.append("top programs at that peak: " + ", ".join(
+            f"{g['name']}" + (f" x{g['count']}" if g["count"] > 1 else "")
+            + f" {fmt_bytes(g['rss_bytes'])}" for g in rep["programs"][:4]))
+    gate = doc["gate"]
+    if gate["verdict"]:
+        lines.append(gate["verdict"])
+    log = doc["log"]
+    lines.append(f"log: {log['dir']} ({len(log['segments'])} segment(s)"
+                 + (", ended cleanly" if log["clean_end"] else ", NO clean end record")
+                 + f"); the whole story: memtrail report {shlex.quote(log['dir'])}")
+    return lines
+
+
+def _signame(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
+
+
+def _shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())  # a multi-line `python -c` script on one line
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def summary_markdown(doc: dict) -> str:
+    """The job summary: status line, OOM kills of the command, verdict, then the report."""
+    cmd, rep = doc["command"], doc["report"]
+    status = cmd["exit_status"]
+    out = [f"### memtrail run: `{_shorten(cmd['cmdline'], 100).replace('`', chr(39))}`", ""]
+    how = (f"killed by signal {status - 128} ({_signame(status - 128)})" if status > 128
+           else f"exit status {status}")
+    out.append(f"- command: {how} after {fmt_duration(cmd['duration_s'])}; memtrail exit "
+               f"status {doc['exit_status']}")
+    for kill in doc["oom"]:
+        who = "**the command was killed by the OOM killer**" if kill["role"] == "command" \
+            else "**the OOM killer killed a process of the command**"
+        out.append(f"- {who}: {oom_sentence(kill).replace('|', '/')}")
+    tree = cmd["tree"]
+    if tree["peak_rss_bytes"]:
+        out.append(f"- the command's processes peaked at **{fmt_bytes(tree['peak_rss_bytes'])}"
+                   f"** RSS ({tree['processes']} process(es) in all)")
+    if doc["gate"]["verdict"]:
+        out.append(f"- gate: {doc['gate']['verdict']}")
+    out.append("")
+    # The report's own heading level is ### as well; keep it as a section of this summary.
+    out.append(render_markdown(rep).replace("### memtrail:", "#### host:", 1)
+               .replace("\n#### ", "\n##### "))
+    return "\n".join(out) + "\n"
+
+
+def _write(path: str, text: str, mode: str = "w") -> Optional[str]:
+    try:
+        with open(path, mode, encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        return f"cannot write {path}: {exc.strerror}"
+    return None
+
+
+def _html(segments: List[str], path: str) -> Optional[str]:
+    try:
+        from memtrail import html  # type: ignore[attr-defined]
+    except ImportError:
+        return "--html: `memtrail html` is not available in this install"
+    try:
+        status = html.main([*segments, "-o", path])
+    except SystemExit as exc:
+        status = exc.code
+    return None if not status else f"--html: memtrail html exited with status {status}"
+
+
+# -- memtrail run --------------------------------------------------------------------------
+def _default_dir() -> str:
+    env = os.environ.get("MEMTRAIL_DIR") or os.environ.get("LOGS_DIRECTORY", "").split(":")[0]
+    return env or "./memtrail-logs"
+
+
+def main_run(argv: List[str]) -> int:
+    args = _run_parser().parse_args(argv)
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        _run_parser().error("no command given (memtrail run [options] -- COMMAND ...)")
+    directory = os.path.abspath(args.dir or _default_dir())
+    sampler_args = ["--interval", repr(args.interval)] if args.interval else []
+    gated = bool(args.max_used is not None or args.min_available != (None, None)
+                 or args.no_oom or args.max_program)
+    try:
+        rec = daemon.start(sampler_args, directory, timeout=args.start_timeout)
+    except daemon.SamplerError as exc:
+        _say(f"{exc}; not running the command")
+        return 2
+    fg = Foreground(command)
+    fg.install()
+    try:
+        if not args.quiet:
+            _say(f"recording to {directory} (sampler pid {rec.pid}); running: "
+                 f"{shlex.join(command)}")
+        failed_start = fg.spawn()
+        status = failed_start if failed_start is not None else fg.wait()
+        segment = daemon.open_segment(rec.pid)
+        stopped = daemon.stop(rec.pid, args.stop_timeout, proc=rec.proc, segment=segment)
+    finally:
+        if rec.proc.poll() is None:  # interrupted by an exception: never leave it running
+            rec.proc.terminate()
+            rec.proc.wait()
+        fg.restore()
+    if stopped.killed or not stopped.clean:
+        _say(stopped.message + (f" ({rec.stderr_text()})" if rec.stderr_text() else ""))
+    segments = rec.segments()
+    if failed_start is not None:
+        return failed_start
+    rep, tree = analyze_run(segments, directory, fg.pid, fg.start_ticks)
+    rep["label"] = directory
+    for kill in oom_of_command(rep, fg.pid, tree):
+        # The kernel's figure at the kill is the tree's real peak: it died between two ticks.
+        if (kill.get("rss_bytes") or 0) > tree["peak_rss_bytes"]:
+            tree.update(peak_rss_bytes=kill["rss_bytes"], peak_time=kill.get("time"),
+                        peak_source="oom_kill")
+    problem = usable(rep)
+    outcomes = evaluate(rep, args.max_used, args.min_available, args.no_oom,
+                        args.max_program) if gated and not problem else []
+    broken = [o for o in outcomes if not o.passed]
+    if status != 0:
+        exit_status = status
+    elif gated and problem:
+        exit_status = 2
+    elif broken:
+        exit_status = 1
+    else:
+        exit_status = 0
+    if gated and problem:
+        text = f"UNUSABLE: the gate cannot tell: {problem}"
+    elif gated:
+        text = verdict(rep, outcomes)
+    else:
+        text = None
+    doc = {
+        "schema": SCHEMA,
+        "command": {
+            "argv": command, "cmdline": shlex.join(command), "pid": fg.pid,
+            "exit_status": status,
+            "signal": _signame(status - 128) if status > 128 else None,
+            "started": iso(fg.started), "ended": iso(fg.ended),
+            "duration_s": round(fg.ended - fg.started, 3),
+            "signals_received": [_signame(s) for s in fg.received],
+            "tree": tree,
+        },
+        "oom": oom_of_command(rep, fg.pid, tree),
+        "gate": {"given": gated, "passed": (not broken and not problem) if gated else None,
+                 "verdict": text,
+                 "outcomes": [{"name": o.name, "passed": o.passed, "text": o.text}
+                              for o in outcomes]},
+        "exit_status": exit_status,
+        "log": {"dir": directory, "segments": [os.path.basename(s) for s in segments],
+                "clean_end": stopped.clean, "sampler_killed": stopped.killed},
+        "report": rep,
+    }
+    if problem and not gated:
+        _say(f"no report: {problem}")
+    elif args.full:
+        from memtrail.report import render_text
+
+        sys.stderr.write(render_text(rep))
+        for line in short_report(doc)[:1] + ([text] if text else []):
+            _say(line)
+    else:
+        lines = short_report(doc)
+        if args.quiet:
+            lines = [ln for ln in lines if "OOM" in ln or ln.startswith(("FAIL", "UNUSABLE"))
+                     or "NO clean end" in ln]
+        for line in lines:
+            _say(line)
+    errors = []
+    markdown = summary_markdown(doc)
+    if args.summary:
+        errors.append(_write(args.summary, markdown))
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        errors.append(_write(step_summary, markdown, "a"))
+    if args.json:
+        errors.append(_write(args.json, json.dumps(doc, indent=1) + "\n"))
+    if args.html:
+        errors.append(_html(segments, args.html))
+    for err in errors:
+        if err:
+            _say(err)
+    if any(errors) and exit_status == 0:
+        exit_status = 2
+    return exit_status
+
+
+# -- memtrail stop -----------------------------------------------------------------------------
+def main_stop(argv: List[str]) -> int:
+    ap = _Parser(prog="memtrail stop",
+                 description="Stop a sampler started with `memtrail record --daemon --pidfile "
+                             "FILE`: one last tick, SIGTERM, wait for the clean end record. "
+                             "Exit 0 when the log ended cleanly, 1 when the sampler had to be "
+                             "killed or its log has no end record, 2 for a bad pidfile.")
+    ap.add_argument("--pidfile", required=True, metavar="FILE")
+    ap.add_argument("--timeout", type=_positive, default=30.0, metavar="S",
+                    help="seconds to wait after SIGTERM before SIGKILL (default 30)")
+    args = ap.parse_args(argv)
+    if not os.path.exists(args.pidfile):
+        print(f"memtrail stop: {args.pidfile}: no such pidfile (not recording, or already "
+              f"stopped)", file=sys.stderr)
+        return 2
+    pid = daemon.read_pidfile(args.pidfile)
+    if pid is None:
+        print(f"memtrail stop: {args.pidfile}: not a pidfile (expected a process id)",
+              file=sys.stderr)
+        return 2
+    if not daemon.alive(pid):
+        print(f"memtrail stop: the sampler (pid {pid}) is not running (it did not stop "
+              f"cleanly: a clean stop removes {args.pidfile}); removing the stale pidfile",
+              file=sys.stderr)
+        try:
+            os.unlink(args.pidfile)
+        except OSError:
+            pass
+        return 1
+    if not daemon.is_sampler(pid):
+        print(f"memtrail stop: pid {pid} in {args.pidfile} is not a memtrail sampler; "
+              f"not signalling it", file=sys.stderr)
+        return 2
+    stopped = daemon.stop(pid, args.timeout)
+    print(f"memtrail: {stopped.message}" + (f"; log: {stopped.segment}" if stopped.segment
+                                            else ""), file=sys.stderr)
+    if stopped.killed:
+        try:
+            os.unlink(args.pidfile)
+        except OSError:
+            pass
+    return 0 if stopped.clean else 1
