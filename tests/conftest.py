@@ -50,12 +50,13 @@ def log_text(path: Path) -> str:
 class SamplerProc:
     """A real sampler process (the real interpreter, never the pyenv shim)."""
 
-    def __init__(self, logdir: Path, *args: str, env: dict = None, wrap=()) -> None:
+    def __init__(self, logdir: Path, *args: str, env: dict = None, wrap=(),
+                 quiet: bool = True) -> None:
         self.logdir = Path(logdir)
         full_env = dict(os.environ)
         full_env.update(env or {})
         cmd = [*wrap, sys.executable, "-I", "-S", str(SAMPLER), "--dir", str(logdir),
-               "--quiet", *args]
+               *(["--quiet"] if quiet else []), *args]
         self.proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
 
@@ -72,6 +73,21 @@ class SamplerProc:
             except (OSError, EOFError, reader.LogError):
                 return False
         wait_for(enough, timeout, f"{n} ticks")
+
+    def wait_stderr(self, needle: str, timeout: float = 15.0) -> str:
+        """Block until the sampler says `needle` on stderr (needs quiet=False)."""
+        import select
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stderr], [], [], 0.1)
+            if ready:
+                line = self.proc.stderr.readline().decode()
+                if needle in line:
+                    return line
+                if not line:
+                    break
+        raise AssertionError(f"the sampler never said {needle!r}")
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 15.0) -> int:
         if self.proc.poll() is None:

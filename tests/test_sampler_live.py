@@ -120,12 +120,15 @@ def test_signals_snapshot_reopen_and_clean_end(tmp_path, sampler_factory):
     assert json.loads(last[-1].split(" ", 2)[2])["reason"] == "SIGINT"
 
 
-def test_sigkill_at_random_moments_never_corrupts_the_log(tmp_path, sampler_factory):
+def test_sigkill_at_random_moments_never_corrupts_the_log(tmp_path, sampler_factory, fakeproc):
+    for pid in range(100, 400):  # 300 processes: sizeable ticks, independent of the host
+        fakeproc.add(pid, ["worker", "--id", str(pid)])
     logdir = tmp_path / "log"
     rng = random.Random(7)
     runs = 8
     for run in range(runs):
-        s = sampler_factory(logdir, "--interval", "0.01", "--keyframe", "0.05")
+        s = sampler_factory(logdir, "--interval", "0.01", "--keyframe", "0.05", "--proc-root",
+                            str(fakeproc.root), "--no-cgroups")
         wait_for(lambda n=run + 1: logdir.exists() and len(reader.segments(str(logdir))) == n,
                  what="this run's own segment")
         time.sleep(rng.uniform(0.0, 0.3))  # the moment is the point: random, not awaited
@@ -213,25 +216,28 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
 
 
 @pytest.mark.root
-def test_disk_full_keeps_sampling_and_logs_a_gap(tmp_path, sampler_factory):
+def test_disk_full_keeps_sampling_and_logs_a_gap(tmp_path, sampler_factory, fakeproc):
     if not IS_ROOT:
         pytest.skip("mounting a tiny tmpfs needs root")
     mnt = tmp_path / "small"
     if not _mount_tmpfs(mnt, "512k"):
         pytest.skip("cannot mount tmpfs here")
     try:
-        s = sampler_factory(mnt, "--interval", "0.05", "--rotate-size", "1M")
+        for pid in range(100, 110):
+            fakeproc.add(pid, ["worker", str(pid)])
+        s = sampler_factory(mnt, "--interval", "0.05", "--rotate-size", "1M", "--proc-root",
+                            str(fakeproc.root), "--no-cgroups", quiet=False)
+        s.wait_stderr("recording to")
         s.wait_ticks(2)
         filler = mnt / "filler"
-        with open(filler, "wb") as fh:  # fill the disk
+        with open(filler, "wb", buffering=0) as fh:  # fill the disk
             try:
                 while True:
-                    fh.write(b"\0" * 65536)
-                    fh.flush()
+                    fh.write(b"\0" * 4096)
             except OSError:
                 pass
         before = log_text(mnt).count("\ns ")
-        time.sleep(0.5)  # ticks that cannot be written: time is what we are testing
+        s.wait_stderr("cannot write")  # a tick hit ENOSPC
         assert s.proc.poll() is None  # still sampling
         filler.unlink()
         wait_for(lambda: " gap " in log_text(mnt), what="a gap record once space returned")
