@@ -249,14 +249,13 @@ def _kill_lines(frame: Frame, kills: List[Marker], labelled: bool, rid: str) -> 
         if not labelled:
             continue
         text = f"OOM kill: {k.label}" + (f" (pid {k.pid})" if k.pid is not None else "")
-        width = 7.0 * len(text) + 10
-        row = next((r for r in range(3) if row_end[r] < x - 4), None)
+        width = 7.2 * len(text) + 10
+        bx = x + 4 if x + width + 6 <= frame.right else x - 4 - width
+        row = next((r for r in range(3) if row_end[r] < bx - 6), None)
         if row is None:
             continue  # crowded: the line and its tooltip remain
-        anchor_left = x + width + 6 <= frame.right
-        bx = x + 4 if anchor_left else x - 4 - width
         by = frame.top + 4 + row * 20
-        row_end[row] = x + width + 8 if anchor_left else x
+        row_end[row] = bx + width
         parts.append(tag("g", {"class": "oomlabel", "id": f"{rid}-oom-{len(parts)}"},
                          tag("rect", {"x": bx, "y": by, "width": width, "height": 17,
                                       "rx": 3}),
@@ -461,7 +460,7 @@ def programs_chart(rid: str, charts: Charts, run: Run, top_n: int) -> str:
             lines.append(f"{label} {fmt_bytes(v)}")
         texts.append("\n".join(lines))
     body.append(_columns(frame, items, texts))
-    body.append(_kill_lines(frame, charts.kills, True, rid + "-prog"))
+    body.append(_kill_lines(frame, charts.kills, len(charts.kills) <= 3, rid + "-prog"))
     legend = [(fill, label, kind if kind != "program" else "program:" + label)
               for kind, label, fill, _ in reversed(layers)]
     legend.append(("#000000", "used (dashed line, for comparison)", "used"))
@@ -603,14 +602,19 @@ def verdict(rep: dict) -> str:
         who = "the largest process then" if biggest and biggest["pid"] == k["pid"] else (
             f"the largest process then was {biggest['name']} (pid {biggest['pid']}, "
             f"{fmt_bytes(biggest['rss_bytes'])})" if biggest else "")
-        out.append(f"The kernel's OOM killer killed {k['program'] or k['name']} "
+        if len(kills) > 1:
+            names = list(dict.fromkeys(str(x["program"] or x["name"]) for x in kills))
+            out.append(f"The kernel's OOM killer killed {len(kills)} processes ("
+                       + ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+                       + "). The first:")
+        out.append(f"{k['program'] or k['name']} "
                    f"(pid {k['pid']}, {fmt_bytes(k['rss_bytes'])} resident) at "
                    f"{_t(k['time'])}" + (f": {who}." if who else "."))
+        if len(kills) == 1:
+            out[-1] = "The kernel's OOM killer killed " + out[-1]
         if others:
             nxt = others[0]
             out.append(f"Next largest: {nxt['name']} ({fmt_bytes(nxt['rss_bytes'])}).")
-        if len(kills) > 1:
-            out.append(f"{len(kills) - 1} more OOM kill(s) below.")
     else:
         out.append("No OOM kill recorded.")
     progs = rep["programs"]
@@ -651,9 +655,13 @@ def headline(rep: dict, charts: Charts) -> str:
         ("Lowest available", fmt_bytes(low["bytes"]), f"at {_t(low['time'])}"),
     ]
     kills = rep["oom_kills"]
-    victims = "; ".join(f"{k['program'] or k['name']} (pid {k['pid']}) at {_t(k['time'])}"
-                        for k in kills[:5]) + (f"; {len(kills) - 5} more" if len(kills) > 5
-                                               else "")
+    if len(kills) <= 2:
+        victims = "; ".join(f"{k['program'] or k['name']} (pid {k['pid']}) at "
+                            f"{_t(k['time'])}" for k in kills)
+    else:
+        names = list(dict.fromkeys(str(k["program"] or k["name"]) for k in kills))
+        victims = (", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+                   + f"; first at {_t(kills[0]['time'])}")
     cards.append(("OOM kills", str(len(kills)), victims or (
         f"none in the kernel log; /proc/vmstat counted {rep['oom_counter']}"
         if rep["oom_counter"] else "none")))
