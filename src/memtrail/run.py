@@ -135,6 +135,7 @@ class Foreground:
         self.started = 0.0
         self.ended = 0.0
         self.tty: Optional[int] = None
+        self.signal: Optional[int] = None  # the signal that killed it
         self.gave_tty = False
         self.pending: List[int] = []
         self.received: List[int] = []
@@ -230,7 +231,8 @@ class Foreground:
             os.close(self.tty)
             self.tty = None
         if os.WIFSIGNALED(status):
-            return 128 + os.WTERMSIG(status)
+            self.signal = os.WTERMSIG(status)
+            return 128 + self.signal
         return os.WEXITSTATUS(status)
 
     def _stopped(self, sig: int) -> None:
@@ -268,6 +270,7 @@ class CommandTree:
         self.pids: Set[int] = set()  # live members
         self.ever: Set[int] = set()  # every pid that ever belonged
         self.seen: Set[Proc] = set()  # classified (member or not)
+        self.known: Set[int] = set()  # every pid the log ever showed
         self.total = 0
         self.peak = 0
         self.peak_time: Optional[float] = None
@@ -295,6 +298,7 @@ class CommandTree:
                     rest.append(proc)
             fresh = rest
         self.seen.update(fresh)
+        self.known.update(p.pid for p, _ in tick.changes)
         for proc, old in tick.changes:
             if proc in self.members:
                 self.total += proc.rss - old
@@ -320,28 +324,37 @@ class CommandTree:
         }
 
 
-def analyze_run(segments: List[str], label: str, pid: int,
-                start_ticks: Optional[int]) -> Tuple[dict, dict]:
-    """The report dict of this run's segments (one pass) and the command tree's figures."""
+def analyze_run(segments: List[str], label: str, fg: Foreground) -> Tuple[dict, dict, list]:
+    """One pass over this run's segments: the report dict, the command tree's figures, and
+    the OOM kills of the command's processes (see `oom_of_command`)."""
     stats, run = ReadStats(), Run()
     analysis = Analysis(top=5)
-    tree = CommandTree(pid, start_ticks)
+    tree = CommandTree(fg.pid, fg.start_ticks)
     for tick in replay(segments, stats, run):
         analysis.add(tick, run)
         tree.add(tick)
     rep = analysis.result(run, stats, label)
-    tree_doc = tree.result()
-    tree_doc["pids"] = sorted(tree.ever)
-    return rep, tree_doc
+    return rep, tree.result(), oom_of_command(rep, tree, fg.started, fg.ended)
 
 
-def oom_of_command(rep: dict, pid: int, tree: dict) -> List[dict]:
-    """OOM kills whose victim was the command or one of its processes, marked `role`."""
-    members = set(tree.get("pids", ())) | {pid}
+def oom_of_command(rep: dict, tree: CommandTree, started: float, ended: float) -> List[dict]:
+    """OOM kills whose victim was the command (`role` "command") or one of its processes
+    ("descendant"). A victim the sampler never saw (it lived less than one tick, so its
+    parent is unknown) killed while the command ran is "unseen": probably the command's."""
     out = []
     for kill in rep["oom_kills"]:
-        if kill.get("pid") in members:
-            out.append(dict(kill, role="command" if kill.get("pid") == pid else "descendant"))
+        pid = kill.get("pid")
+        when = kill.get("time")  # ISO 8601 UTC: compares as text
+        if pid == tree.root:
+            role = "command"
+        elif pid in tree.ever:
+            role = "descendant"
+        elif pid not in tree.known and (when is None or (iso(started - 1) or "") <= when
+                                                         <= (iso(ended + 1) or "~")):
+            role = "unseen"
+        else:
+            continue
+        out.append(dict(kill, role=role))
     return out
 
 
@@ -365,6 +378,14 @@ def oom_sentence(kill: dict) -> str:
     return text
 
 
+OOM_LEAD = {
+    "command": "KILLED BY THE OOM KILLER",
+    "descendant": "the OOM killer killed a process of the command",
+    "unseen": "the OOM killer killed a process while the command ran (it lived less than one "
+              "tick, so its parent is unknown: probably the command's)",
+}
+
+
 # -- the short report --------------------------------------------------------------------------
 def _t(value: Optional[str]) -> str:
     if not value:
@@ -377,16 +398,12 @@ def short_report(doc: dict) -> List[str]:
     cmd, rep, tree = doc["command"], doc["report"], doc["command"]["tree"]
     lines = []
     status = cmd["exit_status"]
-    how = (f"was killed by signal {status - 128} ({_signame(status - 128)})" if status > 128
+    how = (f"was killed by signal {status - 128} ({cmd['signal']})" if cmd["signal"]
            else f"exited with status {status}")
     lines.append(f"`{_shorten(cmd['cmdline'], 80)}` {how} after "
                  f"{fmt_duration(cmd['duration_s'])}")
     for kill in doc["oom"]:
-        if kill["role"] == "command":
-            lines.append(f"KILLED BY THE OOM KILLER: {oom_sentence(kill)}")
-        else:
-            lines.append(f"the OOM killer killed a process of the command: "
-                         f"{oom_sentence(kill)}")
+        lines.append(f"{OOM_LEAD[kill['role']]}: {oom_sentence(kill)}")
     others = [k for k in rep["oom_kills"] if k.get("pid") not in {o["pid"] for o in doc["oom"]}]
     for kill in others:
         lines.append(f"the OOM killer killed another process (not the command's): "
@@ -437,14 +454,12 @@ def summary_markdown(doc: dict) -> str:
     cmd, rep = doc["command"], doc["report"]
     status = cmd["exit_status"]
     out = [f"### memtrail run: `{_shorten(cmd['cmdline'], 100).replace('`', chr(39))}`", ""]
-    how = (f"killed by signal {status - 128} ({_signame(status - 128)})" if status > 128
+    how = (f"killed by signal {status - 128} ({cmd['signal']})" if cmd["signal"]
            else f"exit status {status}")
     out.append(f"- command: {how} after {fmt_duration(cmd['duration_s'])}; memtrail exit "
                f"status {doc['exit_status']}")
     for kill in doc["oom"]:
-        who = "**the command was killed by the OOM killer**" if kill["role"] == "command" \
-            else "**the OOM killer killed a process of the command**"
-        out.append(f"- {who}: {oom_sentence(kill).replace('|', '/')}")
+        out.append(f"- **{OOM_LEAD[kill['role']]}**: {oom_sentence(kill).replace('|', '/')}")
     tree = cmd["tree"]
     if tree["peak_rss_bytes"]:
         out.append(f"- the command's processes peaked at **{fmt_bytes(tree['peak_rss_bytes'])}"
@@ -521,9 +536,9 @@ def main_run(argv: List[str]) -> int:
     segments = rec.segments()
     if failed_start is not None:
         return failed_start
-    rep, tree = analyze_run(segments, directory, fg.pid, fg.start_ticks)
+    rep, tree, ooms = analyze_run(segments, directory, fg)
     rep["label"] = directory
-    for kill in oom_of_command(rep, fg.pid, tree):
+    for kill in ooms:
         # The kernel's figure at the kill is the tree's real peak: it died between two ticks.
         if (kill.get("rss_bytes") or 0) > tree["peak_rss_bytes"]:
             tree.update(peak_rss_bytes=kill["rss_bytes"], peak_time=kill.get("time"),
@@ -551,13 +566,13 @@ def main_run(argv: List[str]) -> int:
         "command": {
             "argv": command, "cmdline": shlex.join(command), "pid": fg.pid,
             "exit_status": status,
-            "signal": _signame(status - 128) if status > 128 else None,
+            "signal": _signame(fg.signal) if fg.signal else None,
             "started": iso(fg.started), "ended": iso(fg.ended),
             "duration_s": round(fg.ended - fg.started, 3),
             "signals_received": [_signame(s) for s in fg.received],
             "tree": tree,
         },
-        "oom": oom_of_command(rep, fg.pid, tree),
+        "oom": ooms,
         "gate": {"given": gated, "passed": (not broken and not problem) if gated else None,
                  "verdict": text,
                  "outcomes": [{"name": o.name, "passed": o.passed, "text": o.text}

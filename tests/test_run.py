@@ -1,0 +1,430 @@
+"""`memtrail run`, `memtrail record --daemon` and `memtrail stop`, end to end: real sampler,
+real commands, real signals, a real OOM kill in a memory cgroup."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, wait_for
+
+from memtrail import daemon, reader
+from memtrail.report import analyze
+
+pytestmark = pytest.mark.live
+IS_ROOT = os.geteuid() == 0
+PY = sys.executable
+ENV = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+ENV.pop("GITHUB_STEP_SUMMARY", None)
+
+ALLOC_AND_FREE = """
+import time
+b = bytearray(64 << 20)
+for i in range(0, len(b), 4096):
+    b[i] = 1
+time.sleep(0.6)
+del b
+time.sleep(0.3)
+"""
+
+
+def memtrail(*args, **kw):
+    return [PY, "-m", "memtrail", *args]
+
+
+def run(tmp_path: Path, *args: str, env=None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(memtrail("run", "--dir", str(tmp_path / "log"), "--interval", "0.2",
+                                   *args), env=env or ENV, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def last_line(logdir: Path) -> str:
+    segs = reader.segments(str(logdir))
+    with open(segs[-1], "rb") as fh:
+        return fh.read().decode().rstrip("\n").rsplit("\n", 1)[-1]
+
+
+def test_passing_gate_writes_log_summary_json_and_keeps_the_status(tmp_path):
+    summary, js = tmp_path / "summary.md", tmp_path / "run.json"
+    step = tmp_path / "step-summary.md"
+    step.write_text("earlier step\n")
+    env = dict(ENV, GITHUB_STEP_SUMMARY=str(step))
+    res = run(tmp_path, "--max-used", "100T", "--no-oom", "--summary", str(summary),
+              "--json", str(js), "--", PY, "-c", ALLOC_AND_FREE, env=env)
+    assert res.returncode == 0, res.stderr
+    assert last_line(tmp_path / "log").startswith("Z ")
+    doc = json.loads(js.read_text())
+    assert doc["exit_status"] == 0 and doc["command"]["exit_status"] == 0
+    assert doc["gate"]["passed"] is True
+    # The command's own processes: it held 64 MiB for more than two ticks.
+    assert doc["command"]["tree"]["peak_rss_bytes"] >= 60 << 20
+    assert doc["command"]["tree"]["largest"]["pid"] == doc["command"]["pid"]
+    assert doc["oom"] == []
+    assert doc["log"]["clean_end"] is True
+    assert doc["report"]["span"]["ticks"] >= 3
+    text = summary.read_text()
+    assert "### memtrail run:" in text and "PASS" in text and "| program |" in text
+    assert step.read_text() == "earlier step\n" + text  # appended, not replaced
+    assert "PASS: memtrail check" in res.stderr
+    assert "the command's processes peaked at" in res.stderr
+
+
+def test_broken_gate_fails_a_successful_command_with_1(tmp_path):
+    js = tmp_path / "run.json"
+    res = run(tmp_path, "--max-used", "1M", "--json", str(js), "--", PY, "-c", "pass")
+    assert res.returncode == 1, res.stderr
+    assert "FAIL: memtrail check" in res.stderr and "exceeded --max-used" in res.stderr
+    doc = json.loads(js.read_text())
+    assert doc["gate"]["passed"] is False and doc["command"]["exit_status"] == 0
+
+
+def test_a_failing_command_keeps_its_own_status_even_when_the_gate_breaks(tmp_path):
+    res = run(tmp_path, "--max-used", "1M", "--", PY, "-c", "raise SystemExit(3)")
+    assert res.returncode == 3, res.stderr
+    assert "exited with status 3" in res.stderr and "FAIL" in res.stderr
+
+
+def test_a_command_killed_by_a_signal_gives_128_plus_n(tmp_path):
+    res = run(tmp_path, "--", PY, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)")
+    assert res.returncode == 128 + signal.SIGTERM, res.stderr
+    assert "killed by signal 15 (SIGTERM)" in res.stderr
+
+
+def test_command_not_found_and_usage_errors(tmp_path):
+    res = run(tmp_path, "--", "memtrail-no-such-command-xyz")
+    assert res.returncode == 127
+    assert "memtrail-no-such-command-xyz: command not found" in res.stderr
+    assert last_line(tmp_path / "log").startswith("Z ")  # the sampler was still stopped
+    res = run(tmp_path, "--max-used", "lots", "--", "true")
+    assert res.returncode == 2 and "not a size" in res.stderr
+    assert "Traceback" not in res.stderr
+    res = run(tmp_path)
+    assert res.returncode == 2 and "no command given" in res.stderr
+
+
+def test_a_sampler_that_cannot_record_means_the_command_is_not_run(tmp_path):
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    marker = tmp_path / "ran"
+    res = subprocess.run(memtrail("run", "--dir", str(not_a_dir), "--", "touch", str(marker)),
+                         env=ENV, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2
+    assert "the sampler did not start" in res.stderr and "not a directory" in res.stderr
+    assert not marker.exists()
+
+
+def test_the_report_covers_only_this_run_in_a_shared_directory(tmp_path):
+    js = tmp_path / "run.json"
+    assert run(tmp_path, "--", PY, "-c", "pass").returncode == 0
+    res = run(tmp_path, "--json", str(js), "--", PY, "-c", "pass")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(js.read_text())
+    assert len(reader.segments(str(tmp_path / "log"))) == 2
+    assert len(doc["log"]["segments"]) == 1 and doc["report"]["sampler_runs"] == 1
+    assert doc["report"]["span"]["gaps"] == []
+
+
+WAIT_FOR_SIGNAL = """
+import signal, sys, time
+got = []
+signal.signal(signal.SIGINT, lambda s, f: got.append(s))
+print("ready", flush=True)
+deadline = time.monotonic() + 30
+while not got and time.monotonic() < deadline:
+    time.sleep(0.01)
+time.sleep(0.3)  # a second delivery of the same signal would land here
+print("got", len(got), flush=True)
+sys.exit(40 + len(got))
+"""
+
+
+def _start_run(tmp_path, *cmd, **kw):
+    return subprocess.Popen(memtrail("run", "--dir", str(tmp_path / "log"), "--interval", "0.2",
+                                     "--json", str(tmp_path / "run.json"), "--", *cmd),
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **kw)
+
+
+def test_sigint_to_memtrail_run_reaches_the_command_once_and_stops_the_sampler(tmp_path):
+    proc = _start_run(tmp_path, PY, "-c", WAIT_FOR_SIGNAL)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert out == "got 1\n"
+    assert proc.returncode == 41, err
+    doc = json.loads((tmp_path / "run.json").read_text())
+    assert doc["command"]["signals_received"] == ["SIGINT"]
+    sampler_pid = _header(tmp_path / "log")["pid"]
+    assert not daemon.alive(sampler_pid)
+    assert last_line(tmp_path / "log").startswith("Z ")
+    assert analyze([str(tmp_path / "log")])["span"]["clean_end"] is True
+
+
+def _header(logdir: Path) -> dict:
+    for rec in reader.read(str(logdir)):
+        if rec.type == "H":
+            return rec.segment.header
+    raise AssertionError("no header")
+
+
+def test_sigint_kills_a_default_python_command_and_memtrail_exits_130(tmp_path):
+    proc = _start_run(tmp_path, PY, "-c", "import time; print('ready', flush=True); "
+                                          "time.sleep(30)")
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert time.monotonic() - started < 25  # the command did not sleep its 30 s out
+    assert "killed by signal 2 (SIGINT)" in err
+    assert last_line(tmp_path / "log").startswith("Z ")
+    assert not daemon.alive(_header(tmp_path / "log")["pid"])
+
+
+def test_sigterm_to_memtrail_run_is_passed_on(tmp_path):
+    proc = _start_run(tmp_path, PY, "-c", "import time; print('ready', flush=True); "
+                                          "time.sleep(30)")
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert last_line(tmp_path / "log").startswith("Z ")
+
+
+def test_ctrl_c_on_a_terminal_reaches_the_command_once(tmp_path):
+    """memtrail run in the foreground of a real (pseudo) terminal: ^C is the command's."""
+    master, slave = os.openpty()
+    launcher = ("import os, sys\n"
+                "os.setsid()\n"
+                "fd = os.open(os.ttyname(0), os.O_RDWR)\n"  # becomes the controlling terminal
+                "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])\n")
+    proc = subprocess.Popen([PY, "-c", launcher, *memtrail(
+        "run", "--quiet", "--dir", str(tmp_path / "log"), "--interval", "0.2", "--json",
+        str(tmp_path / "run.json"), "--", PY, "-c", WAIT_FOR_SIGNAL)[1:]],
+        stdin=slave, stdout=slave, stderr=slave, env=ENV)
+    os.close(slave)
+    out = b""
+    try:
+        def ready():
+            nonlocal out
+            try:
+                out += os.read(master, 4096)
+            except OSError as exc:  # EIO: every slave descriptor is closed
+                raise AssertionError(f"memtrail run ended early ({proc.poll()}): {out!r}") \
+                    from exc
+            return b"ready\r\n" in out
+        wait_for(ready, 30, "the command to start")
+        os.write(master, b"\x03")  # Ctrl-C: the terminal signals its foreground process group
+        assert proc.wait(60) == 41
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(master)
+    assert b"got 1" in out
+    doc = json.loads((tmp_path / "run.json").read_text())
+    assert doc["command"]["signals_received"] == []  # the terminal's, not forwarded by us
+    assert last_line(tmp_path / "log").startswith("Z ")
+
+
+# -- OOM kill ----------------------------------------------------------------------------------
+HOG = r"""
+import os, sys, time
+time.sleep(float(sys.argv[2]))  # long enough for the sampler to see who started it
+with open(sys.argv[1], "w") as fh:
+    fh.write(str(os.getpid()))
+chunks = []
+while True:
+    chunks.append(bytearray(8 << 20))
+    for i in range(0, 8 << 20, 4096):
+        chunks[-1][i] = 1
+"""
+
+
+@pytest.fixture
+def memory_cgroup():
+    if not IS_ROOT:
+        pytest.skip("creating a memory cgroup needs root")
+    v1 = Path("/sys/fs/cgroup/memory")
+    v2 = Path("/sys/fs/cgroup")
+    name = f"memtrail-run-test-{os.getpid()}"
+    if v1.is_dir():
+        cg, limit = v1 / name, "memory.limit_in_bytes"
+    elif "memory" in (v2 / "cgroup.controllers").read_text().split() if (
+            v2 / "cgroup.controllers").exists() else False:
+        cg, limit = v2 / name, "memory.max"
+    else:
+        pytest.skip("no memory cgroup controller on this host")
+    try:
+        cg.mkdir()
+        (cg / limit).write_text(str(96 << 20))
+        for swap in ("memory.memsw.limit_in_bytes", "memory.swap.max"):
+            if (cg / swap).exists():
+                (cg / swap).write_text(str(96 << 20) if "memsw" in swap else "0")
+    except OSError as exc:
+        pytest.skip(f"cannot make a memory cgroup here: {exc}")
+    yield cg
+    for pid in (cg / "cgroup.procs").read_text().split():
+        os.kill(int(pid), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            cg.rmdir()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("role, wait", [("command", 0), ("descendant", 0.6), ("unseen", 0)])
+def test_a_command_oom_killed_in_a_memory_cgroup_is_named(tmp_path, memory_cgroup, role, wait):
+    """The command itself is the victim; or a child of it the sampler saw (its parent is in
+    the log); or a child that died before the sampler's next tick (parent unknown)."""
+    procs = memory_cgroup / "cgroup.procs"
+    pidfile = tmp_path / "hog.pid"
+    hog = " ".join(f"'{a}'" for a in [PY, "-c", HOG, str(pidfile), str(wait)])
+    # The command moves itself into the cgroup, then becomes (or starts) the hog.
+    script = f"echo $$ > {procs}; " + (f"exec {hog}" if role == "command" else f"{hog}; exit $?")
+    js = tmp_path / "run.json"
+    res = run(tmp_path, "--no-oom", "--json", str(js), "--", "sh", "-c", script)
+    doc = json.loads(js.read_text())
+    victim = int(pidfile.read_text())
+    assert res.returncode == 137, res.stderr  # shells, too, say 128+9 for a SIGKILLed child
+    assert len(doc["oom"]) == 1, res.stderr
+    kill = doc["oom"][0]
+    assert kill["pid"] == victim
+    if role == "command":
+        assert kill["role"] == "command" and victim == doc["command"]["pid"]
+        assert doc["command"]["signal"] == "SIGKILL"
+        assert "was killed by signal 9 (SIGKILL)" in res.stderr
+        assert "KILLED BY THE OOM KILLER: python" in res.stderr
+        assert f"(pid {victim}, " in res.stderr
+    else:
+        assert doc["command"]["signal"] is None  # sh exited 137 itself
+        assert "exited with status 137" in res.stderr
+        if role == "descendant":
+            assert kill["role"] == "descendant"
+            assert "the OOM killer killed a process of the command: python" in res.stderr
+        else:  # the sampler may or may not have caught it in its one tick of life
+            assert kill["role"] in ("unseen", "descendant")
+            assert "the OOM killer killed a process" in res.stderr
+    assert "not the command's" not in res.stderr
+    assert kill["rss_bytes"] > 60 << 20
+    assert doc["command"]["tree"]["peak_rss_bytes"] >= kill["rss_bytes"]
+    assert "FAIL: memtrail check" in res.stderr and "OOM kill" in res.stderr
+    assert last_line(tmp_path / "log").startswith("Z ")
+
+
+# -- background mode ---------------------------------------------------------------------------
+DAEMON = [PY, "-c", "import sys; from memtrail.daemon import main; sys.exit(main(sys.argv[1:]))"]
+
+
+def test_daemon_start_and_stop(tmp_path):
+    pidfile, logdir = tmp_path / "memtrail.pid", tmp_path / "log"
+    res = subprocess.run([*DAEMON, "--daemon", "--pidfile", str(pidfile), "--dir", str(logdir),
+                          "--interval", "0.2"], env=ENV, capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    pid = int(pidfile.read_text())
+    try:
+        assert daemon.alive(pid) and daemon.is_sampler(pid)
+        assert reader.segments(str(logdir))  # recording before the command returned
+        assert "memtrail stop --pidfile" in res.stderr
+        again = subprocess.run([*DAEMON, "--daemon", "--pidfile", str(pidfile), "--dir",
+                                str(logdir)], env=ENV, capture_output=True, text=True,
+                               timeout=60)
+        assert again.returncode == 1 and "already recording" in again.stderr
+        stop = subprocess.run(memtrail("stop", "--pidfile", str(pidfile)), env=ENV,
+                              capture_output=True, text=True, timeout=60)
+        assert stop.returncode == 0, stop.stderr
+        assert "stopped cleanly" in stop.stderr
+    finally:
+        if daemon.alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    assert not daemon.alive(pid) and not pidfile.exists()
+    assert last_line(logdir).startswith("Z ")
+    assert " snapshot {" in Path(reader.segments(str(logdir))[-1]).read_text()  # last tick
+    stop = subprocess.run(memtrail("stop", "--pidfile", str(pidfile)), env=ENV,
+                          capture_output=True, text=True, timeout=60)
+    assert stop.returncode == 2 and "no such pidfile" in stop.stderr
+
+
+def test_daemon_needs_a_pidfile_and_reports_a_sampler_that_cannot_start(tmp_path):
+    res = subprocess.run([*DAEMON, "--daemon", "--dir", str(tmp_path / "log")], env=ENV,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "--daemon needs --pidfile" in res.stderr
+    bad = tmp_path / "file"
+    bad.write_text("")
+    res = subprocess.run([*DAEMON, "--daemon", "--pidfile", str(tmp_path / "p"), "--dir",
+                          str(bad)], env=ENV, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and "not a directory" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_stop_kills_a_sampler_that_does_not_stop_and_says_so(tmp_path):
+    pidfile, logdir = tmp_path / "memtrail.pid", tmp_path / "log"
+    res = subprocess.run([*DAEMON, "--daemon", "--pidfile", str(pidfile), "--dir", str(logdir),
+                          "--interval", "0.2"], env=ENV, capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    pid = int(pidfile.read_text())
+    os.kill(pid, signal.SIGSTOP)  # a stuck sampler: SIGTERM stays pending
+    try:
+        stop = subprocess.run(memtrail("stop", "--pidfile", str(pidfile), "--timeout", "0.5"),
+                              env=ENV, capture_output=True, text=True, timeout=60)
+    finally:
+        if daemon.alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    assert stop.returncode == 1
+    assert "was killed (SIGKILL)" in stop.stderr
+    assert not daemon.alive(pid)
+    assert not pidfile.exists()
+
+
+def test_stop_refuses_a_pidfile_that_names_something_else(tmp_path):
+    pidfile = tmp_path / "p"
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        pidfile.write_text(f"{sleeper.pid}\n")
+        stop = subprocess.run(memtrail("stop", "--pidfile", str(pidfile)), env=ENV,
+                              capture_output=True, text=True, timeout=60)
+        assert stop.returncode == 2 and "is not a memtrail sampler" in stop.stderr
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    stop = subprocess.run(memtrail("stop", "--pidfile", str(pidfile)), env=ENV,
+                          capture_output=True, text=True, timeout=60)
+    assert stop.returncode == 1 and "not running" in stop.stderr and not pidfile.exists()
+    pidfile.write_text("garbage")
+    stop = subprocess.run(memtrail("stop", "--pidfile", str(pidfile)), env=ENV,
+                          capture_output=True, text=True, timeout=60)
+    assert stop.returncode == 2 and "not a pidfile" in stop.stderr
