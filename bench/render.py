@@ -206,6 +206,7 @@ def markdown(result: dict) -> str:
         "- memtrail minimal: `"
         + " ".join(repr(x) if not x else x for x in result["minimal_flags"]) + "`.\n"
     )
+    L += _profile(result.get("profile"))
     if result.get("notes"):
         L.append("## Notes\n")
         for n in result["notes"]:
@@ -218,6 +219,47 @@ def markdown(result: dict) -> str:
             L.append(f"- {r['name']} at {r['scenario']}: {r['error']}")
         L.append("")
     return "\n".join(L) + "\n"
+
+
+def _profile(prof: dict | None) -> list[str]:
+    """The breakdown section: memory by way of starting, Python heap, CPU by function."""
+    if not prof or prof.get("error"):
+        return []
+    L = [f"## Where the sampler's memory and CPU go ({prof.get('nprocs')} processes)\n",
+         "Memory, each started against the same crowd and read after 4 s:\n",
+         "| started as | VmRSS | anon | file | peak (VmHWM) |", "| --- | --- | --- | --- | --- |"]
+    for r in prof.get("memory", []):
+        if "VmRSS" not in r:
+            L.append(f"| {r['case']} | failed: {r.get('error', '')[:80]} | | | |")
+            continue
+        L.append(f"| {r['case']} | {r['VmRSS'] / 1024:.1f} MiB | {r['RssAnon'] / 1024:.1f} | "
+                 f"{r['RssFile'] / 1024:.1f} | {r['VmHWM'] / 1024:.1f} |")
+    h = prof.get("heap") or {}
+    if h.get("total"):
+        n = h.get("nprocs") or 1
+        L.append("")
+        L.append(f"Python heap (tracemalloc, after 3 s): {h['total'] / 1024:.0f} KiB in all, "
+                 f"{h['sampler_data'] / 1024:.0f} KiB allocated by sampler.py for {n} tracked "
+                 f"processes ({h['sampler_data'] / n:.0f} bytes each). Largest sites:\n")
+        L.append("| site | KiB | blocks | code |")
+        L.append("| --- | --- | --- | --- |")
+        for ref, size, count, *code in h.get("top", []):
+            src = code[0].replace("|", "\\|") if code else ""
+            L.append(f"| {ref} | {size / 1024:.0f} | {count} | `{src}` |")
+    c = prof.get("cpu") or {}
+    if c.get("top") and c.get("ticks"):
+        t = c["ticks"]
+        L.append("")
+        L.append(f"CPU by function (cProfile over {t} ticks at 0.25 s; own time per tick; the "
+                 "profiler itself inflates call-heavy code, so read it as proportions):\n")
+        L.append("| function | ms per tick | calls per tick |")
+        L.append("| --- | --- | --- |")
+        for name, calls, own, _cum in c["top"]:
+            if "select" in name or "sleep" in name:
+                continue
+            L.append(f"| `{name}` | {own * 1000 / t:.3f} | {calls / t:.0f} |")
+    L.append("")
+    return L
 
 
 def svg(result: dict) -> str | None:

@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import breakdown  # noqa: E402
 import logsize  # noqa: E402
 import measure  # noqa: E402
 import render  # noqa: E402
@@ -59,7 +60,7 @@ class Mode:
 
 
 MODES = {
-    "full": Mode("full", [100, 1000, 2000, 5000], [2000], [300], 5, 16, 4),
+    "full": Mode("full", [100, 1000, 2000, 5000], [2000], [300], 5, 12, 3),
     "quick": Mode("quick", [2000], [], [], 3, 8, 2),
     "smoke": Mode("smoke", [5], [5], [], 2, 2, 1, fast_s=0.1, peers=False, attempts=1,
                   quiet_wait_s=0),
@@ -285,6 +286,44 @@ def run_scenario(
     return rows
 
 
+NS_ENV = "MEMTRAIL_BENCH_NS"
+
+
+def isolate(argv: list[str]) -> int | None:
+    """Re-run this script in a private PID namespace with its own /proc, when root.
+
+    Why: on a shared host other people's processes come and go (thousands at a time), and
+    every contender's cost is per visible process. In a PID namespace every contender, from
+    the sampler to atop and ps, sees exactly the crowd we started (host-wide files such as
+    /proc/meminfo stay the host's), and when the namespace's init exits the kernel kills
+    everything left in it. Returns the exit code of the isolated run, or None to run here.
+    """
+    if os.environ.get(NS_ENV):
+        if os.getpid() != 1:
+            return None
+        child = os.fork()
+        if child == 0:
+            return None  # the real run, as PID 2; PID 1 below only reaps orphans
+        while True:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                return 1
+            if pid == child:
+                return os.waitstatus_to_exitcode(status)
+    unshare = shutil.which("unshare")
+    if os.geteuid() != 0 or not unshare:
+        return None
+    ns = [unshare, "--pid", "--fork", "--mount-proc", "--kill-child"]
+    if subprocess.run([*ns, "true"], capture_output=True).returncode != 0:
+        log("cannot create a PID namespace here: running on the shared /proc")
+        return None
+    env = dict(os.environ, **{NS_ENV: "1"})
+    return subprocess.run(
+        [*ns, os.path.realpath(sys.executable), str(Path(__file__).resolve()), *argv], env=env
+    ).returncode
+
+
 def machine() -> dict:
     """What the figures depend on: kernel, cores, memory, CPU model, python."""
     info = {
@@ -323,7 +362,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", type=Path, default=None,
                     help="markdown results (default: bench/RESULTS.md; none with --smoke)")
     ap.add_argument("--only", default="", help="comma-separated contender names")
+    ap.add_argument("--no-isolate", action="store_true",
+                    help="do not run in a private PID namespace (see isolate())")
+    ap.add_argument("--profile", action="store_true",
+                    help="also break down the sampler's memory and CPU (always in full mode)")
     a = ap.parse_args(argv)
+    if not a.no_isolate:
+        code = isolate(sys.argv[1:] if argv is None else argv)
+        if code is not None:
+            return code
     mode = MODES["quick" if a.quick else "smoke" if a.smoke else "full"]
     started = time.monotonic()
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -349,7 +396,12 @@ def main(argv: list[str] | None = None) -> int:
         for churn in (False, True):
             sel = {"memtrail", "atop", "atop -a"} & (only or {"memtrail", "atop", "atop -a"})
             rows += run_scenario(n, churn, mode, peers, sel, raw_dir)
+    prof = None
+    if SAMPLER.exists() and (a.profile or mode.name == "full"):
+        log("profile: where the sampler's memory and CPU go at 2000 processes")
+        prof = breakdown.run_all(2000, real_python())
     result = {
+        "profile": prof,
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "mode": mode.name,
         "duration_s": round(time.monotonic() - started, 1),
@@ -360,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         "slow_ticks": mode.slow_ticks,
         "minimal_flags": MINIMAL_FLAGS,
         "notes": notes,
+        "isolated": bool(os.environ.get(NS_ENV)),
         "rows": rows,
     }
     out_json = a.out / f"results-{mode.name}-{stamp}.json"
