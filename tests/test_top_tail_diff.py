@@ -228,3 +228,46 @@ def test_diff_unusable_side_exit_2(tmp_path, capsys):
     a = scenarios.workers(str(tmp_path / "a"))
     assert diff.main([a, str(tmp_path / "missing")]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="records the live /proc")
+def test_tail_follows_the_real_sampler_across_rotations(tmp_path):
+    """The real sampler rotating (and gzipping) every few ticks; tail -f misses nothing."""
+    from memtrail.model import replay
+    from memtrail.timeparse import fmt_time
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sampler = os.path.join(root, "src", "memtrail", "sampler.py")
+    logs = tmp_path / "logs"
+    logs.mkdir()  # tail -f waits in an existing directory for the first segment
+    rec = subprocess.Popen([sys.executable, "-I", "-S", sampler, "--dir", str(logs),
+                            "--interval", "0.2", "--duration", "3", "--rotate-size", "16K",
+                            "--quiet"], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "memtrail", "tail", "-f", "-n", "0",
+                             str(logs)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, NO_COLOR="1"))
+    try:
+        lines = _Lines(proc)
+        assert rec.wait(timeout=60) == 0, rec.stderr.read()
+        rep = json.loads(subprocess.run(
+            [sys.executable, "-m", "memtrail", "report", "--json", str(logs)],
+            capture_output=True, text=True, timeout=60, check=True).stdout)
+        assert len(rep["segments"]) > 2  # it did rotate
+        end = rep["span"]["end_unix"]
+        stamp = fmt_time(end, False) + f".{int(round(end * 1000)) % 1000:03d}"
+        lines.wait_for(stamp)
+        ticks = [line.split()[0] for line in lines.seen if " used " in line]
+        # every tick from the first one tail printed to the end, in order, none skipped or
+        # repeated at a rotation
+        logged = [fmt_time(t.time, False) + f".{int(round(t.time * 1000)) % 1000:03d}"
+                  for t in replay(str(logs))]
+        assert ticks and ticks == logged[logged.index(ticks[0]):]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        for stream in (proc.stdout, proc.stderr, rec.stderr):
+            stream.close()
+        if rec.poll() is None:
+            rec.kill()
+            rec.wait()

@@ -134,12 +134,19 @@ class Follower:
         self._open(path)
 
     def _open(self, path: str) -> None:
-        self.path = path
         self.segment = None
         self.buf = b""
-        with open(path, "rb") as probe:
-            gz = probe.read(2) == b"\x1f\x8b"
-        self.fh = gzip.open(path, "rb") if gz else open(path, "rb")
+        try:
+            raw = open(path, "rb")
+        except FileNotFoundError:
+            if path.endswith(".gz"):
+                raise
+            path += ".gz"  # compressed and removed between listing and opening
+            raw = open(path, "rb")
+        self.path = path
+        gz = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        self.fh = gzip.open(raw, "rb") if gz else raw
         self.stats.files += 1
 
     def records(self) -> Iterator[Record]:
@@ -183,6 +190,9 @@ class Follower:
     def switch(self, path: str) -> None:
         if self.fh is not None:
             self.fh.close()
+            raw = getattr(self.fh, "fileobj", None)  # gzip.GzipFile does not close it
+            if raw is not None:
+                raw.close()
         if self.buf:
             self.stats.torn += 1  # the old segment ended mid-line
         self._open(path)
