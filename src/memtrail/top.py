@@ -164,6 +164,12 @@ def main(argv: List[str]) -> int:
     if errors:
         print(f"memtrail top: {errors[0]}", file=sys.stderr)
         return 2
+    from memtrail.report import group_runs  # one recording only: several would interleave
+
+    if len(group_runs(args.paths)) > 1:
+        print("memtrail top: give one recording (a directory, or segments of one sampler run)",
+              file=sys.stderr)
+        return 2
     try:
         start, end = bounds(args.paths)
     except LogError as exc:
