@@ -428,3 +428,79 @@ def test_stop_refuses_a_pidfile_that_names_something_else(tmp_path):
     stop = subprocess.run(memtrail("stop", "--pidfile", str(pidfile)), env=ENV,
                           capture_output=True, text=True, timeout=60)
     assert stop.returncode == 2 and "not a pidfile" in stop.stderr
+
+
+# -- the CI recipes of docs/ci.md --------------------------------------------------------------
+def _github_steps(section: str) -> list:
+    """[(step name, shell text)] of every `run:` step in the yaml blocks of a docs/ci.md
+    section, in order, one list per block."""
+    text = (ROOT / "docs" / "ci.md").read_text()
+    body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in body.split("```yaml\n")[1:]]
+    out = []
+    for block in blocks:
+        steps, name = [], None
+        lines = block.splitlines()
+        i = 0
+        while i < len(lines):
+            line = lines[i]
+            stripped = line.strip()
+            if stripped.startswith("- name: "):
+                name = stripped[len("- name: "):]
+            elif stripped.startswith("- uses: "):
+                name = None
+            elif stripped.startswith("run: "):
+                value = stripped[len("run: "):]
+                indent = len(line) - len(line.lstrip())
+                if value == "|":
+                    body_lines = []
+                    while i + 1 < len(lines) and (not lines[i + 1].strip() or len(
+                            lines[i + 1]) - len(lines[i + 1].lstrip()) > indent):
+                        i += 1
+                        body_lines.append(lines[i].strip())
+                    value = "\n".join(body_lines)
+                steps.append((name, value))
+            i += 1
+        out.append(steps)
+    return out
+
+
+WRAPPER = """#!/bin/sh
+exec {py} -c '
+import sys
+from memtrail import cli, daemon
+args = sys.argv[1:]
+if args[:1] == ["record"] and "--daemon" in args:  # the routing cli.py is asked to do
+    sys.exit(daemon.main(args[1:]))
+sys.exit(cli.main(args))' "$@"
+"""
+BUILD = f"{PY} -c 'b = bytearray(32 << 20); b[::4096] = b\"x\" * len(b[::4096])'"
+
+
+@pytest.mark.parametrize("block", [0, 1], ids=["one-step", "several-steps"])
+def test_github_actions_recipe_runs_as_written(tmp_path, block):
+    steps = _github_steps("GitHub Actions")[block]
+    names = [n for n, _ in steps]
+    assert names[0] == "Install memtrail" and len(steps) >= 2, names
+    bindir, work = tmp_path / "bin", tmp_path / "work"
+    bindir.mkdir()
+    work.mkdir()
+    wrapper = bindir / "memtrail"
+    wrapper.write_text(WRAPPER.format(py=PY))
+    wrapper.chmod(0o755)
+    (bindir / "make").write_text(f"#!/bin/sh\nexec {BUILD}\n")  # `make build`, `make test`
+    (bindir / "make").chmod(0o755)
+    summary = tmp_path / "step-summary.md"
+    env = dict(ENV, PATH=f"{bindir}:{os.environ['PATH']}", RUNNER_TEMP=str(tmp_path),
+               GITHUB_STEP_SUMMARY=str(summary))
+    for name, script in steps[1:]:  # not the install step: memtrail is installed here
+        res = subprocess.run(["bash", "-e", "-c", script], cwd=work, env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, f"step {name!r}: {res.stderr}"
+    logdir = work / "memtrail-logs"
+    assert reader.segments(str(logdir))
+    assert last_line(logdir).startswith("Z ")
+    html = (work / "memtrail.html").read_text()
+    assert html.lstrip().lower().startswith("<!doctype html")
+    assert "memtrail" in summary.read_text()
+    assert not (tmp_path / "memtrail.pid").exists()  # stopped cleanly
