@@ -255,8 +255,14 @@ def test_ctrl_c_on_a_terminal_reaches_the_command_once(tmp_path):
 
 # -- OOM kill ----------------------------------------------------------------------------------
 HOG = r"""
-import os, sys, time
-time.sleep(float(sys.argv[2]))  # long enough for the sampler to see who started it
+import glob, os, sys, time
+if sys.argv[2] != "-":  # wait until the sampler has recorded who this is and who started it
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(
+            line.startswith("P ") and line.split(" ", 3)[2] == str(os.getpid())
+            for seg in glob.glob(os.path.join(sys.argv[2], "memtrail-*.log"))
+            for line in open(seg, errors="replace")):
+        time.sleep(0.02)
 with open(sys.argv[1], "w") as fh:
     fh.write(str(os.getpid()))
 chunks = []
@@ -304,13 +310,15 @@ def memory_cgroup():
 
 
 @pytest.mark.root
-@pytest.mark.parametrize("role, wait", [("command", 0), ("descendant", 0.6), ("unseen", 0)])
+@pytest.mark.parametrize("role, wait", [("command", False), ("descendant", True),
+                                        ("unseen", False)])
 def test_a_command_oom_killed_in_a_memory_cgroup_is_named(tmp_path, memory_cgroup, role, wait):
     """The command itself is the victim; or a child of it the sampler saw (its parent is in
     the log); or a child that died before the sampler's next tick (parent unknown)."""
     procs = memory_cgroup / "cgroup.procs"
     pidfile = tmp_path / "hog.pid"
-    hog = " ".join(f"'{a}'" for a in [PY, "-c", HOG, str(pidfile), str(wait)])
+    hog = " ".join(f"'{a}'" for a in [PY, "-c", HOG, str(pidfile),
+                                      str(tmp_path / "log") if wait else "-"])
     # The command moves itself into the cgroup, then becomes (or starts) the hog.
     script = f"echo $$ > {procs}; " + (f"exec {hog}" if role == "command" else f"{hog}; exit $?")
     js = tmp_path / "run.json"
