@@ -197,10 +197,13 @@ class Foreground:
             self.pid = os.posix_spawnp(
                 self.argv[0], self.argv, os.environ, setpgroup=0,
                 setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))  # as subprocess restores them
-        except FileNotFoundError:
-            _say(f"{self.argv[0]}: command not found")
-            return 127
         except OSError as exc:
+            if self.tty is not None:
+                os.close(self.tty)
+                self.tty = None
+            if isinstance(exc, FileNotFoundError):
+                _say(f"{self.argv[0]}: command not found")
+                return 127
             _say(f"{self.argv[0]}: cannot execute: {exc.strerror}")
             return 126
         self.start_ticks = _proc_start(self.pid)
