@@ -423,3 +423,14 @@ def test_help_and_version_work_standalone():
     run = subprocess.run([sys.executable, "-I", "-S", str(SAMPLER), "--version"],
                          capture_output=True, text=True, timeout=30)
     assert run.returncode == 0 and run.stdout.startswith("memtrail sampler ")
+
+
+def test_wall_clock_jumps_are_recorded_not_followed(fakeproc, tmp_path):
+    s = make(fakeproc, tmp_path)
+    wall, mono = 1_700_000_000.0, 500.0
+    s.tick(wall, mono, time.process_time(), True)
+    lines = s.tick(wall + 3601.0, mono + 1.0, time.process_time(), False).decode().splitlines()
+    assert events(lines, "clock") == [{"jump_s": 3600.0}]
+    assert events(lines, "gap") == []  # the monotonic clock says one interval passed
+    lines = s.tick(wall + 3602.0, mono + 7.0, time.process_time(), False).decode().splitlines()
+    assert events(lines, "gap")[0]["lost_ticks"] == 5  # stalled (SIGSTOP, suspend): a gap
