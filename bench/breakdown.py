@@ -28,7 +28,8 @@ import measure  # noqa: E402
 import spawn  # noqa: E402
 
 SAMPLER = HERE.parent / "src" / "memtrail" / "sampler.py"
-ARGS = ["--interval", "0.25", "--quiet", "--journal", "no"]
+ARGS = ["--interval", "0.25", "--quiet", "--journal", "no",
+        "--psi-full-pct", "100", "--low-pct", "0", "--low-step", "1T"]  # see run.STEADY_FLAGS
 
 # Run the sampler as an imported module (its .pyc cached), optionally calling malloc_trim
 # once warm: shows what compiling the script at every start, and freed-but-kept heap, cost.

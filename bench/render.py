@@ -203,6 +203,9 @@ def markdown(result: dict) -> str:
         "- Python floor: `listdir('/proc')` + `os.open/read/close` of every `/proc/PID/statm` "
         "per tick (`bench/drivers.py floor`), same interpreter and flags as the sampler. "
         "C floor: the same in C (`bench/floor.c`).\n"
+        "- memtrail runs with its defaults except the trouble triggers, set out of reach so a "
+        "shared host's memory pressure does not switch it to its fast rate: `"
+        + " ".join(result.get("steady_flags", [])) + "`.\n"
         "- memtrail minimal: `"
         + " ".join(repr(x) if not x else x for x in result["minimal_flags"]) + "`.\n"
     )

@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,10 @@ import render  # noqa: E402
 import spawn  # noqa: E402
 
 SAMPLER = ROOT / "src" / "memtrail" / "sampler.py"
+# Steady state: on a shared host other people's memory pressure (PSI, new MemAvailable lows)
+# would switch the sampler to its fast "trouble" rate and write snapshots; that is a feature,
+# but not the cost being compared here, so the triggers are set out of reach.
+STEADY_FLAGS = ["--psi-full-pct", "100", "--low-pct", "0", "--low-step", "1T"]
 VENV = HERE / "out" / "venv"
 MINIMAL_FLAGS = [
     "--top-n", "0", "--pss-top-n", "0", "--no-cgroups", "--no-slab", "--kmsg", "",
@@ -156,7 +161,7 @@ def contenders(tmp: Path, mode: Mode, peers: dict, slow: bool) -> list[measure.C
             out.append(measure.Contender(
                 name,
                 [py, "-I", "-S", str(SAMPLER), "--dir", str(d), "--interval", str(fast),
-                 "--quiet", "--journal", "no", *extra],
+                 "--quiet", "--journal", "no", *STEADY_FLAGS, *extra],
                 fast, ticks="log", log_dir=d, size_path=d))
     st = tmp / "floor.status"
     out.append(measure.Contender(
@@ -272,7 +277,7 @@ def run_scenario(
                     if c.log_dir and c.log_dir.exists():
                         ls = logsize.analyze(c.log_dir, tick_s=1.0)
                         row["logsize"] = ls.__dict__ if ls else None
-                        keep = raw_dir / f"{name.replace(' ', '-')}-{nprocs}-{scenario[-5:]}"
+                        keep = raw_dir / f"{name.replace(' ', '-')}-{nprocs}-{scenario.split()[1]}"
                         shutil.rmtree(keep, ignore_errors=True)
                         shutil.copytree(c.log_dir, keep)
                     rows.append(row)
@@ -304,6 +309,8 @@ def isolate(argv: list[str]) -> int | None:
         child = os.fork()
         if child == 0:
             return None  # the real run, as PID 2; PID 1 below only reaps orphans
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, lambda signum, _f: os.kill(child, signum))
         while True:
             try:
                 pid, status = os.wait()
@@ -319,9 +326,25 @@ def isolate(argv: list[str]) -> int | None:
         log("cannot create a PID namespace here: running on the shared /proc")
         return None
     env = dict(os.environ, **{NS_ENV: "1"})
-    return subprocess.run(
-        [*ns, os.path.realpath(sys.executable), str(Path(__file__).resolve()), *argv], env=env
-    ).returncode
+    p = subprocess.Popen(
+        [*ns, os.path.realpath(sys.executable), str(Path(__file__).resolve()), *argv], env=env)
+
+    def forward(signum: int, _frame: object) -> None:
+        # unshare ignores SIGTERM while it waits: pass it to the namespace's init ourselves.
+        try:
+            with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
+                for pid in f.read().split():
+                    os.kill(int(pid), signum)
+        except (OSError, ValueError):
+            pass
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    while True:
+        try:
+            return p.wait()
+        except KeyboardInterrupt:
+            continue
 
 
 def machine() -> dict:
@@ -371,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
         code = isolate(sys.argv[1:] if argv is None else argv)
         if code is not None:
             return code
+    # SIGTERM/SIGHUP: unwind like Ctrl-C so every crowd and contender is cleaned up.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _f: sys.exit(128 + signum))
     mode = MODES["quick" if a.quick else "smoke" if a.smoke else "full"]
     started = time.monotonic()
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -411,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         "fast_ticks": mode.fast_ticks,
         "slow_ticks": mode.slow_ticks,
         "minimal_flags": MINIMAL_FLAGS,
+        "steady_flags": STEADY_FLAGS,
         "notes": notes,
         "isolated": bool(os.environ.get(NS_ENV)),
         "rows": rows,
