@@ -117,7 +117,8 @@ class Host:
 
     def set_pss(self, pid: int, pss_mib: float) -> None:
         pss = int(pss_mib * MiB)
-        self.procs[pid].pss = [pss, pss, 0, 0, 0, 0]
+        swap = (self.procs[pid].detail or [0] * 5)[3]  # the same Swap as status reports
+        self.procs[pid].pss = [pss, pss, 0, 0, swap, swap]
 
     def exit(self, pid: int) -> None:
         self.procs.pop(pid)

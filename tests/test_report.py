@@ -308,3 +308,22 @@ def test_corrupted_logs_never_crash(tmp_path):
             report.render_markdown(rep)
             json.dumps(rep)
         assert reports or errors
+
+
+def test_detail_pss_swap_and_locked_memory(tmp_path, capsys):
+    h = scenarios.Host(str(tmp_path))
+    h.spawn(10, ["/usr/sbin/keepalived"], 300)
+    h.set_detail(10, anon_mib=280, file_mib=20, swap_mib=12, locked_mib=256)
+    h.set_pss(10, 290)
+    h.spawn(11, ["/usr/sbin/sshd", "-D"], 8)
+    h.start_segment_tick()
+    h.tick(3)
+    h.stop()
+    rep = _json(capsys, str(tmp_path))
+    top = rep["programs"][0]
+    assert top["name"] == "keepalived"
+    assert top["pss_bytes"] == 290 * MiB and top["swap_bytes"] == 12 * MiB
+    assert rep["programs"][1]["pss_bytes"] is None  # not recorded is not zero
+    locked = rep["locked"]["processes"]
+    assert [(p["pid"], p["locked_bytes"]) for p in locked] == [(10, 256 * MiB)]
+    assert rep["locked"]["peak_mlocked_bytes"] == 256 * MiB

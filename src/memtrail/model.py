@@ -55,6 +55,12 @@ _KIB_FIELDS = frozenset(
 )
 
 
+_DETAIL_FIELDS = {
+    "d": ("rss_anon", "rss_file", "rss_shmem", "swap", "locked"),
+    "D": ("pss", "pss_anon", "pss_file", "pss_shmem", "swap", "swap_pss"),
+}
+
+
 @dataclass
 class System:
     """One `s` record in bytes (None where the kernel lacked the field)."""
@@ -325,6 +331,7 @@ class Replayer:
         self._psi_prev: Optional[Tuple[Optional[int], Optional[int]]] = None
         self._sys_idx: List[Tuple[str, int]] = []
         self._p_idx = (0, 1)
+        self._detail_idx: Dict[str, List[Tuple[str, int]]] = {}
 
     # -- records -------------------------------------------------------------------------
     def feed(self, rec: Record) -> Optional[Tick]:
@@ -434,6 +441,10 @@ class Replayer:
         self._sys_idx = [(name, i) for name in _SYSTEM_FIELDS
                          for i in (seg.index("s", name),) if i is not None]
         self._p_idx = (seg.index("p", "rss") or 1, seg.index("p", "shared") or 2)
+        self._detail_idx = {
+            rtype: [(name, i) for name in names for i in (seg.index(rtype, name),)
+                    if i is not None]
+            for rtype, names in _DETAIL_FIELDS.items()}
 
     # -- ticks ---------------------------------------------------------------------------
     def _open_tick(self, rec: Record) -> None:
@@ -602,12 +613,14 @@ class Replayer:
         if proc is None:
             self.run.orphan_records += 1
             return
-        names = ("rss_anon", "rss_file", "rss_shmem", "swap", "locked") if rec.type == "d" \
-            else ("pss", "pss_anon", "pss_file", "pss_shmem", "swap", "swap_pss")
-        for name in names:
-            value = rec.int(name)
-            if value is not None:
-                setattr(proc, name, value * KIB)
+        fields = rec.fields
+        n = len(fields)
+        for name, i in self._detail_idx.get(rec.type, ()):
+            if i < n and fields[i] != "-":
+                try:
+                    setattr(proc, name, int(fields[i]) * KIB)
+                except ValueError:
+                    continue
         if self._tick is not None:
             self._tick.details.append(proc)
 
@@ -776,8 +789,19 @@ class TrendTracker:
                 self.stv + v * it, self.svv + v * v * i1)
 
     def update(self, time: float, value: int) -> None:
-        (self.w, self.st, self.sv, self.stt, self.stv, self.svv) = self._hold(time)
-        if time > self.last_t:
+        # _hold() inlined: this runs for every RSS change of a day-long log.
+        a = self.last_t - self.t0
+        b = time - self.t0
+        dt = b - a
+        if dt > 0:
+            v = self.last_v
+            it = (b * b - a * a) / 2
+            self.w += dt
+            self.st += it
+            self.sv += v * dt
+            self.stt += (b * b * b - a * a * a) / 3
+            self.stv += v * it
+            self.svv += v * v * dt
             self.last_t = time
         self.last_v = float(value - self.v0)
         self.n += 1
