@@ -56,6 +56,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if entry is None:
         print(f"memtrail: unknown command {name!r} (see `memtrail --help`)", file=sys.stderr)
         return 2
+    if name == "record" and "--daemon" in rest:
+        entry = ("memtrail.daemon", entry[1])  # backgrounding lives outside the sampler
     try:
         module = importlib.import_module(entry[0])
     except ImportError as exc:  # a command not built yet on this install
