@@ -166,3 +166,18 @@ def test_fuzz_corrupt_gzip(tmp_path, blob_cut, flip):
     stats = reader.ReadStats()
     list(reader.read(path, stats))
     assert stats.files + len(stats.skipped_files) >= 1
+
+
+def test_a_foreign_file_is_one_skipped_file_not_also_a_bad_line(tmp_path):
+    _recs, stats = read_all(write(tmp_path / "a.log", b"hello world\nmore\n"))
+    assert stats.bad == 0 and len(stats.skipped_files) == 1
+
+
+def test_parse_line_for_line_at_a_time_readers():
+    stats = reader.ReadStats()
+    head = reader.parse_line(HEADER.encode(), "x", None, stats)
+    assert head.type == "H"
+    rec = reader.parse_line(b"p 1.000 42 2048 512\n", "x", head.segment, stats)
+    assert rec.int("rss") == 2048
+    assert reader.parse_line(b"p nonsense\n", "x", head.segment, stats) is None
+    assert stats.bad == 1

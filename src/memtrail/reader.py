@@ -211,7 +211,8 @@ def _records_of(path: str, stats: ReadStats) -> Iterator[Record]:
                 stats.lines += 1
                 stats.torn += 1
                 return
-            for rec in _emit(raw, path, segment, stats):
+            rec = parse_line(raw, path, segment, stats)
+            if rec is not None:
                 if rec.type == "H":
                     segment = rec.segment
                     if segment.header["format"] > FORMAT_MAJOR:
@@ -239,26 +240,31 @@ def _header_record(time: float, fields: List[str], obj: Optional[dict],
     return Record("H", time, fields, header, seg)
 
 
-def _emit(raw: bytes, path: str, segment: Optional[Segment],
-          stats: ReadStats) -> Iterator[Record]:
-    """Zero or one record for a complete line; counts what it skips."""
+def parse_line(raw: bytes, path: str, segment: Optional[Segment],
+               stats: ReadStats) -> Optional[Record]:
+    """The record of one complete line (with its newline), or None; counts what it skips.
+
+    For readers that get lines one at a time (`memtrail tail -f`). Pass the segment of the
+    last header seen; before any header only a header line gives a record, and other lines
+    are not counted as bad: the caller reports the whole file as foreign instead.
+    """
     stats.lines += 1
     try:
         rtype, time, fields, obj = _split(raw.decode("ascii", "replace").rstrip("\n"))
         if rtype == "H" and fields[:1] == ["memtrail"]:
             # A header opens a segment; a second one inside a file (concatenated segments)
             # opens the next.
-            yield _header_record(time, fields, obj, path)
-            return
+            return _header_record(time, fields, obj, path)
     except ValueError:
-        stats.bad += 1
-        return
+        if segment is not None:
+            stats.bad += 1
+        return None
     if segment is None:
-        return  # the caller reports the file as foreign
+        return None
     if rtype not in KNOWN_TYPES:
         stats.unknown += 1
-        return
-    yield Record(rtype, time, fields, obj, segment)
+        return None
+    return Record(rtype, time, fields, obj, segment)
 
 
 def read_path(path: str, stats: Optional[ReadStats] = None) -> Iterator[Record]:

@@ -163,7 +163,8 @@ class Follower:
             self.buf += data
             *lines, self.buf = self.buf.split(b"\n")
             for raw in lines:
-                for rec in reader._emit(raw + b"\n", self.path, self.segment, self.stats):
+                rec = reader.parse_line(raw + b"\n", self.path, self.segment, self.stats)
+                if rec is not None:
                     if rec.type == "H":
                         self.segment = rec.segment
                     yield rec
