@@ -148,8 +148,8 @@ def test_rotation_compression_and_retention(tmp_path, sampler_factory, fakeproc)
     for pid in range(100, 120):  # a small fixed process table: sizes that do not depend on the host
         fakeproc.add(pid, ["worker", str(pid)])
     logdir = tmp_path / "log"
-    s = sampler_factory(logdir, "--interval", "0.02", "--rotate-size", "16K",
-                        "--max-total", "64K", "--keyframe", "0.1", "--proc-root",
+    s = sampler_factory(logdir, "--interval", "0.02", "--rotate-size", "8K",
+                        "--max-total", "24K", "--keyframe", "0.1", "--proc-root",
                         str(fakeproc.root), "--no-cgroups")
     s.wait_ticks(1)
     wait_for(lambda: sum(n.endswith(".gz") for n in os.listdir(logdir)) >= 3,
@@ -167,7 +167,7 @@ def test_rotation_compression_and_retention(tmp_path, sampler_factory, fakeproc)
     ours = [n for n in names if reader.is_segment_name(n)]
     closed = [n for n in ours[:-1]]
     assert all(n.endswith(".gz") for n in closed[:-1])
-    assert sum((logdir / n).stat().st_size for n in closed) <= 64 * 1024
+    assert sum((logdir / n).stat().st_size for n in closed) <= 24 * 1024
     for name in ours:
         assert stat.S_IMODE((logdir / name).stat().st_mode) == 0o640
     stats = reader.ReadStats()
