@@ -18,7 +18,7 @@ import heapq
 import json
 import os
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from memtrail import __version__
 from memtrail.model import Proc, Run, Tick, TrendTracker, replay
@@ -693,18 +693,30 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def load(paths: Sequence[str], ungroup: bool = False, top: int = 10) -> Tuple[List[dict],
-                                                                           List[str]]:
-    """Reports for every recording in `paths`, and one-line errors for unusable inputs."""
-    errors = check_paths(paths)
-    if errors:
-        return [], errors
-    reports = []
+def iter_reports(paths: Sequence[str], ungroup: bool = False,
+                 top: int = 10) -> Iterator[Tuple[Optional[dict], Optional[str]]]:
+    """(report, None) or (None, error) per recording, one at a time.
+
+    Streaming matters for CI fleets: `memtrail report artifacts/*` over a thousand jobs holds
+    one recording's state at a time, never all of them.
+    """
+    for err in check_paths(paths):
+        yield None, err
+    if check_paths(paths):
+        return
     for group in group_runs(paths):
         rep = analyze(group, ungroup=ungroup, top=top)
         problem = usable(rep)
-        if problem:
-            errors.append(problem)
+        yield (None, problem) if problem else (rep, None)
+
+
+def load(paths: Sequence[str], ungroup: bool = False, top: int = 10) -> Tuple[List[dict],
+                                                                           List[str]]:
+    """Reports for every recording in `paths`, and one-line errors for unusable inputs."""
+    reports, errors = [], []
+    for rep, err in iter_reports(paths, ungroup, top):
+        if err:
+            errors.append(err)
         else:
             reports.append(rep)
     return reports, errors
@@ -715,19 +727,28 @@ def main(argv: List[str]) -> int:
     if args.top < 0:
         print("memtrail report: --top must be >= 0", file=sys.stderr)
         return 2
-    reports, errors = load(args.paths, args.ungroup, args.top)
-    for err in errors:
-        print(f"memtrail report: {err}", file=sys.stderr)
-    if not reports:
-        return 2
-    if args.json:
-        doc = reports[0] if len(reports) == 1 else {"schema": SCHEMA, "runs": reports}
-        json.dump(doc, sys.stdout, indent=1)
+    many = len(group_runs(args.paths)) > 1 if not check_paths(args.paths) else False
+    render = render_markdown if args.markdown else render_text
+    rule = "\n---\n\n" if args.markdown else "\n" + "=" * 78 + "\n\n"
+    shown = errors = 0
+    if args.json and many:
+        sys.stdout.write('{"schema": ' + json.dumps(SCHEMA) + ', "runs": [\n')
+    for rep, err in iter_reports(args.paths, args.ungroup, args.top):
+        if err:
+            errors += 1
+            print(f"memtrail report: {err}", file=sys.stderr)
+            continue
+        if args.json:
+            sys.stdout.write(",\n" if shown else "")
+            json.dump(rep, sys.stdout, indent=1)
+        else:
+            sys.stdout.write((rule if shown else "") + render(rep))
+        sys.stdout.flush()
+        shown += 1
+    if args.json and many:
+        sys.stdout.write("\n]}")
+    if args.json and (shown or many):
         sys.stdout.write("\n")
-    else:
-        render = render_markdown if args.markdown else render_text
-        rule = "\n---\n\n" if args.markdown else "\n" + "=" * 78 + "\n\n"
-        sys.stdout.write(rule.join(render(r) for r in reports))
+    if not shown:
+        return 2
     return 2 if errors else 0
-
-
