@@ -9,29 +9,39 @@ with one write(2) so a crash can only ever tear the last line. The log format is
 docs/format.md (version 1); the analyzer (`memtrail report` and friends) reads it anywhere.
 
 This file must not import from the rest of the memtrail package and must run on Python 3.8.
+
+It also stays small in memory, because it is locked there: it imports only C modules and the
+few pure-Python ones the interpreter has already loaded. `signal`, `socket`, `json`, `re`,
+`argparse` and `ctypes` would cost about 4 MiB of resident memory between them (mostly `enum`
+and the regular expression compiler), more than all the state for 2000 processes, so their C
+cores are used directly (`_signal`, `_socket`, `_json`, `_ctypes`) and the flag parser, the
+JSON writer and the text matching below are written out by hand.
 """
 
 from __future__ import annotations
 
-import argparse
+import _signal  # `signal` without its enum layer: the same functions, signals as plain ints
+import _socket  # `socket` without enum and selectors: a datagram socket and sendto are enough
 import errno
 import faulthandler
-import heapq
-import json
 import os
-import re
 import resource
 import select
-import signal
-import socket
 import sys
 import time
 import zlib
 
-try:  # mlockall needs it; a Python built without ctypes still records.
-    import ctypes
-except ImportError:  # pragma: no cover
-    ctypes = None  # type: ignore
+try:  # C JSON string codecs: exactly what json.dumps/json.loads use for strings
+    from _json import encode_basestring_ascii as _json_str
+    from _json import scanstring as _json_scan
+except ImportError:  # pragma: no cover - a Python built without the accelerator
+    from json.decoder import py_scanstring as _json_scan
+    from json.encoder import py_encode_basestring_ascii as _json_str
+
+try:  # mlockall: ctypes' C core is enough (the ctypes package costs ~0.8 MiB more)
+    import _ctypes
+except ImportError:  # pragma: no cover - a Python built without ctypes still records
+    _ctypes = None  # type: ignore
 
 try:  # optional: systemd-python, when importable, sends notifications; the socket path is ours.
     from systemd import daemon as _sd_daemon  # type: ignore
@@ -75,16 +85,27 @@ SMAPS_KEYS = (b"Pss", b"Pss_Anon", b"Pss_File", b"Pss_Shmem", b"Swap", b"SwapPss
 
 PF_KTHREAD = 0x00200000
 CMDLINE_MAX = 4096
-SEGMENT_RE = re.compile(r"^memtrail-\d{8}T\d{6}Z-\d{3}\.log(\.gz)?(\.tmp)?$")
 JOURNAL_IDS = {  # MESSAGE_ID values of our own, so `journalctl MESSAGE_ID=...` finds them
     "start": "6b3c1f0e2a9d4e5f8a7b6c5d4e3f2a10",
     "stop": "6b3c1f0e2a9d4e5f8a7b6c5d4e3f2a11",
     "oom_kill": "6b3c1f0e2a9d4e5f8a7b6c5d4e3f2a12",
 }
+SIGNAL_NAMES = {_signal.SIGTERM: "SIGTERM", _signal.SIGINT: "SIGINT"}  # the stop reason
+
+_ASCII_DIGITS = "0123456789"
+_ASCII_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 class Fatal(Exception):
     """A start-up problem reported as one clear line and a non-zero exit."""
+
+
+def is_segment_name(name: str) -> bool:
+    """`memtrail-YYYYMMDDTHHMMSSZ-NNN.log[.gz][.tmp]`: the only names the sampler manages."""
+    digits = name[9:17] + name[18:24] + name[26:29]
+    return (name[:9] == "memtrail-" and name[17:18] == "T" and name[24:26] == "Z-"
+            and name[29:33] == ".log" and name[33:] in ("", ".gz", ".tmp", ".gz.tmp")
+            and len(digits) == 17 and not digits.strip(_ASCII_DIGITS))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,20 +117,39 @@ _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 
 _SECONDS = {"": 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 
 
+class BadValue(ValueError):
+    """A setting's value is wrong; the message says what was expected."""
+
+
+def _number_unit(text):
+    """'1.5 GiB' -> ('1.5', 'gib'): digits, an optional fraction, optional letters; else None."""
+    s = str(text).strip()
+    i = 0
+    while i < len(s) and (s[i].isdecimal() or s[i] == "."):
+        i += 1
+    number, unit = s[:i], s[i:].lstrip()
+    whole, dot, fraction = number.partition(".")
+    if not whole.isdecimal() or (dot and not fraction.isdecimal()):
+        return None
+    if unit and not (unit.isascii() and unit.isalpha()):
+        return None
+    return number, unit.lower()
+
+
 def parse_size(text: str) -> int:
     """'100M', '1GiB', '512k', '4096' -> bytes."""
-    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$", str(text))
-    if not m or m.group(2).lower() not in _UNITS:
+    found = _number_unit(text)
+    if found is None or found[1] not in _UNITS:
         raise BadValue(f"not a size: {text!r} (examples: 4096, 512K, 100M, 2G)")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    return int(float(found[0]) * _UNITS[found[1]])
 
 
 def parse_duration(text: str) -> float:
     """'0.5', '500ms', '30s', '10m', '1h', '7d' -> seconds."""
-    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$", str(text))
-    if not m or m.group(2).lower() not in _SECONDS:
+    found = _number_unit(text)
+    if found is None or found[1] not in _SECONDS:
         raise BadValue(f"not a duration: {text!r} (examples: 0.5, 500ms, 30s, 10m, 1h, 7d)")
-    return float(m.group(1)) * _SECONDS[m.group(2).lower()]
+    return float(found[0]) * _SECONDS[found[1]]
 
 
 def _positive(parse):
@@ -159,9 +199,9 @@ OPTIONS = [
     ("--pss-top-n", _count, 5, "processes whose PSS (smaps_rollup) is read"),
     ("--pss-every", _positive(parse_duration), 60.0, "seconds between PSS reads"),
     ("--fast-interval", _positive(parse_duration), 0.1, "tick interval while in trouble"),
-    ("--low-pct", _percent, 10.0, "trouble: MemAvailable below this %% of MemTotal ..."),
-    ("--psi-full-pct", _percent, 10.0, "... or PSI memory 'full' stall above this %% of time"),
-    ("--low-step", parse_size, 0, "a new MemAvailable low needs this drop (0: 1%% of MemTotal)"),
+    ("--low-pct", _percent, 10.0, "trouble: MemAvailable below this % of MemTotal ..."),
+    ("--psi-full-pct", _percent, 10.0, "... or PSI memory 'full' stall above this % of time"),
+    ("--low-step", parse_size, 0, "a new MemAvailable low needs this drop (0: 1% of MemTotal)"),
     ("--slab-delta", parse_size, 64 << 20, "write top slab caches when Slab moves this much"),
     ("--slab-top-n", _count, 10, "slab caches written"),
     ("--cgroup-depth", _count, 3, "cgroup tree depth tracked (units, slices, containers)"),
@@ -186,92 +226,414 @@ OPTIONS = [
     ("--pidfile", str, "", "write the sampler's pid here (removed at a clean stop)"),
     ("--quiet", bool, False, "no start/stop lines on stderr"),
 ]
+HELP_GROUPS = [  # --help shows the flags in these groups, in this order
+    ("Where and how often", ("--dir", "--interval", "--duration", "--keyframe")),
+    ("Processes", ("--rss-delta", "--rss-delta-pct", "--top-n", "--status-every",
+                   "--pss-top-n", "--pss-every", "--no-redact")),
+    ("When memory runs short", ("--fast-interval", "--low-pct", "--psi-full-pct", "--low-step")),
+    ("Kernel and cgroups", ("--slab-delta", "--slab-top-n", "--no-slab", "--cgroup-depth",
+                            "--cgroup-max", "--cgroup-root", "--no-cgroups")),
+    ("Segments and retention", ("--rotate-size", "--rotate-age", "--max-total", "--max-age",
+                                "--fsync-every")),
+    ("Staying alive", ("--no-mlock", "--no-oom-adj", "--oom-score-adj")),
+    ("Sources", ("--proc-root", "--kmsg", "--no-kmsg", "--kmsg-backlog")),
+    ("Running as a service", ("--journal", "--pidfile", "--quiet")),
+]
+PROG = "memtrail record"
+DESCRIPTION = ("Record memory use (system, processes, cgroups, OOM kills) to a log directory, "
+               "without ever forking. Every flag can also be set as an environment variable "
+               "(--rss-delta -> MEMTRAIL_RSS_DELTA); a flag wins over its variable, which wins "
+               "over the default.")
 
 
 def _env_name(flag: str) -> str:
     return "MEMTRAIL_" + flag.lstrip("-").replace("-", "_").upper()
 
 
-class BadValue(argparse.ArgumentTypeError, ValueError):
-    """A setting's value is wrong: argparse shows our message, not 'invalid ... value'."""
+def _dest(flag: str) -> str:
+    return flag[2:].replace("-", "_")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        """One line, not the whole usage: the operator sees it in journalctl or CI logs."""
-        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+class Settings:
+    """The effective configuration: one attribute per flag (`--rss-delta` -> `rss_delta`)."""
+
+    def __repr__(self) -> str:
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in vars(self).items()) + ")"
 
 
-def parse_args(argv) -> argparse.Namespace:
+def _usage_error(message: str):
+    """One line, not the whole usage: the operator sees it in journalctl or CI logs."""
+    sys.stderr.write(f"{PROG}: {message} (see --help)\n")
+    raise SystemExit(2)
+
+
+def _metavar(flag: str, kind) -> str:
+    if flag in ("--dir", "--proc-root", "--kmsg", "--cgroup-root", "--pidfile"):
+        return "PATH"
+    return {"parse_size": "SIZE", "parse_duration": "SECONDS", "_percent": "PCT",
+            "_count": "N", "_integer": "N"}.get(kind.__name__, "VALUE")
+
+
+def _show_default(kind, default) -> str:
+    """A default as a person would type it: 64M rather than 67108864, 7d rather than 604800."""
+    if default is None or default is False or default == "":
+        return ""
+    name = getattr(kind, "__name__", "")
+    if name == "parse_size" and default:
+        for unit, size in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+            if default % size == 0:
+                return f"{default // size}{unit}"
+    if name == "parse_duration" and default:
+        for unit, secs in (("d", 86400), ("h", 3600)):
+            if default % secs == 0:
+                return f"{int(default // secs)}{unit}"
+    if isinstance(default, float):
+        return f"{default:g}"
+    return str(default)
+
+
+def _wrap(text: str, width: int, indent: str) -> list:
+    """Greedy word wrap (textwrap would import re)."""
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(indent) + len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    lines.append(line)
+    return lines
+
+
+def format_help() -> str:
+    """--help: the flags in groups, each with its environment variable and default."""
+    width, col = 100, 28
+    options = {opt[0]: opt for opt in OPTIONS}
+    out = [f"usage: {PROG} [--dir PATH] [--interval SECONDS] [OPTION ...]", ""]
+    out += _wrap(DESCRIPTION, width, "")
+    groups = list(HELP_GROUPS)
+    grouped = {flag for _title, flags in groups for flag in flags}
+    rest = tuple(flag for flag in options if flag not in grouped)
+    if rest:
+        groups.append(("Other", rest))
+    for title, flags in groups:
+        out += ["", title + ":"]
+        for flag in flags:
+            _flag, kind, default, text = options[flag]
+            left = f"  {flag}" if kind is bool else f"  {flag} {_metavar(flag, kind)}"
+            shown = _show_default(kind, default)
+            note = f"[{_env_name(flag)}" + (f", default {shown}]" if shown else "]")
+            body = _wrap(f"{text} {note}", width, " " * col)
+            if len(left) + 2 > col:
+                out.append(left)
+                left = ""
+            out.append(left.ljust(col) + body[0])
+            out += [" " * col + line for line in body[1:]]
+    out += ["", "Other:", "  -h, --help".ljust(col) + "show this help and exit",
+            "  --version".ljust(col) + "show the version and exit"]
+    return "\n".join(out) + "\n"
+
+
+_SPECIAL = ("--help", "--version")
+
+
+def _find_flag(arg: str):
+    """The flag an argument names (exactly, or by a unique prefix as argparse allows), None
+    when it names none; an ambiguous prefix is an error."""
+    if arg == "-h" or arg.startswith("-h") and not arg.startswith("--"):
+        return "-h"
+    if not arg.startswith("--"):
+        return None
+    name = arg.partition("=")[0]
+    known = [opt[0] for opt in OPTIONS] + list(_SPECIAL)
+    if name in known:
+        return name
+    matches = [flag for flag in known if flag.startswith(name)]
+    if len(matches) > 1:
+        _usage_error(f"ambiguous option: {arg} could match {', '.join(matches)}")
+    return matches[0] if matches else None
+
+
+def _is_negative_number(arg: str) -> bool:
+    body = arg[1:]
+    whole, dot, fraction = body.partition(".")
+    if dot:
+        return fraction.isdecimal() and (whole == "" or whole.isdecimal())
+    return body.isdecimal()
+
+
+def _looks_like_flag(arg: str) -> bool:
+    """argparse's rule: '-' alone, negative numbers and words with a space are values."""
+    if not arg.startswith("-") or arg == "-":
+        return False
+    if arg == "--" or _find_flag(arg):
+        return True
+    return not _is_negative_number(arg) and " " not in arg
+
+
+def parse_args(argv) -> Settings:
     """Flags win over MEMTRAIL_* variables, which win over defaults; bad values exit 2."""
-    parser = _Parser(
-        prog="memtrail record",
-        description="Record memory use (system, processes, cgroups, OOM kills) to a log "
-                    "directory, without ever forking. Every flag can also be set as an "
-                    "environment variable: --rss-delta -> MEMTRAIL_RSS_DELTA.",
-    )
-    parser.add_argument("--version", action="version", version=f"memtrail sampler {__version__}")
-    for flag, kind, default, text in OPTIONS:
+    cfg = Settings()
+    kinds = {}
+    for flag, kind, default, _text in OPTIONS:
         env = _env_name(flag)
         raw = os.environ.get(env)
         if kind is bool:
-            value = default
             if raw is not None:
-                value = raw.strip().lower() in ("1", "yes", "true", "on")
-            parser.add_argument(flag, action="store_true", default=value, help=f"{text} [{env}]")
-            continue
-        if raw is not None and raw != "":
+                default = raw.strip().lower() in ("1", "yes", "true", "on")
+        elif raw is not None and raw != "":
             try:
                 default = kind(raw)
             except ValueError as exc:
-                parser.error(f"bad value in ${env}: {exc}")
-        metavar = {"parse_size": "SIZE", "parse_duration": "SECONDS", "_percent": "PCT",
-                   "_count": "N", "_integer": "N"}.get(kind.__name__, "VALUE")
-        if flag in ("--dir", "--proc-root", "--kmsg", "--cgroup-root", "--pidfile"):
-            metavar = "PATH"
-        parser.add_argument(flag, type=kind, default=default, help=f"{text} [{env}]",
-                            metavar=metavar)
-    try:
-        args = parser.parse_args(argv)
-    except ValueError as exc:  # pragma: no cover - argparse reports type errors itself
-        parser.error(str(exc))
-    if args.dir is None:
+                _usage_error(f"bad value in ${env}: {exc}")
+        setattr(cfg, _dest(flag), default)
+        kinds[flag] = kind
+    args = list(argv)
+    unknown = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            unknown += args[i:]
+            break
+        flag = _find_flag(arg) if _looks_like_flag(arg) else None
+        if flag is None:
+            unknown.append(arg)
+            continue
+        explicit = arg[2:] if flag == "-h" else arg.partition("=")[2]
+        has_value = len(arg) > 2 if flag == "-h" else "=" in arg
+        kind = kinds.get(flag, bool)
+        if kind is bool:
+            if has_value:
+                name = "-h/--help" if flag in ("-h", "--help") else flag
+                _usage_error(f"argument {name}: ignored explicit argument {explicit!r}")
+            if flag in ("-h", "--help"):
+                sys.stdout.write(format_help())
+                raise SystemExit(0)
+            if flag == "--version":
+                sys.stdout.write(f"memtrail sampler {__version__}\n")
+                raise SystemExit(0)
+            setattr(cfg, _dest(flag), True)
+            continue
+        if not has_value:
+            if i >= len(args) or _looks_like_flag(args[i]):
+                _usage_error(f"argument {flag}: expected one argument")
+            explicit = args[i]
+            i += 1
+        try:
+            setattr(cfg, _dest(flag), kind(explicit))
+        except ValueError as exc:
+            _usage_error(f"argument {flag}: {exc}")
+    if unknown:
+        _usage_error("unrecognized arguments: " + " ".join(unknown))
+    if cfg.dir is None:
         managed = os.environ.get("LOGS_DIRECTORY", "").split(":")[0]
         # systemd made this one (with DynamicUser= a root-owned link into /var/log/private):
         # trusted, so resolved; a symlink given by hand is still refused.
-        args.dir = os.path.realpath(managed) if managed else "./memtrail-logs"
-    if args.journal not in ("auto", "yes", "no"):
-        parser.error("--journal must be auto, yes or no")
-    args.fast_interval = min(args.fast_interval, args.interval)
-    return args
+        cfg.dir = os.path.realpath(managed) if managed else "./memtrail-logs"
+    if cfg.journal not in ("auto", "yes", "no"):
+        _usage_error("--journal must be auto, yes or no")
+    cfg.fast_interval = min(cfg.fast_interval, cfg.interval)
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON out: what json.dumps(obj, separators=(",", ":"), ensure_ascii=True) writes, for the
+# types the sampler writes, without the json package (it imports re).
+
+def _json_float(value: float) -> str:
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float.__repr__(value)
+
+
+def _json_key(key) -> str:
+    if isinstance(key, str):
+        return _json_str(key)
+    if key is True or key is False or key is None:
+        return {True: '"true"', False: '"false"', None: '"null"'}[key]
+    if isinstance(key, int):
+        return '"' + int.__repr__(key) + '"'
+    if isinstance(key, float):
+        return '"' + _json_float(key) + '"'
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
+
+
+def _json(obj) -> str:
+    """Compact ASCII JSON: strings escaped by the C encoder json.dumps uses."""
+    if isinstance(obj, str):
+        return _json_str(obj)
+    if obj is None:
+        return "null"
+    if obj is True:
+        return "true"
+    if obj is False:
+        return "false"
+    if isinstance(obj, int):
+        return int.__repr__(obj)
+    if isinstance(obj, float):
+        return _json_float(obj)
+    if isinstance(obj, (list, tuple)):
+        return "[" + ",".join([_json(v) for v in obj]) + "]"
+    if isinstance(obj, dict):
+        return "{" + ",".join([_json_key(k) + ":" + _json(v) for k, v in obj.items()]) + "}"
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def ident_cmd(ident: str):
+    """The argv inside a process identity (`pid start ppid uid {"comm":..,"cmd":[..],..}`),
+    read back without a JSON parser; None when it is not there."""
+    at = ident.find(',"cmd":[')  # a '"' inside the escaped comm is written \", so this is it
+    if at < 0:
+        return None
+    i = at + 8
+    cmd = []
+    try:
+        while ident[i] != "]":
+            if ident[i] != '"':
+                return None
+            arg, i = _json_scan(ident, i + 1)
+            cmd.append(arg)
+            if ident[i] == ",":
+                i += 1
+    except (ValueError, IndexError):
+        return None
+    return cmd
 
 
 # ---------------------------------------------------------------------------------------------
 # Secrets: command lines end up in CI artifacts that may be public.
+# The matching is written out by hand (no `re`); tests compare it with the regular expressions
+# it replaces: URL userinfo `[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:[^/\s@]*@`, headers
+# `^((?:proxy-)?authorization|x-api-key|x-auth-token|cookie)\s*:` (any case), names
+# `^-{0,2}[A-Za-z_][A-Za-z0-9_.-]*$` and quoted pairs
+# `(["']?)([A-Za-z_][A-Za-z0-9_.-]*)\1(\s*[:=]\s*)(["'])(.*?)\4`.
 
 _SECRET_WORDS = frozenset("password passwd passphrase pass pwd secret token apikey "
                           "credential credentials".split())
 _SECRET_PAIRS = frozenset([("api", "key"), ("access", "key"), ("secret", "key"),
                            ("private", "key"), ("client", "secret")])
-_URL_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):[^/\s@]*@")
-_HEADER_RE = re.compile(r"^((?:proxy-)?authorization|x-api-key|x-auth-token|cookie)\s*:",
-                        re.IGNORECASE)
-_NAME_RE = re.compile(r"^-{0,2}[A-Za-z_][A-Za-z0-9_.-]*$")
-_QUOTED_RE = re.compile(r"""(["']?)([A-Za-z_][A-Za-z0-9_.-]*)\1(\s*[:=]\s*)(["'])(.*?)\4""")
-
-
-def _redact_quoted(match) -> str:
-    """`"API_TOKEN": "x"` inside one argument (JSON or YAML passed on the command line)."""
-    if match.group(5) and _secret_name(match.group(2)):
-        return match.group(0)[: match.start(5) - match.start(0)] + "***" + match.group(4)
-    return match.group(0)
+_SCHEME_CHARS = _ASCII_LETTERS + _ASCII_DIGITS + "+.-"
+_NAME_START = _ASCII_LETTERS + "_"
+_NAME_CHARS = _ASCII_LETTERS + _ASCII_DIGITS + "_.-"
+_HEADERS = ("proxy-authorization", "authorization", "x-api-key", "x-auth-token", "cookie")
 
 
 def _secret_name(name: str) -> bool:
-    words = [w for w in re.split(r"[-_.]+", name.lower()) if w]
+    words = [w for w in name.lower().replace("_", "-").replace(".", "-").split("-") if w]
     if not words or words[0] == "no":
         return False
     return words[-1] in _SECRET_WORDS or tuple(words[-2:]) in _SECRET_PAIRS
+
+
+def _is_name(text: str) -> bool:
+    """An option or variable name: up to two dashes, a letter or '_', then [A-Za-z0-9_.-]."""
+    body = text[2:] if text[:2] == "--" else text[1:] if text[:1] == "-" else text
+    return body[:1] != "" and body[0] in _NAME_START and not body.strip(_NAME_CHARS)
+
+
+def _scan(text: str, i: int, stop) -> int:
+    """First index from i whose character is in `stop` or is whitespace (len(text) if none)."""
+    n = len(text)
+    while i < n and text[i] not in stop and not text[i].isspace():
+        i += 1
+    return i
+
+
+def _redact_urls(arg: str) -> str:
+    """`scheme://user:password@host` -> `scheme://user:***@host`, every one in the argument."""
+    out = []
+    done = 0  # arg[:done] is decided
+    k = arg.find("://")
+    while k >= 0:
+        j = k
+        while j > done and arg[j - 1] in _SCHEME_CHARS:
+            j -= 1
+        if arg[j:k].strip(_ASCII_DIGITS + "+.-"):  # the scheme starts with a letter
+            colon = _scan(arg, k + 3, "/:@")
+            if arg[colon:colon + 1] == ":":
+                at = _scan(arg, colon + 1, "/@")
+                if arg[at:at + 1] == "@":
+                    out += [arg[done:colon + 1], "***@"]
+                    done = at + 1
+                    k = arg.find("://", done)
+                    continue
+        k = arg.find("://", k + 1)
+    return "".join(out) + arg[done:] if out else arg
+
+
+def _quoted_value(arg: str, i: int):
+    """After a name at i: `\\s*[:=]\\s*` then a quoted value on one line -> (open, close)."""
+    n = len(arg)
+    while i < n and arg[i].isspace():
+        i += 1
+    if i >= n or arg[i] not in ":=":
+        return None
+    i += 1
+    while i < n and arg[i].isspace():
+        i += 1
+    if i >= n or arg[i] not in "\"'":
+        return None
+    close = arg.find(arg[i], i + 1)
+    if close < 0 or "\n" in arg[i + 1:close]:
+        return None
+    return i, close
+
+
+def _redact_quoted(arg: str) -> str:
+    """`"API_TOKEN": "x"` or `token='x'` inside one argument (JSON or YAML on a command line)."""
+    out = []
+    done = 0
+    i, n = 0, len(arg)
+    while i < n:
+        c = arg[i]
+        name_at = end = -1
+        if c in "\"'":  # a quoted name: "NAME" or 'NAME', the same quote on both sides
+            end = i + 1
+            while end < n and arg[end] in _NAME_CHARS:
+                end += 1
+            if i + 1 < n and arg[i + 1] in _NAME_START and arg[end:end + 1] == c:
+                name_at, value_from = i + 1, end + 1
+            i += 1
+        elif c in _NAME_CHARS:  # a bare name starts at the run's first letter or '_'
+            end = i
+            while end < n and arg[end] in _NAME_CHARS:
+                if name_at < 0 and arg[end] in _NAME_START:
+                    name_at = end
+                end += 1
+            value_from = end
+            i = end
+        else:
+            i += 1
+        if name_at < 0:
+            continue
+        span = _quoted_value(arg, value_from)
+        if span is None:
+            continue
+        opening, close = span
+        if close > opening + 1 and _secret_name(arg[name_at:end]):
+            out += [arg[done:opening + 1], "***"]
+            done = close
+        i = close + 1
+    return "".join(out) + arg[done:] if out else arg
+
+
+def _header(arg: str) -> int:
+    """Length of a leading Authorization-style header name followed by `\\s*:`, else 0."""
+    if not arg or arg[0] not in "aAcCpPxX":
+        return 0
+    for name in _HEADERS:
+        head = arg[:len(name)]
+        # case-insensitive as `re.IGNORECASE` is: also 'İ' and 'ı' for 'i'
+        if len(head) == len(name) and "".join(
+                "i" if ch in "\u0130\u0131" else ch.lower() for ch in head) == name:
+            if arg[len(name):].lstrip()[:1] == ":":
+                return len(name)
+            return 0
+    return 0
 
 
 def redact(argv: list) -> list:
@@ -283,17 +645,18 @@ def redact(argv: list) -> list:
             out.append("***")
             hide_next = False
             continue
-        arg = _URL_RE.sub(r"\1:***@", arg)
+        if "://" in arg:
+            arg = _redact_urls(arg)
         if '"' in arg or "'" in arg:
-            arg = _QUOTED_RE.sub(_redact_quoted, arg)
-        header = _HEADER_RE.match(arg)
+            arg = _redact_quoted(arg)
+        header = _header(arg)
         if header:
-            arg = header.group(1) + ": ***"
+            arg = arg[:header] + ": ***"
         elif "=" in arg:
             name, _eq, value = arg.partition("=")
-            if value and _NAME_RE.match(name) and _secret_name(name):
+            if value and _is_name(name) and _secret_name(name):
                 arg = name + "=***"
-        elif arg.startswith("-") and _NAME_RE.match(arg) and _secret_name(arg):
+        elif arg.startswith("-") and _is_name(arg) and _secret_name(arg):
             hide_next = True
         out.append(arg)
     return out
@@ -461,16 +824,42 @@ def read_cmdline(base: str):
     return [a.decode("utf-8", "surrogateescape") for a in args], truncated
 
 
-def _json(obj) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=True)
-
-
 # ---------------------------------------------------------------------------------------------
 # Kernel log: OOM kills, fork-free, from /dev/kmsg.
 
-_KILLED_RE = re.compile(r"Killed process (\d+) \((.*?)\)(?= total-vm|,|\s|$)")
-_RSS_RE = re.compile(r"(anon-rss|file-rss|shmem-rss|pgtables):(\d+)kB")
-_UID_RE = re.compile(r"UID:(\d+)")
+_RSS_KEYS = ("anon-rss", "file-rss", "shmem-rss", "pgtables")
+
+
+def _number_at(text: str, key: str, after: str = "", start: int = 0):
+    """(index, int) of the first `key` followed by digits (and then `after`), else None."""
+    at = text.find(key, start)
+    while at >= 0:
+        i = j = at + len(key)
+        while j < len(text) and text[j].isdecimal():
+            j += 1
+        if j > i and text.startswith(after, j):
+            return at, int(text[i:j])
+        at = text.find(key, at + 1)
+    return None
+
+
+def _killed(text: str):
+    """(pid, name) of `Killed process PID (NAME)`; the name (a comm, which may hold spaces and
+    parentheses) ends at the first ')' followed by the end, a comma or a space."""
+    at = 0
+    while True:
+        found = _number_at(text, "Killed process ", " (", at)
+        if found is None:
+            return None
+        at, pid = found
+        name_at = text.index(" (", at + 15) + 2
+        close = text.find(")", name_at)
+        while close >= 0 and "\n" not in text[name_at:close]:
+            follow = text[close + 1:close + 2]
+            if follow in ("", ",") or follow.isspace():
+                return pid, text[name_at:close]
+            close = text.find(")", close + 1)
+        at += 1
 
 
 class OomParser:
@@ -501,16 +890,22 @@ class OomParser:
                     self.pending.clear()
                 self.pending[int(pid)] = info
             return None
-        match = _KILLED_RE.search(text)
-        if not match:
+        killed = _killed(text)
+        if killed is None:
             return None
-        pid = int(match.group(1))
-        event = {"pid": pid, "name": match.group(2)}
-        for key, value in _RSS_RE.findall(text):
-            event[key.replace("-rss", "_kib").replace("pgtables", "pgtables_kib")] = int(value)
-        uid = _UID_RE.search(text)
+        pid = killed[0]
+        event = {"pid": pid, "name": killed[1]}
+        sizes = []  # (where, key, KiB): keys in the order the kernel wrote them
+        for key in _RSS_KEYS:
+            found = _number_at(text, key + ":", "kB")
+            while found is not None:
+                sizes.append((found[0], key, found[1]))
+                found = _number_at(text, key + ":", "kB", found[0] + 1)
+        for _at, key, value in sorted(sizes):
+            event[key.replace("-rss", "_kib").replace("pgtables", "pgtables_kib")] = value
+        uid = _number_at(text, "UID:")
         if uid:
-            event["uid"] = int(uid.group(1))
+            event["uid"] = uid[1]
         event["memcg_oom"] = text.startswith("Memory cgroup out of memory")
         info = self.pending.pop(pid, None)
         if info:
@@ -938,7 +1333,7 @@ class LogWriter:
             names = os.listdir(self.dir)
         except OSError:
             return []
-        return sorted(n for n in names if SEGMENT_RE.match(n))
+        return sorted(n for n in names if is_segment_name(n))
 
     def startup_cleanup(self) -> None:
         """Finish what a previous run left: stale temp files, uncompressed closed segments."""
@@ -996,7 +1391,7 @@ class Notifier:
         self.sock = None
         if self.addr and _sd_daemon is None:
             try:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self.sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
             except OSError:
                 self.addr = ""
         usec = os.environ.get("WATCHDOG_USEC", "")
@@ -1010,7 +1405,7 @@ class Notifier:
         self.jsock = None
         if self.journal_path:
             try:
-                self.jsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self.jsock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
             except OSError:
                 self.journal_path = ""
 
@@ -1052,23 +1447,49 @@ def _capable(proc: str, bit: int) -> bool:
     return False
 
 
+def _libc_int_function(name: str):
+    """`int name(int)` from the C library, called as ctypes.CDLL(None, use_errno=True) would,
+    with ctypes' C core only: the errno it sets is then read by `_ctypes.get_errno()`."""
+    class CInt(_ctypes._SimpleCData):
+        _type_ = "i"
+
+    class Function(_ctypes.CFuncPtr):
+        _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+        _restype_ = CInt
+
+    handle = _ctypes.dlopen(None, getattr(_ctypes, "RTLD_LOCAL", 0))
+    return Function(_ctypes.dlsym(handle, name))
+
+
+def trim_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc malloc_trim), once, before
+    locking. Running this file as a script compiles it first, and the compiler's freed
+    working memory (~4 MiB for this file) would otherwise stay resident and then locked."""
+    if _ctypes is None:
+        return
+    try:
+        _libc_int_function("malloc_trim")(0)
+    except (OSError, AttributeError, TypeError):  # not glibc (musl has no malloc_trim)
+        pass
+
+
 def lock_memory() -> str:
     """mlockall where it is safe: with a finite RLIMIT_MEMLOCK and no CAP_IPC_LOCK, locking
     future pages would turn later allocations into MemoryError, so we do not."""
-    if ctypes is None:
+    if _ctypes is None:
         return "unavailable: no ctypes"
     soft, _hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
     if soft != resource.RLIM_INFINITY and not _capable("/proc", 14):
         return f"skipped: no CAP_IPC_LOCK and RLIMIT_MEMLOCK={soft}"
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError as exc:
+        mlockall = _libc_int_function("mlockall")
+    except (OSError, AttributeError, TypeError) as exc:
         return f"unavailable: {exc}"
     for flags, label in ((1 | 2 | 4, "locked (current, future, onfault)"),
                          (1 | 2, "locked (current, future)")):
-        if libc.mlockall(flags) == 0:
+        if mlockall(flags) == 0:
             return label
-        err = ctypes.get_errno()
+        err = _ctypes.get_errno()
         if err != errno.EINVAL:  # EINVAL: MCL_ONFAULT unknown to this kernel, try without
             return f"failed: {os.strerror(err)}"
     return "failed: EINVAL"
@@ -1321,7 +1742,8 @@ class Sampler:
                 out_new.append(f"P {ts} {st.ident}\n")
 
     def top(self, n: int) -> list:
-        return heapq.nlargest(n, self.procs.values(), key=lambda st: st.rss) if n else []
+        """The n largest by RSS (ties in table order, as heapq.nlargest gives them)."""
+        return sorted(self.procs.values(), key=_by_rss, reverse=True)[:n] if n else []
 
     def details(self, ts: str, snapshot: bool, do_status: bool, do_pss: bool, out: list) -> None:
         """Tiered detail: status for the top N, smaps_rollup (PSS) for the top few."""
@@ -1407,7 +1829,7 @@ class Sampler:
                     continue
                 caches.append((kib, parts[0].decode("ascii", "replace")))
         self.slab_at = slab_kib
-        top = heapq.nlargest(self.cfg.slab_top_n, caches)
+        top = sorted(caches, reverse=True)[:self.cfg.slab_top_n]
         if top:
             out.append(f"b {ts} " + " ".join(f"{name}={kib}" for kib, name in top) + "\n")
 
@@ -1417,12 +1839,7 @@ class Sampler:
             if event is None:
                 continue
             st = self.procs.get(str(event["pid"]))
-            event["cmd"] = None
-            if st is not None:
-                try:
-                    event["cmd"] = json.loads(st.ident[st.ident.index("{"):]).get("cmd")
-                except ValueError:
-                    pass
+            event["cmd"] = ident_cmd(st.ident) if st is not None else None
             event["source"] = "kmsg"
             self.events.append(("oom_kill", event))
             self.notifier.journal(
@@ -1555,10 +1972,10 @@ class Sampler:
         rfd, wfd = os.pipe()
         for fd in (rfd, wfd):
             os.set_blocking(fd, False)
-        signal.set_wakeup_fd(wfd)
-        for sig, handler in ((signal.SIGTERM, self._on_stop), (signal.SIGINT, self._on_stop),
-                             (signal.SIGHUP, self._on_hup), (signal.SIGUSR1, self._on_usr1)):
-            signal.signal(sig, handler)
+        _signal.set_wakeup_fd(wfd)
+        for sig, handler in ((_signal.SIGTERM, self._on_stop), (_signal.SIGINT, self._on_stop),
+                             (_signal.SIGHUP, self._on_hup), (_signal.SIGUSR1, self._on_usr1)):
+            _signal.signal(sig, handler)
         writer.startup_cleanup()
         if self.kmsg.fd is None and cfg.kmsg and not cfg.no_kmsg:
             self.warnings.append(f"kernel log unreadable ({self.kmsg.error}): OOM kills are "
@@ -1640,6 +2057,7 @@ class Sampler:
     def _after_first_tick(self) -> None:
         """Warm-up done (every code path of a tick has run once): now lock and protect."""
         cfg = self.cfg
+        trim_heap()
         self.mlock = "disabled" if cfg.no_mlock else lock_memory()
         self.oom_adj = "disabled" if cfg.no_oom_adj else lower_oom_score(cfg.oom_score_adj)
         if not self.mlock.startswith(("locked", "disabled")):
@@ -1671,7 +2089,7 @@ class Sampler:
         return 0
 
     def _on_stop(self, signum, _frame) -> None:
-        self.stop_reason = signal.Signals(signum).name
+        self.stop_reason = SIGNAL_NAMES.get(signum, f"signal {signum}")
 
     def _on_hup(self, _signum, _frame) -> None:
         self.want_rotate = True
@@ -1679,6 +2097,10 @@ class Sampler:
     def _on_usr1(self, _signum, _frame) -> None:
         self.want_snapshot = "signal"
         self.events.append(("snapshot", {"reason": "SIGUSR1"}))
+
+
+def _by_rss(st: Proc) -> int:
+    return st.rss
 
 
 def _moved(before, after, lim: int) -> bool:
