@@ -323,7 +323,7 @@ def format_help() -> str:
             left = f"  {flag}" if kind is bool else f"  {flag} {_metavar(flag, kind)}"
             shown = _show_default(kind, default)
             note = f"[{_env_name(flag)}" + (f", default {shown}]" if shown else "]")
-            body = _wrap(f"{text} {note}", width, " " * col)
+            body = _wrap(text, width, " " * col) + [note]
             if len(left) + 2 > col:
                 out.append(left)
                 left = ""
@@ -772,19 +772,18 @@ def _fmt(value) -> str:
 # Processes.
 
 class Proc:
-    """What the sampler remembers of one live process: small and fixed-size."""
+    """What the sampler remembers of one live process: small and fixed-size, since there is
+    one per process (~400 bytes with its identity string and dict entry). The rarer state
+    (young processes to look at again, the detail tiers' last values) lives in the Sampler."""
 
-    __slots__ = ("pid", "fd", "lo", "hi", "rss", "ident", "recheck", "detail", "pss")
+    __slots__ = ("pid", "fd", "rss", "lim", "ident")
 
     def __init__(self, pid: str, fd: int) -> None:
-        self.pid = pid
+        self.pid = pid  # the same string object as its key in Sampler.procs
         self.fd = fd  # open /proc/PID/statm; -1 when out of descriptors (read by path)
-        self.lo = self.hi = 0  # RSS band inside which nothing is written
         self.rss = 0  # last written (ranks the top N for the detail tiers)
+        self.lim = 0  # a `p` is written when RSS moves more than this from `rss`
         self.ident = ""  # "pid start ppid uid {json}" of its P line
-        self.recheck = False  # seen young: re-read its command line once (fork then exec)
-        self.detail = None  # last written d values
-        self.pss = None  # last written D values
 
 
 def parse_stat(data: bytes):
@@ -1540,6 +1539,10 @@ class Sampler:
         self.shift = self.page_kib.bit_length() - 1  # pages -> KiB by a shift
         self.clk_tck = os.sysconf("SC_CLK_TCK")
         self.procs = {}  # pid string -> Proc
+        self.young = []  # Procs first seen last tick: their command line is read once more
+        self.detail_vals = {}  # pid -> last written `d` values (top N only)
+        self.pss_vals = {}  # pid -> last written `D` values (top few only)
+        self.rss_delta_kib = cfg.rss_delta // 1024
         self.skip = set()  # /proc names that are not user processes (kthreads, "self", ...)
         self.writer = LogWriter(cfg)
         self.kmsg = KmsgReader("" if cfg.no_kmsg else cfg.kmsg, cfg.kmsg_backlog)
@@ -1608,8 +1611,9 @@ class Sampler:
 
     # -- processes ---------------------------------------------------------------------------
     def _band(self, st: Proc, rss: int) -> None:
-        lim = max(self.cfg.rss_delta // 1024, int(rss * self.cfg.rss_delta_pct / 100))
-        st.lo, st.hi = rss - lim, rss + lim
+        st.rss = rss
+        # max() returns its first argument on a tie: the one shared int for small processes
+        st.lim = max(self.rss_delta_kib, int(rss * self.cfg.rss_delta_pct / 100))
 
     def _identify(self, name: str, fd: int):
         """Identity of a new process (its `P` tail), False for a kernel thread, None if gone."""
@@ -1682,8 +1686,7 @@ class Sampler:
                     continue
             fields = data.split(b" ", 3)
             rss = int(fields[1]) << shift
-            if keyframe or rss > st.hi or rss < st.lo:
-                st.rss = rss
+            if keyframe or abs(rss - st.rss) > st.lim:
                 self._band(st, rss)
                 out_p.append(f"p {ts} {name} {rss} {int(fields[2]) << shift}\n")
         # Exits show as ESRCH on the held descriptor; a listing diff also catches processes
@@ -1695,6 +1698,8 @@ class Sampler:
             st = procs.pop(name, None)
             if st is None:
                 continue
+            self.detail_vals.pop(name, None)
+            self.pss_vals.pop(name, None)
             if st.fd >= 0:
                 os.close(st.fd)
             out_x.append(f"X {ts} {name}\n")
@@ -1720,10 +1725,10 @@ class Sampler:
                 continue
             st = Proc(name, fd)
             st.ident = ident
-            st.recheck = not initial
+            if not initial:
+                self.young.append(st)
             fields = data.split(b" ", 3)
-            st.rss = int(fields[1]) << shift
-            self._band(st, st.rss)
+            self._band(st, int(fields[1]) << shift)
             procs[name] = st
             self.announced.add(name)
             out_new.append(f"P {ts} {st.ident}\n")
@@ -1731,10 +1736,8 @@ class Sampler:
 
     def recheck_young(self, ts: str, out_new: list) -> None:
         """A process first seen right after fork may exec a moment later: look once more."""
-        for st in self.procs.values():
-            if not st.recheck:
-                continue
-            st.recheck = False
+        young, self.young = self.young, []
+        for st in young:
             fresh = self._identify(st.pid, st.fd)
             if fresh and fresh != st.ident:
                 st.ident = fresh
@@ -1754,8 +1757,8 @@ class Sampler:
                 if not data:
                     continue
                 vals = parse_kv_kib(data, STATUS_KEYS)
-                if snapshot or _moved(st.detail, vals, lim):
-                    st.detail = vals
+                if snapshot or _moved(self.detail_vals.get(st.pid), vals, lim):
+                    self.detail_vals[st.pid] = vals
                     out.append(f"d {ts} {st.pid} " + " ".join(map(_fmt, vals)) + "\n")
         if do_pss:
             for st in self.top(self.cfg.pss_top_n):
@@ -1763,8 +1766,8 @@ class Sampler:
                 if not data:
                     continue
                 vals = parse_kv_kib(data, SMAPS_KEYS)
-                if snapshot or _moved(st.pss, vals, lim):
-                    st.pss = vals
+                if snapshot or _moved(self.pss_vals.get(st.pid), vals, lim):
+                    self.pss_vals[st.pid] = vals
                     out.append(f"D {ts} {st.pid} " + " ".join(map(_fmt, vals)) + "\n")
 
     # -- cgroups, slab, kernel log -------------------------------------------------------------
