@@ -72,12 +72,14 @@ sys.exit(sampler.main(sys.argv[3:]))
 """
 
 PROFILE = r"""
-import sys, cProfile, pstats, json
+import sys, cProfile, pstats, json, signal
 sys.path.insert(0, sys.argv[1])
 out = sys.argv[2]
 import sampler
 p = cProfile.Profile()
-p.enable()
+# Start after the warm-up (first sight of every process), so the profile is the steady tick.
+signal.signal(signal.SIGALRM, lambda *a: p.enable())
+signal.setitimer(signal.ITIMER_REAL, 3.0)
 try:
     sampler.main(sys.argv[3:])
 finally:
@@ -98,6 +100,14 @@ def _status(pid: int) -> dict:
             k, _, v = line.partition(":")
             if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "VmLck"):
                 out[k] = int(v.split()[0])
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("Pss", "Pss_Anon", "Pss_File"):
+                    out[k] = int(v.split()[0])
+    except OSError:
+        pass
     return out
 
 
@@ -126,8 +136,8 @@ def memory(py: str, tmp: Path) -> list[dict]:
         ("bare interpreter (-I -S)", [py, "-I", "-S", "-c", "import signal; signal.pause()"]),
         ("interpreter + the sampler's imports",
          [py, "-I", "-S", "-c", imports + "; signal.pause()"]),
-        ("sampler, as the unit starts it", [py, "-I", "-S", str(SAMPLER)]),
-        ("sampler --no-mlock", [py, "-I", "-S", str(SAMPLER), "--no-mlock"]),
+        ("sampler, as the unit starts it", [py, "-I", "-S", str(src / "sampler.py")]),
+        ("sampler --no-mlock", [py, "-I", "-S", str(src / "sampler.py"), "--no-mlock"]),
         ("sampler imported from .pyc", [py, "-I", "-S", "-c", LAUNCH, str(src), "-"]),
         ("sampler from .pyc + malloc_trim once warm",
          [py, "-I", "-S", "-c", LAUNCH, str(src), "trim"]),
@@ -152,7 +162,7 @@ def heap(py: str, tmp: Path) -> dict:
         return {}
 
 
-def cpu(py: str, tmp: Path, seconds: float = 15.0) -> dict:
+def cpu(py: str, tmp: Path, seconds: float = 18.0) -> dict:
     out = tmp / "prof.json"
     src = tmp / "src"
     p = subprocess.Popen([py, "-I", "-S", "-c", PROFILE,
@@ -169,18 +179,19 @@ def cpu(py: str, tmp: Path, seconds: float = 15.0) -> dict:
         res = json.loads(out.read_text())
     except (OSError, ValueError):
         return {"error": p.stderr.read().decode(errors="replace")[-300:] if p.stderr else ""}
-    ticks = 0
+    # Ticks profiled: those written 3 s or more after the first one.
+    times = []
     for seg in (tmp / "logp").glob("*.log"):
-        ticks += sum(1 for ln in seg.open("rb") if ln.startswith(b"s "))
-    res["ticks"] = ticks
+        times += [float(ln.split()[1]) for ln in seg.open("rb") if ln.startswith(b"s ")]
+    res["ticks"] = sum(1 for t in times if t >= min(times, default=0) + 3.0)
     return res
 
 
-def _source_line(ref: str) -> str:
-    """'sampler.py:1217' -> that line of the sampler, stripped (line numbers drift)."""
+def _source_line(ref: str, source: Path) -> str:
+    """'sampler.py:1217' -> that line of the copy that ran, stripped (line numbers drift)."""
     try:
         n = int(ref.rsplit(":", 1)[1].split("(")[0])
-        return SAMPLER.read_text().splitlines()[n - 1].strip()[:90]
+        return source.read_text().splitlines()[n - 1].strip()[:90]
     except (OSError, ValueError, IndexError):
         return ""
 
@@ -196,7 +207,7 @@ def run_all(nprocs: int, py: str) -> dict:
             result = {"nprocs": spawn.count_processes(), "memory": memory(py, tmp)}
             result["heap"] = heap(py, tmp)
             for row in result["heap"].get("top", []):
-                row.append(_source_line(row[0]))
+                row.append(_source_line(row[0], tmp / "src" / "sampler.py"))
             result["cpu"] = cpu(py, tmp)
             return result
     finally:

@@ -105,7 +105,8 @@ def markdown(result: dict) -> str:
     L.append(f"Machine: Linux {m.get('kernel')}, {m.get('cores')} cores ({m.get('cpu', '?')}), "
              f"{m.get('mem_gib')} GiB RAM; sampler run as `{m.get('python_path')} -I -S` "
              f"(Python {m.get('python')}); {m.get('atop_version', 'atop: -')}; "
-             f"{m.get('ps_version', 'ps: -')}.\n")
+             f"{m.get('ps_version', 'ps: -')}; sampler.py at commit "
+             f"{m.get('sampler_commit', '?')}.\n")
     L.append("## Targets\n")
     L.append("| target | measured | wanted | |")
     L.append("| --- | --- | --- | --- |")
@@ -193,8 +194,12 @@ def markdown(result: dict) -> str:
     L.append(
         "- Each contender runs alone, as its own process, against a crowd of processes started "
         "by `bench/spawner.c` (tiny C children re-executed as `memtrail-bench-idle --slot I "
-        "--kib K`, 0.3-1.5 MiB RSS each). Counts include what already ran on the host.\n"
-        "- CPU is the kernel's own accounting of the measured process (`/proc/PID/task/*/"
+        "--kib K`, 0.3-1.5 MiB RSS each). "
+        + ("The run was isolated in a private PID namespace with its own /proc, so counts are "
+           "exactly the processes every contender saw: the crowd and the harness (other "
+           "workloads on the host were invisible to it, but still shared the CPU).\n"
+           if result.get("isolated") else "Counts include what already ran on the host.\n")
+        + "- CPU is the kernel's own accounting of the measured process (`/proc/PID/task/*/"
         "schedstat`, the ns run time that `/proc/PID/stat` utime+stime are scaled to; for `ps` "
         "plus its reaped children from `getrusage(RUSAGE_CHILDREN)`), read at window boundaries "
         "placed half an interval after a detected tick, divided by the ticks in the window "
@@ -210,6 +215,8 @@ def markdown(result: dict) -> str:
         + " ".join(repr(x) if not x else x for x in result["minimal_flags"]) + "`.\n"
     )
     L += _profile(result.get("profile"))
+    if result.get("analyzer"):
+        L += ["## Analyzer throughput (`bench/bench_analyzer.py`)\n", result["analyzer"], ""]
     if result.get("notes"):
         L.append("## Notes\n")
         for n in result["notes"]:
@@ -230,13 +237,15 @@ def _profile(prof: dict | None) -> list[str]:
         return []
     L = [f"## Where the sampler's memory and CPU go ({prof.get('nprocs')} processes)\n",
          "Memory, each started against the same crowd and read after 4 s:\n",
-         "| started as | VmRSS | anon | file | peak (VmHWM) |", "| --- | --- | --- | --- | --- |"]
+         "| started as | VmRSS | anon | file | peak (VmHWM) | PSS |",
+         "| --- | --- | --- | --- | --- | --- |"]
     for r in prof.get("memory", []):
         if "VmRSS" not in r:
-            L.append(f"| {r['case']} | failed: {r.get('error', '')[:80]} | | | |")
+            L.append(f"| {r['case']} | failed: {r.get('error', '')[:80]} | | | | |")
             continue
+        pss = f"{r['Pss'] / 1024:.1f}" if r.get("Pss") else "-"
         L.append(f"| {r['case']} | {r['VmRSS'] / 1024:.1f} MiB | {r['RssAnon'] / 1024:.1f} | "
-                 f"{r['RssFile'] / 1024:.1f} | {r['VmHWM'] / 1024:.1f} |")
+                 f"{r['RssFile'] / 1024:.1f} | {r['VmHWM'] / 1024:.1f} | {pss} |")
     h = prof.get("heap") or {}
     if h.get("total"):
         n = h.get("nprocs") or 1
@@ -253,8 +262,9 @@ def _profile(prof: dict | None) -> list[str]:
     if c.get("top") and c.get("ticks"):
         t = c["ticks"]
         L.append("")
-        L.append(f"CPU by function (cProfile over {t} ticks at 0.25 s; own time per tick; the "
-                 "profiler itself inflates call-heavy code, so read it as proportions):\n")
+        L.append(f"CPU by function (cProfile over {t} steady ticks at 0.25 s, after a 3 s "
+                 "warm-up; own time per tick; the profiler itself inflates call-heavy code, so "
+                 "read it as proportions):\n")
         L.append("| function | ms per tick | calls per tick |")
         L.append("| --- | --- | --- |")
         for name, calls, own, _cum in c["top"]:

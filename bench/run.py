@@ -291,6 +291,17 @@ def run_scenario(
     return rows
 
 
+def run_analyzer_bench() -> str:
+    """bench/bench_analyzer.py's markdown (a generated day: report/top/check time and RSS)."""
+    log("analyzer: bench/bench_analyzer.py --runs 1")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    r = subprocess.run([sys.executable, str(HERE / "bench_analyzer.py"), "--runs", "1"],
+                       capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        return f"bench_analyzer.py failed ({r.returncode}): {r.stderr.strip()[-300:]}"
+    return r.stdout.strip()
+
+
 NS_ENV = "MEMTRAIL_BENCH_NS"
 
 
@@ -366,6 +377,11 @@ def machine() -> dict:
                     break
     except OSError:
         pass
+    r = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h %cI", "--",
+                        "src/memtrail/sampler.py"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", "HEAD", "--",
+                            "src/memtrail/sampler.py"]).returncode
+    info["sampler_commit"] = (r.stdout.strip() or "?") + (" + local changes" if dirty else "")
     for tool, args in (("atop", ["-V"]), ("ps", ["--version"])):
         if shutil.which(tool):
             r = subprocess.run([tool, *args], capture_output=True, text=True)
@@ -387,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="", help="comma-separated contender names")
     ap.add_argument("--no-isolate", action="store_true",
                     help="do not run in a private PID namespace (see isolate())")
+    ap.add_argument("--analyzer", action="store_true",
+                    help="also run bench/bench_analyzer.py (always in full mode)")
     ap.add_argument("--profile", action="store_true",
                     help="also break down the sampler's memory and CPU (always in full mode)")
     a = ap.parse_args(argv)
@@ -426,8 +444,12 @@ def main(argv: list[str] | None = None) -> int:
     if SAMPLER.exists() and (a.profile or mode.name == "full"):
         log("profile: where the sampler's memory and CPU go at 2000 processes")
         prof = breakdown.run_all(2000, real_python())
+    analyzer = None
+    if (HERE / "bench_analyzer.py").exists() and (a.analyzer or mode.name == "full"):
+        analyzer = run_analyzer_bench()
     result = {
         "profile": prof,
+        "analyzer": analyzer,
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "mode": mode.name,
         "duration_s": round(time.monotonic() - started, 1),
