@@ -269,9 +269,8 @@ def _gaps(result: dict) -> list[str]:
             "install time with `python3 -m compileall`, since ProtectSystem=strict forbids "
             "writing the cache at run time): that alone brings it to about the target. Below "
             "that: parse flags without argparse (importing it and building a 40-option parser "
-            "costs about 1.8 MiB of RSS here, kept for the whole run"
-            "for the whole run), and keep identities as compact tuples rather than "
-            "pre-formatted `P` lines.\n")
+            "costs about 1.8 MiB of RSS here, kept for the whole run), and keep identities as "
+            "compact tuples rather than pre-formatted `P` lines.\n")
     return out
 
 
