@@ -104,7 +104,8 @@ def test_other_python(tmp_path: Path) -> None:
     res = run("--prefix", str(tmp_path), "--python", "/opt/python3.12/bin/python3")
     assert res.returncode == 0, res.stderr
     unit = (tmp_path / DEST_UNIT).read_text()
-    assert "ExecStart=/opt/python3.12/bin/python3 -I -S /usr/local/lib/memtrail/sampler.py" in unit
+    assert ("ExecStart=/opt/python3.12/bin/python3 -I -S "
+            "/usr/local/lib/memtrail/memtrail-sampler.py") in unit
     assert "warning:" in res.stdout  # that interpreter is not in the prefix
 
 
@@ -125,3 +126,20 @@ def test_unwritable_prefix_fails_cleanly(tmp_path: Path) -> None:
     assert res.returncode == 1
     assert "Traceback" not in res.stderr
     assert "memtrail install-unit:" in res.stderr
+
+
+def test_installed_sampler_starts_from_bytecode(tmp_path):
+    """The unit's launcher imports the sampler from the .pyc compiled at install time."""
+    res = subprocess.run([sys.executable, "-m", "memtrail", "install-unit", "--prefix",
+                          str(tmp_path), "--python", sys.executable],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    lib = tmp_path / "usr/local/lib/memtrail"
+    assert list((lib / "__pycache__").glob("sampler.*.pyc"))
+    run = subprocess.run([sys.executable, "-I", "-S", str(lib / "memtrail-sampler.py"),
+                          "--version"], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0 and run.stdout.startswith("memtrail sampler ")
+    res = subprocess.run([sys.executable, "-m", "memtrail", "install-unit", "--prefix",
+                          str(tmp_path), "--uninstall"], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0 and not lib.exists()

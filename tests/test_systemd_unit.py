@@ -93,7 +93,7 @@ def test_unit_keeps_its_promises() -> None:
     one = {k: v[-1] for k, v in keys.items()}
     assert one["Type"] == "notify"
     assert one["Restart"] == "always"
-    assert one["ExecStart"] == "/usr/bin/python3 -I -S /usr/local/lib/memtrail/sampler.py"
+    assert one["ExecStart"] == "/usr/bin/python3 -I -S /usr/local/lib/memtrail/memtrail-sampler.py"
     assert one["LogsDirectory"] == "memtrail"
     assert one["EnvironmentFile"] == "-/etc/default/memtrail"
     assert int(one["OOMScoreAdjust"]) <= -900

@@ -1,6 +1,7 @@
 """`memtrail install-unit`: put the standalone sampler, the systemd unit and its settings in place.
 
-The unit runs the sampler as one file from a fixed path (/usr/local/lib/memtrail/sampler.py)
+The unit runs the sampler as one file from a fixed path (/usr/local/lib/memtrail/sampler.py,
+imported from its byte-compiled cache by a three-line launcher beside it)
 with Debian's /usr/bin/python3, not from wherever pip put the package: the service must not
 depend on a virtualenv or a home directory (the unit hides /home), and it must keep working
 when the analyzer package is upgraded or removed. `--prefix` installs under another root (a
@@ -18,6 +19,7 @@ import filecmp
 import glob
 import importlib.util
 import os
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -25,6 +27,20 @@ from typing import List, Optional
 
 UNIT_NAME = "memtrail.service"
 SAMPLER_DEST = "usr/local/lib/memtrail/sampler.py"
+LAUNCHER_DEST = "usr/local/lib/memtrail/memtrail-sampler.py"
+# The unit starts this, not sampler.py: a script run directly is compiled at every start, and
+# the compiler's ~5 MiB stay in the heap for the life of the process; an imported module comes
+# from its .pyc, byte-compiled here at install time (ProtectSystem=strict forbids writing the
+# cache at run time). Measured at 2000 processes: 16.9 MiB as a script, 11.7 MiB imported.
+LAUNCHER = b'''"""Start the memtrail sampler from its byte-compiled module (see install.py)."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sampler  # noqa: E402
+
+sys.exit(sampler.main())
+'''
 UNIT_DEST = "etc/systemd/system/" + UNIT_NAME
 ENV_DEST = "etc/default/memtrail"
 DEFAULT_PYTHON = "/usr/bin/python3"
@@ -153,9 +169,32 @@ class Installer:
                 os.rmdir(dest)
 
 
+def byte_compile(inst: Installer, python: str) -> None:
+    """Compile the installed sampler with the unit's own interpreter (its cache tag)."""
+    if inst.dry_run:
+        inst.say(f"byte-compile {inst.path(SAMPLER_DEST)} with {python}")
+        return
+    interp = inst.path(python.lstrip("/"))
+    if not os.path.exists(interp):
+        interp = python
+    try:
+        res = subprocess.run([interp, "-I", "-S", "-m", "py_compile", inst.path(SAMPLER_DEST)],
+                             capture_output=True, text=True, timeout=120)
+        ok, why = res.returncode == 0, (res.stderr.strip().splitlines() or [""])[-1]
+    except OSError as exc:
+        ok, why = False, str(exc)
+    if ok:
+        inst.say(f"byte-compiled {inst.path(SAMPLER_DEST)}")
+    else:
+        inst.log.append(f"warning: could not byte-compile the sampler with {interp} ({why}); "
+                        "it still runs, compiled at each start (about 5 MiB more memory)")
+
+
 def install(inst: Installer, src: Sources, python: str) -> List[str]:
-    """Copy the three files; return the commands the operator runs next."""
+    """Copy the files and byte-compile the sampler; return the commands to run next."""
     inst.put(SAMPLER_DEST, _read(src.sampler))
+    inst.put(LAUNCHER_DEST, LAUNCHER)
+    byte_compile(inst, python)
     inst.put(UNIT_DEST, unit_text(src.unit, python).encode())
     inst.put(ENV_DEST, _read(src.env), keep_existing=True)
     if not os.path.exists(inst.path(python.lstrip("/"))):
@@ -173,6 +212,11 @@ def uninstall(inst: Installer, src: Optional[Sources]) -> List[str]:
             inst.remove(os.path.relpath(link, inst.root))
     inst.remove(UNIT_DEST)
     inst.remove(SAMPLER_DEST)
+    inst.remove(LAUNCHER_DEST)
+    cache = os.path.join(os.path.dirname(SAMPLER_DEST), "__pycache__")
+    for pyc in sorted(glob.glob(inst.path(cache + "/sampler.*.pyc"))):
+        inst.remove(os.path.relpath(pyc, inst.root))
+    inst.rmdir(cache)
     inst.rmdir(os.path.dirname(SAMPLER_DEST))
     if src is not None:
         inst.remove(ENV_DEST, unless_changed_from=src.env)
