@@ -1462,8 +1462,12 @@ def _libc_int_function(name: str):
 
 def trim_heap() -> None:
     """Give the C heap's free pages back to the system (glibc malloc_trim), once, before
-    locking. Running this file as a script compiles it first, and the compiler's freed
-    working memory (~4 MiB for this file) would otherwise stay resident and then locked."""
+    locking: compiling this file without a cached .pyc leaves ~4 MiB of the compiler's freed
+    working memory in the heap, and the first tick's buffers add to it; locked, it would stay.
+
+    (Run as a script, `python3 sampler.py`, CPython keeps the file's parse tree until the
+    script ends, ~3 KiB per line of code, about 5.5 MiB here: no trim can return that. Importing
+    the module from a .pyc, as `memtrail record` does, avoids it.)"""
     if _ctypes is None:
         return
     try:
