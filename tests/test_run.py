@@ -379,7 +379,9 @@ def test_daemon_start_and_stop(tmp_path):
             os.kill(pid, signal.SIGKILL)
     assert not daemon.alive(pid) and not pidfile.exists()
     assert last_line(logdir).startswith("Z ")
-    assert " snapshot {" in Path(reader.segments(str(logdir))[-1]).read_text()  # last tick
+    lines = Path(reader.segments(str(logdir))[-1]).read_text().splitlines()
+    last_s = [float(x.split()[1]) for x in lines if x.startswith("s ")][-1]
+    assert float(lines[-1].split()[1]) - last_s < 1.0  # a last tick at the stop
     stop = subprocess.run(memtrail("stop", "--pidfile", str(pidfile)), env=ENV,
                           capture_output=True, text=True, timeout=60)
     assert stop.returncode == 2 and "no such pidfile" in stop.stderr

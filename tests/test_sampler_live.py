@@ -342,3 +342,34 @@ def test_oom_kill_in_a_memory_cgroup_is_recorded_without_a_gap(tmp_path, sampler
                 break
             except OSError:
                 time.sleep(0.1)
+
+
+def test_stop_signal_takes_a_last_tick(tmp_path, sampler_factory):
+    logdir = tmp_path / "log"
+    s = sampler_factory(logdir, "--interval", "30")
+    s.wait_ticks(1)
+    assert s.stop() == 0
+    lines = log_text(logdir).splitlines()
+    ticks = [float(line.split()[1]) for line in lines if line.startswith("s ")]
+    end = float(lines[-1].split()[1])
+    assert len(ticks) == 2 and end - ticks[-1] < 1.0  # the moment of the stop is in the log
+
+
+@pytest.mark.root
+def test_slab_breakdown_names_the_largest_caches(tmp_path):
+    if not IS_ROOT:
+        pytest.skip("/proc/slabinfo needs root")
+    with open("/proc/slabinfo", "rb") as fh:
+        full = fh.read()
+    sizes = {}
+    for line in full.split(b"\n")[2:]:
+        parts = line.split()
+        if len(parts) >= 15:
+            sizes[parts[0].decode()] = int(parts[14]) * int(parts[5]) * os.sysconf(
+                "SC_PAGE_SIZE") // 1024
+    run = subprocess.run([sys.executable, "-I", "-S", str(SAMPLER), "--dir", str(tmp_path),
+                          "--duration", "0.3", "--quiet"], capture_output=True, timeout=60)
+    assert run.returncode == 0
+    line = [x for x in log_text(tmp_path).splitlines() if x.startswith("b ")][0]
+    top_name, top_kib = line.split()[2].split("=")
+    assert int(top_kib) >= max(sizes.values()) * 0.8  # the largest (it may move a little)

@@ -434,3 +434,32 @@ def test_wall_clock_jumps_are_recorded_not_followed(fakeproc, tmp_path):
     assert events(lines, "gap") == []  # the monotonic clock says one interval passed
     lines = s.tick(wall + 3602.0, mono + 7.0, time.process_time(), False).decode().splitlines()
     assert events(lines, "gap")[0]["lost_ticks"] == 5  # stalled (SIGSTOP, suspend): a gap
+
+
+def test_in_a_pid_namespace_pid_2_and_its_children_are_processes(fakeproc, tmp_path):
+    fakeproc.add(1, ["/sbin/init"], ppid=0)
+    fakeproc.add(2, ["sh", "-c", "serve"], ppid=0)  # pid 2 of a container
+    fakeproc.add(7, ["serve"], ppid=2)
+    fakeproc.add(9, [], comm="kworker/0:2", kthread=True, ppid=2)
+    s = make(fakeproc, tmp_path)
+    lines = Clock().tick(s, new_segment=True)
+    assert sorted(line.split()[2] for line in of(lines, "P")) == ["1", "2", "7"]
+
+
+def test_iterator_backed_files_are_read_to_the_end(tmp_path):
+    """slabinfo, vmstat and mountinfo come about a page per read: a FIFO mimics that."""
+    import threading
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    body = b"".join(b"cache%04d 1 2 3\n" % i for i in range(2000))
+
+    def writer():
+        with open(fifo, "wb", buffering=0) as fh:
+            for i in range(0, len(body), 4000):
+                fh.write(body[i:i + 4000])
+    t = threading.Thread(target=writer)
+    t.start()
+    data = S.read_file(str(fifo), 1 << 20, whole=True)
+    t.join()
+    assert data == body

@@ -4,10 +4,10 @@ The sampler must never fork (a fork under memory pressure stalls), so background
 in it. This module starts it from the outside, as its own `python -I -S sampler.py` process in a
 new session (terminal signals meant for the job never reach it), and only reports success once
 the sampler is really recording: its first segment (header and first tick, written in one
-write) is on disk. Stopping is the mirror image: ask for one last tick first (SIGUSR1 makes the
-sampler write a snapshot at once, so the state after the job ended and any OOM kill the kernel
-logged in the last second are in the log), then SIGTERM, then wait for the process to go and
-check that the log ends with the clean end record `Z`. Only if it does not go in time is it
+write) is on disk. Stopping is the mirror image: SIGTERM (on which the sampler takes one last
+tick, so the state after the job ended and any OOM kill the kernel logged in the last second are
+in the log, then writes the clean end record `Z`), wait for the process to go, and check that
+the log ends with `Z`. Only if it does not go in time is it
 SIGKILLed, and the caller is told so.
 """
 
@@ -26,7 +26,6 @@ from memtrail.reader import is_segment_name
 
 SAMPLER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sampler.py")
 POLL_S = 0.02  # how often a file we wait for is looked at
-SNAPSHOT_WAIT_S = 5.0  # longest wait for the last tick before SIGTERM
 
 
 class SamplerError(Exception):
@@ -217,37 +216,6 @@ def _newest(directory: str) -> Optional[str]:
     return plain[-1] if plain else (segs[-1] if segs else None)
 
 
-def last_tick(pid: int, segment: Optional[str], timeout: float = SNAPSHOT_WAIT_S) -> bool:
-    """Ask the sampler for a tick now (SIGUSR1: snapshot) and wait until it is written.
-
-    Without it, whatever happened after the sampler's last regular tick (the job's last second,
-    an OOM kill the kernel just logged) would be missing from the log. False if it did not show
-    up in time (the caller stops the sampler anyway).
-    """
-    if segment is None:
-        return False
-    directory = os.path.dirname(segment)
-    offset = _size(segment)
-    try:
-        os.kill(pid, signal.SIGUSR1)
-    except OSError:
-        return False
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and alive(pid):
-        newest = _newest(directory) or segment
-        start = offset if newest == segment else 0
-        try:
-            with open(newest, "rb") as fh:
-                fh.seek(max(start, 0))
-                data = fh.read()
-        except OSError:
-            data = b""
-        if b" snapshot {" in data and data.endswith(b"\n"):
-            return True
-        time.sleep(POLL_S)
-    return False
-
-
 def ends_clean(segment: Optional[str]) -> bool:
     """Whether the segment's last line is a complete `Z` end record."""
     if not segment:
@@ -267,12 +235,10 @@ def ends_clean(segment: Optional[str]) -> bool:
 
 
 def stop(pid: int, timeout: float = 30.0, proc: Optional[subprocess.Popen] = None,
-         segment: Optional[str] = None, final_tick: bool = True) -> Stopped:
-    """Last tick, SIGTERM, wait up to `timeout` s for it to go; SIGKILL only past that."""
-    segment = segment or open_segment(pid)
-    if final_tick:
-        last_tick(pid, segment, min(SNAPSHOT_WAIT_S, timeout / 2))
-    segment = open_segment(pid) or segment  # it may have rotated meanwhile
+         segment: Optional[str] = None) -> Stopped:
+    """SIGTERM (the sampler takes a last tick, then writes `Z`), wait up to `timeout` s for it
+    to go; SIGKILL only past that."""
+    segment = open_segment(pid) or segment
     killed = False
     try:
         os.kill(pid, signal.SIGTERM)

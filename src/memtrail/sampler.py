@@ -665,14 +665,27 @@ def redact(argv: list) -> list:
 # ---------------------------------------------------------------------------------------------
 # Small readers. Every one of them returns None instead of raising for a file that went away.
 
-def read_file(path: str, size: int = 65536):
-    """Whole small file in one read, or None (vanished process, EACCES, missing file)."""
+def read_file(path: str, size: int = 65536, whole: bool = False):
+    """A small file, or None (vanished process, EACCES, missing file).
+
+    One read is enough for files the kernel renders at once (status, stat, smaps_rollup).
+    Iterator-backed /proc files (slabinfo, mountinfo) give about a page per read, whatever
+    was asked: `whole` reads on to the end (at most `size` bytes).
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
     try:
-        return os.read(fd, size)
+        data = os.read(fd, size)
+        if not whole:
+            return data
+        chunks, got = [data], len(data)
+        while data and got < size:
+            data = os.read(fd, size - got)
+            chunks.append(data)
+            got += len(data)
+        return b"".join(chunks)
     except OSError:
         return None
     finally:
@@ -710,11 +723,21 @@ class SystemReader:
             return None
 
     @staticmethod
-    def _pread(fd, size: int = 16384):
+    def _pread(fd, size: int = 16384, whole: bool = False):
+        """The file from its start; `whole` reads on for iterator-backed files (vmstat gives
+        about a page per read, and oom_kill sits near its end)."""
         if fd is None:
             return None
         try:
-            return os.pread(fd, size, 0)
+            data = os.pread(fd, size, 0)
+            if not whole:
+                return data
+            chunks, got = [data], len(data)
+            while data and got < size:
+                data = os.pread(fd, size - got, got)
+                chunks.append(data)
+                got += len(data)
+            return b"".join(chunks)
         except OSError:
             return None
 
@@ -723,7 +746,7 @@ class SystemReader:
         data = self._pread(self.meminfo, 8192) or b""
         values = parse_kv_kib(data, self.mem_keys)
         vm = {}
-        data = self._pread(self.vmstat, 16384)
+        data = self._pread(self.vmstat, 65536, whole=True)
         if data:
             for line in data.split(b"\n"):
                 name, _sp, num = line.partition(b" ")
@@ -965,7 +988,7 @@ class KmsgReader:
 
 def find_memory_cgroup_root(proc: str):
     """(path, 'v2'|'v1') of the memory hierarchy, or (None, reason)."""
-    data = read_file(proc + "/self/mountinfo", 1 << 20)
+    data = read_file(proc + "/self/mountinfo", 1 << 22, whole=True)
     if not data:
         return None, "no mountinfo"
     v2 = v1 = None
@@ -1629,7 +1652,7 @@ class Sampler:
             comm, ppid, flags, start = parse_stat(data)
         except (ValueError, IndexError):
             return None
-        if flags & PF_KTHREAD or name == "2" or ppid == 2:
+        if flags & PF_KTHREAD:  # the flag alone: in a PID namespace pid 2 is a user process
             return False
         try:
             uid = os.fstat(fd).st_uid if fd >= 0 else os.stat(base).st_uid
@@ -1820,7 +1843,7 @@ class Sampler:
         delta = self.cfg.slab_delta // 1024
         if not keyframe and self.slab_at is not None and abs(slab_kib - self.slab_at) < delta:
             return
-        data = read_file(self.slab_path, 1 << 20)
+        data = read_file(self.slab_path, 1 << 22, whole=True)
         if data is None:
             self.slab_path = ""
             self.events.append(("warn", {"msg": "/proc/slabinfo unreadable (needs root): "
@@ -1996,7 +2019,10 @@ class Sampler:
         next_mono = time.monotonic()
         deadline = next_mono + cfg.duration if cfg.duration > 0 else None
         ready = False
-        while not self.stop_reason:
+        while True:
+            # A stop signal gets one last tick, so the log ends with the moment of the stop
+            # (`memtrail run` stops the sampler right after its command ended or was killed).
+            final = bool(self.stop_reason)
             now, mono, cpu0 = time.time(), time.monotonic(), time.process_time()
             if writer.fd is not None:
                 if writer.segment_gone():
@@ -2027,6 +2053,8 @@ class Sampler:
             if not ready:
                 ready = True
                 self._after_first_tick()
+            if final:
+                break
             if self.notifier.addr:
                 msg = "STATUS=" + self.status_line
                 self.notifier.notify("WATCHDOG=1\n" + msg if self.notifier.watchdog else msg)
