@@ -130,15 +130,18 @@ def memory(py: str, tmp: Path) -> list[dict]:
     shutil.copy(SAMPLER, src / "sampler.py")
     subprocess.run([py, "-I", "-S", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
                     "import sampler", str(src)], check=True)  # writes the .pyc
-    imports = ("import argparse, errno, faulthandler, heapq, json, os, re, resource, "
-               "select, signal, socket, sys, time, zlib, ctypes")
+    imports = ("import _signal, _socket, _json, _ctypes, errno, faulthandler, os, resource, "
+               "select, sys, time, zlib, signal")
     cases = [
         ("bare interpreter (-I -S)", [py, "-I", "-S", "-c", "import signal; signal.pause()"]),
         ("interpreter + the sampler's imports",
          [py, "-I", "-S", "-c", imports + "; signal.pause()"]),
-        ("sampler, as the unit starts it", [py, "-I", "-S", str(src / "sampler.py")]),
-        ("sampler --no-mlock", [py, "-I", "-S", str(src / "sampler.py"), "--no-mlock"]),
-        ("sampler imported from .pyc", [py, "-I", "-S", "-c", LAUNCH, str(src), "-"]),
+        ("sampler run as a script (python3 sampler.py)",
+         [py, "-I", "-S", str(src / "sampler.py")]),
+        ("sampler as a script, --no-mlock",
+         [py, "-I", "-S", str(src / "sampler.py"), "--no-mlock"]),
+        ("sampler imported from .pyc (as the unit starts it)",
+         [py, "-I", "-S", "-c", LAUNCH, str(src), "-"]),
         ("sampler from .pyc + malloc_trim once warm",
          [py, "-I", "-S", "-c", LAUNCH, str(src), "trim"]),
     ]

@@ -241,8 +241,8 @@ def _gaps(result: dict) -> list[str]:
     if mt and mt.get("vm_rss_kib") and mt["vm_rss_kib"] / 1024 > TARGETS["rss_mib"]:
         bare = cases.get("bare interpreter (-I -S)")
         imp = cases.get("interpreter + the sampler's imports")
-        unit = cases.get("sampler, as the unit starts it")
-        pyc = cases.get("sampler imported from .pyc")
+        unit = cases.get("sampler run as a script (python3 sampler.py)")
+        pyc = cases.get("sampler imported from .pyc (as the unit starts it)")
         heap = prof.get("heap") or {}
         out.append(f"**Missed: sampler RSS {mt['vm_rss_kib'] / 1024:.1f} MiB at 2000 processes "
                    f"(target {TARGETS['rss_mib']:.0f} MiB).** Where it goes (breakdown below):")
@@ -252,25 +252,22 @@ def _gaps(result: dict) -> list[str]:
                 f"- the interpreter alone: {bare['VmRSS'] / 1024:.1f} MiB, of which "
                 f"{bare['RssFile'] / 1024:.1f} MiB are file pages of python/libc shared with "
                 f"every Python on the host (its PSS is {bare.get('Pss', 0) / 1024:.1f} MiB);\n"
-                f"- the sampler's imports (argparse, json, re, socket, ctypes, zlib, ...): "
+                f"- the sampler's imports (C modules only: _signal, _socket, _json, _ctypes, "
+                f"zlib, ...): "
                 f"+{(imp['VmRSS'] - bare['VmRSS']) / 1024:.1f} MiB;\n"
-                f"- compiling sampler.py from source at every start (a script is never cached "
-                f"as bytecode): +{compile_cost:.1f} MiB of heap the compiler leaves behind; the "
-                f"same sampler imported from its .pyc is {pyc['VmRSS'] / 1024:.1f} MiB (peak "
-                f"{pyc['VmHWM'] / 1024:.1f}, PSS {pyc.get('Pss', 0) / 1024:.1f});")
+                f"- run as a script (`python3 sampler.py`), CPython keeps the file's parse tree: "
+                f"+{compile_cost:.1f} MiB; the unit imports it from its .pyc instead: "
+                f"{pyc['VmRSS'] / 1024:.1f} MiB (peak {pyc['VmHWM'] / 1024:.1f}, PSS "
+                f"{pyc.get('Pss', 0) / 1024:.1f});")
         if heap.get("sampler_data") and heap.get("nprocs"):
             out.append(f"- state for {heap['nprocs']} processes: "
                        f"{heap['sampler_data'] / 1024:.0f} KiB of Python heap "
                        f"({heap['sampler_data'] / heap['nprocs']:.0f} bytes each, mostly the "
                        "cached `P` identity line); mlockall changes nothing measurable.")
         out.append(
-            "\nWhat would close it: start the sampler from bytecode (the unit's ExecStart runs a "
-            "two-line stub, or `-c`, that imports sampler.py from a directory byte-compiled at "
-            "install time with `python3 -m compileall`, since ProtectSystem=strict forbids "
-            "writing the cache at run time): that alone brings it to about the target. Below "
-            "that: parse flags without argparse (importing it and building a 40-option parser "
-            "costs about 1.8 MiB of RSS here, kept for the whole run), and keep identities as "
-            "compact tuples rather than pre-formatted `P` lines.\n")
+            "\nWhat would close it: most of what is left is the interpreter itself; below that, "
+            "keep identities as compact tuples rather than pre-formatted `P` lines (the "
+            "largest per-process cost), or run the sampler under a leaner Python build.\n")
     return out
 
 

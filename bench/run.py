@@ -43,8 +43,22 @@ SAMPLER = ROOT / "src" / "memtrail" / "sampler.py"
 STEADY_FLAGS = ["--psi-full-pct", "100", "--low-pct", "0", "--low-step", "1T"]
 VENV = HERE / "out" / "venv"
 MINIMAL_FLAGS = [
-    "--top-n", "0", "--pss-top-n", "0", "--no-cgroups", "--no-slab", "--kmsg", "",
+    "--top-n", "0", "--pss-top-n", "0", "--no-cgroups", "--no-slab", "--no-kmsg",
 ]
+
+
+def unit_launcher(py: str, tmp: Path) -> Path:
+    """The sampler laid out as `memtrail install-unit` lays it out: sampler.py, its .pyc
+    compiled by the same interpreter, and the launcher the unit's ExecStart runs."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from memtrail.install import LAUNCHER
+
+    lib = tmp / "lib-memtrail"
+    lib.mkdir(exist_ok=True)
+    shutil.copy(SAMPLER, lib / "sampler.py")
+    (lib / "memtrail-sampler.py").write_bytes(LAUNCHER)
+    subprocess.run([py, "-I", "-S", "-m", "py_compile", str(lib / "sampler.py")], check=True)
+    return lib / "memtrail-sampler.py"
 
 
 @dataclass
@@ -156,11 +170,12 @@ def contenders(tmp: Path, mode: Mode, peers: dict, slow: bool) -> list[measure.C
                 note="system-wide only, no per-process data"))
         return out
     if SAMPLER.exists():
+        launcher = unit_launcher(py, tmp)
         for name, extra in (("memtrail", []), ("memtrail minimal", MINIMAL_FLAGS)):
             d = tmp / name.replace(" ", "-")
             out.append(measure.Contender(
                 name,
-                [py, "-I", "-S", str(SAMPLER), "--dir", str(d), "--interval", str(fast),
+                [py, "-I", "-S", str(launcher), "--dir", str(d), "--interval", str(fast),
                  "--quiet", "--journal", "no", *STEADY_FLAGS, *extra],
                 fast, ticks="log", log_dir=d, size_path=d))
     st = tmp / "floor.status"
