@@ -54,7 +54,7 @@ def unit_launcher(py: str, tmp: Path) -> Path:
     from memtrail.install import LAUNCHER
 
     lib = tmp / "lib-memtrail"
-    lib.mkdir(exist_ok=True)
+    lib.mkdir(parents=True, exist_ok=True)
     shutil.copy(SAMPLER, lib / "sampler.py")
     (lib / "memtrail-sampler.py").write_bytes(LAUNCHER)
     subprocess.run([py, "-I", "-S", "-m", "py_compile", str(lib / "sampler.py")], check=True)
