@@ -242,7 +242,7 @@ def test_tail_follows_the_real_sampler_across_rotations(tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir()  # tail -f waits in an existing directory for the first segment
     rec = subprocess.Popen([sys.executable, "-I", "-S", sampler, "--dir", str(logs),
-                            "--interval", "0.2", "--duration", "3", "--rotate-size", "16K",
+                            "--interval", "0.2", "--duration", "3", "--rotate-age", "0.5",
                             "--quiet"], stderr=subprocess.PIPE, text=True)
     proc = subprocess.Popen([sys.executable, "-m", "memtrail", "tail", "-f", "-n", "0",
                              str(logs)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
