@@ -26,7 +26,7 @@ import os
 import sys
 from typing import IO, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
-from memtrail.model import Proc, Run, System, Tick, replay
+from memtrail.model import Proc, Run, System, Tick, oom_victim, replay
 from memtrail.programs import program_name
 from memtrail.reader import LogError, ReadStats, check_paths
 from memtrail.report import group_runs
@@ -132,16 +132,8 @@ class Rows:
 
 
 def _kill_fields(event) -> Tuple[Optional[int], str, Optional[int]]:
-    data = event.data
-    cmd = data.get("cmd")
-    name = str(data.get("name") or "?")
-    program = program_name([str(a) for a in cmd], name) if isinstance(cmd, list) and cmd \
-        else name
-    pid = data.get("pid") if isinstance(data.get("pid"), int) else None
-    parts = [data.get(k) for k in ("anon_kib", "file_kib", "shmem_kib")]
-    rss = sum(p for p in parts if isinstance(p, int)) * 1024 if any(
-        isinstance(p, int) for p in parts) else None
-    return pid, program, rss
+    victim = oom_victim(event.data)
+    return victim.pid, victim.program, victim.rss_bytes
 
 
 def _ticks(paths: Sequence[str], stats: ReadStats) -> Iterator[Tuple[Tick, Run]]:

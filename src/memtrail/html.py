@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from memtrail import __version__
 from memtrail.downsample import Bucket, Buckets
-from memtrail.model import Proc, Run, Tick, replay
+from memtrail.model import Proc, Run, Tick, oom_victim, replay
 from memtrail.programs import program_name
 from memtrail.reader import LogError, ReadStats, check_paths
 from memtrail.report import Analysis, group_runs, render_text, usable
@@ -183,19 +183,12 @@ class Charts:
         self.kill_count += 1
         if len(self.kills) >= MAX_MARKERS:
             return
-        cmd = data.get("cmd")
-        name = str(data.get("name") or "?")
-        program = program_name([str(a) for a in cmd], name) if isinstance(cmd, list) and cmd \
-            else name
-        pid = data.get("pid") if isinstance(data.get("pid"), int) else None
-        parts = [data.get(k) for k in ("anon_kib", "file_kib", "shmem_kib")]
-        rss = sum(p for p in parts if isinstance(p, int)) * 1024 if any(
-            isinstance(p, int) for p in parts) else None
-        cmdline = " ".join(str(a) for a in cmd) if isinstance(cmd, list) else "?"
-        detail = (f"OOM kill at {fmt_time(time)}: pid {pid} {program}"
+        victim = oom_victim(data)
+        rss = victim.rss_bytes
+        detail = (f"OOM kill at {fmt_time(time)}: pid {victim.pid} {victim.program}"
                   + (f", {fmt_bytes(rss)} resident" if rss is not None else "")
-                  + f"\ncommand: {cmdline}")
-        self.kills.append(Marker(time, program, detail, pid, rss))
+                  + f"\ncommand: {victim.cmdline}")
+        self.kills.append(Marker(time, victim.program, detail, victim.pid, rss))
 
 
 # -- chart drawing -----------------------------------------------------------------------------

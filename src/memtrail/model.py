@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
+from memtrail.programs import program_name
 from memtrail.reader import ReadStats, Record, Segment, read_path
 
 KIB = 1024
@@ -196,6 +197,40 @@ class Event:
     time: float
     kind: str
     data: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OomVictim:
+    """What an `oom_kill` event says of its victim, read once for every command."""
+
+    pid: Optional[int]
+    name: str  # the kernel's (comm, at most 15 characters)
+    cmd: Optional[List[str]]  # the full command line the sampler knew, if it saw the process
+    program: str  # grouped program name (programs.py), from cmd when known
+    parts: Dict[str, Optional[int]]  # anon_bytes, file_bytes, shmem_bytes (None: not said)
+
+    @property
+    def rss_bytes(self) -> Optional[int]:
+        """Resident size at the kill (the kernel's anon + file + shmem), None if not said."""
+        known = [v for v in self.parts.values() if v is not None]
+        return sum(known) if known else None
+
+    @property
+    def cmdline(self) -> str:
+        return " ".join(self.cmd) if self.cmd else "?"
+
+
+def oom_victim(data: dict) -> OomVictim:
+    """Read an `oom_kill` event's details defensively (logs are untrusted input)."""
+    cmd = data.get("cmd")
+    cmd = [str(a) for a in cmd] if isinstance(cmd, list) and cmd else None
+    name = str(data.get("name") or "?")
+    pid = data.get("pid") if isinstance(data.get("pid"), int) else None
+    parts = {}
+    for key in ("anon", "file", "shmem"):
+        value = data.get(key + "_kib")
+        parts[key + "_bytes"] = value * 1024 if isinstance(value, int) else None
+    return OomVictim(pid, name, cmd, program_name(cmd, name) if cmd else name, parts)
 
 
 @dataclass

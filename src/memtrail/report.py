@@ -21,7 +21,7 @@ import sys
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from memtrail import __version__
-from memtrail.model import Proc, Run, Tick, TrendTracker, replay
+from memtrail.model import Proc, Run, Tick, TrendTracker, oom_victim, replay
 from memtrail.programs import program_name
 from memtrail.reader import LogError, ReadStats, check_paths, read_path
 from memtrail.timeparse import iso
@@ -224,14 +224,12 @@ class Analysis:
             before[proc] = proc.rss
         top = heapq.nlargest(TOP_BEFORE_OOM, before.items(), key=lambda kv: kv[1])
         victim = next((p for p in before if p.pid == pid), None)
-        cmd = data.get("cmd")
-        if not isinstance(cmd, list):
-            cmd = victim.cmd if victim is not None and victim.cmd else None
-        kib = {k: data.get(k) for k in ("anon_kib", "file_kib", "shmem_kib")}
-        parts = {k.replace("_kib", "_bytes"): (v * 1024 if isinstance(v, int) else None)
-                 for k, v in kib.items()}
-        rss = sum(v for v in parts.values() if v is not None) if any(
-            v is not None for v in parts.values()) else (before.get(victim) if victim else None)
+        said = oom_victim(data)
+        cmd = said.cmd or (victim.cmd if victim is not None and victim.cmd else None)
+        parts = said.parts
+        rss = said.rss_bytes
+        if rss is None and victim is not None:
+            rss = before.get(victim)
         self.oom.append({
             "time": iso(event.time), "t": event.time, "pid": pid,
             "name": data.get("name") or (victim.comm if victim else None),

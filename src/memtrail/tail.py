@@ -19,7 +19,7 @@ from collections import deque
 from typing import IO, Deque, Iterator, List, Optional
 
 from memtrail import reader
-from memtrail.model import Replayer, Tick
+from memtrail.model import Replayer, Tick, oom_victim
 from memtrail.programs import program_name
 from memtrail.reader import LogError, ReadStats, Record, Segment, is_segment_name
 from memtrail.timeparse import fmt_time
@@ -98,13 +98,10 @@ class Renderer:
         st = self.style
         t = fmt_time(when, False)
         if kind == "oom_kill":
-            cmd = data.get("cmd")
-            cmdline = " ".join(cmd) if isinstance(cmd, list) and cmd else "?"
-            kib = sum(v for k, v in data.items()
-                      if k in ("anon_kib", "file_kib", "shmem_kib") and isinstance(v, int))
-            return st(RED, f"!! {t}  OOM KILL pid {data.get('pid')} {data.get('name')} "
-                           f"({fmt_bytes(kib * 1024)}) constraint "
-                           f"{data.get('constraint', '?')}: {cmdline}")
+            victim = oom_victim(data)
+            return st(RED, f"!! {t}  OOM KILL pid {victim.pid} {victim.name} "
+                           f"({fmt_bytes(victim.rss_bytes or 0)}) constraint "
+                           f"{data.get('constraint', '?')}: {victim.cmdline}")
         if kind == "cgroup_oom":
             return st(RED, f"!! {t}  cgroup OOM in {data.get('path')} "
                            f"(+{data.get('delta')})")
