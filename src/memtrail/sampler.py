@@ -1778,24 +1778,20 @@ class Sampler:
     def details(self, ts: str, snapshot: bool, do_status: bool, do_pss: bool, out: list) -> None:
         """Tiered detail: status for the top N, smaps_rollup (PSS) for the top few."""
         lim = self.cfg.rss_delta // 1024
+        tiers = []
         if do_status:
-            for st in self.top(self.cfg.top_n):
-                data = read_file(f"{self.proc}/{st.pid}/status", 4096)
-                if not data:
-                    continue
-                vals = parse_kv_kib(data, STATUS_KEYS)
-                if snapshot or _moved(self.detail_vals.get(st.pid), vals, lim):
-                    self.detail_vals[st.pid] = vals
-                    out.append(f"d {ts} {st.pid} " + " ".join(map(_fmt, vals)) + "\n")
+            tiers.append(("d", "status", STATUS_KEYS, self.cfg.top_n, self.detail_vals))
         if do_pss:
-            for st in self.top(self.cfg.pss_top_n):
-                data = read_file(f"{self.proc}/{st.pid}/smaps_rollup", 4096)
+            tiers.append(("D", "smaps_rollup", SMAPS_KEYS, self.cfg.pss_top_n, self.pss_vals))
+        for rtype, name, keys, n, last in tiers:
+            for st in self.top(n):
+                data = read_file(f"{self.proc}/{st.pid}/{name}", 4096)
                 if not data:
                     continue
-                vals = parse_kv_kib(data, SMAPS_KEYS)
-                if snapshot or _moved(self.pss_vals.get(st.pid), vals, lim):
-                    self.pss_vals[st.pid] = vals
-                    out.append(f"D {ts} {st.pid} " + " ".join(map(_fmt, vals)) + "\n")
+                vals = parse_kv_kib(data, keys)
+                if snapshot or _moved(last.get(st.pid), vals, lim):
+                    last[st.pid] = vals
+                    out.append(f"{rtype} {ts} {st.pid} " + " ".join(map(_fmt, vals)) + "\n")
 
     # -- cgroups, slab, kernel log -------------------------------------------------------------
     def scan_cgroups(self, ts: str, keyframe: bool, rescan: bool, counters: bool,
