@@ -373,3 +373,106 @@ def test_slab_breakdown_names_the_largest_caches(tmp_path):
     line = [x for x in log_text(tmp_path).splitlines() if x.startswith("b ")][0]
     top_name, top_kib = line.split()[2].split("=")
     assert int(top_kib) >= max(sizes.values()) * 0.8  # the largest (it may move a little)
+
+
+def test_log_directory_replaced_while_running(tmp_path, sampler_factory):
+    logdir = tmp_path / "log"
+    s = sampler_factory(logdir, "--interval", "0.05")
+    s.wait_ticks(2)
+    logdir.rename(tmp_path / "log.old")  # an operator moves it aside and makes a new one
+    logdir.mkdir(mode=0o750)
+    wait_for(lambda: any(n.endswith(".log") for n in os.listdir(logdir)),
+             what="a segment in the new directory")
+    assert s.stop() == 0
+    assert log_text(logdir).splitlines()[-1].startswith("Z ")
+    assert "removed or replaced" in log_text(logdir)
+    stats = reader.ReadStats()
+    records(tmp_path / "log.old", stats)
+    assert stats.bad == 0  # what was written before the move is intact
+
+
+@pytest.mark.root
+def test_read_only_filesystem_is_a_gap_not_an_exit(tmp_path, sampler_factory, fakeproc):
+    """A read-only bind mount stacked on the log directory: new segments fail with EROFS."""
+    if not IS_ROOT:
+        pytest.skip("bind mounts need root")
+    logdir = tmp_path / "log"
+    fakeproc.add(100, ["worker"])
+    s = sampler_factory(logdir, "--interval", "0.05", "--proc-root", str(fakeproc.root),
+                        "--no-cgroups", quiet=False)
+    s.wait_stderr("recording to")
+    mounted = subprocess.run(["mount", "--bind", str(logdir), str(logdir)]).returncode == 0
+    if not mounted:
+        pytest.skip("cannot bind-mount here")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(logdir)], check=True)
+        os.kill(s.pid, signal.SIGHUP)  # the next segment must be created on the ro mount
+        s.wait_stderr("cannot write")
+        assert s.proc.poll() is None
+    finally:
+        subprocess.run(["umount", str(logdir)])
+    wait_for(lambda: " gap " in log_text(logdir), what="a gap record after the unmount")
+    gap = [x for x in log_text(logdir).splitlines() if " gap " in x][0]
+    assert json.loads(gap[gap.index("{"):])["reason"] == "EROFS"
+    assert s.stop() == 0
+
+
+@pytest.mark.root
+def test_unprivileged_user_records_and_says_what_it_could_not(tmp_path):
+    if not IS_ROOT or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to drop to nobody")
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="memtrail-nobody-", dir="/tmp"))  # reachable by nobody
+    base.chmod(0o755)
+    logdir = base / "log"
+    logdir.mkdir(mode=0o750)
+    os.chown(logdir, 65534, 65534)
+    run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                          sys.executable, "-I", "-S", str(SAMPLER), "--dir", str(logdir),
+                          "--duration", "1", "--interval", "0.2", "--quiet"],
+                         capture_output=True, text=True, timeout=60)
+    if "Permission denied" in run.stderr and "python" in run.stderr:
+        pytest.skip(f"nobody cannot run {sys.executable} here")
+    assert run.returncode == 0, run.stderr
+    text = log_text(logdir)
+    assert text.splitlines()[-1].startswith("Z ")
+    assert '"kmsg":"/dev/kmsg: Permission denied"' in text or " oom_counter" not in text
+    assert "slabinfo unreadable" in text and "memory not locked" in text
+    stats = reader.ReadStats()
+    recs = records(logdir, stats)
+    assert stats.problems == 0 and sum(r.type == "P" for r in recs) > 1  # others' processes too
+    shutil.rmtree(base)
+
+
+def test_three_ways_to_run_it_are_one_program(tmp_path):
+    ways = {
+        "script": [sys.executable, "-I", "-S", str(SAMPLER)],
+        "module": [sys.executable, "-m", "memtrail.sampler"],
+        "command": [sys.executable, "-m", "memtrail", "record"],
+    }
+    for name, argv in ways.items():
+        run = subprocess.run([*argv, "--version"], capture_output=True, text=True, timeout=30)
+        assert run.returncode == 0 and run.stdout.startswith("memtrail sampler "), name
+        logdir = tmp_path / name
+        run = subprocess.run([*argv, "--dir", str(logdir), "--duration", "0.3", "--quiet",
+                              "--interval", "0.1"], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, (name, run.stderr)
+        first = log_text(logdir).splitlines()[0]
+        assert first.startswith("H ") and " memtrail 1 " in first, name
+
+
+@pytest.mark.root
+def test_an_unreachable_parent_is_not_called_missing(tmp_path):
+    if not IS_ROOT or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to drop to nobody")
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                          sys.executable, "-I", "-S", str(SAMPLER), "--dir",
+                          str(closed / "log"), "--duration", "0.2"],
+                         capture_output=True, text=True, timeout=60)
+    if "memtrail" not in run.stderr and "Permission denied" in run.stderr:
+        pytest.skip(f"nobody cannot run {sys.executable} here")
+    assert run.returncode == 1 and "Permission denied" in run.stderr
+    assert "does not exist" not in run.stderr and len(run.stderr.splitlines()) == 1

@@ -1109,19 +1109,28 @@ class CgroupTracker:
 # The log directory: segments, rotation, compression, retention, faults.
 
 def check_log_dir(path: str) -> None:
-    """Create the directory (0750) or refuse one that is unsafe; raises Fatal."""
-    if os.path.islink(path):
-        raise Fatal(f"log directory {path} is a symbolic link; refusing (give the real path)")
-    if not os.path.exists(path):
+    """Create the directory (0750) or refuse one that is unsafe; raises Fatal.
+
+    Uses lstat and the errors it gives, not exists()/isdir(), which say "no" for a directory
+    that is there but out of reach and would send the operator looking for the wrong problem.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
         parent = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(parent):
-            raise Fatal(f"cannot create log directory {path}: {parent} does not exist")
         try:
             os.mkdir(path, 0o750)
+        except FileNotFoundError:
+            raise Fatal(f"cannot create log directory {path}: {parent} does not exist") \
+                from None
         except OSError as exc:
             raise Fatal(f"cannot create log directory {path}: {exc.strerror}") from None
-    st = os.stat(path)
-    if not os.path.isdir(path):
+        st = os.lstat(path)
+    except OSError as exc:
+        raise Fatal(f"cannot reach log directory {path}: {exc.strerror}") from None
+    if st.st_mode & 0o170000 == 0o120000:
+        raise Fatal(f"log directory {path} is a symbolic link; refusing (give the real path)")
+    if st.st_mode & 0o170000 != 0o040000:
         raise Fatal(f"log path {path} is not a directory")
     if st.st_mode & 0o002:
         raise Fatal(f"log directory {path} is writable by others; refusing "
