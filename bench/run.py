@@ -50,13 +50,10 @@ MINIMAL_FLAGS = [
 def unit_launcher(py: str, tmp: Path) -> Path:
     """The sampler laid out as `memtrail install-unit` lays it out: sampler.py, its .pyc
     compiled by the same interpreter, and the launcher the unit's ExecStart runs."""
-    sys.path.insert(0, str(ROOT / "src"))
-    from memtrail.install import LAUNCHER
-
     lib = tmp / "lib-memtrail"
     lib.mkdir(parents=True, exist_ok=True)
     shutil.copy(SAMPLER, lib / "sampler.py")
-    (lib / "memtrail-sampler.py").write_bytes(LAUNCHER)
+    shutil.copy(ROOT / "systemd" / "memtrail-sampler.py", lib / "memtrail-sampler.py")
     subprocess.run([py, "-I", "-S", "-m", "py_compile", str(lib / "sampler.py")], check=True)
     return lib / "memtrail-sampler.py"
 

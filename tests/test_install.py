@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLER = ROOT / "src" / "memtrail" / "sampler.py"
 UNIT = ROOT / "systemd" / "memtrail.service"
@@ -143,3 +145,19 @@ def test_installed_sampler_starts_from_bytecode(tmp_path):
                           str(tmp_path), "--uninstall"], capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 0 and not lib.exists()
+
+
+def test_the_wheel_carries_the_unit_files(tmp_path):
+    """After a plain `pip install .`, install-unit finds them inside the package."""
+    import zipfile
+
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                          str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
+    if res.returncode != 0 and ("Could not" in res.stderr or "connection" in res.stderr.lower()):
+        pytest.skip(f"cannot fetch the build backend: {res.stderr.strip().splitlines()[-1]}")
+    assert res.returncode == 0, res.stderr
+    wheel = next(tmp_path.glob("memtrail-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("memtrail.service", "memtrail.env", "memtrail-sampler.py"):
+        assert f"memtrail/systemd/{name}" in names
+    assert "memtrail/sampler.py" in names
