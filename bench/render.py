@@ -351,6 +351,7 @@ def svg(result: dict) -> str | None:
     for x in xs:
         o.append(f'<text x="{px(x):.1f}" y="{H - mb + 16}" text-anchor="middle">{x}</text>')
     o.append(f'<text x="{(W - mr + ml) / 2}" y="{H - 6}" text-anchor="middle">processes</text>')
+    labels = []  # (y, x, name, colour): placed after the lines so they can be spread out
     for i, name in enumerate(_names(result)):
         if name not in series:
             continue
@@ -359,7 +360,12 @@ def svg(result: dict) -> str | None:
         width = 3 if name.startswith("memtrail") else 1.5
         o.append(f'<polyline points="{pts}" fill="none" stroke="{col}" stroke-width="{width}"/>')
         lx, ly = series[name][-1]
-        o.append(f'<text x="{px(lx) + 6:.1f}" y="{py(ly) + 4:.1f}" fill="{col}">{name}</text>')
+        labels.append([py(ly) + 4, px(lx) + 6, name, col])
+    labels.sort()
+    for prev, cur in zip(labels, labels[1:]):  # lines ending close together: no overlap
+        cur[0] = max(cur[0], prev[0] + 13)
+    for y, x, name, col in labels:
+        o.append(f'<text x="{x:.1f}" y="{y:.1f}" fill="{col}">{name}</text>')
     o.append("</svg>")
     return "\n".join(o) + "\n"
 
