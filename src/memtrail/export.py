@@ -28,10 +28,10 @@ from typing import IO, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from memtrail.model import Proc, Run, System, Tick, oom_victim, replay
 from memtrail.programs import program_name
-from memtrail.reader import LogError, ReadStats, check_paths
+from memtrail.reader import LogError, ReadStats
 from memtrail.report import group_runs
-from memtrail.timeparse import fmt_time, iso, parse_time
-from memtrail.top import bounds
+from memtrail.timeparse import fmt_time, iso
+from memtrail.top import times_in
 
 CSV_COLUMNS = ("time", "unix", "host", "series", "pid", "program", "value")
 
@@ -480,21 +480,8 @@ def main(argv: List[str]) -> int:
     if args.top < 1:
         print(f"{prog}: --top must be >= 1", file=sys.stderr)
         return 2
-    errors = check_paths(args.paths)
-    if errors:
-        print(f"{prog}: {errors[0]}", file=sys.stderr)
-        return 2
     try:
-        start, end = bounds(args.paths)
-    except LogError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
-    if start is None:
-        print(f"{prog}: {', '.join(args.paths)}: no samples in the log", file=sys.stderr)
-        return 2
-    try:
-        t_from = parse_time(args.start, start, end) if args.start else None
-        t_to = parse_time(args.end, start, end) if args.end else None
+        _start, _end, (t_from, t_to) = times_in(args.paths, [args.start, args.end])
     except ValueError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2

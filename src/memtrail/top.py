@@ -82,6 +82,25 @@ def bounds(paths: Sequence[str]) -> Tuple[Optional[float], Optional[float]]:
     return start, end
 
 
+def times_in(paths: Sequence[str], texts: Sequence[Optional[str]]
+             ) -> Tuple[float, float, List[Optional[float]]]:
+    """The recording's (start, end) and each time the user typed, resolved against it.
+
+    Raises ValueError with a one-line message for every way this fails (a path that is not a
+    recording, a log with no samples, a text that is not a time), for commands to print as is.
+    """
+    errors = check_paths(paths)
+    if errors:
+        raise ValueError(errors[0])
+    try:
+        start, end = bounds(paths)
+    except LogError as exc:
+        raise ValueError(str(exc)) from None
+    if start is None:
+        raise ValueError(f"{', '.join(paths)}: no samples in the log")
+    return start, end, [parse_time(t, start, end) if t else None for t in texts]
+
+
 def state_at(paths: Sequence[str], when: float, stats: ReadStats,
              run: Run) -> Tuple[Optional[Tick], List[Proc], Optional[Gap]]:
     """The last tick at or before `when`, a frozen copy of its processes, and the gap that
@@ -160,28 +179,16 @@ def _fix_negative(argv: List[str]) -> List[str]:
 
 def main(argv: List[str]) -> int:
     args = _parser().parse_args(_fix_negative(list(argv)))
-    errors = check_paths(args.paths)
-    if errors:
-        print(f"memtrail top: {errors[0]}", file=sys.stderr)
-        return 2
     from memtrail.report import group_runs  # one recording only: several would interleave
 
+    try:
+        start, end, (when,) = times_in(args.paths, [args.at])
+    except ValueError as exc:
+        print(f"memtrail top: {exc}", file=sys.stderr)
+        return 2
     if len(group_runs(args.paths)) > 1:
         print("memtrail top: give one recording (a directory, or segments of one sampler run)",
               file=sys.stderr)
-        return 2
-    try:
-        start, end = bounds(args.paths)
-    except LogError as exc:
-        print(f"memtrail top: {exc}", file=sys.stderr)
-        return 2
-    if start is None:
-        print(f"memtrail top: {', '.join(args.paths)}: no samples in the log", file=sys.stderr)
-        return 2
-    try:
-        when = parse_time(args.at, start, end)
-    except ValueError as exc:
-        print(f"memtrail top: {exc}", file=sys.stderr)
         return 2
     if when < start:
         print(f"memtrail top: {fmt_time(when)} is before the recording starts "
