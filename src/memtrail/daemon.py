@@ -7,8 +7,7 @@ the sampler is really recording: its first segment (header and first tick, writt
 write) is on disk. Stopping is the mirror image: SIGTERM (on which the sampler takes one last
 tick, so the state after the job ended and any OOM kill the kernel logged in the last second are
 in the log, then writes the clean end record `Z`), wait for the process to go, and check that
-the log ends with `Z`. Only if it does not go in time is it
-SIGKILLed, and the caller is told so.
+the log ends with `Z`. Only if it does not go in time is it SIGKILLed, and the caller is told so.
 """
 
 from __future__ import annotations
@@ -170,15 +169,20 @@ class Stopped:
     message: str
 
 
-def alive(pid: int) -> bool:
-    """True while `pid` runs (a zombie waiting for its parent counts as gone)."""
+def stat_fields(pid: int) -> List[bytes]:
+    """The fields of /proc/PID/stat after the command name (the state first); [] when gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             stat = fh.read()
     except OSError:
-        return False
-    state = stat[stat.rfind(b")") + 2:][:1]
-    return state not in (b"Z", b"X", b"")
+        return []
+    return stat[stat.rfind(b")") + 2:].split()
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie waiting for its parent counts as gone)."""
+    state = stat_fields(pid)[:1]
+    return bool(state) and state[0] not in (b"Z", b"X")
 
 
 def is_sampler(pid: int) -> bool:
@@ -234,11 +238,10 @@ def ends_clean(segment: Optional[str]) -> bool:
     return last.startswith(b"Z ")
 
 
-def stop(pid: int, timeout: float = 30.0, proc: Optional[subprocess.Popen] = None,
-         segment: Optional[str] = None) -> Stopped:
+def stop(pid: int, timeout: float = 30.0, proc: Optional[subprocess.Popen] = None) -> Stopped:
     """SIGTERM (the sampler takes a last tick, then writes `Z`), wait up to `timeout` s for it
     to go; SIGKILL only past that."""
-    segment = open_segment(pid) or segment
+    segment = open_segment(pid)
     killed = False
     try:
         os.kill(pid, signal.SIGTERM)

@@ -117,10 +117,8 @@ def _say(text: str) -> None:
 def _proc_start(pid: int) -> Optional[int]:
     """Field 22 of /proc/PID/stat: with the pid, the identity the log uses for a process."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read()
-        return int(stat[stat.rfind(b")") + 2:].split()[19])
-    except (OSError, ValueError, IndexError):
+        return int(daemon.stat_fields(pid)[19])
+    except (ValueError, IndexError):
         return None
 
 
@@ -400,14 +398,14 @@ def short_report(doc: dict) -> List[str]:
     """A few lines for a job log: what the command did, what the host did, the verdict."""
     cmd, rep, tree = doc["command"], doc["report"], doc["command"]["tree"]
     lines = []
-    status = cmd["exit_status"]
-    how = (f"was killed by signal {status - 128} ({cmd['signal']})" if cmd["signal"]
-           else f"exited with status {status}")
+    killed = _killed_by(cmd)
+    how = f"was {killed}" if killed else f"exited with status {cmd['exit_status']}"
     lines.append(f"`{_shorten(cmd['cmdline'], 80)}` {how} after "
                  f"{fmt_duration(cmd['duration_s'])}")
     for kill in doc["oom"]:
         lines.append(f"{OOM_LEAD[kill['role']]}: {oom_sentence(kill)}")
-    others = [k for k in rep["oom_kills"] if k.get("pid") not in {o["pid"] for o in doc["oom"]}]
+    of_command = {o["pid"] for o in doc["oom"]}
+    others = [k for k in rep["oom_kills"] if k.get("pid") not in of_command]
     for kill in others:
         lines.append(f"the OOM killer killed another process (not the command's): "
                      f"{oom_sentence(kill)}")
@@ -440,6 +438,13 @@ def short_report(doc: dict) -> List[str]:
     return lines
 
 
+def _killed_by(cmd: dict) -> Optional[str]:
+    """`killed by signal 9 (SIGKILL)`, or None when the command exited by itself."""
+    if not cmd["signal"]:
+        return None
+    return f"killed by signal {cmd['exit_status'] - 128} ({cmd['signal']})"
+
+
 def _signame(num: int) -> str:
     try:
         return signal.Signals(num).name
@@ -455,10 +460,8 @@ def _shorten(text: str, width: int) -> str:
 def summary_markdown(doc: dict) -> str:
     """The job summary: status line, OOM kills of the command, verdict, then the report."""
     cmd, rep = doc["command"], doc["report"]
-    status = cmd["exit_status"]
     out = [f"### memtrail run: `{_shorten(cmd['cmdline'], 100).replace('`', chr(39))}`", ""]
-    how = (f"killed by signal {status - 128} ({cmd['signal']})" if cmd["signal"]
-           else f"exit status {status}")
+    how = _killed_by(cmd) or f"exit status {cmd['exit_status']}"
     out.append(f"- command: {how} after {fmt_duration(cmd['duration_s'])}; memtrail exit "
                f"status {doc['exit_status']}")
     for kill in doc["oom"]:
@@ -504,12 +507,13 @@ def _default_dir() -> str:
 
 
 def main_run(argv: List[str]) -> int:
-    args = _run_parser().parse_args(argv)
+    ap = _run_parser()
+    args = ap.parse_args(argv)
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]
     if not command:
-        _run_parser().error("no command given (memtrail run [options] -- COMMAND ...)")
+        ap.error("no command given (memtrail run [options] -- COMMAND ...)")
     directory = os.path.abspath(args.dir or _default_dir())
     sampler_args = ["--interval", repr(args.interval)] if args.interval else []
     gated = bool(args.max_used is not None or args.min_available != (None, None)
@@ -527,15 +531,15 @@ def main_run(argv: List[str]) -> int:
                  f"{shlex.join(command)}")
         failed_start = fg.spawn()
         status = failed_start if failed_start is not None else fg.wait()
-        segment = daemon.open_segment(rec.pid)
-        stopped = daemon.stop(rec.pid, args.stop_timeout, proc=rec.proc, segment=segment)
+        stopped = daemon.stop(rec.pid, args.stop_timeout, proc=rec.proc)
     finally:
         if rec.proc.poll() is None:  # interrupted by an exception: never leave it running
             rec.proc.terminate()
             rec.proc.wait()
         fg.restore()
     if stopped.killed or not stopped.clean:
-        _say(stopped.message + (f" ({rec.stderr_text()})" if rec.stderr_text() else ""))
+        said = rec.stderr_text()
+        _say(stopped.message + (f" ({said})" if said else ""))
     segments = rec.segments()
     if failed_start is not None:
         return failed_start
@@ -623,9 +627,9 @@ def main_run(argv: List[str]) -> int:
 def main_stop(argv: List[str]) -> int:
     ap = _Parser(prog="memtrail stop",
                  description="Stop a sampler started with `memtrail record --daemon --pidfile "
-                             "FILE`: one last tick, SIGTERM, wait for the clean end record. "
-                             "Exit 0 when the log ended cleanly, 1 when the sampler had to be "
-                             "killed or its log has no end record, 2 for a bad pidfile.")
+                             "FILE`: SIGTERM (it takes a last tick), wait for the clean end "
+                             "record. Exit 0 when the log ended cleanly, 1 when the sampler had "
+                             "to be killed or its log has no end record, 2 for a bad pidfile.")
     ap.add_argument("--pidfile", required=True, metavar="FILE")
     ap.add_argument("--timeout", type=_positive, default=30.0, metavar="S",
                     help="seconds to wait after SIGTERM before SIGKILL (default 30)")
