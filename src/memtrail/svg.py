@@ -17,7 +17,6 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 Point = Optional[Tuple[float, float]]
 AttrValue = Union[str, int, float, None]
 
-KIB = 1024
 _BYTE_UNITS = ((1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB"), (1, "B"))
 _TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
                43200, 86400, 172800, 604800)
@@ -133,13 +132,12 @@ def nice_step(raw: float) -> float:
     return 10 * power
 
 
-def value_ticks(vmax: float, max_ticks: int = 6, binary: bool = True) -> Tuple[List[float],
-                                                                               float]:
-    """Ticks from 0 to at least `vmax`, and the axis top. Bytes step in round units of
-    the largest fitting binary unit (e.g. 0.5 GiB), other values in 1-2-5 steps."""
+def value_ticks(vmax: float, max_ticks: int = 6) -> Tuple[List[float], float]:
+    """Byte ticks from 0 to at least `vmax`, and the axis top: round steps of the largest
+    fitting binary unit (e.g. 0.5 GiB)."""
     if vmax <= 0:
         vmax = 1.0
-    unit = byte_unit(vmax)[0] if binary else 1
+    unit = byte_unit(vmax)[0]
     step = nice_step(vmax / unit / max_ticks) * unit
     top = math.ceil(vmax / step - 1e-9) * step
     count = int(round(top / step))
@@ -167,22 +165,6 @@ def line_path(points: Iterable[Point]) -> str:
         out.append(("M" if pen_up else "L") + num(p[0]) + " " + num(p[1]))
         pen_up = False
     return " ".join(out)
-
-
-def runs(points: Sequence[Point]) -> List[List[Tuple[float, float]]]:
-    """Split a point list at the Nones."""
-    out: List[List[Tuple[float, float]]] = []
-    cur: List[Tuple[float, float]] = []
-    for p in points:
-        if p is None:
-            if cur:
-                out.append(cur)
-            cur = []
-        else:
-            cur.append(p)
-    if cur:
-        out.append(cur)
-    return out
 
 
 def band_path(upper: Sequence[Point], lower: Sequence[Point]) -> str:
