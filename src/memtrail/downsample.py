@@ -14,7 +14,7 @@ tick) rides along as `extra` with a caller-supplied merge function.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 
 class Bucket:
@@ -93,12 +93,10 @@ class Buckets:
         self.merge_extra = merge_extra
         self.origin: Optional[float] = None
         self.buckets: Dict[int, Bucket] = {}
-        self.samples = 0
 
     def add(self, time: float, values: Sequence[Optional[float]]) -> Bucket:
         if self.origin is None:
             self.origin = time
-        self.samples += 1
         index = int((time - self.origin) // self.width)
         bucket = self.buckets.get(index)
         if bucket is None:
@@ -132,8 +130,3 @@ class Buckets:
         """Buckets in time order (empty slices, e.g. gaps, are simply absent)."""
         for index in sorted(self.buckets):
             yield self.buckets[index]
-
-    def items(self) -> List[Tuple[float, Bucket]]:
-        """(slice start time, bucket) in time order: the slice start is on the grid."""
-        origin = self.origin or 0.0
-        return [(origin + i * self.width, self.buckets[i]) for i in sorted(self.buckets)]

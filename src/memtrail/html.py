@@ -9,8 +9,9 @@ the script allowed by its hash only). Stdlib only.
 One streaming pass per recording feeds two consumers with the same ticks: `report.Analysis`
 (the report's sections and tables, so the page and `memtrail report` never disagree) and
 `Charts`, which downsamples into a bounded number of time buckets (`downsample.Buckets`)
-keeping min/max per series and, per bucket, the program table at its worst tick. Memory stays
-flat: a 7-day log at 1 s draws as a few hundred buckets.
+keeping min/max per series and, per bucket, the program table at its worst tick (the
+Analysis's per-program totals, not a second count of its own). Memory stays flat: a 7-day
+log at 1 s draws as a few hundred buckets.
 
 Everything from the log (command lines, program names, hosts, cgroup paths) is data: it goes
 through `svg.esc` / `svg.tag`, never into markup or script unescaped.
@@ -25,14 +26,13 @@ import heapq
 import os
 import sys
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from memtrail import __version__
 from memtrail.downsample import Bucket, Buckets
-from memtrail.model import Proc, Run, Tick, oom_victim, replay
-from memtrail.programs import program_name
+from memtrail.model import Run, Tick, oom_victim, replay
 from memtrail.reader import LogError, ReadStats, check_paths
-from memtrail.report import Analysis, group_runs, render_text, usable
+from memtrail.report import Analysis, _cmd, _t, group_runs, render_text, usable
 from memtrail.svg import (
     Frame,
     axes,
@@ -108,38 +108,19 @@ class Charts:
     def __init__(self, target: int = TARGET_BUCKETS) -> None:
         self.target = target
         self.buckets: Optional[Buckets] = None
-        self.names: Dict[Proc, str] = {}
-        self.totals: Dict[str, int] = {}
-        self.kills: List[Marker] = []
-        self.kill_count = 0
+        self.kills: List[Marker] = []  # the first MAX_MARKERS (the report counts them all)
         self.lows: List[Marker] = []
-        self.low_count = 0
         self.interval = 1.0
         self._psi_prev: Optional[Tuple[float, Optional[int], Optional[int]]] = None
         self.has_psi = False
         self.has_swap = False
 
-    def _name(self, proc: Proc) -> str:
-        name = self.names.get(proc)
-        if name is None:
-            name = self.names[proc] = program_name(proc.cmd, proc.comm)
-        return name
-
-    def add(self, tick: Tick, run: Run) -> None:
+    def add(self, tick: Tick, run: Run, totals: Dict[str, int]) -> None:
+        """`totals`: resident bytes per program after this tick (`Analysis.group_totals`,
+        fed the same tick first)."""
         if self.buckets is None:
             self.interval = run.interval_s or 1.0
             self.buckets = Buckets(len(SERIES), self.target, self.interval, _worse)
-        totals = self.totals
-        for proc, old in tick.changes:
-            name = self._name(proc)
-            totals[name] = totals.get(name, 0) + proc.rss - old
-        for proc in tick.exited:
-            name = self.names.pop(proc, None) or program_name(proc.cmd, proc.comm)
-            left = totals.get(name, 0) - proc.rss
-            if left > 0:
-                totals[name] = left
-            else:
-                totals.pop(name, None)
         s = tick.system
         cache = None if s.cached is None and s.buffers is None else \
             (s.cached or 0) + (s.buffers or 0)
@@ -164,14 +145,14 @@ class Charts:
         bucket = self.buckets.add(tick.time, (used, s.available, cache, swap, s.total,
                                               some_pct, full_pct))
         if used is not None and (bucket.extra is None or used > bucket.extra.used):
-            top = heapq.nlargest(GROUPS_PER_BUCKET, totals.items(), key=lambda kv: kv[1])
+            top = heapq.nlargest(GROUPS_PER_BUCKET, ((n, v) for n, v in totals.items() if v > 0),
+                                 key=lambda kv: kv[1])
             bucket.extra = Snap(tick.time, used, top, tick.rss_total, s.slab or 0,
                                 s.shmem or 0)
         for event in tick.events:
             if event.kind == "oom_kill":
                 self._kill(event.time, event.data)
             elif event.kind == "low":
-                self.low_count += 1
                 kib = event.data.get("available_kib")
                 if len(self.lows) < MAX_MARKERS and isinstance(kib, int):
                     self.lows.append(Marker(event.time, "new low",
@@ -180,7 +161,6 @@ class Charts:
                                             value=kib * 1024))
 
     def _kill(self, time: float, data: dict) -> None:
-        self.kill_count += 1
         if len(self.kills) >= MAX_MARKERS:
             return
         victim = oom_victim(data)
@@ -192,29 +172,29 @@ class Charts:
 
 
 # -- chart drawing -----------------------------------------------------------------------------
-def _points(frame: Frame, items: List[Tuple[float, Bucket]], values: List[Optional[float]],
+def _points(frame: Frame, items: List[Bucket], values: List[Optional[float]],
             breaks: List[bool]) -> List[Optional[Tuple[float, float]]]:
     out: List[Optional[Tuple[float, float]]] = []
-    for (_, b), v, brk in zip(items, values, breaks):
+    for b, v, brk in zip(items, values, breaks):
         if brk:
             out.append(None)
         out.append(None if v is None else (frame.x((b.start + b.end) / 2), frame.y(v)))
     return out
 
 
-def _breaks(items: List[Tuple[float, Bucket]], width: float, interval: float) -> List[bool]:
+def _breaks(items: List[Bucket], width: float, interval: float) -> List[bool]:
     """True where the line must break before a bucket (nobody was recording in between)."""
     limit = max(2.5 * width, 3 * interval, interval + 2)
     out, prev = [], None
-    for _, b in items:
+    for b in items:
         out.append(prev is not None and b.start - prev.end > limit)
         prev = b
     return out
 
 
-def _columns(frame: Frame, items: List[Tuple[float, Bucket]], texts: List[str]) -> str:
+def _columns(frame: Frame, items: List[Bucket], texts: List[str]) -> str:
     """Transparent full-height hover targets, one per bucket, each with its values."""
-    xs = [frame.x((b.start + b.end) / 2) for _, b in items]
+    xs = [frame.x((b.start + b.end) / 2) for b in items]
     parts = []
     for i, x in enumerate(xs):
         lo = (xs[i - 1] + x) / 2 if i else max(frame.left, x - 2)
@@ -268,6 +248,19 @@ def _gap_shades(frame: Frame, run: Run) -> str:
     return tag("g", {"class": "gaps"}, *parts)
 
 
+def _plot(charts: Charts, run: Run, items: List[Bucket], height: float, top: float,
+          yticks: Sequence[float], ytop: float, ylabel: Callable[[float], str]
+          ) -> Tuple[Frame, List[bool], List[str]]:
+    """A chart's frame over the run's span, where its lines break, and its first elements
+    (axes, then the gaps shaded)."""
+    t0, t1 = run.start or 0.0, run.end or 1.0
+    frame = Frame(LEFT, top, W - LEFT - RIGHT, height - top - 28, t0, t1, 0, ytop)
+    tstep, tticks = time_ticks(t0, t1)
+    assert charts.buckets is not None
+    brk = _breaks(items, charts.buckets.width, charts.interval)
+    return frame, brk, [axes(frame, yticks, ylabel, tstep, tticks), _gap_shades(frame, run)]
+
+
 def _svg(rid: str, name: str, height: float, label: str, *body: str) -> str:
     return tag("svg", {"xmlns": "http://www.w3.org/2000/svg", "class": "chart",
                        "id": f"{rid}-{name}", "viewBox": f"0 0 {W} {num(height)}",
@@ -292,17 +285,13 @@ def _legend(items: List[Tuple[str, str, str]]) -> str:
 
 def memory_chart(rid: str, charts: Charts, run: Run) -> str:
     assert charts.buckets is not None
-    items = charts.buckets.items()
-    t0, t1 = run.start or 0.0, run.end or 1.0
-    total = max((b.maxs[TOTAL] or 0 for _, b in items), default=0) or \
-        max((b.maxs[USED] or 0 for _, b in items), default=1)
+    items = list(charts.buckets)
+    total = max((b.maxs[TOTAL] or 0 for b in items), default=0) or \
+        max((b.maxs[USED] or 0 for b in items), default=1)
     yticks, ytop = value_ticks(total)
     height = 330
-    frame = Frame(LEFT, 30, W - LEFT - RIGHT, height - 30 - 28, t0, t1, 0,
-                  max(ytop, total * 1.07))
-    tstep, tticks = time_ticks(t0, t1)
-    brk = _breaks(items, charts.buckets.width, charts.interval)
-    body = [axes(frame, yticks, fmt_axis_bytes, tstep, tticks), _gap_shades(frame, run)]
+    frame, brk, body = _plot(charts, run, items, height, 30, yticks, max(ytop, total * 1.07),
+                             fmt_axis_bytes)
     ty = frame.y(total)
     body.append(tag("line", {"x1": frame.left, "x2": frame.right, "y1": ty, "y2": ty,
                              "class": "total", "data_series": "total"},
@@ -314,9 +303,9 @@ def memory_chart(rid: str, charts: Charts, run: Run) -> str:
         if name == "swap" and not charts.has_swap:
             continue
         colour, dash, _ = SERIES_STYLE[name]
-        lows = _points(frame, items, [b.mins[i] for _, b in items], brk)
-        highs = _points(frame, items, [b.maxs[i] for _, b in items], brk)
-        means = _points(frame, items, [b.mean(i) for _, b in items], brk)
+        lows = _points(frame, items, [b.mins[i] for b in items], brk)
+        highs = _points(frame, items, [b.maxs[i] for b in items], brk)
+        means = _points(frame, items, [b.mean(i) for b in items], brk)
         body.append(tag("path", {"d": band_path(highs, lows), "fill": colour,
                                  "class": "band", "data_series": name + "-range"}))
         body.append(tag("path", {"d": line_path(means), "stroke": colour,
@@ -347,7 +336,7 @@ def memory_chart(rid: str, charts: Charts, run: Run) -> str:
                         title(f"lowest available {fmt_bytes(run.low_available)} at "
                               f"{fmt_time(run.low_time)}")))
     texts = []
-    for _, b in items:
+    for b in items:
         lines = [_when(b)]
         for name, label in (("used", "used"), ("available", "available"),
                             ("cache", "cache"), ("swap", "swap used")):
@@ -389,8 +378,7 @@ def _layer_plan(charts: Charts, top_n: int) -> List[str]:
 
 def programs_chart(rid: str, charts: Charts, run: Run, top_n: int) -> str:
     assert charts.buckets is not None
-    items = [(s, b) for s, b in charts.buckets.items() if b.extra is not None]
-    t0, t1 = run.start or 0.0, run.end or 1.0
+    items = [b for b in charts.buckets if b.extra is not None]
     names = _layer_plan(charts, top_n)
     # layers bottom -> top: kernel first (it is not a process), then programs, then the rest
     layers: List[Tuple[str, str, str, str]] = [
@@ -401,22 +389,20 @@ def programs_chart(rid: str, charts: Charts, run: Run, top_n: int) -> str:
         layers.append(("program", n, PROGRAM_COLOURS[i % len(PROGRAM_COLOURS)], "program"))
     layers.append(("other", "other processes", "#BBBBBB", "other"))
     values: List[List[int]] = []
-    for _, b in items:
+    for b in items:
         snap: Snap = b.extra
         g = dict(snap.groups)
         progs = [g.get(n, 0) for n in names]
         other = max(snap.rss_total - sum(progs), 0)
         values.append([snap.slab, snap.shmem] + progs + [other])
     stack_max = max((sum(v) for v in values), default=0)
-    used_max = max((b.extra.used for _, b in items), default=0)
-    total = max((b.maxs[TOTAL] or 0 for _, b in items), default=0)
+    used_max = max((b.extra.used for b in items), default=0)
+    total = max((b.maxs[TOTAL] or 0 for b in items), default=0)
     vmax = max(stack_max, used_max, total)
     yticks, ytop = value_ticks(vmax)
     height = 330
-    frame = Frame(LEFT, 30, W - LEFT - RIGHT, height - 30 - 28, t0, t1, 0,
-                  max(ytop, vmax * 1.07))
-    tstep, tticks = time_ticks(t0, t1)
-    brk = _breaks(items, charts.buckets.width, charts.interval)
+    frame, brk, body = _plot(charts, run, items, height, 30, yticks, max(ytop, vmax * 1.07),
+                             fmt_axis_bytes)
     defs = tag("defs", {},
                tag("pattern", {"id": "hatch-slab", "width": 6, "height": 6,
                                "patternUnits": "userSpaceOnUse",
@@ -428,7 +414,7 @@ def programs_chart(rid: str, charts: Charts, run: Run, top_n: int) -> str:
                                "patternUnits": "userSpaceOnUse"},
                    tag("rect", {"width": 6, "height": 6, "fill": "#9A9A9A"}),
                    tag("circle", {"cx": 3, "cy": 3, "r": 1.3, "fill": "#FFFFFF"})))
-    body = [defs, axes(frame, yticks, fmt_axis_bytes, tstep, tticks), _gap_shades(frame, run)]
+    body.insert(0, defs)
     base = [0] * len(items)
     for li, (kind, label, fill, cls) in enumerate(layers):
         top = [base[k] + values[k][li] for k in range(len(items))]
@@ -440,11 +426,11 @@ def programs_chart(rid: str, charts: Charts, run: Run, top_n: int) -> str:
                                  "data_name": label},
                         title(f"{label}: up to {fmt_bytes(peak)}")))
         base = top
-    used_pts = _points(frame, items, [b.extra.used for _, b in items], brk)
+    used_pts = _points(frame, items, [b.extra.used for b in items], brk)
     body.append(tag("path", {"d": line_path(used_pts), "class": "line usedref",
                              "data_series": "used"}))
     texts = []
-    for (_, b), vals in zip(items, values):
+    for b, vals in zip(items, values):
         snap = b.extra
         lines = [f"{fmt_time(snap.time)} (the worst moment of {_when(b)})"
                  if b.n > 1 else fmt_time(snap.time),
@@ -477,30 +463,26 @@ def psi_chart(rid: str, charts: Charts, run: Run) -> str:
         return head + tag("p", {"class": "note"},
                           esc("No pressure data: this kernel has no /proc/pressure/memory "
                               "(PSI needs Linux 4.20+ and psi=1)."))
-    items = charts.buckets.items()
-    t0, t1 = run.start or 0.0, run.end or 1.0
-    top = max((b.maxs[PSI_SOME] or 0 for _, b in items), default=0)
+    items = list(charts.buckets)
+    top = max((b.maxs[PSI_SOME] or 0 for b in items), default=0)
     top = max(top, 1.0)
     step = nice_step(top / 4)
     ytop = step * -(-top * 1.1 // step)
     yticks = [step * i for i in range(int(round(ytop / step)) + 1)]
     height = 190
-    frame = Frame(LEFT, 14, W - LEFT - RIGHT, height - 14 - 28, t0, t1, 0, ytop)
-    tstep, tticks = time_ticks(t0, t1)
-    brk = _breaks(items, charts.buckets.width, charts.interval)
-    body = [axes(frame, yticks, lambda v: f"{v:g}%", tstep, tticks), _gap_shades(frame, run)]
-    zero = _points(frame, items, [0.0 if b.counts[PSI_SOME] else None for _, b in items], brk)
+    frame, brk, body = _plot(charts, run, items, height, 14, yticks, ytop, lambda v: f"{v:g}%")
+    zero = _points(frame, items, [0.0 if b.counts[PSI_SOME] else None for b in items], brk)
     for name, i, colour in (("some", PSI_SOME, OI["orange"]), ("full", PSI_FULL,
                                                                OI["vermillion"])):
-        means = _points(frame, items, [b.mean(i) for _, b in items], brk)
-        maxs = _points(frame, items, [b.maxs[i] for _, b in items], brk)
+        means = _points(frame, items, [b.mean(i) for b in items], brk)
+        maxs = _points(frame, items, [b.maxs[i] for b in items], brk)
         body.append(tag("path", {"d": band_path(means, zero), "fill": colour,
                                  "class": "psiarea", "data_series": "psi-" + name,
                                  "id": f"{rid}-psi-{name}"}))
         body.append(tag("path", {"d": line_path(maxs), "stroke": colour, "class": "line thin",
                                  "data_series": "psi-" + name + "-max"}))
     texts = []
-    for _, b in items:
+    for b in items:
         lines = [_when(b)]
         for label, i in (("some", PSI_SOME), ("full", PSI_FULL)):
             if b.counts[i]:
@@ -519,14 +501,6 @@ def psi_chart(rid: str, charts: Charts, run: Run) -> str:
 
 
 # -- tables and headline -----------------------------------------------------------------------
-def _cmd(cmd: Optional[List[str]]) -> str:
-    return " ".join(cmd) if cmd else "?"
-
-
-def _t(value: Optional[str]) -> str:
-    return value.replace("T", " ").replace(".000Z", "Z") if value else "-"
-
-
 def _cell(text: object, cls: Optional[str] = None) -> str:
     return tag("td", {"class": cls}, esc(text))
 
@@ -690,9 +664,9 @@ def run_section(index: int, count: int, rep: dict, charts: Charts, run: Run,
     parts = [tag("h2", {}, esc(heading)), headline(rep, charts)]
     if problems:
         parts.append(tag("p", {"class": "warn"}, esc("Reading problems: " + problems[0])))
-    if charts.kill_count > len(charts.kills):
+    if len(rep["oom_kills"]) > len(charts.kills):
         parts.append(tag("p", {"class": "warn"},
-                         esc(f"{charts.kill_count} OOM kills; the first {len(charts.kills)} "
+                         esc(f"{len(rep['oom_kills'])} OOM kills; the first {len(charts.kills)} "
                              f"are marked on the charts.")))
     parts.append(memory_chart(rid, charts, run))
     parts.append(programs_chart(rid, charts, run, top_n))
@@ -848,7 +822,7 @@ def build(paths: Sequence[str], top_n: int = TOP_PROGRAMS, target: int = TARGET_
         try:
             for tick in replay(list(group), stats, run):
                 analysis.add(tick, run)
-                charts.add(tick, run)
+                charts.add(tick, run, analysis.group_totals)
         except LogError as exc:
             errors.append(str(exc))
             continue
