@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from memtrail.programs import program_name
-from memtrail.reader import ReadStats, Record, Segment, read_path
+from memtrail.reader import ReadStats, Record, Segment, read
 
 KIB = 1024
 # Records outside these times are corrupt (a flipped digit), not a clock: skip and count them.
@@ -113,19 +113,18 @@ class Proc:
 
     `rss`/`shared` come from `p` records; the `d` detail (`rss_anon`, `rss_file`, `rss_shmem`,
     `swap`, `locked`) and `D` PSS figures are None until the sampler recorded them for it
-    (only the largest processes get them). `peak_rss`/`peak_time` are this process's own peak.
+    (only the largest processes get them).
     """
 
     __slots__ = (
         "pid", "start", "ppid", "uid", "comm", "cmd", "cgroup", "boot_id",
         "rss", "shared", "rss_anon", "rss_file", "rss_shmem", "swap", "locked",
-        "pss", "pss_anon", "pss_file", "pss_shmem", "swap_pss",
-        "first_seen", "last_seen", "peak_rss", "peak_time", "exited",
+        "pss", "pss_anon", "pss_file", "pss_shmem", "swap_pss", "exited",
     )
 
     def __init__(self, pid: int, start: int, ppid: Optional[int] = None,
                  uid: Optional[int] = None, comm: str = "?", cmd: Optional[List[str]] = None,
-                 cgroup: str = "", boot_id: str = "", time: float = 0.0) -> None:
+                 cgroup: str = "", boot_id: str = "") -> None:
         self.pid = pid
         self.start = start
         self.ppid = ppid
@@ -146,10 +145,6 @@ class Proc:
         self.pss_file: Optional[int] = None
         self.pss_shmem: Optional[int] = None
         self.swap_pss: Optional[int] = None
-        self.first_seen = time
-        self.last_seen = time
-        self.peak_rss = 0
-        self.peak_time = time
         self.exited: Optional[float] = None  # time it left the table (exit, reuse, keyframe)
 
     @property
@@ -182,8 +177,6 @@ class Cgroup:
     hier: str = "?"
     current: Optional[int] = None
     peak: Optional[int] = None  # memory.peak / max_usage_in_bytes as last reported
-    max_current: int = 0  # highest `current` seen in the replay
-    max_time: float = 0.0
     oom: Optional[int] = None
     oom_kill: Optional[int] = None
     psi_some_us: Optional[int] = None
@@ -255,14 +248,12 @@ class Tick:
       (previous is 0 for one that appeared);
     - `exited`: processes that left the table at this tick (X, PID reuse, keyframe absence);
     - `gap`: a gap that ends at this tick, if any;
-    - `details`: processes that got a `d`/`D` detail line this tick;
-    - `keyframe`: a `K` came with this tick (the table is complete and exact).
+    - `details`: processes that got a `d`/`D` detail line this tick.
     """
 
     time: float
     system: System
     segment: Segment
-    index: int
     procs: Dict[int, Proc]
     cgroups: Dict[str, Cgroup]
     slabs: List[Tuple[str, int]]
@@ -272,7 +263,6 @@ class Tick:
     exited: List[Proc] = field(default_factory=list)
     details: List[Proc] = field(default_factory=list)
     gap: Optional[Gap] = None
-    keyframe: bool = False
 
 
 @dataclass
@@ -394,8 +384,6 @@ class Replayer:
             self._on_detail(rec)
         elif rtype == "K":
             self._keyframe_seen = set()
-            if self._tick is not None:
-                self._tick.keyframe = True
         elif rtype == "c":
             self._on_c(rec)
         elif rtype == "C":
@@ -486,8 +474,8 @@ class Replayer:
         run = self.run
         system = self._parse_system(rec)
         seg = self.segment if self.segment is not None else rec.segment
-        tick = Tick(rec.time, system, seg, run.ticks, self.procs, self.cgroups, self.slabs,
-                    0, events=self._pending_events, exited=self._pending_exited)
+        tick = Tick(rec.time, system, seg, self.procs, self.cgroups, self.slabs, 0,
+                    events=self._pending_events, exited=self._pending_exited)
         self._pending_events = []
         self._pending_exited = []
         if system.interval_ms:
@@ -607,8 +595,7 @@ class Replayer:
         else:
             if proc is not None:  # PID reused: the old one has gone
                 self._remove(proc, rec.time)
-            proc = Proc(pid, start, _int(f, 2), _int(f, 3), comm, cmd, cgroup, self._boot,
-                        rec.time)
+            proc = Proc(pid, start, _int(f, 2), _int(f, 3), comm, cmd, cgroup, self._boot)
             self.procs[pid] = proc
         if self._keyframe_seen is not None:
             self._keyframe_seen.add(pid)
@@ -629,13 +616,10 @@ class Replayer:
         proc = self.procs.get(pid)
         if proc is None:
             self.run.orphan_records += 1
-            proc = Proc(pid, -1, boot_id=self._boot, time=rec.time)
+            proc = Proc(pid, -1, boot_id=self._boot)
             self.procs[pid] = proc
         old = proc.rss
         proc.rss, proc.shared = rss, shared
-        proc.last_seen = rec.time
-        if rss > proc.peak_rss:
-            proc.peak_rss, proc.peak_time = rss, rec.time
         self.rss_total += rss - old
         if self._keyframe_seen is not None:
             self._keyframe_seen.add(pid)
@@ -681,8 +665,6 @@ class Replayer:
         cur = rec.int("current")
         if cur is not None:
             cg.current = cur * KIB
-            if cg.current > cg.max_current:
-                cg.max_current, cg.max_time = cg.current, rec.time
         peak = rec.int("peak")
         if peak is not None:
             cg.peak = peak * KIB
@@ -785,12 +767,7 @@ def replay(paths: Sequence[str] | str, stats: Optional[ReadStats] = None,
     stats = stats if stats is not None else ReadStats()
     run = run if run is not None else Run()
     run.paths.extend(paths)
-
-    def records() -> Iterator[Record]:
-        for path in paths:
-            yield from read_path(path, stats)
-
-    return replay_records(records(), run)
+    return replay_records(read(paths, stats), run)
 
 
 class TrendTracker:
