@@ -84,7 +84,9 @@ def _system_values(s: System) -> Iterator[Tuple[str, int]]:
 
 
 class Rows:
-    """Turns ticks into export rows: (kind, time, host, series/kind, proc, value, extra)."""
+    """Turns ticks into export rows: (kind, time, host, ...), kind one of system (+ System),
+    event (+ Event), process (+ Proc, whether to add the detail series), detail (+ Proc),
+    exit (+ Proc, program)."""
 
     def __init__(self, flt: Filter) -> None:
         self.flt = flt
@@ -107,16 +109,14 @@ class Rows:
         if flt.system:
             yield ("system", t, host, tick.system)
         for event in tick.events:
-            if event.kind == "oom_kill":
-                yield ("oom_kill", event.time, host, event)
             yield ("event", event.time, host, event)
         if flt.processes:
+            # dicts, not sets: membership tests, and rows in the log's order
             if not self.started:
-                changed = list(tick.procs.values())
+                changed = dict.fromkeys(tick.procs.values())
             else:
-                changed = list(dict.fromkeys(p for p, _ in tick.changes
-                                             if p.exited is None))
-            detail = set(tick.details)
+                changed = dict.fromkeys(p for p, _ in tick.changes if p.exited is None)
+            detail = dict.fromkeys(tick.details)
             for proc in changed:
                 if flt.program_ok(self.name(proc)):
                     yield ("process", t, host, proc, proc in detail or not self.started)
@@ -136,11 +136,9 @@ def _kill_fields(event) -> Tuple[Optional[int], str, Optional[int]]:
     return victim.pid, victim.program, victim.rss_bytes
 
 
-def _ticks(paths: Sequence[str], stats: ReadStats) -> Iterator[Tuple[Tick, Run]]:
+def _ticks(paths: Sequence[str], stats: ReadStats) -> Iterator[Tick]:
     for group in group_runs(paths):
-        run = Run()
-        for tick in replay(list(group), stats, run):
-            yield tick, run
+        yield from replay(list(group), stats, Run())
 
 
 # -- CSV and JSON lines ------------------------------------------------------------------------
@@ -149,7 +147,7 @@ def write_csv(paths: Sequence[str], flt: Filter, out: IO[str], stats: ReadStats)
     w.writerow(CSV_COLUMNS)
     rows = Rows(flt)
     n = 0
-    for tick, _run in _ticks(paths, stats):
+    for tick in _ticks(paths, stats):
         for row in rows.ticks(tick):
             kind, t, host = row[0], row[1], row[2]
             when = iso(t)
@@ -172,7 +170,7 @@ def write_csv(paths: Sequence[str], flt: Filter, out: IO[str], stats: ReadStats)
             elif kind == "exit":
                 w.writerow((when, unix, host, "exit", row[3].pid, row[4], 1))
                 n += 1
-            elif kind == "oom_kill":
+            elif kind == "event" and row[3].kind == "oom_kill":
                 pid, program, rss = _kill_fields(row[3])
                 w.writerow((when, unix, host, "oom_kill", "" if pid is None else pid, program,
                             "" if rss is None else rss))
@@ -184,7 +182,7 @@ def write_jsonl(paths: Sequence[str], flt: Filter, out: IO[str], stats: ReadStat
     rows = Rows(flt)
     n = 0
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    for tick, _run in _ticks(paths, stats):
+    for tick in _ticks(paths, stats):
         for row in rows.ticks(tick):
             kind, t, host = row[0], row[1], row[2]
             obj: dict = {"type": kind, "time": iso(t), "unix": round(t, 3), "host": host}
@@ -203,8 +201,6 @@ def write_jsonl(paths: Sequence[str], flt: Filter, out: IO[str], stats: ReadStat
                         obj[sname] = value
             elif kind == "exit":
                 obj.update(pid=row[3].pid, program=row[4])
-            elif kind == "oom_kill":
-                continue  # the event row below carries it, with every kernel detail
             elif kind == "event":
                 event = row[3]
                 obj["kind"] = event.kind
@@ -492,7 +488,6 @@ def main(argv: List[str]) -> int:
     flt = Filter(t_from, t_to, set(args.program) if args.program else None,
                  system=not args.no_system, processes=not args.no_processes)
     stats = ReadStats()
-    writer = {"csv": write_csv, "jsonl": write_jsonl, "openmetrics": write_openmetrics}
     tmp = None
     try:
         if args.output == "-":
@@ -503,8 +498,10 @@ def main(argv: List[str]) -> int:
         try:
             if args.format == "openmetrics":
                 write_openmetrics(args.paths, flt, out, stats, args.top)
+            elif args.format == "jsonl":
+                write_jsonl(args.paths, flt, out, stats)
             else:
-                writer[args.format](args.paths, flt, out, stats)
+                write_csv(args.paths, flt, out, stats)
         finally:
             if tmp is not None:
                 out.close()
