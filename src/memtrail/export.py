@@ -24,14 +24,14 @@ import json
 import math
 import os
 import sys
-from typing import IO, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import IO, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from memtrail.model import Proc, Run, System, Tick, oom_victim, replay
 from memtrail.programs import program_name
 from memtrail.reader import LogError, ReadStats
 from memtrail.report import group_runs
 from memtrail.timeparse import fmt_time, iso
-from memtrail.top import times_in
+from memtrail.top import state_at, times_in
 
 CSV_COLUMNS = ("time", "unix", "host", "series", "pid", "program", "value")
 
@@ -234,15 +234,12 @@ class HostState:
         self.processes: List[Tuple[int, int, str]] = []
 
 
-def _table(st: HostState, procs: Sequence[Proc], flt: Filter, names: Dict[Proc, str],
-           top: int) -> None:
+def _table(st: HostState, procs: Iterable[Proc], flt: Filter, top: int) -> None:
     """Programs and the largest processes of one process table, into the host's state."""
     programs: Dict[str, Tuple[int, int]] = {}
     rows: List[Tuple[int, int, str]] = []
     for proc in procs:
-        name = names.get(proc)
-        if name is None:
-            name = program_name(proc.cmd, proc.comm)
+        name = program_name(proc.cmd, proc.comm)
         if not flt.program_ok(name):
             continue
         rss, count = programs.get(name, (0, 0))
@@ -256,17 +253,12 @@ def collect_state(paths: Sequence[str], flt: Filter, stats: ReadStats,
                   top: int = OM_TOP_PROCESSES) -> Dict[str, HostState]:
     """Per host: the window's figures, and the process table at its last sample (read once
     at the end: the replay's live table, or `top.state_at` when `--to` cuts the log)."""
-    from memtrail.top import state_at
-
     states: Dict[str, HostState] = {}
     for group in group_runs(paths):
-        names: Dict[Proc, str] = {}
         last: Optional[Tick] = None
         last_st: Optional[HostState] = None
         cut = False
         for tick in replay(list(group), stats, Run()):
-            for proc in tick.exited:
-                names.pop(proc, None)
             if not flt.time_ok(tick.time):
                 cut = cut or (flt.end is not None and tick.time > flt.end)
                 continue
@@ -300,16 +292,13 @@ def collect_state(paths: Sequence[str], flt: Filter, stats: ReadStats,
                         st.kill_count += 1
                         st.kills.append((event.time, pid, program))
                         del st.kills[:-top]
-            for proc, _ in tick.changes:
-                if proc not in names:
-                    names[proc] = program_name(proc.cmd, proc.comm)
         if last is None or last_st is None:
             continue
         if cut and flt.end is not None:
             _tick, procs, _gap = state_at(list(group), flt.end, ReadStats(), Run())
-            _table(last_st, procs, flt, {}, top)
+            _table(last_st, procs, flt, top)
         else:  # the replay is over: its live table is the last tick's
-            _table(last_st, list(last.procs.values()), flt, names, top)
+            _table(last_st, last.procs.values(), flt, top)
     return states
 
 
