@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, SAMPLER
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLER = ROOT / "src" / "memtrail" / "sampler.py"
 UNIT = ROOT / "systemd" / "memtrail.service"
 ENV = ROOT / "systemd" / "memtrail.env"
 DEST_SAMPLER = "usr/local/lib/memtrail/sampler.py"
@@ -22,9 +21,9 @@ DEST_UNIT = "etc/systemd/system/memtrail.service"
 DEST_ENV = "etc/default/memtrail"
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "memtrail", "install-unit", *args],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def test_install_puts_three_files_in_place(tmp_path: Path) -> None:
@@ -132,18 +131,14 @@ def test_unwritable_prefix_fails_cleanly(tmp_path: Path) -> None:
 
 def test_installed_sampler_starts_from_bytecode(tmp_path):
     """The unit's launcher imports the sampler from the .pyc compiled at install time."""
-    res = subprocess.run([sys.executable, "-m", "memtrail", "install-unit", "--prefix",
-                          str(tmp_path), "--python", sys.executable],
-                         capture_output=True, text=True, timeout=120)
+    res = run("--prefix", str(tmp_path), "--python", sys.executable, timeout=120)
     assert res.returncode == 0, res.stderr
     lib = tmp_path / "usr/local/lib/memtrail"
     assert list((lib / "__pycache__").glob("sampler.*.pyc"))
-    run = subprocess.run([sys.executable, "-I", "-S", str(lib / "memtrail-sampler.py"),
-                          "--version"], capture_output=True, text=True, timeout=30)
-    assert run.returncode == 0 and run.stdout.startswith("memtrail sampler ")
-    res = subprocess.run([sys.executable, "-m", "memtrail", "install-unit", "--prefix",
-                          str(tmp_path), "--uninstall"], capture_output=True, text=True,
-                         timeout=60)
+    launched = subprocess.run([sys.executable, "-I", "-S", str(lib / "memtrail-sampler.py"),
+                               "--version"], capture_output=True, text=True, timeout=30)
+    assert launched.returncode == 0 and launched.stdout.startswith("memtrail sampler ")
+    res = run("--prefix", str(tmp_path), "--uninstall")
     assert res.returncode == 0 and not lib.exists()
 
 

@@ -27,8 +27,8 @@ from typing import List, Optional
 
 UNIT_NAME = "memtrail.service"
 SAMPLER_DEST = "usr/local/lib/memtrail/sampler.py"
-LAUNCHER_DEST = "usr/local/lib/memtrail/memtrail-sampler.py"
 # The unit starts the launcher (systemd/memtrail-sampler.py), not sampler.py: see its docstring.
+LAUNCHER_DEST = "usr/local/lib/memtrail/memtrail-sampler.py"
 UNIT_DEST = "etc/systemd/system/" + UNIT_NAME
 ENV_DEST = "etc/default/memtrail"
 DEFAULT_PYTHON = "/usr/bin/python3"
@@ -40,7 +40,7 @@ class InstallError(Exception):
 
 @dataclass
 class Sources:
-    """The three files to install, found in the package or in the checkout."""
+    """The four files to install, found in the package or in the checkout."""
 
     sampler: str
     unit: str
@@ -120,7 +120,8 @@ class Installer:
         self.log: List[str] = []
 
     def path(self, rel: str) -> str:
-        return os.path.join(self.root, rel)
+        """`rel` (a path inside the system being installed) under the root."""
+        return os.path.join(self.root, rel.lstrip("/"))
 
     def say(self, text: str) -> None:
         self.log.append(("would " if self.dry_run else "") + text)
@@ -164,7 +165,7 @@ def byte_compile(inst: Installer, python: str) -> None:
     if inst.dry_run:
         inst.say(f"byte-compile {inst.path(SAMPLER_DEST)} with {python}")
         return
-    interp = inst.path(python.lstrip("/"))
+    interp = inst.path(python)
     if not os.path.exists(interp):
         interp = python
     try:
@@ -187,9 +188,9 @@ def install(inst: Installer, src: Sources, python: str) -> List[str]:
     byte_compile(inst, python)
     inst.put(UNIT_DEST, unit_text(src.unit, python).encode())
     inst.put(ENV_DEST, _read(src.env), keep_existing=True)
-    if not os.path.exists(inst.path(python.lstrip("/"))):
+    if not os.path.exists(inst.path(python)):
         inst.log.append(
-            f"warning: {inst.path(python.lstrip('/'))} does not exist; the unit runs the sampler "
+            f"warning: {inst.path(python)} does not exist; the unit runs the sampler "
             "with it (install python3, or pass --python PATH)"
         )
     return ["systemctl daemon-reload", "systemctl enable --now " + UNIT_NAME]
