@@ -82,9 +82,8 @@ class Analysis:
         self.group_peaks: Dict[str, list] = {}  # name -> [peak bytes, count then, time, max n]
         self.group_trackers: Dict[str, TrendTracker] = {}
         self.locked: Dict[Tuple[str, int, int], dict] = {}
+        self.run: Optional[Run] = None  # the replay's summary: its start and end are the span
         self.window: Optional[float] = None
-        self.last_time: Optional[float] = None
-        self.first_time: Optional[float] = None
         self._seq = 0
 
     def name(self, proc: Proc) -> str:
@@ -95,13 +94,11 @@ class Analysis:
 
     # -- the pass ------------------------------------------------------------------------
     def add(self, tick: Tick, run: Run) -> None:
-        if self.window is None:
+        if self.run is None:
+            self.run = run
             interval = run.interval_s or 1.0
             self.window = max(30.0, 10.0 * interval)  # shortest life worth a trend
         time = tick.time
-        self.last_time = time
-        if self.first_time is None:
-            self.first_time = time
         used = tick.system.used
         snap = self.snapshot
         if used is not None and (
@@ -164,9 +161,10 @@ class Analysis:
 
     def _trend(self, tracker: TrendTracker, end: float) -> Optional[dict]:
         """Growth figures if the series climbed steadily enough to be a leak suspect."""
-        assert self.window is not None
+        assert self.window is not None and self.run is not None
         duration = end - tracker.t0
-        span_so_far = end - (self.first_time if self.first_time is not None else end)
+        start = self.run.start
+        span_so_far = end - (start if start is not None else end)
         if duration < self.window or duration < GROWTH_MIN_SPAN_FRACTION * span_so_far:
             return None
         fit = tracker.fit(end)
@@ -233,8 +231,7 @@ class Analysis:
         self.oom.append({
             "time": iso(event.time), "t": event.time, "pid": pid,
             "name": data.get("name") or (victim.comm if victim else None),
-            "program": program_name(cmd, str(data.get("name") or "?")) if cmd else
-            data.get("name"),
+            "program": program_name(cmd, said.name) if cmd else data.get("name"),
             "cmdline": cmd, "rss_bytes": rss, **parts,
             "uid": data.get("uid"), "constraint": data.get("constraint"),
             "oom_memcg": data.get("oom_memcg"), "task_memcg": data.get("task_memcg"),
@@ -270,7 +267,7 @@ class Analysis:
     def _unexplained(self, snap: _Snapshot, programs: List[dict]) -> dict:
         system = snap.system
         used = system.used or 0
-        private = sum(max(rss - shared, 0) for _, rss, shared, _, _ in snap.rows)
+        private = sum(g["private_bytes"] for g in programs)
         unexplained = max(used - private, 0)
         slab = system.slab or 0
         shmem = system.shmem or 0
@@ -302,12 +299,12 @@ class Analysis:
             "sentence": sentence,
         }
 
-    def _growers(self) -> Tuple[List[dict], List[dict]]:
-        end = self.last_time or 0.0
+    def _growers(self, run: Run) -> Tuple[List[dict], List[dict]]:
+        end = run.end or 0.0
         for proc, tracker in list(self.trackers.items()):
             self._finish_grower(proc, tracker, end, self.name(proc))
         self.trackers = {}
-        span = end - (self.first_time or end)
+        span = end - (run.start or end)
         growers = [row for _, _, row in sorted(self.finished_growers, reverse=True)
                    if row["duration_s"] >= GROWTH_MIN_SPAN_FRACTION * span][:MAX_GROWERS]
         groups = []
@@ -325,7 +322,7 @@ class Analysis:
     def result(self, run: Run, stats: ReadStats, label: str) -> dict:
         snap = self.snapshot
         programs = self._programs(snap) if snap else []
-        growers, group_growers = self._growers()
+        growers, group_growers = self._growers(run)
         span = run.span_s
         oom_kills = [{k: v for k, v in o.items() if k != "t"} for o in self.oom]
         units = sorted(run.units.values(), key=lambda u: -u.peak)
@@ -461,10 +458,10 @@ def _cmd(cmd: Optional[List[str]], width: int = 0) -> str:
     return text
 
 
-def _t(value: Optional[str]) -> str:
+def _t(value: Optional[str], missing: str = "-") -> str:
     """ISO from the JSON back to the short human form."""
     if not value:
-        return "-"
+        return missing
     return value.replace("T", " ").replace(".000Z", "Z")
 
 
@@ -698,11 +695,17 @@ def iter_reports(paths: Sequence[str], ungroup: bool = False,
     Streaming matters for CI fleets: `memtrail report artifacts/*` over a thousand jobs holds
     one recording's state at a time, never all of them.
     """
-    for err in check_paths(paths):
-        yield None, err
-    if check_paths(paths):
+    errors = check_paths(paths)
+    if errors:
+        for err in errors:
+            yield None, err
         return
-    for group in group_runs(paths):
+    yield from _reports(group_runs(paths), ungroup, top)
+
+
+def _reports(groups: List[List[str]], ungroup: bool,
+             top: int) -> Iterator[Tuple[Optional[dict], Optional[str]]]:
+    for group in groups:
         rep = analyze(group, ungroup=ungroup, top=top)
         problem = usable(rep)
         yield (None, problem) if problem else (rep, None)
@@ -725,13 +728,19 @@ def main(argv: List[str]) -> int:
     if args.top < 0:
         print("memtrail report: --top must be >= 0", file=sys.stderr)
         return 2
-    many = len(group_runs(args.paths)) > 1 if not check_paths(args.paths) else False
+    bad_paths = check_paths(args.paths)
+    for err in bad_paths:
+        print(f"memtrail report: {err}", file=sys.stderr)
+    if bad_paths:
+        return 2
+    groups = group_runs(args.paths)  # read each segment's header once, not per question
+    many = len(groups) > 1
     render = render_markdown if args.markdown else render_text
     rule = "\n---\n\n" if args.markdown else "\n" + "=" * 78 + "\n\n"
     shown = errors = 0
     if args.json and many:
         sys.stdout.write('{"schema": ' + json.dumps(SCHEMA) + ', "runs": [\n')
-    for rep, err in iter_reports(args.paths, args.ungroup, args.top):
+    for rep, err in _reports(groups, args.ungroup, args.top):
         if err:
             errors += 1
             print(f"memtrail report: {err}", file=sys.stderr)
