@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple, TypeVar
 from xml.sax.saxutils import escape, quoteattr
 
+from memtrail.report import _t as _report_t
 from memtrail.report import load
 from memtrail.units import fmt_bytes, fmt_duration, parse_size, parse_size_or_pct
 
@@ -28,7 +29,7 @@ class Outcome:
 
 
 def _t(iso_text: Optional[str]) -> str:
-    return iso_text.replace("T", " ").replace(".000Z", "Z") if iso_text else "?"
+    return _report_t(iso_text, "?")
 
 
 def evaluate(rep: dict, max_used: Optional[int], min_avail: Tuple[Optional[int],
@@ -127,28 +128,24 @@ def junit(results: List[Tuple[dict, List[Outcome]]]) -> str:
             + "\n".join(cases) + "\n</testsuite>\n")
 
 
+T = TypeVar("T")
+
+
+def _arg(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse type from a parser that raises ValueError with a clear text."""
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return convert
+
+
 def _program_limit(text: str) -> Tuple[str, int]:
     name, sep, size = text.rpartition("=")
     if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=SIZE, got {text!r}")
-    try:
-        return name, parse_size(size)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _size_or_pct(text: str) -> Tuple[Optional[int], Optional[float]]:
-    try:
-        return parse_size_or_pct(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise ValueError(f"expected NAME=SIZE, got {text!r}")
+    return name, parse_size(size)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -163,13 +160,13 @@ def main(argv: List[str]) -> int:
                  description="A CI gate: exit 0 when every limit held, 1 when one broke, "
                              "2 when the log cannot tell.")
     ap.add_argument("paths", nargs="+", metavar="PATH")
-    ap.add_argument("--max-used", type=_size, metavar="SIZE",
+    ap.add_argument("--max-used", type=_arg(parse_size), metavar="SIZE",
                     help="fail if used memory (MemTotal - MemAvailable) ever exceeded SIZE")
-    ap.add_argument("--min-available", type=_size_or_pct, metavar="SIZE|PCT",
+    ap.add_argument("--min-available", type=_arg(parse_size_or_pct), metavar="SIZE|PCT",
                     default=(None, None),
                     help="fail if MemAvailable ever fell below SIZE or PCT%% of MemTotal")
     ap.add_argument("--no-oom", action="store_true", help="fail on any OOM kill")
-    ap.add_argument("--max-program", type=_program_limit, action="append", default=[],
+    ap.add_argument("--max-program", type=_arg(_program_limit), action="append", default=[],
                     metavar="NAME=SIZE",
                     help="fail if program NAME (all its processes) peaked above SIZE; "
                          "repeatable")
