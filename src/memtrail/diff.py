@@ -12,8 +12,7 @@ import json
 import sys
 from typing import Dict, List, Optional
 
-from memtrail.reader import check_paths
-from memtrail.report import SCHEMA, analyze, group_runs, usable
+from memtrail.report import SCHEMA, iter_reports
 from memtrail.units import fmt_bytes
 
 
@@ -92,17 +91,12 @@ def render(d: dict, limit: int) -> str:
 
 
 def _load(path: str) -> Optional[dict]:
-    errors = check_paths([path])
-    if errors:
-        print(f"memtrail diff: {errors[0]}", file=sys.stderr)
-        return None
-    groups = group_runs([path])
-    rep = analyze(groups[0] if len(groups) == 1 else [path])
-    problem = usable(rep)
-    if problem:
-        print(f"memtrail diff: {problem}", file=sys.stderr)
-        return None
-    return rep
+    """The report of one recording (a path is one recording), or None after saying why."""
+    for rep, err in iter_reports([path]):
+        if err:
+            print(f"memtrail diff: {err}", file=sys.stderr)
+        return rep
+    return None
 
 
 def main(argv: List[str]) -> int:
