@@ -11,10 +11,11 @@ import shutil
 import subprocess
 import sys
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import scenarios
-from conftest import ROOT
+from conftest import ROOT, log_text
 
 from memtrail import export
 
@@ -39,9 +40,6 @@ def oom_log(tmp_path_factory) -> str:
 
 def _log_values(log: str):
     """(time, used bytes) per `s` line and (time, pid, rss bytes) per `p` line, from the text."""
-    from pathlib import Path
-
-    from conftest import log_text
     system, procs = {}, []
     for line in log_text(Path(log)).splitlines():
         parts = line.split(" ")

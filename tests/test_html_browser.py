@@ -13,12 +13,12 @@ import shutil
 import struct
 import subprocess
 import sys
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 import scenarios
 from conftest import ROOT
+from test_html import Elements
 
 from memtrail import html as mhtml
 
@@ -76,33 +76,6 @@ def _png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-class Dom(HTMLParser):
-    """The DOM Chromium dumped after scripts ran: elements with attributes, and the text."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.elements: list[tuple[str, dict]] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.elements.append((tag, dict(attrs)))
-
-    def handle_startendtag(self, tag, attrs):
-        self.elements.append((tag, dict(attrs)))
-
-    def handle_data(self, data):
-        self.text.append(data)
-
-    def find(self, tag=None, **attrs) -> list[dict]:
-        out = []
-        for t, a in self.elements:
-            if tag is not None and t != tag:
-                continue
-            if all(a.get(k.replace("_", "-")) == v for k, v in attrs.items()):
-                out.append(a)
-        return out
-
-
 def hostile_oom(directory: str) -> str:
     """The OOM scenario with hostile command lines next to the hog and a hostile host name."""
     h = scenarios.Host(directory, host='web-1"><b>', mem_total=8 * scenarios.GiB)
@@ -138,7 +111,7 @@ def rendered(tmp_path_factory, chromium):
     assert shot.exists(), f"no screenshot: {res.stderr[-2000:]}"
     dom_res = _run(chromium, tmp, "--dump-dom", "--window-size=1280,800", page.as_uri())
     assert dom_res.returncode == 0, dom_res.stderr[-2000:]
-    dom = Dom()
+    dom = Elements()  # the DOM Chromium dumped after the script ran
     dom.feed(dom_res.stdout)
     return {"shot": shot, "shot_stderr": res.stderr, "dom": dom, "dom_stderr": dom_res.stderr,
             "html": dom_res.stdout}
@@ -155,10 +128,10 @@ def test_console_check_catches_errors(chromium, tmp_path):
 def test_page_loads_without_console_errors_and_script_ran(rendered):
     assert _console_lines(rendered["dom_stderr"]) == []
     assert _console_lines(rendered["shot_stderr"]) == []
-    html_el = rendered["dom"].find("html")
+    html_el = rendered["dom"].all("html")
     assert html_el and html_el[0].get("data-ready") == "1", "the inline script did not run"
     # The script turned every hover <title> of the columns into the tooltip attribute.
-    cols = rendered["dom"].find("rect", **{"class": "col"})
+    cols = rendered["dom"].all("rect", **{"class": "col"})
     assert cols and all(c.get("data-tip") for c in cols)
     assert any("used" in c["data-tip"] for c in cols)
 
@@ -171,21 +144,21 @@ def test_screenshot_is_the_size_asked(rendered):
 def test_charts_have_the_expected_series(rendered):
     dom = rendered["dom"]
     for chart in ("r1-mem", "r1-prog", "r1-psi"):
-        assert dom.find("svg", id=chart), chart
+        assert dom.all("svg", id=chart), chart
     for series in ("used", "available", "cache"):
-        assert dom.find("path", data_series=series, id=f"r1-mem-{series}"), series
+        assert dom.all("path", data_series=series, id=f"r1-mem-{series}"), series
     layers = {(a.get("data-series"), a.get("data-name"))
-              for a in dom.find("path") if "layer" in a.get("class", "")}
+              for a in dom.all("path") if "layer" in a.get("class", "")}
     assert ("kernel-slab", "kernel: slab caches") in layers
     assert ("kernel-shmem", "shared memory (tmpfs, shm)") in layers
     assert ("program", "hog.py") in layers and ("program", "service.jar") in layers
     assert ("program", HOSTILE_ATTR) in layers  # a name is data, even this one
     assert ("other", "other processes") in layers
-    assert dom.find("path", data_series="psi-full") and dom.find("path", data_series="psi-some")
+    assert dom.all("path", data_series="psi-full") and dom.all("path", data_series="psi-some")
     # The kill is drawn on every chart and labelled with its victim.
-    assert len(dom.find("line", data_oom_pid="501")) == 3
+    assert len(dom.all("line", data_oom_pid="501")) == 3
     assert "OOM kill: hog.py (pid 501)" in "".join(dom.text)
-    assert dom.find("g", data_mark="peak") and dom.find("g", data_mark="lowest")
+    assert dom.all("g", data_mark="peak") and dom.all("g", data_mark="lowest")
 
 
 def test_hostile_command_lines_show_as_text(rendered):
@@ -194,8 +167,8 @@ def test_hostile_command_lines_show_as_text(rendered):
     assert HOSTILE_SCRIPT in text
     assert HOSTILE_ATTR in text
     assert 'web-1"><b>' in text
-    assert dom.find("img") == []  # nothing injected
-    assert dom.find("b") == []
+    assert dom.all("img") == []  # nothing injected
+    assert dom.all("b") == []
     scripts = [a for t, a in dom.elements if t == "script"]
     assert len(scripts) == 1  # only the page's own
     assert all(not any(k.startswith("on") for k in a) for _, a in dom.elements)
