@@ -11,6 +11,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Callable
 
 MiB = 1024 * 1024
 TARGETS = {"floor_ratio": 1.5, "atop_ratio": 5.0, "rss_mib": 12.0, "log_ratio": 50.0}
@@ -63,26 +64,26 @@ def targets(result: dict) -> list[tuple[str, str, str, bool | None]]:
     sc = "2000 idle"
     mt, floor = _get(result, "memtrail", sc), _get(result, "python floor", sc)
     atop = _get(result, "atop", sc)
+    what, want = "sampler per tick / Python floor, 2000 idle", f"<= {TARGETS['floor_ratio']}x"
     if mt and mt.get("median_ms") and floor and floor.get("median_ms"):
         r = mt["median_ms"] / floor["median_ms"]
-        out.append(("sampler per tick / Python floor, 2000 idle",
-                    f"{r:.2f}x ({_ms(mt['median_ms'])} vs {_ms(floor['median_ms'])} ms)",
-                    f"<= {TARGETS['floor_ratio']}x", r <= TARGETS["floor_ratio"]))
+        out.append((what, f"{r:.2f}x ({_ms(mt['median_ms'])} vs {_ms(floor['median_ms'])} ms)",
+                    want, r <= TARGETS["floor_ratio"]))
     else:
-        out.append(("sampler per tick / Python floor, 2000 idle", "not measured", "<= 1.5x", None))
+        out.append((what, "not measured", want, None))
+    what, want = "atop per sample / sampler per tick, 2000 idle", f">= {TARGETS['atop_ratio']}x"
     if mt and mt.get("median_ms") and atop and atop.get("median_ms"):
         r = atop["median_ms"] / mt["median_ms"]
-        out.append(("atop per sample / sampler per tick, 2000 idle",
-                    f"{r:.1f}x ({_ms(atop['median_ms'])} vs {_ms(mt['median_ms'])} ms)",
-                    f">= {TARGETS['atop_ratio']}x", r >= TARGETS["atop_ratio"]))
+        out.append((what, f"{r:.1f}x ({_ms(atop['median_ms'])} vs {_ms(mt['median_ms'])} ms)",
+                    want, r >= TARGETS["atop_ratio"]))
     else:
-        out.append(("atop per sample / sampler per tick, 2000 idle", "not measured", ">= 5x", None))
+        out.append((what, "not measured", want, None))
     if mt and mt.get("vm_rss_kib"):
         rss = mt["vm_rss_kib"] / 1024
         hwm = (mt.get("vm_hwm_kib") or 0) / 1024
         out.append(("sampler RSS, 2000 idle", f"{rss:.1f} MiB (peak {hwm:.1f} MiB)",
                     f"<= {TARGETS['rss_mib']:.0f} MiB", max(rss, hwm) <= TARGETS["rss_mib"]))
-    for scen in [s for s in _scenarios(result)]:
+    for scen in _scenarios(result):
         m, a = _get(result, "memtrail", scen), _get(result, "atop", scen)
         if not (m and m.get("logsize") and a and a.get("bytes_per_tick")):
             continue
@@ -124,48 +125,31 @@ def markdown(result: dict) -> str:
              "and sadc every 1 s (their smallest interval). Scenario = processes on the host "
              "(idle crowd, or churning: each tick 1% of them exit and are replaced and 5% "
              "change their RSS).\n")
-    L.append("| contender | " + " | ".join(scen) + " |")
-    L.append("| --- |" + " --- |" * len(scen))
-    for n in names:
-        cells = []
-        for s in scen:
-            r = _get(result, n, s)
-            f = _get(result, "python floor", s)
-            if not r:
-                cells.append("")
-            elif r.get("median_ms") is None:
-                cells.append("failed" if r.get("error") else "-")
-            else:
-                c = f"{_ms(r['median_ms'])} [{_ms(r['min_ms'])}-{_ms(r['max_ms'])}]"
-                if f and f.get("median_ms"):
-                    c += f" {r['median_ms'] / f['median_ms']:.2f}x"
-                cells.append(c)
-        L.append(f"| {n} | " + " | ".join(cells) + " |")
-    L.append("")
+
+    def median(r: dict | None, s: str) -> str:
+        if not r:
+            return ""
+        if r.get("median_ms") is None:
+            return "failed" if r.get("error") else "-"
+        c = f"{_ms(r['median_ms'])} [{_ms(r['min_ms'])}-{_ms(r['max_ms'])}]"
+        f = _get(result, "python floor", s)
+        if f and f.get("median_ms"):
+            c += f" {r['median_ms'] / f['median_ms']:.2f}x"
+        return c
+
+    def mean(r: dict | None, _s: str) -> str:
+        return _ms(r.get("mean_ms")) + f" ({r.get('ticks')} ticks)" if r else ""
+
+    def rss(r: dict | None, _s: str) -> str:
+        if not (r and r.get("vm_rss_kib")):
+            return ""
+        return f"{r['vm_rss_kib'] / 1024:.1f} MiB (peak {(r.get('vm_hwm_kib') or 0) / 1024:.1f})"
+
+    L += _grid(result, names, scen, median)
     L.append("Mean over all measured ticks (includes periodic work a median can hide):\n")
-    L.append("| contender | " + " | ".join(scen) + " |")
-    L.append("| --- |" + " --- |" * len(scen))
-    for n in names:
-        cells = []
-        for s in scen:
-            r = _get(result, n, s)
-            cells.append(_ms(r.get("mean_ms")) + f" ({r.get('ticks')} ticks)" if r else "")
-        L.append(f"| {n} | " + " | ".join(cells) + " |")
-    L.append("")
+    L += _grid(result, names, scen, mean)
     L.append("## Memory (RSS of the measuring process at the end of its run)\n")
-    L.append("| contender | " + " | ".join(scen) + " |")
-    L.append("| --- |" + " --- |" * len(scen))
-    for n in names:
-        cells = []
-        for s in scen:
-            r = _get(result, n, s)
-            if r and r.get("vm_rss_kib"):
-                cells.append(f"{r['vm_rss_kib'] / 1024:.1f} MiB (peak "
-                             f"{(r.get('vm_hwm_kib') or 0) / 1024:.1f})")
-            else:
-                cells.append("")
-        L.append(f"| {n} | " + " | ".join(cells) + " |")
-    L.append("")
+    L += _grid(result, names, scen, rss)
     L.append("## Log size per day at a 1 s tick\n")
     L.append("memtrail: modelled from the measured run (tick-driven lines per tick, detail lines "
              "per second, a keyframe every `keyframe_s`, a segment opening per rotation), gzip "
@@ -230,6 +214,17 @@ def markdown(result: dict) -> str:
             L.append(f"- {r['name']} at {r['scenario']}: {r['error']}")
         L.append("")
     return "\n".join(L) + "\n"
+
+
+def _grid(
+    result: dict, names: list[str], scen: list[str], cell: Callable[[dict | None, str], str]
+) -> list[str]:
+    """A table with a row per contender and a column per scenario, `cell(its row, scenario)`,
+    and the blank line after it."""
+    L = ["| contender | " + " | ".join(scen) + " |", "| --- |" + " --- |" * len(scen)]
+    for n in names:
+        L.append(f"| {n} | " + " | ".join(cell(_get(result, n, s), s) for s in scen) + " |")
+    return [*L, ""]
 
 
 def _gaps(result: dict) -> list[str]:
@@ -370,6 +365,14 @@ def svg(result: dict) -> str | None:
     return "\n".join(o) + "\n"
 
 
+def write(result: dict, md: Path) -> None:
+    """MD (RESULTS.md) and, when there is a chart to draw, scaling.svg next to it."""
+    md.write_text(markdown(result))
+    chart = svg(result)
+    if chart:
+        md.with_name("scaling.svg").write_text(chart)
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.stderr.write("usage: render.py RESULTS.json  (rewrites bench/RESULTS.md)\n")
@@ -379,8 +382,4 @@ if __name__ == "__main__":
     except (OSError, ValueError) as e:
         sys.stderr.write(f"render.py: cannot read {sys.argv[1]}: {e}\n")
         sys.exit(2)
-    here = Path(__file__).resolve().parent
-    (here / "RESULTS.md").write_text(markdown(res))
-    s = svg(res)
-    if s:
-        (here / "scaling.svg").write_text(s)
+    write(res, Path(__file__).resolve().parent / "RESULTS.md")
