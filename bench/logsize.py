@@ -60,8 +60,7 @@ def analyze(
     keyframe_s = 300.0
     first_kf_time: bytes | None = None
     for seg in segs:
-        groups: dict[bytes, list[bytes]] = {}
-        order: list[bytes] = []
+        groups: dict[bytes, list[bytes]] = {}  # a tick's time -> its lines, in log order
         with open(seg, "rb") as f:
             for line in f:
                 if not line.endswith(b"\n"):
@@ -78,12 +77,8 @@ def analyze(
                         except (ValueError, KeyError, TypeError):
                             pass
                     continue
-                if parts[1] not in groups:
-                    groups[parts[1]] = []
-                    order.append(parts[1])
-                groups[parts[1]].append(line)
-        for t in order:
-            lines = groups[t]
+                groups.setdefault(parts[1], []).append(line)
+        for t, lines in groups.items():
             try:
                 times.append(float(t))
             except ValueError:
@@ -110,12 +105,13 @@ def analyze(
     tick_gz = _gz(tick_data) / n_ticks
     per_s = len(time_data) / seconds if seconds else 0.0
     per_s_gz = _gz(time_data) / seconds if seconds else 0.0
+    kf_gz, open_gz = _gz(kf_data), _gz(open_data)
     ticks_day = DAY / tick_s
     kf_day = DAY / keyframe_s
     raw = tick_bytes * ticks_day + per_s * DAY + len(kf_data) * kf_day
     segs_day = max(1.0, raw / rotate_size, DAY / rotate_age_s)
     raw += len(open_data) * segs_day
-    gz = tick_gz * ticks_day + per_s_gz * DAY + _gz(kf_data) * kf_day + _gz(open_data) * segs_day
+    gz = tick_gz * ticks_day + per_s_gz * DAY + kf_gz * kf_day + open_gz * segs_day
     return LogSize(
         ticks=n_ticks,
         seconds=seconds,
@@ -124,9 +120,9 @@ def analyze(
         time_bytes_per_s=per_s,
         time_gz_per_s=per_s_gz,
         keyframe_bytes=len(kf_data),
-        keyframe_gz=_gz(kf_data),
+        keyframe_gz=kf_gz,
         opening_bytes=len(open_data),
-        opening_gz=_gz(open_data),
+        opening_gz=open_gz,
         keyframe_s=keyframe_s,
         raw_per_day=raw,
         gz_per_day=gz,
