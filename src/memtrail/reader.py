@@ -160,7 +160,8 @@ def segments(path: str) -> List[str]:
     raise LogError(f"{path}: no such file or directory")
 
 
-def _open(path: str) -> IO[bytes]:
+def open_segment(path: str) -> IO[bytes]:
+    """A segment's bytes, gunzipped when the file is gzip (by its magic, not its name)."""
     with open(path, "rb") as probe:
         magic = probe.read(2)
     if magic == b"\x1f\x8b":
@@ -192,7 +193,7 @@ KNOWN_TYPES = frozenset("sKPpXdDCcGbEZ")
 
 def _records_of(path: str, stats: ReadStats) -> Iterator[Record]:
     try:
-        fh = _open(path)
+        fh = open_segment(path)
     except OSError as exc:
         stats.skipped_files.append(f"{path}: {exc.strerror or exc}")
         return

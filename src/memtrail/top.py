@@ -15,14 +15,14 @@ from typing import List, Optional, Sequence, Tuple
 
 from memtrail.model import Gap, Proc, Replayer, Run, Tick
 from memtrail.programs import program_name
-from memtrail.reader import LogError, ReadStats, check_paths, read_path, segments
+from memtrail.reader import LogError, ReadStats, check_paths, open_segment, read, segments
 from memtrail.timeparse import fmt_time, parse_time
 from memtrail.units import fmt_bytes, fmt_duration
 
 
 def _first_time(path: str) -> Optional[float]:
     try:
-        with (gzip.open(path, "rb") if _is_gz(path) else open(path, "rb")) as fh:
+        with open_segment(path) as fh:
             for _ in range(50):
                 line = fh.readline()
                 if not line.endswith(b"\n"):
@@ -35,22 +35,16 @@ def _first_time(path: str) -> Optional[float]:
     return None
 
 
-def _is_gz(path: str) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
-
-
 def _last_time(path: str) -> Optional[float]:
     """Time of the last complete line of a segment (reads only the tail of a plain file)."""
     last = None
     try:
-        if _is_gz(path):
-            with gzip.open(path, "rb") as fh:
+        with open_segment(path) as fh:
+            if isinstance(fh, gzip.GzipFile):  # no seeking to the end of a stream
                 for line in fh:
                     if line.endswith(b"\n"):
                         last = line
-        else:
-            with open(path, "rb") as fh:
+            else:
                 size = fh.seek(0, os.SEEK_END)
                 fh.seek(max(0, size - 65536))
                 lines = fh.read().split(b"\n")[:-1]  # drop a torn tail
@@ -111,24 +105,23 @@ def state_at(paths: Sequence[str], when: float, stats: ReadStats,
     """
     rp = Replayer(run)
     last: Optional[Tick] = None
-    for path in paths:
-        for rec in read_path(path, stats):
-            done = rp.feed(rec)
-            if done is None:
-                continue
-            if rec.time > when:
-                procs = [p.snapshot() for p in done.procs.values()]
-                # Does `when` fall into a hole before the next tick?
-                gap = rp.pending_gap
-                if gap is None and rec.type == "s":
-                    nxt = rp.flush()
-                    gap = nxt.gap if nxt is not None else None
-                if gap is None and rec.time - done.time > 2 * max(run.interval_s or 1.0, 1.0):
-                    gap = Gap(done.time, rec.time, "no samples")
-                if gap is not None and not gap.start <= when:
-                    gap = None
-                return done, procs, gap
-            last = done
+    for rec in read(paths, stats):
+        done = rp.feed(rec)
+        if done is None:
+            continue
+        if rec.time > when:
+            procs = [p.snapshot() for p in done.procs.values()]
+            # Does `when` fall into a hole before the next tick?
+            gap = rp.pending_gap
+            if gap is None and rec.type == "s":
+                nxt = rp.flush()
+                gap = nxt.gap if nxt is not None else None
+            if gap is None and rec.time - done.time > 2 * max(run.interval_s or 1.0, 1.0):
+                gap = Gap(done.time, rec.time, "no samples")
+            if gap is not None and not gap.start <= when:
+                gap = None
+            return done, procs, gap
+        last = done
     done = rp.finish()
     if done is not None and done.time <= when:
         return done, [p.snapshot() for p in done.procs.values()], None
