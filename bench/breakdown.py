@@ -12,9 +12,7 @@ usage: bench/breakdown.py [NPROCS]   (prints JSON; bench/run.py puts it in RESUL
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,12 +22,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import measure  # noqa: E402
 import spawn  # noqa: E402
 
 SAMPLER = HERE.parent / "src" / "memtrail" / "sampler.py"
-ARGS = ["--interval", "0.25", "--quiet", "--journal", "no",
-        "--psi-full-pct", "100", "--low-pct", "0", "--low-step", "1T"]  # see run.STEADY_FLAGS
+ARGS = ["--interval", "0.25", "--quiet", "--journal", "no"]  # + the caller's steady flags
 
 # Run the sampler as an imported module (its .pyc cached), optionally calling malloc_trim
 # once warm: shows what compiling the script at every start, and freed-but-kept heap, cost.
@@ -120,10 +116,10 @@ def _run(argv: list[str], settle_s: float) -> dict:
             return {"error": p.stderr.read().decode(errors="replace")[-300:]}
         return _status(p.pid)
     finally:
-        measure.stop(p)
+        spawn.stop_group(p, timeout=10)
 
 
-def memory(py: str, tmp: Path) -> list[dict]:
+def memory(py: str, tmp: Path, args: list[str]) -> list[dict]:
     """RSS of each way of starting the sampler, and of the interpreter alone."""
     src = tmp / "src"
     src.mkdir()
@@ -148,36 +144,32 @@ def memory(py: str, tmp: Path) -> list[dict]:
     rows = []
     for i, (label, argv) in enumerate(cases):
         if "sampler" in label:
-            argv = [*argv, "--dir", str(tmp / f"log{i}"), *ARGS]
+            argv = [*argv, "--dir", str(tmp / f"log{i}"), *args]
         row = {"case": label, **_run(argv, 4.0)}
         rows.append(row)
     return rows
 
 
-def heap(py: str, tmp: Path) -> dict:
+def heap(py: str, tmp: Path, args: list[str]) -> dict:
     out = tmp / "trace.json"
     src = tmp / "src"
     _run([py, "-I", "-S", "-c", TRACE, str(src), str(out), "--dir", str(tmp / "logt"),
-          "--no-mlock", *ARGS], 4.5)
+          "--no-mlock", *args], 4.5)
     try:
         return json.loads(out.read_text())
     except (OSError, ValueError):
         return {}
 
 
-def cpu(py: str, tmp: Path, seconds: float = 18.0) -> dict:
+def cpu(py: str, tmp: Path, args: list[str], seconds: float = 18.0) -> dict:
     out = tmp / "prof.json"
     src = tmp / "src"
     p = subprocess.Popen([py, "-I", "-S", "-c", PROFILE,
-                          str(src), str(out), "--dir", str(tmp / "logp"), *ARGS],
+                          str(src), str(out), "--dir", str(tmp / "logp"), *args],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                          start_new_session=True)
     time.sleep(seconds)
-    p.send_signal(signal.SIGTERM)
-    try:
-        p.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        measure.stop(p)
+    spawn.stop_group(p, timeout=30)  # SIGTERM: the profile is written on the way out
     try:
         res = json.loads(out.read_text())
     except (OSError, ValueError):
@@ -199,25 +191,28 @@ def _source_line(ref: str, source: Path) -> str:
         return ""
 
 
-def run_all(nprocs: int, py: str) -> dict:
-    """Memory cases, Python heap and a CPU profile against one crowd of `nprocs`."""
+def run_all(nprocs: int, py: str, steady_flags: list[str]) -> dict:
+    """Memory cases, Python heap and a CPU profile against one crowd of `nprocs`, the sampler
+    run with ARGS + `steady_flags` (bench/run.py's STEADY_FLAGS)."""
     if not SAMPLER.exists():
         return {"error": "sampler not present"}
     crowd = spawn.start(max(2, nprocs - spawn.count_processes()))
+    args = [*ARGS, *steady_flags]
     try:
         with tempfile.TemporaryDirectory(prefix="mtprof-") as t:
             tmp = Path(t)
-            result = {"nprocs": spawn.count_processes(), "memory": memory(py, tmp)}
-            result["heap"] = heap(py, tmp)
+            result = {"nprocs": spawn.count_processes(), "memory": memory(py, tmp, args)}
+            result["heap"] = heap(py, tmp, args)
             for row in result["heap"].get("top", []):
                 row.append(_source_line(row[0], tmp / "src" / "sampler.py"))
-            result["cpu"] = cpu(py, tmp)
+            result["cpu"] = cpu(py, tmp, args)
             return result
     finally:
         crowd.stop()
 
 
 if __name__ == "__main__":
+    import run
+
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    py = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
-    print(json.dumps(run_all(n, py), indent=1))
+    print(json.dumps(run_all(n, run.real_python(), run.STEADY_FLAGS), indent=1))

@@ -11,13 +11,14 @@ done in the window. Median and spread come from several windows.
 from __future__ import annotations
 
 import os
-import signal
 import statistics
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+import spawn
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -37,7 +38,6 @@ class Contender:
     ticks: str = "wall"
     status_file: Path | None = None
     log_dir: Path | None = None
-    env: dict[str, str] | None = None
     note: str = ""
     warmup_ticks: int = 3
     size_path: Path | None = None  # a file or directory whose growth per tick is recorded
@@ -157,16 +157,15 @@ class LogTickCounter:
         except OSError:
             return self.count
         for name in names:
-            path = self.log_dir / name
             off = self.offsets.get(name, 0)
             try:
-                with open(path, "rb") as f:
+                with open(self.log_dir / name, "rb") as f:
                     f.seek(off)
-                    data = f.read()
+                    new = f.read()
             except OSError:
                 continue
-            data = self.partial.get(name, b"") + data
-            self.offsets[name] = off + len(data) - len(self.partial.get(name, b""))
+            self.offsets[name] = off + len(new)
+            data = self.partial.get(name, b"") + new
             cut = data.rfind(b"\n") + 1
             self.partial[name] = data[cut:]
             body = data[:cut]
@@ -205,42 +204,38 @@ def run(
     scenario: str,
     windows: int,
     window_ticks: int,
-    before_stop: Callable[[subprocess.Popen], None] | None = None,
     stderr_path: Path | None = None,
-) -> tuple[Result, subprocess.Popen | None]:
+) -> Result:
     """Start the contender, warm it up, measure `windows` windows, stop it (SIGTERM, group)."""
     res = Result(c.name, nprocs, scenario, c.interval_s, note=c.note)
-    env = dict(os.environ, **(c.env or {}))
     err_f = open(stderr_path or os.devnull, "wb")
     try:
         proc = subprocess.Popen(
-            c.argv,
-            stdout=subprocess.DEVNULL,
-            stderr=err_f,
-            env=env,
-            start_new_session=True,
+            c.argv, stdout=subprocess.DEVNULL, stderr=err_f, start_new_session=True
         )
     except OSError as e:
         res.error = f"cannot start: {e}"
         err_f.close()
-        return res, None
+        return res
     try:
         _measure(c, proc, res, windows, window_ticks)
-        if before_stop and proc.poll() is None:
-            before_stop(proc)
     finally:
-        stop(proc)
+        spawn.stop_group(proc, timeout=10)
         err_f.close()
     if res.error and stderr_path:
         err = stderr_path.read_bytes().decode(errors="replace").strip()
         if err:
             res.error += ": " + err[-300:].replace("\n", " | ")
-    return res, proc
+    return res
 
 
 def _measure(c: Contender, proc: subprocess.Popen, res: Result, windows: int, wt: int) -> None:
     pid = proc.pid
-    counter: Callable[[], int]
+    counter: Callable[[], int] | None = None  # None: "wall", ticks are whole intervals
+
+    def cpu() -> int:
+        return cpu_ns(pid)
+
     if c.ticks == "status" and c.status_file:
         sf = c.status_file
 
@@ -251,14 +246,6 @@ def _measure(c: Contender, proc: subprocess.Popen, res: Result, windows: int, wt
             return cpu_ns(pid) + _read_status(sf)[1]
     elif c.ticks == "log" and c.log_dir:
         counter = LogTickCounter(c.log_dir)
-
-        def cpu() -> int:
-            return cpu_ns(pid)
-    else:
-        counter = None  # type: ignore[assignment]
-
-        def cpu() -> int:
-            return cpu_ns(pid)
 
     # Warm-up: let imports, the first full scan and first-seen identities pass.
     t_start = time.monotonic()
@@ -304,27 +291,10 @@ def _measure(c: Contender, proc: subprocess.Popen, res: Result, windows: int, wt
         if res.ticks:
             res.mean_ms = (cpu0 - first_cpu) / res.ticks / 1e6
             res.cpu_stat_ms = (stat_cpu_ns(pid, children=True) - stat0) / res.ticks / 1e6
-            if size0 is not None and c.size_path:
+            if c.size_path:
                 res.bytes_per_tick = (path_size(c.size_path) - size0) / res.ticks
         res.vm_rss_kib, res.vm_hwm_kib = status_kib(pid)
         others = host_cpu_ns() - host0 - (cpu0 - first_cpu)
         cores = os.cpu_count() or 1
         res.host_busy_pct = round(100 * others / ((time.monotonic() - wall0) * 1e9 * cores), 1)
 
-
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM (a clean stop for recorders that write an end record), then kill the group."""
-    if proc.poll() is None:
-        try:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass

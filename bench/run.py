@@ -99,13 +99,7 @@ def setup_peers(install: bool) -> tuple[dict[str, str | None], list[str]]:
     """Find (and with `install`, install) the peers; returns their paths and notes."""
     notes: list[str] = []
     want = {"atop": "atop", "sadc": "sysstat", "ps": "procps"}
-    found = {
-        "atop": shutil.which("atop"),
-        "sadc": next(
-            (p for p in ("/usr/lib/sysstat/sadc", "/usr/lib64/sa/sadc", "/usr/libexec/sysstat/sadc")
-             if os.access(p, os.X_OK)), None),
-        "ps": shutil.which("ps"),
-    }
+    found = _find_tools()
     missing = [pkg for tool, pkg in want.items() if not found[tool]]
     if missing and install:
         if os.geteuid() == 0 and shutil.which("apt-get"):
@@ -119,13 +113,23 @@ def setup_peers(install: bool) -> tuple[dict[str, str | None], list[str]]:
             if r.returncode != 0:
                 notes.append(f"apt-get install {' '.join(missing)} failed: "
                              + r.stderr.decode(errors="replace").strip()[-200:])
-            return setup_peers(False)[0] | {"psutil": psutil_python(install, notes)}, notes
+            return _find_tools() | {"psutil": psutil_python(install, notes)}, notes
         notes.append(f"not installed and cannot install (need root and apt-get): {missing}")
     for tool, pkg in want.items():
         if not found[tool]:
             notes.append(f"{tool} skipped: package {pkg} not available")
     found["psutil"] = psutil_python(install, notes)
     return found, notes
+
+
+def _find_tools() -> dict[str, str | None]:
+    return {
+        "atop": shutil.which("atop"),
+        "sadc": next(
+            (p for p in ("/usr/lib/sysstat/sadc", "/usr/lib64/sa/sadc", "/usr/libexec/sysstat/sadc")
+             if os.access(p, os.X_OK)), None),
+        "ps": shutil.which("ps"),
+    }
 
 
 def psutil_python(install: bool, notes: list[str]) -> str | None:
@@ -148,8 +152,11 @@ def psutil_python(install: bool, notes: list[str]) -> str | None:
     return str(py)
 
 
-def contenders(tmp: Path, mode: Mode, peers: dict, slow: bool) -> list[measure.Contender]:
-    """Everything to measure at one crowd; `slow` picks the 1 s peers (atop, sadc)."""
+def contenders(
+    tmp: Path, mode: Mode, peers: dict, slow: bool, launcher: Path | None
+) -> list[measure.Contender]:
+    """Everything to measure at one crowd; `slow` picks the 1 s peers (atop, sadc). Files go
+    under TMP; memtrail is started through LAUNCHER (see unit_launcher), if there is one."""
     py = real_python()
     fast = mode.fast_s
     out: list[measure.Contender] = []
@@ -166,8 +173,7 @@ def contenders(tmp: Path, mode: Mode, peers: dict, slow: bool) -> list[measure.C
                 "sadc", [peers["sadc"], "1", str(f)], 1.0, size_path=f,
                 note="system-wide only, no per-process data"))
         return out
-    if SAMPLER.exists():
-        launcher = unit_launcher(py, tmp)
+    if launcher:
         for name, extra in (("memtrail", []), ("memtrail minimal", MINIMAL_FLAGS)):
             d = tmp / name.replace(" ", "-")
             out.append(measure.Contender(
@@ -214,7 +220,6 @@ class CrowdKeeper:
     def __init__(self, nprocs: int, churn: spawn.Churn | None):
         self.nprocs, self.churn = nprocs, churn
         self.crowd: spawn.Crowd | None = None
-        self.kthreads = 0
         self.target = nprocs  # user processes right after the crowd started
 
     def ensure(self, quiet_wait_s: float = 60.0) -> int:
@@ -230,9 +235,8 @@ class CrowdKeeper:
                 time.sleep(1)
                 base = spawn.count_processes()
             self.crowd = spawn.start(max(2, self.nprocs - base), self.churn)
-            self.target = spawn.count_processes()
-        self.kthreads = measure.proc_entries() - spawn.count_processes()
-        return self.target + self.kthreads
+            self.target = user = spawn.count_processes()
+        return self.target + measure.proc_entries() - user  # + kernel threads
 
     def stop(self) -> None:
         if self.crowd:
@@ -255,7 +259,8 @@ def run_scenario(
             continue
         with tempfile.TemporaryDirectory(prefix="mtbench-") as t:
             tmp = Path(t)
-            names = [c.name for c in contenders(tmp, mode, peers, slow)
+            launcher = unit_launcher(real_python(), tmp) if SAMPLER.exists() and not slow else None
+            names = [c.name for c in contenders(tmp, mode, peers, slow, launcher)
                      if not only or c.name in only]
             if not names:
                 continue
@@ -266,13 +271,13 @@ def run_scenario(
                 for name in names:
                     for attempt in range(1, mode.attempts + 1):
                         # Fresh paths (log dir, raw file) for every attempt.
-                        c = next(x for x in contenders(tmp / f"{attempt}", mode, peers, slow)
-                                 if x.name == name)
+                        c = next(x for x in contenders(tmp / f"{attempt}", mode, peers,
+                                                        slow, launcher) if x.name == name)
                         (tmp / f"{attempt}").mkdir(exist_ok=True)
                         expected = keeper.ensure(mode.quiet_wait_s)
                         again = f", attempt {attempt}" if attempt > 1 else ""
                         log(f"{scenario}: {name} ({keeper.target} processes{again})")
-                        res, _ = measure.run(
+                        res = measure.run(
                             c, nprocs, scenario, mode.windows,
                             mode.slow_ticks if slow else mode.fast_ticks,
                             stderr_path=tmp / "stderr.txt")
@@ -439,13 +444,12 @@ def main(argv: list[str] | None = None) -> int:
         peers, notes = {}, ["smoke mode: peers not measured"]
     if not SAMPLER.exists():
         notes.append(f"memtrail skipped: {SAMPLER} does not exist yet")
-    if spawn.compile_c("spawner") is None:
-        notes.append("no C compiler: crowd is forked Python children, no churn, no C floor")
-    only = {s.strip() for s in a.only.split(",") if s.strip()} or None
-    rows: list[dict] = []
     scenarios = [(n, False) for n in mode.counts] + [(n, True) for n in mode.churn_counts]
     if spawn.compile_c("spawner") is None:
+        notes.append("no C compiler: crowd is forked Python children, no churn, no C floor")
         scenarios = [s for s in scenarios if not s[1]]
+    only = {s.strip() for s in a.only.split(",") if s.strip()} or None
+    rows: list[dict] = []
     for n, churn in scenarios:
         rows += run_scenario(n, churn, mode, peers, only, raw_dir)
     for n in mode.log_counts:
@@ -455,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     prof = None
     if SAMPLER.exists() and (a.profile or mode.name == "full"):
         log("profile: where the sampler's memory and CPU go at 2000 processes")
-        prof = breakdown.run_all(2000, real_python())
+        prof = breakdown.run_all(2000, real_python(), STEADY_FLAGS)
     analyzer = None
     if (HERE / "bench_analyzer.py").exists() and (a.analyzer or mode.name == "full"):
         analyzer = run_analyzer_bench()
@@ -481,10 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"raw results: {out_json} ({result['duration_s']} s)")
     results = a.results if a.results else (None if a.smoke else HERE / "RESULTS.md")
     if results:
-        results.write_text(render.markdown(result))
-        svg = render.svg(result)
-        if svg:
-            results.with_name("scaling.svg").write_text(svg)
+        render.write(result, results)
         log(f"wrote {results}")
     return 0
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import atexit
 import os
+import selectors
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -39,35 +40,34 @@ class Churn:
 class Crowd:
     """A running crowd; `stop()` kills the whole process group and waits for it to be gone."""
 
-    n: int
     proc: subprocess.Popen
     kind: str
-    churn: Churn | None = None
-    started_s: float = field(default_factory=time.monotonic)
 
     def stop(self) -> None:
-        _kill_group(self.proc)
+        stop_group(self.proc, timeout=20)
         if self.proc in _live:
             _live.remove(self.proc)
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def stop_group(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM (a clean stop, for recorders that write an end record), SIGKILL to the process
+    group PROC leads, then wait until the kernel has torn the whole group down."""
     if proc.poll() is None:
         try:
-            os.kill(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
             pass
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     try:
-        proc.wait(timeout=20)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         pass
-    # The children die with the parent; wait until the kernel has torn them down so the next
-    # measurement sees the process count it asked for.
+    # The children die with the leader; wait until they are gone so the next measurement sees
+    # the process count it asked for.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and _group_alive(proc.pid):
         time.sleep(0.05)
@@ -84,7 +84,7 @@ def _group_alive(pgid: int) -> bool:
 @atexit.register
 def _cleanup() -> None:
     for proc in list(_live):
-        _kill_group(proc)
+        stop_group(proc, timeout=20)
     _live.clear()
 
 
@@ -145,24 +145,21 @@ def start(n: int, churn: Churn | None = None, timeout_s: float = 120.0) -> Crowd
         kind = "python-fork"
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, start_new_session=True)
     _live.append(proc)
-    crowd = Crowd(n=n, proc=proc, kind=kind, churn=churn)
+    crowd = Crowd(proc, kind)
     line = b""
     deadline = time.monotonic() + timeout_s
     try:
-        import selectors
-
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while not line.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            if left <= 0 or proc.poll() is not None:
-                raise RuntimeError(f"crowd of {n} did not start (got {line!r})")
-            if sel.select(left):
-                chunk = os.read(proc.stdout.fileno(), 64)
-                if not chunk:
-                    raise RuntimeError(f"crowd of {n} exited early (got {line!r})")
-                line += chunk
-        sel.close()
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            while not line.endswith(b"\n"):
+                left = deadline - time.monotonic()
+                if left <= 0 or proc.poll() is not None:
+                    raise RuntimeError(f"crowd of {n} did not start (got {line!r})")
+                if sel.select(left):
+                    chunk = os.read(proc.stdout.fileno(), 64)
+                    if not chunk:
+                        raise RuntimeError(f"crowd of {n} exited early (got {line!r})")
+                    line += chunk
     except BaseException:
         crowd.stop()
         raise
