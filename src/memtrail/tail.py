@@ -16,7 +16,7 @@ import os
 import sys
 import time
 from collections import deque
-from typing import IO, Deque, Iterator, List, Optional
+from typing import IO, Callable, Deque, Iterator, List, Optional
 
 from memtrail import reader
 from memtrail.model import Replayer, Tick, oom_victim
@@ -113,9 +113,7 @@ class Renderer:
             return st(YELLOW, f"!  {t}  new low: available {avail}")
         if kind in ("gap", "overrun", "clock", "warn", "rate"):
             return st(YELLOW, f"!  {t}  {kind} {data}")
-        if kind in ("start", "snapshot", "rotate"):
-            return st(DIM, f"   {t}  {kind} {data}")
-        return st(DIM, f"   {t}  {kind} {data}")
+        return st(DIM, f"   {t}  {kind} {data}")  # start, snapshot, rotate, newer kinds
 
 
 class Follower:
@@ -215,21 +213,29 @@ def run(path: str, follow: bool, count: int, style: Style, out: IO[str],
     fol = Follower(first, follow_dir, stats)
     rp = Replayer()
     render = Renderer(style)
-    history: Deque[List[str]] = deque(maxlen=max(count, 0))
+    history: Deque[List[str]] = deque(maxlen=max(count, 0))  # maxlen 0 keeps nothing
 
-    def emit_history(tick: Tick) -> None:
-        lines = render.lines(tick)
-        if count > 0:
-            history.append(lines)
+    def play(show: Callable[[List[str]], None]) -> bool:
+        """Feed every record available now; show each tick it completes. Anything read?"""
+        got = False
+        for rec in fol.records():
+            got = True
+            tick = rp.feed(rec)
+            if tick is not None:
+                show(render.lines(tick))  # rendered even when not shown: deltas need it
+        return got
+
+    def flush(show: Callable[[List[str]], None]) -> None:
+        tick = rp.flush()
+        if tick is not None:
+            show(render.lines(tick))
+
+    def show(lines: List[str]) -> None:
+        _write(out, lines)
 
     # The backlog: replay the newest segment, keep the last `count` ticks' lines.
-    for rec in fol.records():
-        tick = rp.feed(rec)
-        if tick is not None:
-            emit_history(tick)
-    tick = rp.flush()
-    if tick is not None:
-        emit_history(tick)
+    play(history.append)
+    flush(history.append)
     for lines in history:
         _write(out, lines)
     out.flush()
@@ -238,28 +244,17 @@ def run(path: str, follow: bool, count: int, style: Style, out: IO[str],
     last_data = time.monotonic()
     pending = False
     while True:
-        got = False
-        for rec in fol.records():
-            got = True
-            tick = rp.feed(rec)
-            if tick is not None:
-                _write(out, render.lines(tick))
-        if got:
+        if play(show):
             pending = True
             last_data = time.monotonic()
             continue
         if pending and not fol.buf and time.monotonic() - last_data >= idle_flush:
             # A tick is written in one write: drained input means the tick is complete.
-            tick = rp.flush()
-            if tick is not None:
-                _write(out, render.lines(tick))
+            flush(show)
             pending = False
         nxt = fol.next_segment()
         if nxt is not None:
-            for rec in fol.records():  # whatever the old segment still had
-                tick = rp.feed(rec)
-                if tick is not None:
-                    _write(out, render.lines(tick))
+            play(show)  # whatever the old segment still had
             fol.switch(nxt)
             continue
         time.sleep(poll)
