@@ -476,3 +476,15 @@ def test_an_unreachable_parent_is_not_called_missing(tmp_path):
         pytest.skip(f"nobody cannot run {sys.executable} here")
     assert run.returncode == 1 and "Permission denied" in run.stderr
     assert "does not exist" not in run.stderr and len(run.stderr.splitlines()) == 1
+
+
+def test_each_header_names_its_own_segment(tmp_path):
+    run = subprocess.run([sys.executable, "-I", "-S", str(SAMPLER), "--dir", str(tmp_path),
+                          "--duration", "1", "--interval", "0.1", "--rotate-age", "0.3",
+                          "--quiet"], capture_output=True, timeout=60)
+    assert run.returncode == 0
+    segs = reader.segments(str(tmp_path))
+    assert len(segs) >= 2
+    for seg in segs:
+        head = next(r for r in reader.read(seg) if r.type == "H")
+        assert head.obj["segment"] == os.path.basename(seg).replace(".gz", "")

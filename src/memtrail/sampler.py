@@ -90,6 +90,7 @@ JOURNAL_IDS = {  # MESSAGE_ID values of our own, so `journalctl MESSAGE_ID=...` 
     "stop": "6b3c1f0e2a9d4e5f8a7b6c5d4e3f2a11",
     "oom_kill": "6b3c1f0e2a9d4e5f8a7b6c5d4e3f2a12",
 }
+S_INDEX = {name: i for i, name in enumerate(FIELDS["s"])}  # position in an `s` line's values
 SIGNAL_NAMES = {_signal.SIGTERM: "SIGTERM", _signal.SIGINT: "SIGINT"}  # the stop reason
 
 _ASCII_DIGITS = "0123456789"
@@ -450,18 +451,6 @@ def _json_float(value: float) -> str:
     return float.__repr__(value)
 
 
-def _json_key(key) -> str:
-    if isinstance(key, str):
-        return _json_str(key)
-    if key is True or key is False or key is None:
-        return {True: '"true"', False: '"false"', None: '"null"'}[key]
-    if isinstance(key, int):
-        return '"' + int.__repr__(key) + '"'
-    if isinstance(key, float):
-        return '"' + _json_float(key) + '"'
-    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
-
-
 def _json(obj) -> str:
     """Compact ASCII JSON: strings escaped by the C encoder json.dumps uses."""
     if isinstance(obj, str):
@@ -479,7 +468,7 @@ def _json(obj) -> str:
     if isinstance(obj, (list, tuple)):
         return "[" + ",".join([_json(v) for v in obj]) + "]"
     if isinstance(obj, dict):
-        return "{" + ",".join([_json_key(k) + ":" + _json(v) for k, v in obj.items()]) + "}"
+        return "{" + ",".join([_json_str(k) + ":" + _json(v) for k, v in obj.items()]) + "}"
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
@@ -665,29 +654,35 @@ def redact(argv: list) -> list:
 # ---------------------------------------------------------------------------------------------
 # Small readers. Every one of them returns None instead of raising for a file that went away.
 
-def read_file(path: str, size: int = 65536, whole: bool = False):
-    """A small file, or None (vanished process, EACCES, missing file).
+def read_to_end(read, size: int, whole: bool):
+    """`read(n, offset)` from the start, at most `size` bytes, or None on any error.
 
-    One read is enough for files the kernel renders at once (status, stat, smaps_rollup).
-    Iterator-backed /proc files (slabinfo, mountinfo) give about a page per read, whatever
-    was asked: `whole` reads on to the end (at most `size` bytes).
+    One read is enough for files the kernel renders at once (meminfo, status, stat,
+    smaps_rollup). Iterator-backed /proc files (slabinfo, vmstat, mountinfo) give about a page
+    per read, whatever was asked: `whole` reads on to the end.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        data = os.read(fd, size)
+        data = read(size, 0)
         if not whole:
             return data
         chunks, got = [data], len(data)
         while data and got < size:
-            data = os.read(fd, size - got)
+            data = read(size - got, got)
             chunks.append(data)
             got += len(data)
         return b"".join(chunks)
     except OSError:
         return None
+
+
+def read_file(path: str, size: int = 65536, whole: bool = False):
+    """A small file by path, or None (vanished process, EACCES, missing file)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return read_to_end(lambda n, _offset: os.read(fd, n), size, whole)
     finally:
         os.close(fd)
 
@@ -723,30 +718,17 @@ class SystemReader:
             return None
 
     @staticmethod
-    def _pread(fd, size: int = 16384, whole: bool = False):
-        """The file from its start; `whole` reads on for iterator-backed files (vmstat gives
-        about a page per read, and oom_kill sits near its end)."""
+    def _pread(fd, size: int, whole: bool = False):
         if fd is None:
             return None
-        try:
-            data = os.pread(fd, size, 0)
-            if not whole:
-                return data
-            chunks, got = [data], len(data)
-            while data and got < size:
-                data = os.pread(fd, size - got, got)
-                chunks.append(data)
-                got += len(data)
-            return b"".join(chunks)
-        except OSError:
-            return None
+        return read_to_end(lambda n, offset: os.pread(fd, n, offset), size, whole)
 
     def read(self) -> list:
         """The 31 system values of an `s` line (None where unknown)."""
         data = self._pread(self.meminfo, 8192) or b""
         values = parse_kv_kib(data, self.mem_keys)
         vm = {}
-        data = self._pread(self.vmstat, 65536, whole=True)
+        data = self._pread(self.vmstat, 65536, whole=True)  # oom_kill sits near its end
         if data:
             for line in data.split(b"\n"):
                 name, _sp, num = line.partition(b" ")
@@ -971,9 +953,7 @@ class KmsgReader:
             except OSError as exc:
                 if exc.errno == errno.EPIPE:  # the ring overwrote records we had not read
                     continue
-                if exc.errno == errno.EINVAL:
-                    continue
-                break
+                break  # anything else (EINVAL would only repeat): try again next tick
             if not data:
                 break
             for line in data.split(b"\n"):
@@ -1173,9 +1153,9 @@ class Compressor:
         try:
             data = os.read(self.src, budget)
             if data:
-                self._write(self.obj.compress(data))
+                write_all(self.dst, self.obj.compress(data))
                 return False
-            self._write(self.obj.flush())
+            write_all(self.dst, self.obj.flush())
             os.fsync(self.dst)
             os.close(self.dst)
             self.dst = None
@@ -1188,12 +1168,6 @@ class Compressor:
         self.src = None
         self.path = ""
         return True
-
-    def _write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            n = os.write(self.dst, view)
-            view = view[n:]
 
     def _abandon(self, now: float, requeue: bool) -> None:
         for fd in (self.src, self.dst):
@@ -1225,7 +1199,6 @@ class LogWriter:
         self.size = 0
         self.opened_mono = 0.0
         self.last_sync = 0.0
-        self.seq_names = set()
         self.gap = None  # [from_time, lost_ticks, reason] while writes fail
         self.warned = ""
         self.total = 0  # bytes of all our segments (for STATUS)
@@ -1256,13 +1229,10 @@ class LogWriter:
                 return name
         raise OSError(errno.EEXIST, "no free segment name")
 
-    def open_segment(self, now: float, mono: float, first_bytes: bytes) -> bool:
-        """Create a new segment holding `first_bytes` (header + a keyframe tick)."""
+    def open_segment(self, now: float, mono: float, head, body: bytes) -> bool:
+        """Create a new segment: `head(name)` (its header, naming the file) then `body`."""
         try:
-            if not os.path.isdir(self.dir):  # removed under us: make it again (0750)
-                check_log_dir(self.dir)
-            elif os.path.islink(self.dir) or os.stat(self.dir).st_mode & 0o002:
-                raise OSError(errno.EPERM, "log directory became unsafe (symlink or o+w)")
+            check_log_dir(self.dir)  # made again if removed; refused if it became unsafe
             name = self._new_name(now)
             path = os.path.join(self.dir, name)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
@@ -1270,11 +1240,13 @@ class LogWriter:
         except (OSError, Fatal) as exc:
             self._fault(now, exc)
             return False
-        result = self._write_all(fd, first_bytes)
-        if not result:
+        first_bytes = head(name).encode() + body
+        try:
+            write_all(fd, first_bytes)
+        except OSError as exc:
             os.close(fd)
             _unlink(path)  # an empty or torn new segment helps nobody
-            self._fault(now, result.err)
+            self._fault(now, exc)
             return False
         try:
             os.fsync(fd)
@@ -1304,29 +1276,13 @@ class LogWriter:
                 self.compressor.add(self.path)
 
     # -- writing -------------------------------------------------------------------------
-    class _Failed:
-        def __init__(self, err: OSError) -> None:
-            self.err = err
-
-        def __bool__(self) -> bool:
-            return False
-
-    def _write_all(self, fd: int, data: bytes):
-        view = memoryview(data)
-        try:
-            while view:
-                n = os.write(fd, view)
-                if n <= 0:
-                    return self._Failed(OSError(errno.EIO, "short write"))
-                view = view[n:]
-        except OSError as exc:
-            return self._Failed(exc)
-        return True
-
     def write(self, data: bytes, now: float, mono: float) -> bool:
         """Append one tick; on failure cut the segment back to its last whole tick."""
-        result = self._write_all(self.fd, data)
-        if result:
+        try:
+            write_all(self.fd, data)
+        except OSError as exc:
+            failure = exc
+        else:
             self.size += len(data)
             self.total += len(data)
             if mono and mono - self.last_sync >= self.cfg.fsync_every:
@@ -1345,7 +1301,7 @@ class LogWriter:
         except OSError:
             pass
         self.fd = None  # the next tick that can write starts a new segment
-        self._fault(now, result.err)
+        self._fault(now, failure)
         return False
 
     def _fault(self, now: float, exc) -> None:
@@ -1401,6 +1357,16 @@ class LogWriter:
                 if _unlink(path):
                     total -= size
         self.total = total
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte or raise OSError (a write that makes no progress is EIO)."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n <= 0:
+            raise OSError(errno.EIO, "short write")
+        view = view[n:]
 
 
 def _unlink(path: str) -> bool:
@@ -1786,19 +1752,19 @@ class Sampler:
 
     def details(self, ts: str, snapshot: bool, do_status: bool, do_pss: bool, out: list) -> None:
         """Tiered detail: status for the top N, smaps_rollup (PSS) for the top few."""
-        lim = self.cfg.rss_delta // 1024
         tiers = []
         if do_status:
             tiers.append(("d", "status", STATUS_KEYS, self.cfg.top_n, self.detail_vals))
         if do_pss:
             tiers.append(("D", "smaps_rollup", SMAPS_KEYS, self.cfg.pss_top_n, self.pss_vals))
+        ranked = self.top(max((t[3] for t in tiers), default=0))  # one sort for both tiers
         for rtype, name, keys, n, last in tiers:
-            for st in self.top(n):
+            for st in ranked[:n]:
                 data = read_file(f"{self.proc}/{st.pid}/{name}", 4096)
                 if not data:
                     continue
                 vals = parse_kv_kib(data, keys)
-                if snapshot or _moved(last.get(st.pid), vals, lim):
+                if snapshot or _moved(last.get(st.pid), vals, self.rss_delta_kib):
                     last[st.pid] = vals
                     out.append(f"{rtype} {ts} {st.pid} " + " ".join(map(_fmt, vals)) + "\n")
 
@@ -1816,7 +1782,7 @@ class Sampler:
                 obj = {"path": group.path, "hier": tracker.hier}
                 self.announced_cg.add(group.cgid)
                 out.append(f"C {ts} {group.cgid} {_json(obj)}\n")
-        lim = self.cfg.rss_delta // 1024
+        lim = self.rss_delta_kib
         for group in list(tracker.groups.values()):
             try:
                 raw = os.pread(group.fd, 64, 0)
@@ -1896,10 +1862,11 @@ class Sampler:
         periodic = mono - self.last_keyframe >= cfg.keyframe
         self.read_kmsg()  # before the scan, so a victim's command line is still known
         system = self.sys.read()
-        avail, total = system[2], system[0]
-        self._rate_and_lows(now, mono, system)
-        if self.events and any(k == "low" for k, _o in self.events):
+        avail, total = system[S_INDEX["mem_available"]], system[S_INDEX["mem_total"]]
+        if self._rate_and_lows(now, mono, system):
             snapshot = snapshot or "low"
+        if snapshot == "signal":
+            self.events.append(("snapshot", {"reason": "SIGUSR1"}))
         reason = ("segment" if new_segment else snapshot) or ("periodic" if periodic else "")
         keyframe = bool(reason)
         if keyframe:
@@ -1916,7 +1883,7 @@ class Sampler:
         if do_pss:
             self.last_pss = mono
         self.details(ts, bool(snapshot) or initial, do_status, do_pss, out_detail)
-        oom_now = system[20]
+        oom_now = system[S_INDEX["oom_kill"]]
         oom_step = self.oom_total is not None and oom_now is not None and oom_now > self.oom_total
         if oom_step:
             self.events.append(("oom_counter", {"delta": oom_now - self.oom_total,
@@ -1927,7 +1894,7 @@ class Sampler:
         if rescan:
             self.last_cg_scan = mono
         self.scan_cgroups(ts, keyframe, rescan, do_status or oom_step, out_cg)
-        self.read_slab(ts, system[6], keyframe, out_slab)
+        self.read_slab(ts, system[S_INDEX["slab"]], keyframe, out_slab)
 
         cpu = time.process_time() - cpu0
         wall = time.monotonic() - mono
@@ -1956,9 +1923,12 @@ class Sampler:
                             f"log {self.writer.total / 1e6:.1f} MB")
         return b"".join((head, out_new, out_p, out_detail, out_cg, out_slab))
 
-    def _rate_and_lows(self, now: float, mono: float, system: list) -> None:
+    def _rate_and_lows(self, now: float, mono: float, system: list) -> bool:
+        """Adapt the interval to the host's state; True at a new low of MemAvailable."""
         cfg = self.cfg
-        total, avail, psi_full = system[0], system[2], system[30]
+        total = system[S_INDEX["mem_total"]]
+        avail = system[S_INDEX["mem_available"]]
+        psi_full = system[S_INDEX["psi_full_us"]]
         full_pct = 0.0
         if self.prev is not None:
             pwall, pmono, pfull = self.prev
@@ -1975,7 +1945,7 @@ class Sampler:
                 full_pct = 100.0 * (psi_full - pfull) / (dt * 1e6)
         self.prev = (now, mono, psi_full)
         if not total or avail is None:
-            return
+            return False
         pct = 100.0 * avail / total
         if self.trouble:
             calm = pct > cfg.low_pct * 1.2 and full_pct < cfg.psi_full_pct / 2
@@ -1993,6 +1963,8 @@ class Sampler:
         elif avail < self.lowest - step:
             self.lowest = avail
             self.events.append(("low", {"available_kib": avail, "pct": round(pct, 2)}))
+            return True
+        return False
 
     def _set_interval(self, interval: float, reason: str) -> None:
         if interval != self.interval:
@@ -2042,13 +2014,16 @@ class Sampler:
             if not new_segment:
                 writer.write(data, now, mono)  # a failure closes it: next tick starts anew
             else:
-                head = self.header(now, mono, "")
+                gap = ""
                 if writer.gap is not None:
                     start, lost, why = writer.gap
-                    head += f"E {now:.3f} gap " + _json({
+                    gap = f"E {now:.3f} gap " + _json({
                         "from": round(start, 3), "to": round(now, 3), "lost_ticks": lost,
                         "reason": why}) + "\n"
-                if writer.open_segment(now, mono, head.encode() + data):
+
+                def head(name, now=now, mono=mono, gap=gap):
+                    return self.header(now, mono, name) + gap
+                if writer.open_segment(now, mono, head, data):
                     writer.retention(now)
                 elif not ready:
                     raise Fatal(f"cannot write to log directory {cfg.dir}: {writer.gap[2]}")
@@ -2135,8 +2110,9 @@ class Sampler:
         self.want_rotate = True
 
     def _on_usr1(self, _signum, _frame) -> None:
+        # Only a flag: the tick that takes the snapshot records the event. Appending to
+        # self.events here could land between a tick writing its events and clearing them.
         self.want_snapshot = "signal"
-        self.events.append(("snapshot", {"reason": "SIGUSR1"}))
 
 
 def _by_rss(st: Proc) -> int:
