@@ -19,8 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memtrail import reader  # noqa: E402
 
 
-def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
-    """Poll until predicate() is truthy; the events we wait for are files and exits."""
+def wait_for(predicate, timeout: float = 10.0, what: str = "condition", every: float = 0.02):
+    """Poll until predicate() is truthy (every `every` s); the events we wait for are files and
+    exits."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -28,7 +29,7 @@ def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(every)
 
 
 def records(path, stats=None):

@@ -242,17 +242,6 @@ class SystemdBox:
             f.write(text)
         os.chmod(host, mode)
 
-    def wait_for(self, what: str, predicate, timeout: float = 15.0, every: float = 0.05):
-        """Poll `predicate()` until it returns something truthy; BoxError after `timeout`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise BoxError(f"timed out after {timeout:.0f}s waiting for {what}")
-            time.sleep(every)
-
     # -- internals -----------------------------------------------------------------------------
 
     def _find_systemd(self) -> int:

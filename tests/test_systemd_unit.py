@@ -20,13 +20,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import systemd_harness
+from conftest import ROOT, records, wait_for
 
-sys.path.insert(0, os.path.dirname(__file__))
-import systemd_harness  # noqa: E402
+from memtrail import reader
 
-from memtrail import reader  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "systemd" / "memtrail.service"
 ENV = ROOT / "systemd" / "memtrail.env"
 # `systemd-analyze security` exposure of the unit (0 = best, 10 = worst). What is left is what
@@ -197,8 +195,8 @@ def probe_ready(box):
     """The probe script, and a process of another user to read (a non-root, other uid)."""
     box.write("/opt/probe.py", PROBE)
     box.run("systemd-run", "--unit=probe-target", "--uid=nobody", "sleep", "300")
-    pid = box.wait_for("the probe target's pid", lambda: box.show("probe-target", "MainPID")
-                       not in ("", "0") and box.show("probe-target", "MainPID"))
+    pid = wait_for(lambda: box.show("probe-target", "MainPID") not in ("", "0")
+                   and box.show("probe-target", "MainPID"), 15, "the probe target's pid", 0.05)
     box.write("/run/probe-target.pid", pid + "\n")
     return True
 
@@ -233,10 +231,6 @@ def _segments(box) -> list:
     return reader.segments(box.host_path("/var/log/memtrail"))
 
 
-def _records(path: str) -> list:
-    return list(reader.read_path(path))
-
-
 @pytest.mark.root
 def test_sampler_under_systemd(box) -> None:
     # Install exactly as an operator would, into the box's root.
@@ -268,12 +262,12 @@ def test_sampler_under_systemd(box) -> None:
     # The log directory fills.
     def ticks() -> int:
         segs = _segments(box)
-        return sum(r.type == "s" for r in _records(segs[-1])) if segs else 0
-    box.wait_for("3 ticks in /var/log/memtrail", lambda: ticks() >= 3)
-    records = _records(_segments(box)[-1])
-    start_ev = [r for r in records if r.type == "E" and r.fields[:1] == ["start"]]
+        return sum(r.type == "s" for r in records(segs[-1])) if segs else 0
+    wait_for(lambda: ticks() >= 3, 15, "3 ticks in /var/log/memtrail", 0.05)
+    recs = records(_segments(box)[-1])
+    start_ev = [r for r in recs if r.type == "E" and r.fields[:1] == ["start"]]
     assert start_ev and start_ev[0].obj["kmsg"] == "ok", start_ev
-    residency = [r.obj for r in records if r.type == "E" and r.fields[:1] == ["residency"]]
+    residency = [r.obj for r in recs if r.type == "E" and r.fields[:1] == ["residency"]]
     assert residency and residency[0]["mlock"].startswith("locked"), residency
 
     # The start entry is in the journal, with our MESSAGE_ID and fields.
@@ -286,10 +280,10 @@ def test_sampler_under_systemd(box) -> None:
     box.systemctl("kill", "-s", "USR1", "--kill-who=main", "memtrail")
 
     def snapshot():
-        recs = _records(_segments(box)[-1])
+        recs = records(_segments(box)[-1])
         return [r for r in recs if r.type == "E" and r.fields[:1] == ["snapshot"]] and \
             [r for r in recs if r.type == "K" and r.obj and r.obj.get("reason") == "signal"]
-    box.wait_for("a snapshot after SIGUSR1", snapshot)
+    wait_for(snapshot, 15, "a snapshot after SIGUSR1", 0.05)
 
     # Memory of the sampler under the unit (MemoryCurrent needs a memory controller, which the
     # box lacks; the process's own figures are reported instead).
@@ -301,10 +295,11 @@ def test_sampler_under_systemd(box) -> None:
 
     # A stuck sampler (SIGSTOP) is killed by the watchdog and restarted.
     box.systemctl("kill", "-s", "STOP", "--kill-who=main", "memtrail")
-    box.wait_for("a restart after the watchdog fired", lambda: (
+    wait_for(lambda: (
         int(box.show("memtrail", "NRestarts") or 0) >= 1
         and box.show("memtrail", "ActiveState") == "active"
-        and box.show("memtrail", "MainPID") not in ("0", first_pid)), timeout=30, every=0.2)
+        and box.show("memtrail", "MainPID") not in ("0", first_pid)),
+        30, "a restart after the watchdog fired", 0.2)
     journal = box.journal("-u", "memtrail", "-o", "cat")
     assert "Watchdog timeout" in journal, journal
     assert "Failed with result 'watchdog'" in journal, journal
@@ -314,7 +309,7 @@ def test_sampler_under_systemd(box) -> None:
     assert box.show("memtrail", "ActiveState") == "inactive"
     segs = _segments(box)
     assert len(segs) >= 2, "the restarted sampler must start a new segment"
-    last = _records(segs[-1])
+    last = records(segs[-1])
     assert last[-1].type == "Z" and last[-1].obj["reason"] == "SIGTERM", last[-1]
 
     # The exposure score of the unit as loaded by this systemd.
