@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 import pytest
+from conftest import SAMPLER, wait_for
 
 from memtrail import reader
 
 pytestmark = pytest.mark.live
 
-SAMPLER = Path(__file__).resolve().parent.parent / "src" / "memtrail" / "sampler.py"
 IDS = {
     "start": "6b3c1f0e2a9d4e5f8a7b6c5d4e3f2a10",
     "stop": "6b3c1f0e2a9d4e5f8a7b6c5d4e3f2a11",
@@ -70,6 +70,10 @@ class Listener:
     def messages(self) -> List[str]:
         return [d.decode() for _p, d in self.got]
 
+    def lines(self) -> List[str]:
+        """Every assignment received, one per line (a datagram may carry several)."""
+        return [ln for m in self.messages() for ln in m.split("\n")]
+
     def close(self) -> None:
         self.sock.close()
 
@@ -83,6 +87,29 @@ def _start(tmp_path: Path, env: dict, python: str = sys.executable,
          "--no-slab", "--no-cgroups", "--kmsg", "", "--quiet"],
         env=clean, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+
+
+def _count(got, assignment: bytes) -> int:
+    return sum(assignment in d.split(b"\n") for _p, d in got)
+
+
+def _stopping(got) -> bool:
+    return bool(got) and got[-1][1] == b"STOPPING=1"
+
+
+def _notify_run(proc: subprocess.Popen, listener: Listener, *until) -> Tuple[int, str]:
+    """Receive until each condition of `until` holds in turn, stop the sampler (SIGTERM) and
+    receive up to its STOPPING=1; its exit status and stderr. Closes the listener."""
+    try:
+        for condition in until:
+            listener.receive(condition)
+        code, err = _stop(proc)
+        listener.receive(_stopping)
+    finally:
+        if proc.poll() is None:
+            _stop(proc)
+        listener.close()
+    return code, err
 
 
 def _stop(proc: subprocess.Popen) -> Tuple[int, str]:
@@ -133,28 +160,21 @@ def test_ready_status_watchdog_stopping(tmp_path: Path, kind: str) -> None:
     listener = Listener(address)
     logs = tmp_path / "logs"
     proc = _start(tmp_path, {"NOTIFY_SOCKET": env_value, "WATCHDOG_USEC": "3000000"})
-    try:
-        ready_ticks: List[int] = []
+    ready_ticks: List[int] = []
 
-        def until_ready(got):
-            if any(b"READY=1" in d.split(b"\n") for _p, d in got):
-                if not ready_ticks:
-                    ready_ticks.append(_ticks_on_disk(logs))  # as soon as READY arrives
-                return True
-            return False
-        listener.receive(until_ready)
-        # Watchdog pings keep coming, tick after tick.
-        listener.receive(lambda got: sum(b"WATCHDOG=1" in d.split(b"\n") for _p, d in got) >= 5)
-        code, err = _stop(proc)
-        listener.receive(lambda got: got and got[-1][1] == b"STOPPING=1")
-    finally:
-        if proc.poll() is None:
-            _stop(proc)
-        listener.close()
+    def until_ready(got):
+        if _count(got, b"READY=1"):
+            if not ready_ticks:
+                ready_ticks.append(_ticks_on_disk(logs))  # as soon as READY arrives
+            return True
+        return False
+    # Then watchdog pings keep coming, tick after tick.
+    code, err = _notify_run(proc, listener, until_ready,
+                            lambda got: _count(got, b"WATCHDOG=1") >= 5)
     assert code == 0, err
     assert ready_ticks[0] >= 1, "READY=1 came before the first tick was on disk"
     msgs = listener.messages()
-    lines = [ln for m in msgs for ln in m.split("\n")]
+    lines = listener.lines()
     assert lines.index("READY=1") < lines.index("WATCHDOG=1")
     statuses = [ln[7:] for ln in lines if ln.startswith("STATUS=")]
     assert statuses and all(STATUS_RE.match(s) for s in statuses), statuses
@@ -172,16 +192,10 @@ def test_ready_status_watchdog_stopping(tmp_path: Path, kind: str) -> None:
 def test_no_watchdog_pings_unless_asked(tmp_path: Path, env: dict) -> None:
     listener = Listener(str(tmp_path / "notify"))
     proc = _start(tmp_path, {"NOTIFY_SOCKET": str(tmp_path / "notify"), **env})
-    try:
-        listener.receive(lambda got: sum(d.startswith(b"STATUS=") for _p, d in got) >= 3)
-        code, err = _stop(proc)
-        listener.receive(lambda got: got and got[-1][1] == b"STOPPING=1")
-    finally:
-        if proc.poll() is None:
-            _stop(proc)
-        listener.close()
+    code, err = _notify_run(proc, listener,
+                            lambda got: sum(d.startswith(b"STATUS=") for _p, d in got) >= 3)
     assert code == 0, err
-    lines = [ln for m in listener.messages() for ln in m.split("\n")]
+    lines = listener.lines()
     assert "READY=1" in lines
     assert "WATCHDOG=1" not in lines
 
@@ -191,11 +205,10 @@ def test_a_missing_notify_socket_does_not_stop_recording(tmp_path: Path) -> None
     proc = _start(tmp_path, {"NOTIFY_SOCKET": str(tmp_path / "absent"),
                              "WATCHDOG_USEC": "3000000",
                              "MEMTRAIL_JOURNAL_SOCKET": str(tmp_path / "absent-journal")})
-    deadline = time.monotonic() + 15
-    while _ticks_on_disk(tmp_path / "logs") < 3:
+    def ticks() -> int:
         assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "no ticks"
-        time.sleep(0.05)
+        return _ticks_on_disk(tmp_path / "logs")
+    wait_for(lambda: ticks() >= 3, 15, "3 ticks", 0.05)
     code, err = _stop(proc)
     assert code == 0, err
     last = list(reader.read(str(tmp_path / "logs")))[-1]
@@ -208,10 +221,8 @@ def test_journal_gets_start_and_stop_entries_only(tmp_path: Path) -> None:
     proc = _start(tmp_path, {"MEMTRAIL_JOURNAL_SOCKET": str(tmp_path / "journal")})
     try:
         journal.receive(lambda got: len(got) >= 1)
-        deadline = time.monotonic() + 15
-        while _ticks_on_disk(logs) < 5:  # several ticks, still one entry
-            assert time.monotonic() < deadline, "no ticks"
-            time.sleep(0.05)
+        # several ticks, still one entry
+        wait_for(lambda: _ticks_on_disk(logs) >= 5, 15, "5 ticks", 0.05)
         code, err = _stop(proc)
         journal.receive(lambda got: len(got) >= 2)
     finally:
@@ -242,10 +253,7 @@ def test_no_journal_outside_systemd(tmp_path: Path) -> None:
     proc = _start(tmp_path, {"MEMTRAIL_JOURNAL_SOCKET": str(tmp_path / "journal"),
                              "MEMTRAIL_JOURNAL": "no"})
     try:
-        deadline = time.monotonic() + 15
-        while _ticks_on_disk(tmp_path / "logs") < 3:
-            assert time.monotonic() < deadline, "no ticks"
-            time.sleep(0.05)
+        wait_for(lambda: _ticks_on_disk(tmp_path / "logs") >= 3, 15, "3 ticks", 0.05)
         code, err = _stop(proc)
     finally:
         if proc.poll() is None:
@@ -279,14 +287,7 @@ def test_notify_through_systemd_python(tmp_path: Path) -> None:
     listener = Listener(str(tmp_path / "notify"))
     proc = _start(tmp_path, {"NOTIFY_SOCKET": str(tmp_path / "notify"),
                              "WATCHDOG_USEC": "3000000"}, python=python, flags=("-I",))
-    try:
-        listener.receive(lambda got: sum(b"WATCHDOG=1" in d.split(b"\n") for _p, d in got) >= 2)
-        code, err = _stop(proc)
-        listener.receive(lambda got: got and got[-1][1] == b"STOPPING=1")
-    finally:
-        if proc.poll() is None:
-            _stop(proc)
-        listener.close()
+    code, err = _notify_run(proc, listener, lambda got: _count(got, b"WATCHDOG=1") >= 2)
     assert code == 0, err
-    lines = [ln for m in listener.messages() for ln in m.split("\n")]
+    lines = listener.lines()
     assert lines.index("READY=1") < lines.index("WATCHDOG=1")
