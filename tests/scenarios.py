@@ -68,8 +68,7 @@ class Host:
     def __init__(self, directory: str, host: str = "sim-1", boot_id: str = "boot-aaaa",
                  mem_total: int = 16 * GiB, base_used: int = 1 * GiB, interval: float = 1.0,
                  t0: float = T0, keyframe_s: float = 300.0, rss_delta_kib: int = 1024,
-                 rss_delta_pct: float = 2.0, sampler_pid: int = 4242,
-                 segment_prefix: Optional[str] = None) -> None:
+                 rss_delta_pct: float = 2.0, sampler_pid: int = 4242) -> None:
         self.dir = directory
         os.makedirs(directory, exist_ok=True)
         self.host, self.boot_id, self.mem_total, self.base_used = host, boot_id, mem_total, \
@@ -83,7 +82,6 @@ class Host:
         self.slabs: Dict[str, int] = {}
         self.shmem = 64 * MiB
         self.page_tables = 20 * MiB
-        self.locked_total = 0
         self.oom_kill = 0
         self.psi_some = 0
         self.psi_full = 0
@@ -91,12 +89,10 @@ class Host:
         self.seq = 0
         self.fh = None
         self.path: Optional[str] = None
-        self.lines: List[str] = []
         self.pending: List[str] = []  # event lines for the next tick
         self.last_keyframe = -1e18
         self.next_start = 1000
-        self.segment_prefix = segment_prefix
-        self._new_segment("segment")
+        self._new_segment()
 
     # -- scripting -----------------------------------------------------------------------
     def spawn(self, pid: int, cmd: List[str], rss_mib: float, shared_mib: float = 4,
@@ -122,7 +118,7 @@ class Host:
 
     def exit(self, pid: int) -> None:
         self.procs.pop(pid)
-        self.lines_now(f"X {{t}} {pid}")
+        self.pending.append(f"X {{t}} {pid}")
 
     def add_cgroup(self, cgid: int, path: str, current_mib: float = 0) -> None:
         self.cgroups[cgid] = {"path": path, "current": int(current_mib * MiB), "oom_kill": 0,
@@ -144,10 +140,7 @@ class Host:
         self.exit(pid)
 
     def event(self, kind: str, obj: dict) -> None:
-        self.lines_now(f"E {{t}} {kind} {_j(obj)}")
-
-    def lines_now(self, template: str) -> None:
-        self.pending.append(template)
+        self.pending.append(f"E {{t}} {kind} {_j(obj)}")
 
     # -- time ----------------------------------------------------------------------------
     def used(self) -> int:
@@ -230,11 +223,9 @@ class Host:
         self.fh.write(text)
         self.fh.flush()
 
-    def _new_segment(self, reason: str) -> None:
+    def _new_segment(self) -> None:
         stamp = _time.strftime("%Y%m%dT%H%M%SZ", _time.gmtime(self.t))
         name = f"memtrail-{stamp}-{self.seq:03d}.log"
-        if self.segment_prefix:
-            name = self.segment_prefix + name
         self.seq += 1
         self.path = os.path.join(self.dir, name)
         self.fh = open(self.path, "w", encoding="ascii")
@@ -249,8 +240,6 @@ class Host:
             "fields": FIELDS,
         }
         self._write(f"H {_t(self.t)} memtrail 1 {_j(header)}\n")
-        self._first_keyframe = True
-        self.pending_keyframe = "segment"
         for cg in self.cgroups.values():
             cg["new"] = True
 
@@ -266,7 +255,7 @@ class Host:
         self._write(f"E {_t(self.t - self.interval)} rotate {_j({'next': next_name})}\n")
         self.fh.close()
         old = self.path
-        self._new_segment("rotate")
+        self._new_segment()
         if compress and old:
             self.compress(old)
         self.start_segment_tick()
@@ -288,7 +277,7 @@ class Host:
         if boot_id:
             self.boot_id = boot_id
         self.cgroups = {k: dict(v, new=True) for k, v in self.cgroups.items()}
-        self._new_segment("restart")
+        self._new_segment()
         self.start_segment_tick()
 
     def stop(self, reason: str = "SIGTERM") -> None:
