@@ -11,6 +11,7 @@ import sys
 
 import pytest
 import scenarios
+from conftest import SAMPLER
 
 from memtrail import report
 from memtrail.programs import program_name
@@ -226,8 +227,6 @@ def test_sizes():
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="records the live /proc")
 def test_end_to_end_real_sampler_names_a_real_process(tmp_path):
     """Record real processes with the real sampler, then `report --json` must name them."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sampler = os.path.join(root, "src", "memtrail", "sampler.py")
     hog = tmp_path / "memtrail_e2e_hog.py"
     hog.write_text("import sys\n"
                    "block = bytearray(50 << 20)\n"
@@ -240,7 +239,7 @@ def test_end_to_end_real_sampler_names_a_real_process(tmp_path):
     try:
         assert child.stdout.readline().strip() == "ready"
         logs = tmp_path / "logs"
-        rec = subprocess.run([sys.executable, "-I", "-S", sampler, "--dir", str(logs),
+        rec = subprocess.run([sys.executable, "-I", "-S", str(SAMPLER), "--dir", str(logs),
                               "--interval", "0.2", "--duration", "3"],
                              capture_output=True, text=True, timeout=60)
         assert rec.returncode == 0, rec.stderr

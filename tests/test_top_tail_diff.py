@@ -13,6 +13,7 @@ import time
 
 import pytest
 import scenarios
+from conftest import SAMPLER
 
 from memtrail import diff, tail, top
 from memtrail.timeparse import parse_time
@@ -237,11 +238,9 @@ def test_tail_follows_the_real_sampler_across_rotations(tmp_path):
     from memtrail.model import replay
     from memtrail.timeparse import fmt_time
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sampler = os.path.join(root, "src", "memtrail", "sampler.py")
     logs = tmp_path / "logs"
     logs.mkdir()  # tail -f waits in an existing directory for the first segment
-    rec = subprocess.Popen([sys.executable, "-I", "-S", sampler, "--dir", str(logs),
+    rec = subprocess.Popen([sys.executable, "-I", "-S", str(SAMPLER), "--dir", str(logs),
                             "--interval", "0.2", "--duration", "3", "--rotate-age", "0.5",
                             "--quiet"], stderr=subprocess.PIPE, text=True)
     proc = subprocess.Popen([sys.executable, "-m", "memtrail", "tail", "-f", "-n", "0",
