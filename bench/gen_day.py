@@ -17,15 +17,12 @@ import json
 import os
 import random
 import shutil
+import sys
 import time
 
-S_FIELDS = (
-    "mem_total mem_free mem_available buffers cached shmem slab sreclaimable sunreclaim "
-    "swap_total swap_free committed_as unevictable mlocked anon_pages page_tables "
-    "kernel_stack hugepages_total hugepages_free hugepage_size oom_kill pgmajfault "
-    "pgscan_kswapd pgscan_direct pgsteal_kswapd pgsteal_direct pswpin pswpout allocstall "
-    "psi_some_us psi_full_us nprocs tick_cpu_us tick_wall_us interval_ms"
-).split()
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+from memtrail.reader import V1_FIELDS  # noqa: E402  (the `s` values below are in this order)
+
 PROGRAMS = [
     (["/usr/bin/python3", "/usr/bin/nova-api"], 120_000),
     (["/usr/bin/python3", "/usr/bin/nova-conductor"], 110_000),
@@ -63,7 +60,7 @@ def main(argv=None) -> int:
     seg_ticks = int(args.segment_hours * 3600 / args.interval)
     keyframe_ticks = int(300 / args.interval)
     mem_total = 192 * GiB
-    procs = {}  # pid -> [start, cmd, rss, shared, written_rss]
+    procs = {}  # pid -> [start, cmd, rss, shared, written_rss, base rss]
     next_pid = [1000]
 
     def spawn(t_index):
@@ -107,7 +104,7 @@ def main(argv=None) -> int:
                       "interval_s": args.interval, "clock": "realtime", "mono": 1.0,
                       "started": started, "pid": 4242, "uid": 0, "segment": name,
                       "proc_root": "/proc", "settings": {"keyframe_s": 300},
-                      "fields": {"s": S_FIELDS}}
+                      "fields": {"s": V1_FIELDS["s"]}}
             out.append(f"H {ts} memtrail 1 {_j(header)}")
         # churn: a short-lived process every 5 s; one exits every 5 s
         events = []
@@ -132,8 +129,8 @@ def main(argv=None) -> int:
                                                     "source": "kmsg"}))
             events.append(f"X {ts} {victim}")
         psi += rnd.choice((0, 0, 0, 1000))
-        used = 8 * GiB + sum(p[2] - p[3] for p in procs.values()) if i % 60 == 0 or i == 0 \
-            else used  # noqa: F821 (recomputed every minute: cheap and close enough)
+        if i % 60 == 0:  # recomputed every minute: cheap and close enough
+            used = 8 * GiB + sum(p[2] - p[3] for p in procs.values())
         used += rnd.randrange(-2000, 2000)
         avail = mem_total - used
         vals = [mem_total, avail - GiB, avail, 100 * MiB, 4 * GiB, 200 * MiB, 800 * MiB,
