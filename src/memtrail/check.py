@@ -141,11 +141,17 @@ def _arg(parse: Callable[[str], T]) -> Callable[[str], T]:
     return convert
 
 
-def _program_limit(text: str) -> Tuple[str, int]:
+def _parse_program_limit(text: str) -> Tuple[str, int]:
     name, sep, size = text.rpartition("=")
     if not sep or not name:
         raise ValueError(f"expected NAME=SIZE, got {text!r}")
     return name, parse_size(size)
+
+
+# The limit options' types, shared with `memtrail run`.
+_size = _arg(parse_size)
+_size_or_pct = _arg(parse_size_or_pct)
+_program_limit = _arg(_parse_program_limit)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -160,13 +166,13 @@ def main(argv: List[str]) -> int:
                  description="A CI gate: exit 0 when every limit held, 1 when one broke, "
                              "2 when the log cannot tell.")
     ap.add_argument("paths", nargs="+", metavar="PATH")
-    ap.add_argument("--max-used", type=_arg(parse_size), metavar="SIZE",
+    ap.add_argument("--max-used", type=_size, metavar="SIZE",
                     help="fail if used memory (MemTotal - MemAvailable) ever exceeded SIZE")
-    ap.add_argument("--min-available", type=_arg(parse_size_or_pct), metavar="SIZE|PCT",
+    ap.add_argument("--min-available", type=_size_or_pct, metavar="SIZE|PCT",
                     default=(None, None),
                     help="fail if MemAvailable ever fell below SIZE or PCT%% of MemTotal")
     ap.add_argument("--no-oom", action="store_true", help="fail on any OOM kill")
-    ap.add_argument("--max-program", type=_arg(_program_limit), action="append", default=[],
+    ap.add_argument("--max-program", type=_program_limit, action="append", default=[],
                     metavar="NAME=SIZE",
                     help="fail if program NAME (all its processes) peaked above SIZE; "
                          "repeatable")
