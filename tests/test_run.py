@@ -34,14 +34,22 @@ time.sleep(0.3)
 """
 
 
-def memtrail(*args, **kw):
+def memtrail(*args):
     return [PY, "-m", "memtrail", *args]
 
 
-def run(tmp_path: Path, *args: str, env=None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(memtrail("run", "--dir", str(tmp_path / "log"), "--interval", "0.2",
-                                   *args), env=env or ENV, capture_output=True, text=True,
+def mt(*args: str, env=None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """`memtrail ARGS`, run to its end."""
+    return subprocess.run(memtrail(*args), env=env or ENV, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def run_args(tmp_path: Path, *args: str) -> list:
+    return ["run", "--dir", str(tmp_path / "log"), "--interval", "0.2", *args]
+
+
+def run(tmp_path: Path, *args: str, env=None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return mt(*run_args(tmp_path, *args), env=env, timeout=timeout)
 
 
 def last_line(logdir: Path) -> str:
@@ -112,8 +120,7 @@ def test_a_sampler_that_cannot_record_means_the_command_is_not_run(tmp_path):
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
     marker = tmp_path / "ran"
-    res = subprocess.run(memtrail("run", "--dir", str(not_a_dir), "--", "touch", str(marker)),
-                         env=ENV, capture_output=True, text=True, timeout=60)
+    res = mt("run", "--dir", str(not_a_dir), "--", "touch", str(marker))
     assert res.returncode == 2
     assert "the sampler did not start" in res.stderr and "not a directory" in res.stderr
     assert not marker.exists()
@@ -144,24 +151,30 @@ sys.exit(40 + len(got))
 """
 
 
-def _start_run(tmp_path, *cmd, **kw):
-    return subprocess.Popen(memtrail("run", "--dir", str(tmp_path / "log"), "--interval", "0.2",
-                                     "--json", str(tmp_path / "run.json"), "--", *cmd),
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **kw)
+SLEEP = "import time; print('ready', flush=True); time.sleep(30)"
 
 
-def test_sigint_to_memtrail_run_reaches_the_command_once_and_stops_the_sampler(tmp_path):
-    proc = _start_run(tmp_path, PY, "-c", WAIT_FOR_SIGNAL)
+def _signal_run(tmp_path, sig: int, script: str):
+    """`memtrail run --json run.json -- python -c SCRIPT`; `sig` to memtrail once the command
+    printed "ready". (exit status, stdout, stderr, seconds from the signal to the end)"""
+    proc = subprocess.Popen(memtrail(*run_args(tmp_path, "--json", str(tmp_path / "run.json"),
+                                               "--", PY, "-c", script)),
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline() == "ready\n"
-        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
+    return proc.returncode, out, err, time.monotonic() - sent
+
+
+def test_sigint_to_memtrail_run_reaches_the_command_once_and_stops_the_sampler(tmp_path):
+    status, out, err, _ = _signal_run(tmp_path, signal.SIGINT, WAIT_FOR_SIGNAL)
     assert out == "got 1\n"
-    assert proc.returncode == 41, err
+    assert status == 41, err
     doc = json.loads((tmp_path / "run.json").read_text())
     assert doc["command"]["signals_received"] == ["SIGINT"]
     sampler_pid = _header(tmp_path / "log")["pid"]
@@ -178,34 +191,17 @@ def _header(logdir: Path) -> dict:
 
 
 def test_sigint_kills_a_default_python_command_and_memtrail_exits_130(tmp_path):
-    proc = _start_run(tmp_path, PY, "-c", "import time; print('ready', flush=True); "
-                                          "time.sleep(30)")
-    try:
-        assert proc.stdout.readline() == "ready\n"
-        started = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
-    assert time.monotonic() - started < 25  # the command did not sleep its 30 s out
+    status, _, err, took = _signal_run(tmp_path, signal.SIGINT, SLEEP)
+    assert status == 130, err
+    assert took < 25  # the command did not sleep its 30 s out
     assert "killed by signal 2 (SIGINT)" in err
     assert last_line(tmp_path / "log").startswith("Z ")
     assert not daemon.alive(_header(tmp_path / "log")["pid"])
 
 
 def test_sigterm_to_memtrail_run_is_passed_on(tmp_path):
-    proc = _start_run(tmp_path, PY, "-c", "import time; print('ready', flush=True); "
-                                          "time.sleep(30)")
-    try:
-        assert proc.stdout.readline() == "ready\n"
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 143, err
+    status, _, err, _ = _signal_run(tmp_path, signal.SIGTERM, SLEEP)
+    assert status == 143, err
     assert last_line(tmp_path / "log").startswith("Z ")
 
 
@@ -216,10 +212,9 @@ def test_ctrl_c_on_a_terminal_reaches_the_command_once(tmp_path):
                 "os.setsid()\n"
                 "fd = os.open(os.ttyname(0), os.O_RDWR)\n"  # becomes the controlling terminal
                 "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])\n")
-    proc = subprocess.Popen([PY, "-c", launcher, *memtrail(
-        "run", "--quiet", "--dir", str(tmp_path / "log"), "--interval", "0.2", "--json",
-        str(tmp_path / "run.json"), "--", PY, "-c", WAIT_FOR_SIGNAL)[1:]],
-        stdin=slave, stdout=slave, stderr=slave, env=ENV)
+    proc = subprocess.Popen([PY, "-c", launcher, *memtrail(*run_args(
+        tmp_path, "--quiet", "--json", str(tmp_path / "run.json"), "--", PY, "-c",
+        WAIT_FOR_SIGNAL))[1:]], stdin=slave, stdout=slave, stderr=slave, env=ENV)
     os.close(slave)
     out = b""
     try:
@@ -282,8 +277,8 @@ def memory_cgroup():
     name = f"memtrail-run-test-{os.getpid()}"
     if v1.is_dir():
         cg, limit = v1 / name, "memory.limit_in_bytes"
-    elif "memory" in (v2 / "cgroup.controllers").read_text().split() if (
-            v2 / "cgroup.controllers").exists() else False:
+    elif (v2 / "cgroup.controllers").exists() and "memory" in (
+            v2 / "cgroup.controllers").read_text().split():
         cg, limit = v2 / name, "memory.max"
     else:
         pytest.skip("no memory cgroup controller on this host")
@@ -352,26 +347,23 @@ def test_a_command_oom_killed_in_a_memory_cgroup_is_named(tmp_path, memory_cgrou
 
 
 # -- background mode ---------------------------------------------------------------------------
-DAEMON = [PY, "-c", "import sys; from memtrail.daemon import main; sys.exit(main(sys.argv[1:]))"]
+def record_daemon(*args: str) -> subprocess.CompletedProcess:
+    """`memtrail record --daemon ARGS` (the route cli.py takes to daemon.main)."""
+    return mt("record", "--daemon", *args)
 
 
 def test_daemon_start_and_stop(tmp_path):
     pidfile, logdir = tmp_path / "memtrail.pid", tmp_path / "log"
-    res = subprocess.run([*DAEMON, "--daemon", "--pidfile", str(pidfile), "--dir", str(logdir),
-                          "--interval", "0.2"], env=ENV, capture_output=True, text=True,
-                         timeout=60)
+    res = record_daemon("--pidfile", str(pidfile), "--dir", str(logdir), "--interval", "0.2")
     assert res.returncode == 0, res.stderr
     pid = int(pidfile.read_text())
     try:
         assert daemon.alive(pid) and daemon.is_sampler(pid)
         assert reader.segments(str(logdir))  # recording before the command returned
         assert "memtrail stop --pidfile" in res.stderr
-        again = subprocess.run([*DAEMON, "--daemon", "--pidfile", str(pidfile), "--dir",
-                                str(logdir)], env=ENV, capture_output=True, text=True,
-                               timeout=60)
+        again = record_daemon("--pidfile", str(pidfile), "--dir", str(logdir))
         assert again.returncode == 1 and "already recording" in again.stderr
-        stop = subprocess.run(memtrail("stop", "--pidfile", str(pidfile)), env=ENV,
-                              capture_output=True, text=True, timeout=60)
+        stop = mt("stop", "--pidfile", str(pidfile))
         assert stop.returncode == 0, stop.stderr
         assert "stopped cleanly" in stop.stderr
     finally:
@@ -382,34 +374,28 @@ def test_daemon_start_and_stop(tmp_path):
     lines = Path(reader.segments(str(logdir))[-1]).read_text().splitlines()
     last_s = [float(x.split()[1]) for x in lines if x.startswith("s ")][-1]
     assert float(lines[-1].split()[1]) - last_s < 1.0  # a last tick at the stop
-    stop = subprocess.run(memtrail("stop", "--pidfile", str(pidfile)), env=ENV,
-                          capture_output=True, text=True, timeout=60)
+    stop = mt("stop", "--pidfile", str(pidfile))
     assert stop.returncode == 2 and "no such pidfile" in stop.stderr
 
 
 def test_daemon_needs_a_pidfile_and_reports_a_sampler_that_cannot_start(tmp_path):
-    res = subprocess.run([*DAEMON, "--daemon", "--dir", str(tmp_path / "log")], env=ENV,
-                         capture_output=True, text=True, timeout=60)
+    res = record_daemon("--dir", str(tmp_path / "log"))
     assert res.returncode == 2 and "--daemon needs --pidfile" in res.stderr
     bad = tmp_path / "file"
     bad.write_text("")
-    res = subprocess.run([*DAEMON, "--daemon", "--pidfile", str(tmp_path / "p"), "--dir",
-                          str(bad)], env=ENV, capture_output=True, text=True, timeout=60)
+    res = record_daemon("--pidfile", str(tmp_path / "p"), "--dir", str(bad))
     assert res.returncode == 1 and "not a directory" in res.stderr
     assert "Traceback" not in res.stderr
 
 
 def test_stop_kills_a_sampler_that_does_not_stop_and_says_so(tmp_path):
     pidfile, logdir = tmp_path / "memtrail.pid", tmp_path / "log"
-    res = subprocess.run([*DAEMON, "--daemon", "--pidfile", str(pidfile), "--dir", str(logdir),
-                          "--interval", "0.2"], env=ENV, capture_output=True, text=True,
-                         timeout=60)
+    res = record_daemon("--pidfile", str(pidfile), "--dir", str(logdir), "--interval", "0.2")
     assert res.returncode == 0, res.stderr
     pid = int(pidfile.read_text())
     os.kill(pid, signal.SIGSTOP)  # a stuck sampler: SIGTERM stays pending
     try:
-        stop = subprocess.run(memtrail("stop", "--pidfile", str(pidfile), "--timeout", "0.5"),
-                              env=ENV, capture_output=True, text=True, timeout=60)
+        stop = mt("stop", "--pidfile", str(pidfile), "--timeout", "0.5")
     finally:
         if daemon.alive(pid):
             os.kill(pid, signal.SIGKILL)
@@ -424,19 +410,16 @@ def test_stop_refuses_a_pidfile_that_names_something_else(tmp_path):
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
         pidfile.write_text(f"{sleeper.pid}\n")
-        stop = subprocess.run(memtrail("stop", "--pidfile", str(pidfile)), env=ENV,
-                              capture_output=True, text=True, timeout=60)
+        stop = mt("stop", "--pidfile", str(pidfile))
         assert stop.returncode == 2 and "is not a memtrail sampler" in stop.stderr
         assert sleeper.poll() is None
     finally:
         sleeper.kill()
         sleeper.wait()
-    stop = subprocess.run(memtrail("stop", "--pidfile", str(pidfile)), env=ENV,
-                          capture_output=True, text=True, timeout=60)
+    stop = mt("stop", "--pidfile", str(pidfile))
     assert stop.returncode == 1 and "not running" in stop.stderr and not pidfile.exists()
     pidfile.write_text("garbage")
-    stop = subprocess.run(memtrail("stop", "--pidfile", str(pidfile)), env=ENV,
-                          capture_output=True, text=True, timeout=60)
+    stop = mt("stop", "--pidfile", str(pidfile))
     assert stop.returncode == 2 and "not a pidfile" in stop.stderr
 
 
@@ -476,13 +459,7 @@ def _github_steps(section: str) -> list:
 
 
 WRAPPER = """#!/bin/sh
-exec {py} -c '
-import sys
-from memtrail import cli, daemon
-args = sys.argv[1:]
-if args[:1] == ["record"] and "--daemon" in args:  # the routing cli.py is asked to do
-    sys.exit(daemon.main(args[1:]))
-sys.exit(cli.main(args))' "$@"
+exec {py} -m memtrail "$@"
 """
 BUILD = f"{PY} -c 'b = bytearray(32 << 20); b[::4096] = b\"x\" * len(b[::4096])'"
 
