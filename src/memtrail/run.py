@@ -34,13 +34,13 @@ import time
 from typing import Dict, List, Optional, Set, Tuple
 
 from memtrail import daemon
-from memtrail.check import _arg, _program_limit, evaluate, verdict
+from memtrail.check import _program_limit, _size, _size_or_pct, evaluate, verdict
 from memtrail.model import Proc, Run, Tick, replay
 from memtrail.programs import program_name
 from memtrail.reader import ReadStats
 from memtrail.report import Analysis, render_markdown, usable
 from memtrail.timeparse import iso
-from memtrail.units import fmt_bytes, fmt_duration, parse_size, parse_size_or_pct
+from memtrail.units import fmt_bytes, fmt_duration
 
 SCHEMA = "memtrail.run/1"
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -78,13 +78,13 @@ def _run_parser() -> argparse.ArgumentParser:
     ap.add_argument("--interval", type=_positive, metavar="S",
                     help="seconds between ticks (default 1; fractions allowed)")
     gate = ap.add_argument_group("gate (as in memtrail check)")
-    gate.add_argument("--max-used", type=_arg(parse_size), metavar="SIZE",
+    gate.add_argument("--max-used", type=_size, metavar="SIZE",
                       help="fail if used memory (MemTotal - MemAvailable) ever exceeded SIZE")
-    gate.add_argument("--min-available", type=_arg(parse_size_or_pct), metavar="SIZE|PCT",
+    gate.add_argument("--min-available", type=_size_or_pct, metavar="SIZE|PCT",
                       default=(None, None),
                       help="fail if MemAvailable ever fell below SIZE or PCT%% of MemTotal")
     gate.add_argument("--no-oom", action="store_true", help="fail on any OOM kill")
-    gate.add_argument("--max-program", type=_arg(_program_limit), action="append", default=[],
+    gate.add_argument("--max-program", type=_program_limit, action="append", default=[],
                       metavar="NAME=SIZE",
                       help="fail if program NAME (all its processes) peaked above SIZE; "
                            "repeatable")
