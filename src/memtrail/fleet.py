@@ -32,8 +32,8 @@ PERCENTILES = (50, 90, 99)
 
 
 # -- finding recordings ------------------------------------------------------------------------
-def _has_segments(names: Sequence[str]) -> bool:
-    return any(is_segment_name(n) for n in names)
+def _file_runs(files: List[str]) -> Iterator[Tuple[str, List[str]]]:
+    return ((", ".join(g), g) for g in group_runs(files))
 
 
 def find_runs(paths: Sequence[str], errors: List[str]) -> Iterator[Tuple[str, List[str]]]:
@@ -49,13 +49,12 @@ def find_runs(paths: Sequence[str], errors: List[str]) -> Iterator[Tuple[str, Li
             else:
                 errors.append(f"{path}: no such file or directory")
             continue
-        if files:
-            yield from ((", ".join(g), g) for g in group_runs(files))
-            files = []
+        yield from _file_runs(files)
+        files = []
         found = False
         for dirpath, dirnames, filenames in os.walk(path, onerror=None):
             dirnames.sort()
-            if _has_segments(filenames):
+            if any(is_segment_name(n) for n in filenames):
                 found = True
                 # Below one given directory, the path inside it names the job.
                 rel = os.path.relpath(dirpath, path)
@@ -63,8 +62,7 @@ def find_runs(paths: Sequence[str], errors: List[str]) -> Iterator[Tuple[str, Li
                 yield (label, [dirpath])
         if not found:
             errors.append(f"{path}: no memtrail segments (memtrail-*.log[.gz]) in it or below")
-    if files:
-        yield from ((", ".join(g), g) for g in group_runs(files))
+    yield from _file_runs(files)
 
 
 # -- one row per recording ---------------------------------------------------------------------
@@ -137,9 +135,7 @@ class Rollup:
             entry[0] += row["oom_victims"].count(name)
             entry[1] += 1
         for i, prog in enumerate(row["top_programs"]):
-            c = self.consumers.get(prog["name"])
-            if c is None:
-                c = self.consumers[prog["name"]] = Consumer()
+            c = self.consumers.setdefault(prog["name"], Consumer())
             c.runs += 1
             c.runs_top += i == 0
             c.peaks.append(prog["peak_rss_bytes"])
