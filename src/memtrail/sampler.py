@@ -451,6 +451,20 @@ def _json_float(value: float) -> str:
     return float.__repr__(value)
 
 
+def _json_key(key) -> str:
+    """A dict key as json.dumps writes it (the sampler's keys are strings; the rest keeps the
+    writer a drop-in for json.dumps, which tests compare it with)."""
+    if isinstance(key, str):
+        return _json_str(key)
+    if key is True or key is False or key is None:
+        return {True: '"true"', False: '"false"', None: '"null"'}[key]
+    if isinstance(key, int):
+        return '"' + int.__repr__(key) + '"'
+    if isinstance(key, float):
+        return '"' + _json_float(key) + '"'
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
+
+
 def _json(obj) -> str:
     """Compact ASCII JSON: strings escaped by the C encoder json.dumps uses."""
     if isinstance(obj, str):
@@ -468,7 +482,7 @@ def _json(obj) -> str:
     if isinstance(obj, (list, tuple)):
         return "[" + ",".join([_json(v) for v in obj]) + "]"
     if isinstance(obj, dict):
-        return "{" + ",".join([_json_str(k) + ":" + _json(v) for k, v in obj.items()]) + "}"
+        return "{" + ",".join([_json_key(k) + ":" + _json(v) for k, v in obj.items()]) + "}"
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
@@ -1115,6 +1129,10 @@ def check_log_dir(path: str) -> None:
     if st.st_mode & 0o002:
         raise Fatal(f"log directory {path} is writable by others; refusing "
                     f"(chmod o-w {path})")
+
+
+def check_writable(path: str) -> None:
+    """At start-up only: later, the failing open() itself says why (EROFS, ENOSPC, ...)."""
     if not os.access(path, os.W_OK | os.X_OK):
         raise Fatal(f"log directory {path} is not writable by uid {os.geteuid()}")
 
@@ -2133,6 +2151,7 @@ def main(argv=None) -> int:
     faulthandler.enable()  # a watchdog SIGABRT then shows where it was stuck (in the journal)
     try:
         check_log_dir(cfg.dir)
+        check_writable(cfg.dir)
         raise_fd_limit()
         sampler = Sampler(cfg)
         if cfg.pidfile:
