@@ -279,3 +279,36 @@ def test_promtool_check_metrics(oom_log, tmp_path):
         res = subprocess.run(["promtool", "check", "metrics"], input=text,
                              capture_output=True, text=True, timeout=60)
         assert res.returncode == 0, res.stdout + res.stderr
+
+
+def _psi_recording(path: Path, started: float, some_us: list) -> str:
+    """A minimal v1 recording whose `s` lines carry the given PSI some counters (1 s apart)."""
+    path.mkdir()
+    names = ["mem_total", "mem_available", "psi_some_us", "psi_full_us"]
+    head = {"format": 1, "host": "h", "boot_id": "b", "started": started, "pid": 1,
+            "interval_s": 1.0, "fields": {"s": names}}
+    lines = [f"H {started:.3f} memtrail 1 {json.dumps(head)}"]
+    lines += [f"s {started + i:.3f} 8000000 4000000 {v} 0" for i, v in enumerate(some_us)]
+    (path / "memtrail-20260101T000000Z-000.log").write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_stall_time_never_spans_two_recordings(tmp_path):
+    """The kernel's PSI counters run since boot: a second recording an hour later in the same
+    boot starts 3000 s further on, and that is not stall either recording saw."""
+    a = _psi_recording(tmp_path / "a", 1_700_000_000.0, [0, 500_000, 1_000_000])
+    b = _psi_recording(tmp_path / "b", 1_700_003_600.0, [3_001_000_000, 3_001_250_000])
+    stall = _labels_value(_export_many([a, b], "openmetrics"),
+                          "memtrail_memory_stall_some_seconds")
+    assert stall == pytest.approx(1.25)
+
+
+def _export_many(paths: list, fmt: str) -> str:
+    run = _run(*paths, "--format", fmt)
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
+def _labels_value(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))

@@ -225,7 +225,6 @@ class HostState:
         self.start: Optional[float] = None
         self.peak_used: Optional[int] = None
         self.low_available: Optional[int] = None
-        self.psi_prev: Optional[Tuple[Optional[int], Optional[int]]] = None
         self.stall_some_us = 0
         self.stall_full_us = 0
         self.kills: List[Tuple[float, Optional[int], str]] = []
@@ -277,14 +276,8 @@ def collect_state(paths: Sequence[str], flt: Filter, stats: ReadStats,
             if s.available is not None and (st.low_available is None
                                             or s.available < st.low_available):
                 st.low_available = s.available
-            some, full = s.psi_some_us, s.psi_full_us
-            if st.psi_prev is not None and tick.gap is None:
-                psome, pfull = st.psi_prev
-                if some is not None and psome is not None and some >= psome:
-                    st.stall_some_us += some - psome
-                if full is not None and pfull is not None and full >= pfull:
-                    st.stall_full_us += full - pfull
-            st.psi_prev = (some, full)
+            st.stall_some_us += tick.psi_some_us or 0  # the model's deltas: never across
+            st.stall_full_us += tick.psi_full_us or 0  # two recordings or a restart
             for event in tick.events:
                 if event.kind == "oom_kill":
                     pid, program, _ = _kill_fields(event)

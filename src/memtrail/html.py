@@ -111,7 +111,7 @@ class Charts:
         self.kills: List[Marker] = []  # the first MAX_MARKERS (the report counts them all)
         self.lows: List[Marker] = []
         self.interval = 1.0
-        self._psi_prev: Optional[Tuple[float, Optional[int], Optional[int]]] = None
+        self._prev_time: Optional[float] = None
         self.has_psi = False
         self.has_swap = False
 
@@ -128,19 +128,15 @@ class Charts:
         if s.swap_total:
             self.has_swap = True
         some_pct = full_pct = None
-        prev = self._psi_prev
-        if prev is not None and tick.gap is None:
-            dt = tick.time - prev[0]
-            if dt > 0:
-                if s.psi_some_us is not None and prev[1] is not None \
-                        and s.psi_some_us >= prev[1]:
-                    some_pct = min(100.0, (s.psi_some_us - prev[1]) / (dt * 1e4))
-                if s.psi_full_us is not None and prev[2] is not None \
-                        and s.psi_full_us >= prev[2]:
-                    full_pct = min(100.0, (s.psi_full_us - prev[2]) / (dt * 1e4))
+        dt = tick.time - self._prev_time if self._prev_time is not None else 0.0
+        if dt > 0 and tick.gap is None:  # a share of the time since the previous tick
+            if tick.psi_some_us is not None:
+                some_pct = min(100.0, tick.psi_some_us / (dt * 1e4))
+            if tick.psi_full_us is not None:
+                full_pct = min(100.0, tick.psi_full_us / (dt * 1e4))
         if s.psi_some_us is not None or s.psi_full_us is not None:
             self.has_psi = True
-        self._psi_prev = (tick.time, s.psi_some_us, s.psi_full_us)
+        self._prev_time = tick.time
         used = s.used
         bucket = self.buckets.add(tick.time, (used, s.available, cache, swap, s.total,
                                               some_pct, full_pct))

@@ -248,7 +248,11 @@ class Tick:
       (previous is 0 for one that appeared);
     - `exited`: processes that left the table at this tick (X, PID reuse, keyframe absence);
     - `gap`: a gap that ends at this tick, if any;
-    - `details`: processes that got a `d`/`D` detail line this tick.
+    - `details`: processes that got a `d`/`D` detail line this tick;
+    - `psi_some_us` / `psi_full_us`: microseconds of memory stall since the previous tick of
+      the same sampler run (None at a run's first tick, or where the kernel has no PSI). The
+      kernel's counters run since boot, so these deltas are the one place they are turned
+      into stall time: every command adds them up rather than differencing on its own.
     """
 
     time: float
@@ -263,6 +267,8 @@ class Tick:
     exited: List[Proc] = field(default_factory=list)
     details: List[Proc] = field(default_factory=list)
     gap: Optional[Gap] = None
+    psi_some_us: Optional[int] = None
+    psi_full_us: Optional[int] = None
 
 
 @dataclass
@@ -527,9 +533,11 @@ class Replayer:
         if self._psi_prev is not None:
             psome, pfull = self._psi_prev
             if some is not None and psome is not None and some >= psome:
-                run.psi_some_us += some - psome
+                tick.psi_some_us = some - psome
+                run.psi_some_us += tick.psi_some_us
             if full is not None and pfull is not None and full >= pfull:
-                run.psi_full_us += full - pfull
+                tick.psi_full_us = full - pfull
+                run.psi_full_us += tick.psi_full_us
         self._psi_prev = (some, full)
         if system.tick_cpu_us:
             run.sampler_cpu_us += system.tick_cpu_us
