@@ -154,28 +154,35 @@ _size_or_pct = _arg(parse_size_or_pct)
 _program_limit = _arg(_parse_program_limit)
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
+    """Bad arguments exit 2, as unusable input does: 1 is kept for "a limit broke"."""
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        print(f"memtrail check: {message}", file=sys.stderr)
+        print(f"{self.prog}: {message}", file=sys.stderr)
         sys.exit(2)
 
 
+def add_gate_arguments(group) -> None:
+    """The limits, shared by `memtrail check` and `memtrail run`."""
+    group.add_argument("--max-used", type=_size, metavar="SIZE",
+                       help="fail if used memory (MemTotal - MemAvailable) ever exceeded SIZE")
+    group.add_argument("--min-available", type=_size_or_pct, metavar="SIZE|PCT",
+                       default=(None, None),
+                       help="fail if MemAvailable ever fell below SIZE or PCT%% of MemTotal")
+    group.add_argument("--no-oom", action="store_true", help="fail on any OOM kill")
+    group.add_argument("--max-program", type=_program_limit, action="append", default=[],
+                       metavar="NAME=SIZE",
+                       help="fail if program NAME (all its processes) peaked above SIZE; "
+                            "repeatable")
+
+
 def main(argv: List[str]) -> int:
-    ap = _Parser(prog="memtrail check",
+    ap = Parser(prog="memtrail check",
                  description="A CI gate: exit 0 when every limit held, 1 when one broke, "
                              "2 when the log cannot tell.")
     ap.add_argument("paths", nargs="+", metavar="PATH")
-    ap.add_argument("--max-used", type=_size, metavar="SIZE",
-                    help="fail if used memory (MemTotal - MemAvailable) ever exceeded SIZE")
-    ap.add_argument("--min-available", type=_size_or_pct, metavar="SIZE|PCT",
-                    default=(None, None),
-                    help="fail if MemAvailable ever fell below SIZE or PCT%% of MemTotal")
-    ap.add_argument("--no-oom", action="store_true", help="fail on any OOM kill")
-    ap.add_argument("--max-program", type=_program_limit, action="append", default=[],
-                    metavar="NAME=SIZE",
-                    help="fail if program NAME (all its processes) peaked above SIZE; "
-                         "repeatable")
+    add_gate_arguments(ap)
     ap.add_argument("--junit", metavar="FILE", help="also write JUnit XML to FILE")
     args = ap.parse_args(argv)
     reports, errors = load(args.paths, top=0)

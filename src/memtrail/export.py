@@ -30,7 +30,7 @@ from memtrail.model import Proc, Run, System, Tick, oom_victim, replay
 from memtrail.programs import program_name
 from memtrail.reader import LogError, ReadStats
 from memtrail.report import group_runs
-from memtrail.timeparse import fmt_time, iso
+from memtrail.timeparse import fmt_time, glue_time_values, iso
 from memtrail.top import state_at, times_in
 
 CSV_COLUMNS = ("time", "unix", "host", "series", "pid", "program", "value")
@@ -412,19 +412,6 @@ def write_openmetrics(paths: Sequence[str], flt: Filter, out: IO[str], stats: Re
 
 
 # -- command -----------------------------------------------------------------------------------
-def _fix_negative(argv: List[str]) -> List[str]:
-    """`--from -5m` is a value, not an option."""
-    out, i = [], 0
-    while i < len(argv):
-        if argv[i] in ("--from", "--to") and i + 1 < len(argv) and argv[i + 1].startswith("-"):
-            out.append(f"{argv[i]}={argv[i + 1]}")
-            i += 2
-            continue
-        out.append(argv[i])
-        i += 1
-    return out
-
-
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="memtrail export",
@@ -453,7 +440,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: List[str]) -> int:
-    args = _parser().parse_args(_fix_negative(list(argv)))
+    args = _parser().parse_args(glue_time_values(list(argv), ("--from", "--to")))
     prog = "memtrail export"
     if args.top < 1:
         print(f"{prog}: --top must be >= 1", file=sys.stderr)

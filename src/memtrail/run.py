@@ -34,7 +34,7 @@ import time
 from typing import Dict, List, Optional, Set, Tuple
 
 from memtrail import daemon
-from memtrail.check import _program_limit, _size, _size_or_pct, evaluate, verdict
+from memtrail.check import Parser, add_gate_arguments, evaluate, verdict
 from memtrail.model import Proc, Run, Tick, replay
 from memtrail.programs import program_name
 from memtrail.reader import ReadStats
@@ -44,13 +44,6 @@ from memtrail.units import fmt_bytes, fmt_duration
 
 SCHEMA = "memtrail.run/1"
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: {message}", file=sys.stderr)
-        sys.exit(2)
 
 
 def _positive(text: str) -> float:
@@ -64,7 +57,7 @@ def _positive(text: str) -> float:
 
 
 def _run_parser() -> argparse.ArgumentParser:
-    ap = _Parser(
+    ap = Parser(
         prog="memtrail run",
         usage="memtrail run [options] -- COMMAND [ARG...]",
         description="Record memory while COMMAND runs, then print a short report and apply the "
@@ -77,17 +70,7 @@ def _run_parser() -> argparse.ArgumentParser:
                          "./memtrail-logs); may hold earlier runs: the report covers this one")
     ap.add_argument("--interval", type=_positive, metavar="S",
                     help="seconds between ticks (default 1; fractions allowed)")
-    gate = ap.add_argument_group("gate (as in memtrail check)")
-    gate.add_argument("--max-used", type=_size, metavar="SIZE",
-                      help="fail if used memory (MemTotal - MemAvailable) ever exceeded SIZE")
-    gate.add_argument("--min-available", type=_size_or_pct, metavar="SIZE|PCT",
-                      default=(None, None),
-                      help="fail if MemAvailable ever fell below SIZE or PCT%% of MemTotal")
-    gate.add_argument("--no-oom", action="store_true", help="fail on any OOM kill")
-    gate.add_argument("--max-program", type=_program_limit, action="append", default=[],
-                      metavar="NAME=SIZE",
-                      help="fail if program NAME (all its processes) peaked above SIZE; "
-                           "repeatable")
+    add_gate_arguments(ap.add_argument_group("gate (as in memtrail check)"))
     out = ap.add_argument_group("outputs")
     out.add_argument("--summary", metavar="FILE",
                      help="write the markdown summary to FILE (it is also appended to "
@@ -625,7 +608,7 @@ def main_run(argv: List[str]) -> int:
 
 # -- memtrail stop -----------------------------------------------------------------------------
 def main_stop(argv: List[str]) -> int:
-    ap = _Parser(prog="memtrail stop",
+    ap = Parser(prog="memtrail stop",
                  description="Stop a sampler started with `memtrail record --daemon --pidfile "
                              "FILE`: SIGTERM (it takes a last tick), wait for the clean end "
                              "record. Exit 0 when the log ended cleanly, 1 when the sampler had "

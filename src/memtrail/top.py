@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 from memtrail.model import Gap, Proc, Replayer, Run, Tick
 from memtrail.programs import program_name
 from memtrail.reader import LogError, ReadStats, check_paths, open_segment, read, segments
-from memtrail.timeparse import fmt_time, parse_time
+from memtrail.timeparse import fmt_time, glue_time_values, parse_time
 from memtrail.units import fmt_bytes, fmt_duration
 
 
@@ -156,22 +156,8 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _fix_negative(argv: List[str]) -> List[str]:
-    """`--at -5m` would read as an option: glue it to its flag."""
-    out: List[str] = []
-    i = 0
-    while i < len(argv):
-        if argv[i] == "--at" and i + 1 < len(argv) and argv[i + 1].startswith("-"):
-            out.append("--at=" + argv[i + 1])
-            i += 2
-            continue
-        out.append(argv[i])
-        i += 1
-    return out
-
-
 def main(argv: List[str]) -> int:
-    args = _parser().parse_args(_fix_negative(list(argv)))
+    args = _parser().parse_args(glue_time_values(list(argv), ("--at",)))
     from memtrail.report import group_runs  # one recording only: several would interleave
 
     try:
