@@ -71,7 +71,7 @@ def summarize(label: str, rep: dict) -> dict:
     span, peak = rep["span"], rep["peak"]
     kills = rep["oom_kills"]
     unit_kills = sum(u["oom_kills"] for u in rep["units"])
-    victims = [str(k.get("program") or k.get("name") or "?") for k in kills]
+    victims = [str(k["program"]) for k in kills]
     top = rep["program_peaks"][:TOP_PER_RUN]
     return {
         "run": label,

@@ -228,10 +228,12 @@ class Analysis:
         rss = said.rss_bytes
         if rss is None and victim is not None:
             rss = before.get(victim)
+        name = data.get("name") or (victim.comm if victim else None)
         self.oom.append({
-            "time": iso(event.time), "t": event.time, "pid": pid,
-            "name": data.get("name") or (victim.comm if victim else None),
-            "program": program_name(cmd, said.name) if cmd else data.get("name"),
+            "time": iso(event.time), "t": event.time, "pid": pid, "name": name,
+            # always a name to group by: the program when the command line is known, else
+            # the kernel's (or the table's) process name
+            "program": program_name(cmd, said.name) if cmd else (name or "?"),
             "cmdline": cmd, "rss_bytes": rss, **parts,
             "uid": data.get("uid"), "constraint": data.get("constraint"),
             "oom_memcg": data.get("oom_memcg"), "task_memcg": data.get("task_memcg"),

@@ -344,7 +344,7 @@ def oom_of_command(rep: dict, tree: CommandTree, started: float, ended: float) -
 
 def oom_sentence(kill: dict) -> str:
     """`python3 (pid 42, 96 MiB: anon 95 MiB, file 1.0 MiB), memcg /ci, CONSTRAINT_MEMCG`."""
-    name = kill.get("program") or kill.get("name") or "?"
+    name = kill["program"]
     parts = [f"pid {kill.get('pid')}"]
     if kill.get("rss_bytes") is not None:
         parts.append(f"{fmt_bytes(kill['rss_bytes'])}: anon {fmt_bytes(kill.get('anon_bytes'))}"
