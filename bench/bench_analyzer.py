@@ -15,6 +15,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -22,15 +23,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def measure(argv: list) -> tuple:
     """(wall seconds, peak RSS MiB, exit code) of one child run."""
-    with open(os.devnull, "wb") as null:
+    # stderr to a file, not a pipe: waiting with wait4 (for the child's own peak RSS) while a
+    # pipe fills up would deadlock a child that reports a lot of problems.
+    with open(os.devnull, "wb") as null, tempfile.TemporaryFile() as errfile:
         t0 = time.perf_counter()
-        child = subprocess.Popen(argv, stdout=null, stderr=subprocess.PIPE)
+        child = subprocess.Popen(argv, stdout=null, stderr=errfile)
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - t0
         child.returncode = os.waitstatus_to_exitcode(status)
-        err = child.stderr.read().decode(errors="replace") if child.stderr else ""
-        if child.stderr:
-            child.stderr.close()
+        errfile.seek(0)
+        err = errfile.read().decode(errors="replace")
     if child.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(argv)} failed ({child.returncode}): {err.strip()}")
     return wall, usage.ru_maxrss / 1024.0, child.returncode
