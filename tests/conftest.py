@@ -32,6 +32,13 @@ def wait_for(predicate, timeout: float = 10.0, what: str = "condition", every: f
         time.sleep(every)
 
 
+def call_main(capsys, main, *args) -> tuple:
+    """(exit code, stdout, stderr) of a command's main() run in-process."""
+    rc = main(list(args))
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
 def records(path, stats=None):
     return list(reader.read(str(path), stats))
 

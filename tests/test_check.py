@@ -8,14 +8,13 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import scenarios
+from conftest import call_main
 
 from memtrail import check
 
 
 def _check(capsys, *args) -> tuple:
-    rc = check.main(list(args))
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
+    return call_main(capsys, check.main, *args)
 
 
 def test_pass_all_limits(tmp_path, capsys):

@@ -13,7 +13,7 @@ import time
 
 import pytest
 import scenarios
-from conftest import SAMPLER
+from conftest import SAMPLER, call_main
 
 from memtrail import diff, tail, top
 from memtrail.timeparse import parse_time
@@ -23,9 +23,7 @@ T0 = scenarios.T0
 
 # -- top ----------------------------------------------------------------------------------------
 def _top(capsys, *args) -> tuple:
-    rc = top.main(list(args))
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
+    return call_main(capsys, top.main, *args)
 
 
 def test_top_at_clock_time_before_the_kill(tmp_path, capsys):
