@@ -463,3 +463,26 @@ def test_iterator_backed_files_are_read_to_the_end(tmp_path):
     data = S.read_file(str(fifo), 1 << 20, whole=True)
     t.join()
     assert data == body
+
+
+def test_write_all_gathers_sections_through_partial_writes():
+    """A pipe takes 64 KiB at a time: every section must still arrive whole and in order."""
+    import threading
+
+    parts = [b"a" * 300_000, bytearray(b"b" * 5), b"", b"c" * 700_001]
+    rfd, wfd = os.pipe()
+    got = []
+
+    def drain():
+        while True:
+            chunk = os.read(rfd, 1 << 16)
+            if not chunk:
+                return
+            got.append(chunk)
+    t = threading.Thread(target=drain)
+    t.start()
+    S.write_all(wfd, parts)
+    os.close(wfd)
+    t.join()
+    os.close(rfd)
+    assert b"".join(got) == b"".join(parts)
