@@ -26,7 +26,7 @@ _UNSAFE = re.compile(
 )
 
 
-def _visible(match: "re.Match[str]") -> str:
+def _visible(match: re.Match) -> str:
     ch = match.group(0)
     code = ord(ch)
     if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
