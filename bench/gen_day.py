@@ -6,7 +6,7 @@ short-lived process every few seconds, a worker recycled now and then), `d` deta
 processes every 10 s, a slab line every 10 ticks, segments rotated every 6 hours and gzipped
 like the sampler does. Deterministic (seeded) so runs compare.
 
-    python bench/gen_day.py OUT_DIR [--hours 24] [--procs 500] [--interval 1]
+    python bench/gen_day.py OUT_DIR [--hours 24 | --days 7] [--procs 500] [--interval 1]
 """
 
 from __future__ import annotations
@@ -47,10 +47,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--hours", type=float, default=24.0)
+    ap.add_argument("--days", type=float, help="instead of --hours: a week is --days 7")
     ap.add_argument("--procs", type=int, default=500)
     ap.add_argument("--interval", type=float, default=1.0)
     ap.add_argument("--segment-hours", type=float, default=6.0)
     args = ap.parse_args(argv)
+    if args.days:
+        args.hours = args.days * 24
     rnd = random.Random(42)
     if os.path.isdir(args.out):
         shutil.rmtree(args.out)
@@ -123,6 +126,9 @@ def main(argv=None) -> int:
         if i % 7200 == 3600:
             oom_kill += 1
             victim = rnd.choice(list(procs))
+            if victim == leaker:  # the leak runs all week: the kernel takes its neighbour
+                pids = list(procs)
+                victim = pids[(pids.index(victim) + 1) % len(pids)]
             p = procs.pop(victim)
             events.append(f"E {ts} oom_kill " + _j({"pid": victim, "name": "python3",
                                                     "anon_kib": p[2], "cmd": p[1],

@@ -421,6 +421,12 @@ class Replayer:
         """A gap found at a segment start, before the tick that ends it has arrived."""
         return self._pending_gap
 
+    def discard_pending(self) -> None:
+        """Forget exits and events gathered outside any tick (a seek's catch-up, seek.py):
+        the first tick replayed should not report them as its own."""
+        self._pending_events = []
+        self._pending_exited = []
+
     def flush(self) -> Optional[Tick]:
         """The pending tick, complete (call at end of input or when a live file is drained)."""
         return self._close_tick()

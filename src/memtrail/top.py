@@ -1,8 +1,9 @@
 """`memtrail top --at TIME`: the process table at any moment of a recording (time travel).
 
 Like `atop -r` jumping to a time: the system line and every live process sorted by RSS, with
-its command line, as the sampler knew them at the last tick at or before TIME. The replay stops
-there, so looking at the first minutes of a day-long log is quick.
+its command line, as the sampler knew them at the last tick at or before TIME. The replay starts
+at the last keyframe before TIME (seek.py) and stops at TIME, so any moment of a week-long log
+is quick.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import List, Optional, Sequence, Tuple
 
 from memtrail.model import Gap, Proc, Replayer, Run, Tick
 from memtrail.programs import program_name
-from memtrail.reader import LogError, ReadStats, check_paths, open_segment, read, segments
+from memtrail.reader import LogError, ReadStats, check_paths, open_segment, segments
+from memtrail.seek import records_from
 from memtrail.timeparse import fmt_time, glue_time_values, parse_time
 from memtrail.units import fmt_bytes, fmt_duration
 
@@ -100,12 +102,18 @@ def state_at(paths: Sequence[str], when: float, stats: ReadStats,
     """The last tick at or before `when`, a frozen copy of its processes, and the gap that
     `when` falls into (if the sampler was not looking then).
 
+    The replay starts at the last keyframe before `when` (seek.py), not at the beginning.
+
     A tick is complete when the next one's first record arrives; that record does not touch
     the table yet, so the table is copied only once, for the tick that answers.
     """
     rp = Replayer(run)
     last: Optional[Tick] = None
-    for rec in read(paths, stats):
+    started = False
+    for rec in records_from(paths, when, stats):
+        if not started and rec.type == "s":
+            started = True
+            rp.discard_pending()
         done = rp.feed(rec)
         if done is None:
             continue
