@@ -92,7 +92,7 @@ def test_tail_history_plain_output(tmp_path):
     text = out.getvalue()
     lines = text.splitlines()
     assert "\033[" not in text
-    kill = [line for line in lines if "OOM KILL" in line]
+    kill = [line for line in lines if "OOM killer killed" in line]
     assert len(kill) == 1 and "pid 501" in kill[0] and "/opt/jobs/hog.py" in kill[0]
     assert lines[-1].startswith("22:00:30")
     assert len([line for line in lines if line[:2].isdigit()]) == 12
@@ -166,7 +166,7 @@ def test_tail_follow_across_rotation_and_compression(tmp_path):
         lines.wait_for("22:00:04")
         h.oom_kill_proc(11)
         h.tick(2)  # 22:00:05 with the kill, 22:00:06
-        kill = lines.wait_for("OOM KILL")
+        kill = lines.wait_for("OOM killer killed")
         assert "pid 11" in kill and "/opt/hog.py" in kill
         lines.wait_for("22:00:06")
         h.rotate(compress=False)

@@ -8,8 +8,9 @@ sampler, and a broken analyzer module can never stop recording.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from memtrail import __version__
 
@@ -43,6 +44,45 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+class ReaderGone(BaseException):
+    """Whoever read our stdout stopped reading (`memtrail tail | head`). Not an OSError, so a
+    command's own `except OSError` (meant for its input files) cannot turn it into an error
+    message: it travels up to `main`, which exits quietly."""
+
+
+class _GuardedOutput:
+    """sys.stdout, with a broken pipe on write or flush raised as `ReaderGone`."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise ReaderGone from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise ReaderGone from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush at exit has nowhere to fail
+    (it would print "Exception ignored ... BrokenPipeError")."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
@@ -64,12 +104,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"memtrail: command {name!r} is not available: {exc}", file=sys.stderr)
         return 2
     func = getattr(module, "main_" + name.replace("-", "_"), None) or module.main
+    real_stdout = sys.stdout
+    if name != "record":  # the sampler writes nothing to stdout but --help
+        sys.stdout = _GuardedOutput(real_stdout)
     try:
-        return int(func(rest) or 0)
+        status = int(func(rest) or 0)
+        sys.stdout.flush()  # a reader that left during the last lines is seen here
+        return status
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # `memtrail report | head`
+    except (ReaderGone, BrokenPipeError):  # `memtrail report | head`: quietly, every command
+        sys.stdout = real_stdout
+        _quiet_stdout()
         return 0
+    finally:
+        sys.stdout = real_stdout
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ import time
 from collections import deque
 from typing import IO, Callable, Deque, Iterator, List, Optional
 
-from memtrail import reader
-from memtrail.model import Replayer, Tick, oom_victim
+from memtrail import events, reader, safetext
+from memtrail.model import Replayer, Tick
 from memtrail.programs import program_name
 from memtrail.reader import LogError, ReadStats, Record, Segment, is_segment_name
 from memtrail.timeparse import fmt_time
@@ -57,6 +57,8 @@ class Renderer:
         self.prev_used: Optional[int] = None
         self.prev_time: Optional[float] = None
         self.prev_psi: Optional[int] = None
+        self.lows = events.LowFolder()
+        self.low_step_kib: Optional[int] = None  # the sampler's, from the segment header
 
     def lines(self, tick: Tick) -> List[str]:
         st = self.style
@@ -64,7 +66,7 @@ class Renderer:
         if tick.gap is not None:
             g = tick.gap
             out.append(st(YELLOW, f"-- {fmt_time(g.end, False)}  not recording for "
-                                  f"{g.seconds:.0f} s ({g.reason}) --"))
+                                  f"{g.seconds:.0f} s ({safetext.terminal(g.reason)}) --"))
         s = tick.system
         used, total = s.used, s.total
         pct = f" ({100 * used / total:.0f}%)" if used is not None and total else ""
@@ -80,40 +82,50 @@ class Renderer:
         largest = max(tick.procs.values(), key=lambda p: p.rss, default=None)
         top = ""
         if largest is not None:
-            top = f"  top {program_name(largest.cmd, largest.comm)} {fmt_bytes(largest.rss)}"
+            name = safetext.terminal(program_name(largest.cmd, largest.comm))
+            top = f"  top {name} {fmt_bytes(largest.rss)}"
         stamp = fmt_time(tick.time, False)
         if s.interval_ms is not None and s.interval_ms < 1000:  # several ticks per second
             stamp += f".{int(round(tick.time * 1000)) % 1000:03d}"
         line = (f"{stamp}  used {fmt_bytes(used):>9}{pct}{delta}  "
                 f"avail {fmt_bytes(s.available):>9}  procs {len(tick.procs):>4}{psi}{top}")
         out.append(line)
+        settings = tick.segment.header.get("settings") if tick.segment is not None else None
+        step = settings.get("low_step_kib") if isinstance(settings, dict) else None
+        self.low_step_kib = step if isinstance(step, int) and step > 0 else None
+        kib = s.available // 1024 if s.available is not None else None
+        for text in self.lows.available(kib):
+            out.append(self._line("low", text, tick.time))
         for event in tick.events:
-            text = self.event(event.kind, event.data, event.time)
-            if text:
-                out.append(text)
+            out.extend(self.event(event.kind, event.data, event.time, s.total))
         self.prev_used, self.prev_time, self.prev_psi = used, tick.time, s.psi_full_us
         return out
 
-    def event(self, kind: str, data: dict, when: float) -> Optional[str]:
-        st = self.style
-        t = fmt_time(when, False)
-        if kind == "oom_kill":
-            victim = oom_victim(data)
-            return st(RED, f"!! {t}  OOM KILL pid {victim.pid} {victim.name} "
-                           f"({fmt_bytes(victim.rss_bytes or 0)}) constraint "
-                           f"{data.get('constraint', '?')}: {victim.cmdline}")
-        if kind == "cgroup_oom":
-            return st(RED, f"!! {t}  cgroup OOM in {data.get('path')} "
-                           f"(+{data.get('delta')})")
-        if kind == "oom_counter":
-            return st(RED, f"!! {t}  kernel oom_kill counter +{data.get('delta')}")
+    def event(self, kind: str, data: dict, when: float,
+              total: Optional[int] = None) -> List[str]:
+        """The lines for one event: a sentence (events.py); lows folded while memory falls."""
         if kind == "low":
-            kib = data.get("available_kib")
-            avail = fmt_bytes(kib * 1024) if isinstance(kib, int) else "?"
-            return st(YELLOW, f"!  {t}  new low: available {avail}")
-        if kind in ("gap", "overrun", "clock", "warn", "rate"):
-            return st(YELLOW, f"!  {t}  {kind} {data}")
-        return st(DIM, f"   {t}  {kind} {data}")  # start, snapshot, rotate, newer kinds
+            step = self.low_step_kib
+            texts = self.lows.low(when, data, total // 1024 if total else None, step)
+            return [self._line(kind, text, when) for text in texts]
+        out = []
+        if events.severity(kind) == events.ALERT:  # the lowest comes before the kill
+            out = [self._line("low", text, when) for text in self.lows.close()]
+        return out + [self._line(kind, events.sentence(kind, data), when)]
+
+    def finish(self) -> List[str]:
+        """Lines still owed at the end of the input (a fall of memory in progress)."""
+        when = self.prev_time or 0.0
+        return [self._line("low", text, when) for text in self.lows.close()]
+
+    def _line(self, kind: str, text: str, when: float) -> str:
+        level = events.severity(kind)
+        t = fmt_time(when, False)
+        if level == events.ALERT:
+            return self.style(RED, f"!! {t}  {text}")
+        if level == events.WARN:
+            return self.style(YELLOW, f"!  {t}  {text}")
+        return self.style(DIM, f"   {t}  {text}")
 
 
 class Follower:
@@ -236,6 +248,9 @@ def run(path: str, follow: bool, count: int, style: Style, out: IO[str],
     # The backlog: replay the newest segment, keep the last `count` ticks' lines.
     play(history.append)
     flush(history.append)
+    owed = render.finish() if not follow else []
+    if owed and history:
+        history[-1] = history[-1] + owed
     for lines in history:
         _write(out, lines)
     out.flush()
