@@ -227,7 +227,8 @@ def test_sizes():
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="records the live /proc")
 def test_end_to_end_real_sampler_names_a_real_process(tmp_path):
     """Record real processes with the real sampler, then `report --json` must name them."""
-    hog = tmp_path / "memtrail_e2e_hog.py"
+    name = f"memtrail_e2e_hog_{os.getpid()}.py"  # other test runs on this host record theirs
+    hog = tmp_path / name
     hog.write_text("import sys\n"
                    "block = bytearray(50 << 20)\n"
                    "for i in range(0, len(block), 4096):\n"
@@ -252,7 +253,7 @@ def test_end_to_end_real_sampler_names_a_real_process(tmp_path):
     assert proc.returncode == 0, proc.stderr
     rep = json.loads(proc.stdout)
     assert rep["span"]["ticks"] >= 5 and rep["span"]["clean_end"] is True
-    group = next(p for p in rep["programs"] if p["name"] == "memtrail_e2e_hog.py")
+    group = next(p for p in rep["programs"] if p["name"] == name)
     assert group["count"] == 1
     assert group["rss_bytes"] >= 50 * MiB
     assert group["largest"]["pid"] == child.pid
