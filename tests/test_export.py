@@ -108,15 +108,18 @@ def test_jsonl_one_object_per_record(oom_log):
     lines = _export(oom_log, "jsonl").splitlines()
     objs = [json.loads(line) for line in lines]
     kinds = {o["type"] for o in objs}
-    assert kinds == {"system", "process", "exit", "event"}
+    assert kinds == {"recording", "system", "process", "exit", "event", "summary",
+                     "peak_program"}
     for o in objs:
         assert o["time"].endswith("Z") and isinstance(o["unix"], float) and o["host"] == "sim-1"
+        assert o["schema"] == "memtrail.jsonl/1" and o["run"] == objs[0]["run"]
     system, _ = _log_values(oom_log)
     assert {f"{o['unix']:.3f}": o["mem_used_bytes"] for o in objs
             if o["type"] == "system"} == system
     kill = next(o for o in objs if o["type"] == "event" and o["kind"] == "oom_kill")
     assert kill["pid"] == 501 and kill["program"] == "hog.py"
-    assert kill["data"]["cmd"] == scenarios.OOM_VICTIM_CMD
+    assert json.loads(kill["detail"])["cmd"] == scenarios.OOM_VICTIM_CMD
+    assert kill["cmdline"] == " ".join(scenarios.OOM_VICTIM_CMD)
     proc = next(o for o in objs if o["type"] == "process" and o["pid"] == 501)
     assert proc["cmdline"] == " ".join(scenarios.OOM_VICTIM_CMD) and proc["rss_bytes"] > 0
 

@@ -3,8 +3,9 @@
 - `csv`: long format, one row per value: `time,unix,host,series,pid,program,value`. System
   series every tick; process series when the sampler recorded a new value (a value holds until
   the next row for the same pid, or its `exit` row). Loads into pandas, DuckDB, a spreadsheet.
-- `jsonl`: one JSON object per record (`type` system / process / exit / event), with ISO time
-  and Unix epoch, for Loki, Elasticsearch, Vector, `jq`.
+- `jsonl`: one flat JSON object per record in a versioned schema (`memtrail.jsonl/1`, see
+  jsonl.py), each carrying its recording's id and the `--label`s, for DuckDB, ClickHouse,
+  OpenSearch, Loki, `jq`.
 - `openmetrics`: the state at the end of the window (or `--to`) as OpenMetrics gauges, without
   timestamps, ending in `# EOF`: drop it in node_exporter's textfile-collector directory, or
   check it with `promtool check metrics`. Only gauges: the figures are per recording (peak,
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import heapq
-import json
 import math
 import os
 import sys
@@ -178,40 +178,12 @@ def write_csv(paths: Sequence[str], flt: Filter, out: IO[str], stats: ReadStats)
     return n
 
 
-def write_jsonl(paths: Sequence[str], flt: Filter, out: IO[str], stats: ReadStats) -> int:
-    rows = Rows(flt)
-    n = 0
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    for tick in _ticks(paths, stats):
-        for row in rows.ticks(tick):
-            kind, t, host = row[0], row[1], row[2]
-            obj: dict = {"type": kind, "time": iso(t), "unix": round(t, 3), "host": host}
-            if kind == "system":
-                obj.update(_system_values(row[3]))
-            elif kind in ("process", "detail"):
-                proc = row[3]
-                obj["type"] = "process"
-                obj.update(pid=proc.pid, program=rows.name(proc), comm=proc.comm,
-                           cmdline=" ".join(proc.cmd), cgroup=proc.cgroup or None)
-                series = PROCESS_SERIES + (DETAIL_SERIES if kind == "detail" or row[4]
-                                           else ())
-                for sname, attr in series:
-                    value = getattr(proc, attr)
-                    if value is not None:
-                        obj[sname] = value
-            elif kind == "exit":
-                obj.update(pid=row[3].pid, program=row[4])
-            elif kind == "event":
-                event = row[3]
-                obj["kind"] = event.kind
-                if event.kind == "oom_kill":
-                    pid, program, rss = _kill_fields(event)
-                    obj.update(pid=pid, program=program, rss_bytes=rss)
-                obj["data"] = event.data
-            out.write(dumps(obj))
-            out.write("\n")
-            n += 1
-    return n
+def write_jsonl(paths: Sequence[str], flt: Filter, out: IO[str], stats: ReadStats,
+                labels: Optional[Dict[str, str]] = None) -> int:
+    """JSON lines live in their own module (a versioned schema of their own)."""
+    from memtrail import jsonl
+
+    return jsonl.write_jsonl(paths, flt, out, stats, labels)
 
 
 # -- OpenMetrics -------------------------------------------------------------------------------
@@ -434,6 +406,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--top", type=int, default=OM_TOP_PROCESSES, metavar="N",
                     help=f"openmetrics: processes exposed one by one (default "
                          f"{OM_TOP_PROCESSES})")
+    ap.add_argument("--label", action="append", metavar="KEY=VALUE",
+                    help="jsonl: add `label_KEY` to every object (repeatable), e.g. "
+                         "--label job=nova-tempest")
     ap.add_argument("-o", "--output", default="-", metavar="FILE",
                     help="output file (default: standard output); written atomically")
     return ap
@@ -454,6 +429,13 @@ def main(argv: List[str]) -> int:
         print(f"{prog}: --to {fmt_time(t_to)} is before --from {fmt_time(t_from)}",
               file=sys.stderr)
         return 2
+    try:
+        from memtrail.jsonl import parse_labels
+
+        labels = parse_labels(args.label)
+    except ValueError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
     flt = Filter(t_from, t_to, set(args.program) if args.program else None,
                  system=not args.no_system, processes=not args.no_processes)
     stats = ReadStats()
@@ -468,7 +450,7 @@ def main(argv: List[str]) -> int:
             if args.format == "openmetrics":
                 write_openmetrics(args.paths, flt, out, stats, args.top)
             elif args.format == "jsonl":
-                write_jsonl(args.paths, flt, out, stats)
+                write_jsonl(args.paths, flt, out, stats, labels)
             else:
                 write_csv(args.paths, flt, out, stats)
         finally:

@@ -1,0 +1,243 @@
+"""`memtrail export --format jsonl`: a recording as JSON lines in a versioned, flat schema.
+
+The lines are meant to be archived by the thousand (one file per CI job or host and day) and
+queried where they land: DuckDB or ClickHouse reading the files directly, OpenSearch or Loki
+ingesting them as they are. Those engines want every line to stand on its own, so each object
+carries what identifies it (`schema`, `type`, `run`, `host`, `time`, `unix`, the `--label`s),
+keys are flat (no nested objects: an event's own details are one JSON string, `detail`), numbers
+are numbers, a key means the same thing with the same type in every object, and keys with no
+value are left out rather than written as null. docs/export.md is the schema's reference;
+adding keys or types keeps the version, changing or removing one bumps it.
+
+Each recording ends with a `summary` object and its `peak_program` objects: the figures
+`memtrail report` and `memtrail fleet` give for it, so a query over thousands of recordings
+need not replay process rows to find a peak. They come from `report.Analysis` fed the same
+ticks, so SQL over the archive and `memtrail fleet` agree by construction, and the test checks
+it anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import IO, Dict, Iterator, Optional, Sequence, Tuple
+
+from memtrail import safetext
+from memtrail.model import Proc, Run, System, Tick, oom_victim, replay
+from memtrail.programs import program_name
+from memtrail.reader import ReadStats
+from memtrail.report import Analysis, group_runs
+from memtrail.timeparse import iso
+
+SCHEMA = "memtrail.jsonl/1"
+PEAK_PROGRAMS = 10  # peak_program objects per recording
+LABEL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+SYSTEM_SERIES: Tuple[Tuple[str, str], ...] = (
+    ("mem_total_bytes", "total"), ("mem_used_bytes", "used"),
+    ("mem_available_bytes", "available"), ("mem_free_bytes", "free"),
+    ("cached_bytes", "cached"), ("buffers_bytes", "buffers"), ("shmem_bytes", "shmem"),
+    ("slab_bytes", "slab"), ("slab_reclaimable_bytes", "sreclaimable"),
+    ("swap_total_bytes", "swap_total"), ("swap_used_bytes", "swap_used"),
+    ("committed_as_bytes", "committed_as"), ("anon_bytes", "anon_pages"),
+    ("page_tables_bytes", "page_tables"), ("kernel_stack_bytes", "kernel_stack"),
+    ("mlocked_bytes", "mlocked"), ("unevictable_bytes", "unevictable"),
+    ("hugetlb_bytes", "hugetlb"), ("processes", "nprocs"),
+    ("oom_kill_total", "oom_kill"), ("pgmajfault_total", "pgmajfault"),
+    ("psi_some_us_total", "psi_some_us"), ("psi_full_us_total", "psi_full_us"),
+)
+PROCESS_SERIES = (("rss_bytes", "rss"), ("shared_bytes", "shared"))
+DETAIL_SERIES = (("pss_bytes", "pss"), ("swap_bytes", "swap"), ("anon_bytes", "rss_anon"),
+                 ("locked_bytes", "locked"))
+
+
+def parse_labels(items: Optional[Sequence[str]]) -> Dict[str, str]:
+    """`job=nova-tempest` -> {"label_job": "nova-tempest"}; ValueError with one line if bad.
+    The `label_` prefix keeps a label from ever shadowing a key of the schema."""
+    labels: Dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not LABEL_KEY.match(key):
+            raise ValueError(f"--label {item!r}: expected KEY=VALUE, KEY matching "
+                             "[a-z][a-z0-9_]*")
+        labels["label_" + key] = value
+    return labels
+
+
+def run_id(header: dict) -> str:
+    """The recording's stable id: 16 hex digits of SHA-256 over host, boot id and the sampler
+    run's start (`started`, 3 decimals), joined by newlines. The same recording exported twice,
+    or on two machines, gets the same id; two recordings never share one in practice."""
+    started = header.get("started")
+    started_s = f"{float(started):.3f}" if isinstance(started, (int, float)) else "?"
+    key = f"{header.get('host', '?')}\n{header.get('boot_id', '?')}\n{started_s}"
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def _text(value: object) -> str:
+    return safetext.terminal(value)
+
+
+def _system_values(s: System) -> Iterator[Tuple[str, int]]:
+    for name, attr in SYSTEM_SERIES:
+        value = getattr(s, attr)
+        if value is not None:
+            yield name, value
+
+
+class Writer:
+    """One recording's objects; the caller feeds ticks in order and calls `finish`."""
+
+    def __init__(self, out: IO[str], flt, labels: Dict[str, str]) -> None:
+        self.out = out
+        self.flt = flt
+        self.labels = labels
+        self.dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        self.names: Dict[Proc, str] = {}
+        self.started = False
+        self.run: Optional[str] = None
+        self.host = "?"
+        self.n = 0
+
+    def name(self, proc: Proc) -> str:
+        name = self.names.get(proc)
+        if name is None:
+            name = self.names[proc] = _text(program_name(proc.cmd, proc.comm))
+        return name
+
+    def emit(self, otype: str, t: float, /, **keys: object) -> None:
+        obj: dict = {"schema": SCHEMA, "type": otype, "run": self.run, "host": self.host,
+                     "time": iso(t), "unix": round(t, 3)}
+        obj.update(self.labels)
+        for key, value in keys.items():
+            if value is not None:
+                obj[key] = value
+        self.out.write(self.dumps(obj))
+        self.out.write("\n")
+        self.n += 1
+
+    def _begin(self, tick: Tick) -> None:
+        header = tick.segment.header if tick.segment is not None else {}
+        self.run = run_id(header)
+        self.host = _text(header.get("host", "?"))
+        started = header.get("started")
+        self.emit("recording", tick.time, boot_id=_text(header.get("boot_id", "?")),
+                  kernel=_text(header.get("kernel")) if header.get("kernel") else None,
+                  sampler=_text(header.get("sampler")) if header.get("sampler") else None,
+                  started=iso(started) if isinstance(started, (int, float)) else None,
+                  started_unix=round(started, 3) if isinstance(started, (int, float))
+                  else None,
+                  interval_s=header.get("interval_s")
+                  if isinstance(header.get("interval_s"), (int, float)) else None)
+
+    def tick(self, tick: Tick) -> None:
+        if self.run is None:
+            self._begin(tick)
+        flt = self.flt
+        if not flt.time_ok(tick.time):
+            for proc in tick.exited:
+                self.names.pop(proc, None)
+            return
+        t = tick.time
+        if flt.system:
+            self.emit("system", t, **dict(_system_values(tick.system)))
+        for event in tick.events:
+            self.event(event)
+        if flt.processes:
+            self._processes(tick)
+        self.started = True
+
+    def _processes(self, tick: Tick) -> None:
+        flt, t = self.flt, tick.time
+        if not self.started:  # the first tick in the window lists every live process
+            changed = dict.fromkeys(tick.procs.values())
+        else:
+            changed = dict.fromkeys(p for p, _ in tick.changes if p.exited is None)
+        detail = dict.fromkeys(tick.details)
+        for proc in changed:
+            if flt.program_ok(self.name(proc)):
+                self._process(t, proc, proc in detail or not self.started)
+        for proc in detail:
+            if proc not in changed and proc.exited is None and flt.program_ok(self.name(proc)):
+                self._process(t, proc, True, rss=False)
+        for proc in tick.exited:
+            name = self.names.pop(proc, None) or _text(program_name(proc.cmd, proc.comm))
+            if flt.program_ok(name):
+                self.emit("exit", t, pid=proc.pid, program=name)
+
+    def _process(self, t: float, proc: Proc, details: bool, rss: bool = True) -> None:
+        series = (PROCESS_SERIES if rss else ()) + (DETAIL_SERIES if details else ())
+        values = {sname: getattr(proc, attr) for sname, attr in series}
+        self.emit("process", t, pid=proc.pid, program=self.name(proc), comm=_text(proc.comm),
+                  cmdline=safetext.command(proc.cmd, missing="") or None,
+                  cgroup=_text(proc.cgroup) if proc.cgroup else None, **values)
+
+    def event(self, event) -> None:
+        data = event.data if isinstance(event.data, dict) else {}
+        keys: dict = {"kind": _text(event.kind)}
+        if event.kind == "oom_kill":
+            victim = oom_victim(data)
+            keys.update(pid=victim.pid, program=_text(victim.program), comm=_text(victim.name),
+                        cmdline=safetext.command(victim.cmd, missing="") or None,
+                        rss_bytes=victim.rss_bytes, **victim.parts)
+            for key, src in (("oom_constraint", "constraint"), ("cgroup", "task_memcg"),
+                             ("oom_cgroup", "oom_memcg")):
+                if isinstance(data.get(src), str):
+                    keys[key] = _text(data[src])
+        keys["detail"] = json.dumps(data, ensure_ascii=True, separators=(",", ":"),
+                                    sort_keys=True)
+        self.emit("event", event.time, **keys)
+
+    def finish(self, rep: dict) -> None:
+        """The recording's summary and the programs at its peak (the whole recording, also
+        when --from/--to narrowed the rows: a summary of a slice would not match `fleet`)."""
+        if self.run is None:
+            return
+        span, peak = rep["span"], rep["peak"]
+        kills = rep["oom_kills"]
+        unit_kills = sum(u["oom_kills"] for u in rep["units"])
+        end = span["end_unix"] if span["end_unix"] is not None else 0.0
+        self.emit("summary", end, start_time=span["start"], start_unix=span["start_unix"],
+                  end_time=span["end"], end_unix=span["end_unix"], duration_s=span["duration_s"],
+                  ticks=span["ticks"], gap_seconds=span["gap_seconds"],
+                  clean_end=span["clean_end"], mem_total_bytes=peak["total_bytes"],
+                  peak_used_bytes=peak["used_bytes"], peak_time=peak["time"],
+                  lowest_available_bytes=rep["lowest_available"]["bytes"],
+                  oom_kills=max(len(kills), rep["oom_counter"], unit_kills),
+                  psi_some_us=rep["psi"]["some_us"], psi_full_us=rep["psi"]["full_us"],
+                  overruns=span["overruns"])
+        when = rep["programs_time"]
+        for rank, prog in enumerate(rep["programs"][:PEAK_PROGRAMS], 1):
+            self.emit("peak_program", end, rank=rank, program=_text(prog["name"]),
+                      processes=prog["count"], rss_bytes=prog["rss_bytes"],
+                      private_bytes=prog["private_bytes"], pss_bytes=prog["pss_bytes"],
+                      swap_bytes=prog["swap_bytes"], peak_time=when)
+
+
+def write_jsonl(paths: Sequence[str], flt, out: IO[str], stats: ReadStats,
+                labels: Optional[Dict[str, str]] = None) -> int:
+    """Every recording in `paths` as JSON lines; returns the number of objects written."""
+    n = 0
+    for group in group_runs(paths):
+        run = Run()
+        writer = Writer(out, flt, labels or {})
+        analysis = Analysis(top=PEAK_PROGRAMS)
+        group_stats = ReadStats()
+        for tick in replay(list(group), group_stats, run):
+            analysis.add(tick, run)
+            writer.tick(tick)
+        writer.finish(analysis.result(run, group_stats, ", ".join(group)))
+        _merge(stats, group_stats)
+        n += writer.n
+    return n
+
+
+def _merge(total: ReadStats, part: ReadStats) -> None:
+    for key, value in vars(part).items():
+        mine = getattr(total, key, None)
+        if isinstance(value, int) and isinstance(mine, int):
+            setattr(total, key, mine + value)
+        elif isinstance(value, list) and isinstance(mine, list):
+            mine.extend(value)
+
