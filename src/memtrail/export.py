@@ -409,14 +409,84 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--label", action="append", metavar="KEY=VALUE",
                     help="jsonl: add `label_KEY` to every object (repeatable), e.g. "
                          "--label job=nova-tempest")
+    ap.add_argument("--follow", action="store_true",
+                    help="openmetrics: keep -o DIR/NAME.prom current from the live log "
+                         "directory, for node_exporter's textfile collector (Prometheus "
+                         "text format; docs/fleet.md)")
+    ap.add_argument("--every", default="15s", metavar="SECONDS",
+                    help="--follow: rewrite the file this often (default 15s; 500ms, 1m)")
+    ap.add_argument("--programs", type=int, default=None, metavar="K",
+                    help="--follow: programs shown by name, the rest as program=\"other\" "
+                         "(default 10)")
+    ap.add_argument("--units", type=int, default=None, metavar="K",
+                    help="--follow: memory cgroups (units) shown, the largest (default 20)")
+    ap.add_argument("--processes", type=int, default=0, metavar="N",
+                    help="--follow: also the N largest processes, with a pid label "
+                         "(default 0: a pid label is a new series per process)")
     ap.add_argument("-o", "--output", default="-", metavar="FILE",
                     help="output file (default: standard output); written atomically")
     return ap
 
 
+def _seconds(text: str) -> float:
+    """`15s`, `1m`, `500ms`, `2` -> seconds; ValueError if not a positive duration."""
+    units = (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0))
+    for suffix, factor in units:
+        if text.endswith(suffix) and text[: -len(suffix)].replace(".", "", 1).isdigit():
+            value = float(text[: -len(suffix)]) * factor
+            break
+    else:
+        value = float(text)
+    if not value > 0 or math.isinf(value):
+        raise ValueError(text)
+    return value
+
+
+def _follow(args: argparse.Namespace, prog: str) -> int:
+    """`--follow`: the live textfile writer (textfile.py), after checking its arguments."""
+    from memtrail import textfile
+
+    problems = []
+    if args.format != "openmetrics":
+        problems.append("--follow needs --format openmetrics")
+    if args.output == "-" or not args.output.endswith(".prom"):
+        problems.append("--follow needs -o DIR/NAME.prom (the textfile collector reads *.prom)")
+    if len(args.paths) != 1 or not os.path.isdir(args.paths[0]):
+        problems.append("--follow needs one log directory (it follows rotation)")
+    if args.start or args.end or args.program or args.no_system or args.no_processes:
+        problems.append("--follow takes no --from/--to/--program/--no-system/--no-processes")
+    try:
+        every = _seconds(args.every)
+    except ValueError:
+        problems.append(f"--every {args.every}: expected a duration such as 15s, 1m, 500ms")
+        every = 0.0
+    for flag, value in (("--programs", args.programs), ("--units", args.units),
+                        ("--processes", args.processes)):
+        if value is not None and value < 0:
+            problems.append(f"{flag} must be >= 0")
+    if problems:
+        print(f"{prog}: {problems[0]}", file=sys.stderr)
+        return 2
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(out_dir):
+        print(f"{prog}: {out_dir}: no such directory", file=sys.stderr)
+        return 2
+    state = textfile.LiveState(
+        programs=textfile.DEFAULT_PROGRAMS if args.programs is None else args.programs,
+        units=textfile.DEFAULT_UNITS if args.units is None else args.units,
+        processes=args.processes)
+    try:
+        return textfile.follow(args.paths[0], args.output, every, state)
+    except LogError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+
+
 def main(argv: List[str]) -> int:
     args = _parser().parse_args(glue_time_values(list(argv), ("--from", "--to")))
     prog = "memtrail export"
+    if args.follow:
+        return _follow(args, prog)
     if args.top < 1:
         print(f"{prog}: --top must be >= 1", file=sys.stderr)
         return 2
