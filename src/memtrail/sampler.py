@@ -795,7 +795,7 @@ class Proc:
     one per process (~400 bytes with its identity string and dict entry). The rarer state
     (young processes to look at again, the detail tiers' last values) lives in the Sampler."""
 
-    __slots__ = ("pid", "fd", "rss", "lim", "ident")
+    __slots__ = ("pid", "fd", "rss", "lim", "ident", "statm")
 
     def __init__(self, pid: str, fd: int) -> None:
         self.pid = pid  # the same string object as its key in Sampler.procs
@@ -803,6 +803,9 @@ class Proc:
         self.rss = 0  # last written (ranks the top N for the detail tiers)
         self.lim = 0  # a `p` is written when RSS moves more than this from `rss`
         self.ident = ""  # "pid start ppid uid {json}" of its P line
+        # statm as last read: the same bytes again cannot be a change (an idle process's
+        # statm does not move), so most processes cost a pread and one comparison a tick
+        self.statm = b""
 
 
 def parse_stat(data: bytes):
@@ -1577,6 +1580,18 @@ class Sampler:
         self.pss_vals = {}  # pid -> last written `D` values (top few only)
         self.rss_delta_kib = cfg.rss_delta // 1024
         self.skip = set()  # /proc names that are not user processes (kthreads, "self", ...)
+        # Listing /proc is a third of a tick; it is skipped while no pid was allocated in our
+        # namespace since the last listing (scan_processes).
+        self.loadavg_fd = -1
+        if self._same_pid_namespace():
+            try:
+                self.loadavg_fd = os.open(self.proc + "/loadavg", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                pass
+        self.cursor = None  # /proc/loadavg's last pid, read just before the last listing
+        self.must_list = False
+        self.order = None  # known Procs in the last listing's order, or None: rebuild it
+        self._listed = []  # that listing (Procs and new names), to rebuild it from
         self.writer = LogWriter(cfg)
         self.kmsg = KmsgReader("" if cfg.no_kmsg else cfg.kmsg, cfg.kmsg_backlog)
         self.oom = OomParser()
@@ -1688,25 +1703,98 @@ class Sampler:
             raise ProcessLookupError(st.pid)
         return data
 
+    def _same_pid_namespace(self) -> bool:
+        """Is the /proc we read the one of our own PID namespace? Only then does every process
+        it lists take a pid from our namespace's allocator, which /proc/loadavg reports.
+        `NSpid` lists a task's pid in each namespace from the /proc mount's down to its own:
+        one entry, ours, means they are the same (a fixture tree has no such line)."""
+        data = read_file(self.proc + "/self/status", 4096)
+        for line in (data or b"").split(b"\n"):
+            if line.startswith(b"NSpid:"):
+                return line[6:].split() == [str(os.getpid()).encode()]
+        return False
+
+    def _pid_cursor(self):
+        """The last pid the kernel allocated in our namespace (the last field of
+        /proc/loadavg, as bytes), or None when it cannot be told."""
+        try:
+            data = os.pread(self.loadavg_fd, 128, 0)
+        except OSError:
+            return None
+        return data[data.rfind(b" "):] if data.endswith(b"\n") else None
+
+    def _listing(self, keyframe: bool):
+        """The names in /proc; None when no process can have appeared since the last listing
+        (the kernel allocated no pid in our namespace since just before it; a thread takes a
+        pid too, which only costs a listing); False when /proc cannot be listed. Listed
+        anyway at a keyframe, after a new name could not be looked at (it is tried again),
+        and when unsure."""
+        cursor = self._pid_cursor() if self.loadavg_fd >= 0 else None
+        if (cursor is not None and cursor == self.cursor and not keyframe
+                and not self.must_list):
+            return None
+        self.cursor = cursor  # read before listing: a process started after it moves it
+        self.must_list = False
+        try:
+            return os.listdir(self.proc)
+        except OSError:
+            self.cursor = None
+            return False
+
     def scan_processes(self, ts: str, keyframe: bool, out_x: list, out_p: list,
                        out_new: list, initial: bool) -> None:
         """The per-tick hot loop: one pread per known process, a write only on change."""
         procs = self.procs
-        skip = self.skip
         shift = self.shift
         pread = os.pread
-        try:
-            names = os.listdir(self.proc)
-        except OSError:
+        names = self._listing(keyframe)
+        if names is False:
             return
+        if names is None:  # nobody new: the last listing's order, without those gone since
+            order = self.order
+            if order is None:  # processes joined at the last listing: put them in its order
+                order = []
+                for x in self._listed:
+                    st = procs.get(x) if x.__class__ is str else x
+                    if st is not None and procs.get(st.pid) is st:
+                        order.append(st)
+                self.order, self._listed = order, []
+            gone = []
+            for st in order:
+                try:
+                    data = pread(st.fd, 256, 0)
+                except OSError:
+                    try:  # fd -1 (out of descriptors) reads by path; ESRCH: it has exited
+                        if st.fd >= 0:
+                            raise
+                        data = self._read_statm_by_path(st)
+                    except OSError:
+                        gone.append(st.pid)
+                        continue
+                if data == st.statm:
+                    continue
+                st.statm = data
+                fields = data.split(b" ", 3)
+                rss = int(fields[1]) << shift
+                if abs(rss - st.rss) > st.lim:
+                    self._band(st, rss)
+                    out_p.append(f"p {ts} {st.pid} {rss} {int(fields[2]) << shift}\n")
+            if gone:
+                self._drop(gone, ts, out_x)
+                self.order = [st for st in order if procs.get(st.pid) is st]
+            return
+        skip = self.skip
         gone = []
         new = []
+        listed = []  # the listing's order: Procs, and the names of new ones
         for name in names:
             st = procs.get(name)
             if st is None:
                 if name not in skip:
                     new.append(name)
+                    listed.append(name)
                 continue
+            listed.append(st)
             try:
                 data = pread(st.fd, 256, 0)
             except OSError:
@@ -1717,6 +1805,9 @@ class Sampler:
                 except OSError:
                     gone.append(name)
                     continue
+            if data == st.statm and not keyframe:
+                continue
+            st.statm = data
             fields = data.split(b" ", 3)
             rss = int(fields[1]) << shift
             if keyframe or abs(rss - st.rss) > st.lim:
@@ -1724,26 +1815,21 @@ class Sampler:
                 out_p.append(f"p {ts} {name} {rss} {int(fields[2]) << shift}\n")
         # Exits show as ESRCH on the held descriptor; a listing diff also catches processes
         # read by path and fixture trees (whose files stay readable once opened).
-        listed = set(names)
-        gone.extend(procs.keys() - listed)
-        skip.intersection_update(listed)
-        for name in set(gone):
-            st = procs.pop(name, None)
-            if st is None:
-                continue
-            self.detail_vals.pop(name, None)
-            self.pss_vals.pop(name, None)
-            if st.fd >= 0:
-                os.close(st.fd)
-            out_x.append(f"X {ts} {name}\n")
+        listed_names = set(names)
+        gone.extend(procs.keys() - listed_names)
+        skip.intersection_update(listed_names)
+        if gone:
+            self._drop(gone, ts, out_x)
         for name in new:
             if not name.isdigit():
                 skip.add(name)
                 continue
             try:
                 fd = self._open_statm(name)
-            except OSError:
-                continue  # exited between listdir and open
+            except OSError as exc:  # exited between listdir and open, or not readable
+                if exc.errno not in (errno.ENOENT, errno.ESRCH):
+                    self.must_list = True  # tried again at every tick, as before
+                continue
             try:
                 data = pread(fd, 256, 0) if fd >= 0 else read_file(
                     f"{self.proc}/{name}/statm", 256)
@@ -1755,9 +1841,12 @@ class Sampler:
                     os.close(fd)
                 if ident is False:
                     skip.add(name)  # kernel thread: never looked at again
+                else:
+                    self.must_list = True  # there a moment ago: look again next tick
                 continue
             st = Proc(name, fd)
             st.ident = ident
+            st.statm = data
             if not initial:
                 self.young.append(st)
             fields = data.split(b" ", 3)
@@ -1766,6 +1855,23 @@ class Sampler:
             self.announced.add(name)
             out_new.append(f"P {ts} {st.ident}\n")
             out_p.append(f"p {ts} {name} {st.rss} {int(fields[2]) << shift}\n")
+        if new:
+            self.order, self._listed = None, listed
+        else:
+            self.order = listed if not gone else [st for st in listed if procs.get(st.pid) is st]
+
+    def _drop(self, gone: list, ts: str, out_x: list) -> None:
+        """Forget processes that exited; their `X` lines in pid order."""
+        procs = self.procs
+        for name in sorted(set(gone), key=int):
+            st = procs.pop(name, None)
+            if st is None:
+                continue
+            self.detail_vals.pop(name, None)
+            self.pss_vals.pop(name, None)
+            if st.fd >= 0:
+                os.close(st.fd)
+            out_x.append(f"X {ts} {name}\n")
 
     def recheck_young(self, ts: str, out_new: list) -> None:
         """A process first seen right after fork may exec a moment later: look once more."""
