@@ -24,12 +24,14 @@ import _signal  # `signal` without its enum layer: the same functions, signals a
 import _socket  # `socket` without enum and selectors: a datagram socket and sendto are enough
 import errno
 import faulthandler
+import itertools
 import os
 import resource
 import select
 import sys
 import time
 import zlib
+from _operator import attrgetter, ne  # `operator` without its pure-Python layer
 
 try:  # C JSON string codecs: exactly what json.dumps/json.loads use for strings
     from _json import encode_basestring_ascii as _json_str
@@ -1591,6 +1593,7 @@ class Sampler:
         self.cursor = None  # /proc/loadavg's last pid, read just before the last listing
         self.must_list = False
         self.order = None  # known Procs in the last listing's order, or None: rebuild it
+        self.fds = []  # their statm descriptors, in that order
         self._listed = []  # that listing (Procs and new names), to rebuild it from
         self.writer = LogWriter(cfg)
         self.kmsg = KmsgReader("" if cfg.no_kmsg else cfg.kmsg, cfg.kmsg_backlog)
@@ -1758,7 +1761,22 @@ class Sampler:
                     st = procs.get(x) if x.__class__ is str else x
                     if st is not None and procs.get(st.pid) is st:
                         order.append(st)
-                self.order, self._listed = order, []
+                self._set_order(order)
+                self._listed = []
+            try:  # the whole table in C loops; only what changed reaches Python code
+                datas = list(map(pread, self.fds, _repeat(256), _repeat(0)))
+            except OSError:  # an exit (ESRCH), or one read by path: one at a time below
+                datas = None
+            if datas is not None:
+                for st, data in itertools.compress(zip(order, datas),
+                                                   map(ne, datas, map(_statm, order))):
+                    st.statm = data
+                    fields = data.split(b" ", 3)
+                    rss = int(fields[1]) << shift
+                    if abs(rss - st.rss) > st.lim:
+                        self._band(st, rss)
+                        out_p.append(f"p {ts} {st.pid} {rss} {int(fields[2]) << shift}\n")
+                return
             gone = []
             for st in order:
                 try:
@@ -1781,7 +1799,7 @@ class Sampler:
                     out_p.append(f"p {ts} {st.pid} {rss} {int(fields[2]) << shift}\n")
             if gone:
                 self._drop(gone, ts, out_x)
-                self.order = [st for st in order if procs.get(st.pid) is st]
+                self._set_order([st for st in order if procs.get(st.pid) is st])
             return
         skip = self.skip
         gone = []
@@ -1858,7 +1876,12 @@ class Sampler:
         if new:
             self.order, self._listed = None, listed
         else:
-            self.order = listed if not gone else [st for st in listed if procs.get(st.pid) is st]
+            self._set_order(listed if not gone else
+                            [st for st in listed if procs.get(st.pid) is st])
+
+    def _set_order(self, order: list) -> None:
+        self.order = order
+        self.fds = list(map(_fd, order))
 
     def _drop(self, gone: list, ts: str, out_x: list) -> None:
         """Forget processes that exited; their `X` lines in pid order."""
@@ -2255,6 +2278,11 @@ class Sampler:
         # Only a flag: the tick that takes the snapshot records the event. Appending to
         # self.events here could land between a tick writing its events and clearing them.
         self.want_snapshot = "signal"
+
+
+_fd = attrgetter("fd")
+_statm = attrgetter("statm")
+_repeat = itertools.repeat
 
 
 def _by_rss(st: Proc) -> int:
