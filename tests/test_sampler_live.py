@@ -79,7 +79,11 @@ def test_real_child_appears_grows_and_exits(tmp_path, sampler_factory):
     assert stats.problems == 0
 
 
-def test_sampler_never_forks_or_execs(tmp_path):
+def test_sampler_never_forks_and_execs_only_itself_once_before_sampling(tmp_path):
+    """Run as a script it re-executes itself once, at start-up, as an import of the same file
+    (sampler.lean_reexec): that execve, of the same interpreter, is the only one after the
+    start, it comes before /proc/meminfo is first opened (before any tick), and nothing is
+    ever forked or cloned."""
     strace = shutil.which("strace")
     if not strace:
         pytest.skip("strace is not installed (.ci/run installs it)")
@@ -87,18 +91,69 @@ def test_sampler_never_forks_or_execs(tmp_path):
     run = subprocess.run(
         # --seccomp-bpf: only the traced calls stop the tracee, so a host with thousands of
         # processes does not slow every pread down.
-        [strace, "-f", "-qq", "--seccomp-bpf", "-e",
-         "trace=fork,vfork,clone,clone3,execve,execveat", "-o", str(out), sys.executable,
-         "-I", "-S", str(SAMPLER), "--dir", str(tmp_path / "log"), "--interval", "0.05",
-         "--duration", "3", "--quiet", "--rotate-age", "0.5"],
+        [strace, "-f", "-qq", "-s", "1024", "--seccomp-bpf", "-e",
+         "trace=fork,vfork,clone,clone3,execve,execveat,open,openat", "-o", str(out),
+         sys.executable, "-I", "-S", str(SAMPLER), "--dir", str(tmp_path / "log"),
+         "--interval", "0.05", "--duration", "3", "--quiet", "--rotate-age", "0.5"],
         capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     calls = [line for line in out.read_text().splitlines() if "(" in line]
-    execs = [c for c in calls if "execve" in c]
+    execs = [i for i, c in enumerate(calls) if "execve" in c]
     spawns = [c for c in calls if any(k in c for k in ("fork(", "clone(", "clone3("))]
-    assert len(execs) == 1 and sys.executable.split("/")[-1] in execs[0]  # itself, only
     assert spawns == []
+    assert len(execs) == 2  # strace starting it, and its one re-exec
+    first, second = (calls[i] for i in execs)
+    assert f'execve("{sys.executable}"' in first and f'execve("{sys.executable}"' in second
+    assert '"-c"' in second and "SourceFileLoader" in second and str(SAMPLER) in second
+    meminfo = [i for i, c in enumerate(calls) if '/meminfo"' in c]
+    assert meminfo and min(meminfo) > execs[1]  # re-executed before the first tick
+    assert len({c.split()[0] for c in calls}) == 1  # one pid throughout: an exec, not a child
     assert len(list((tmp_path / "log").iterdir())) >= 2  # it rotated and compressed meanwhile
+
+
+def test_a_copied_script_reexecutes_as_an_import_of_itself(tmp_path):
+    """The single file copied anywhere under any name: one re-exec, same pid, same flags."""
+    copy = tmp_path / "bin dir" / "my-sampler.py"
+    copy.parent.mkdir()
+    shutil.copy(SAMPLER, copy)
+    logdir = tmp_path / "log"
+    proc = subprocess.Popen([sys.executable, "-I", "-S", "-B", str(copy), "--dir", str(logdir),
+                             "--interval", "0.1", "--quiet"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: log_text(logdir).count("\ns ") >= 2 if logdir.exists() else False,
+                 what="two ticks")
+        argv = open(f"/proc/{proc.pid}/cmdline", "rb").read().split(b"\0")[:-1]
+        assert argv[0].decode() == sys.executable and argv[1:5] == [b"-I", b"-S", b"-B", b"-c"]
+        assert b"SourceFileLoader" in argv[5] and argv[6:] == [
+            str(copy).encode(), b"--dir", str(logdir).encode(), b"--interval", b"0.1",
+            b"--quiet"]
+        header = json.loads(log_text(logdir).split("\n", 1)[0].split(" ", 4)[4])
+        assert header["pid"] == proc.pid
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()
+    assert not (copy.parent / "__pycache__").exists()  # -B was kept
+    assert log_text(logdir).splitlines()[-1].startswith("Z ")
+
+
+def test_module_and_import_runs_do_not_reexecute(tmp_path):
+    """`python3 -m memtrail.sampler` and `memtrail record` import it: no exec, same result."""
+    for argv in ([sys.executable, "-m", "memtrail.sampler"],
+                 [sys.executable, "-m", "memtrail", "record"]):
+        logdir = tmp_path / argv[-1].replace(".", "-")
+        env = dict(os.environ, PYTHONPATH=str(SAMPLER.parent.parent))
+        proc = subprocess.Popen([*argv, "--dir", str(logdir), "--interval", "0.1", "--quiet"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            wait_for(lambda d=logdir: d.exists() and log_text(d).count("\ns ") >= 2,
+                     what="two ticks")
+            cmdline = open(f"/proc/{proc.pid}/cmdline", "rb").read().split(b"\0")
+            assert b"-c" not in cmdline and cmdline[1:3] == [b"-m", argv[2].encode()]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0, proc.stderr.read()
+        assert log_text(logdir).splitlines()[-1].startswith("Z ")
 
 
 def test_signals_snapshot_reopen_and_clean_end(tmp_path, sampler_factory):

@@ -3,9 +3,10 @@
 
 Copy this file to any Linux host and run `python3 -I -S sampler.py --dir /var/log/memtrail`.
 It must keep recording exactly when memory runs out, which is when `ps`, `free` and shell
-loops stall on fork. So it never starts a process, imports everything before its first tick,
-reads /proc through descriptors it keeps open, locks itself in memory, and writes each tick
-with one writev(2) so a crash can only ever tear the last line. The log format is
+loops stall on fork. So it never starts a process (run as a script, it re-executes itself
+once at start-up as an import of this file, see lean_reexec), imports everything before its
+first tick, reads /proc through descriptors it keeps open, locks itself in memory, and writes
+each tick with one writev(2) so a crash can only ever tear the last line. The log format is
 docs/format.md (version 1); the analyzer (`memtrail report` and friends) reads it anywhere.
 
 This file must not import from the rest of the memtrail package and must run on Python 3.8.
@@ -2315,5 +2316,59 @@ def main(argv=None) -> int:
         return 1
 
 
+def lean_reexec_argv(path: str, argv: list):
+    """The command line that runs the file `path` as an imported module, or None.
+
+    CPython keeps the parse tree of a script for as long as the script runs (it is freed when
+    the module's code returns, which a recorder's never does): about 5.5 MiB, locked in memory
+    with the rest by mlockall. A module's tree is freed once it is compiled, and not built at
+    all when __pycache__ has it. The module is loaded by its path with the importer's own
+    loader (already in memory), so sys.path is untouched and no other file can stand in for
+    it. The interpreter's flags (-I, -S, -B, -O, -X, -W) are kept, and it is sys.executable,
+    never a `python3` looked up on PATH (that may be a shim that forks).
+    """
+    if not sys.executable:
+        return None
+    flags = sys.flags
+    opts = []
+    if flags.isolated:
+        opts.append("-I")
+    else:
+        opts += ["-E"] * bool(flags.ignore_environment) + ["-s"] * bool(flags.no_user_site)
+    opts += (["-S"] * bool(flags.no_site) + ["-B"] * bool(flags.dont_write_bytecode)
+             + ["-O"] * flags.optimize)
+    for key, value in getattr(sys, "_xoptions", {}).items():
+        opts += ["-X", key if value is True else f"{key}={value}"]
+    for warning in sys.warnoptions:
+        opts += ["-W", warning]
+    return [sys.executable, *opts, "-c", _LOAD_BY_PATH, os.path.abspath(path), *argv]
+
+
+# The re-executed program: load the file named by its first argument as module `sampler` and
+# run it with the rest (`ps` still shows .../sampler.py, and `memtrail stop` still knows it).
+_LOAD_BY_PATH = (
+    "import sys, _frozen_importlib as b, _frozen_importlib_external as e; "
+    "l = e.SourceFileLoader('sampler', sys.argv.pop(1)); "
+    "m = b.module_from_spec(b.spec_from_loader(l.name, l)); "
+    "sys.modules[l.name] = m; l.exec_module(m); sys.exit(m.main())")
+
+
+def lean_reexec() -> None:
+    """Run as a script, become an import of this same file: once, at start-up, before any
+    sampling; an exec (same pid, descriptors and environment), never a fork. The only exec
+    the sampler ever makes. When it cannot, the script simply runs on as it is."""
+    args = lean_reexec_argv(__file__, sys.argv[1:])
+    if args is None:
+        return
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(args[0], args)
+    except OSError:
+        pass
+
+
 if __name__ == "__main__":
+    if __spec__ is None:  # `python3 sampler.py`, not `python3 -m memtrail.sampler`
+        lean_reexec()
     sys.exit(main())
