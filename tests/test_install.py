@@ -156,3 +156,29 @@ def test_the_wheel_carries_the_unit_files(tmp_path):
     for name in ("memtrail.service", "memtrail.env", "memtrail-sampler.py"):
         assert f"memtrail/systemd/{name}" in names
     assert "memtrail/sampler.py" in names
+
+
+def test_textfile_unit_on_request(tmp_path: Path) -> None:
+    """--textfile adds the live textfile writer's unit and the analyzer it runs, and the
+    installed copy runs on its own (no package on sys.path, `-I -S` as the unit starts it);
+    uninstall takes it all out."""
+    (tmp_path / "plain").mkdir()
+    assert run("--prefix", str(tmp_path / "plain")).returncode == 0
+    assert not (tmp_path / "plain/etc/systemd/system/memtrail-textfile.service").exists()
+    res = run("--prefix", str(tmp_path), "--textfile")
+    assert res.returncode == 0, res.stderr
+    unit = tmp_path / "etc/systemd/system/memtrail-textfile.service"
+    assert unit.read_bytes() == (ROOT / "systemd" / "memtrail-textfile.service").read_bytes()
+    assert "systemctl enable --now memtrail.service memtrail-textfile.service" in res.stdout
+    lib = tmp_path / "usr/local/lib/memtrail"
+    assert (lib / "memtrail" / "textfile.py").exists() and (lib / "memtrail-cli.py").exists()
+    out = subprocess.run([sys.executable, "-I", "-S", str(lib / "memtrail-cli.py"), "export",
+                          str(ROOT / "tests/fixtures/golden/v1"), "--format", "openmetrics"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env={"PATH": os.environ.get("PATH", "")})
+    assert out.returncode == 0, out.stderr
+    assert "memtrail_oom_kills" in out.stdout
+    res = run("--prefix", str(tmp_path), "--uninstall")
+    assert res.returncode == 0, res.stderr
+    assert "systemctl stop memtrail-textfile.service" in res.stdout
+    assert not unit.exists() and not lib.exists()

@@ -31,6 +31,11 @@ SAMPLER_DEST = "usr/local/lib/memtrail/sampler.py"
 LAUNCHER_DEST = "usr/local/lib/memtrail/memtrail-sampler.py"
 UNIT_DEST = "etc/systemd/system/" + UNIT_NAME
 ENV_DEST = "etc/default/memtrail"
+# --textfile: the live textfile writer's unit, and the analyzer it runs copied beside the sampler
+TEXTFILE_UNIT_NAME = "memtrail-textfile.service"
+TEXTFILE_UNIT_DEST = "etc/systemd/system/" + TEXTFILE_UNIT_NAME
+CLI_DEST = "usr/local/lib/memtrail/memtrail-cli.py"
+PACKAGE_DEST = "usr/local/lib/memtrail/memtrail"
 DEFAULT_PYTHON = "/usr/bin/python3"
 
 
@@ -46,6 +51,9 @@ class Sources:
     unit: str
     env: str
     launcher: str
+    textfile_unit: str = ""
+    cli: str = ""
+    package: str = ""
 
 
 def find_sources() -> Sources:
@@ -68,7 +76,9 @@ def find_sources() -> Sources:
         env = os.path.join(cand, "memtrail.env")
         launcher = os.path.join(cand, "memtrail-sampler.py")
         if all(os.path.isfile(f) for f in (unit, env, launcher)):
-            return Sources(sampler=spec.origin, unit=unit, env=env, launcher=launcher)
+            return Sources(sampler=spec.origin, unit=unit, env=env, launcher=launcher,
+                           textfile_unit=os.path.join(cand, TEXTFILE_UNIT_NAME),
+                           cli=os.path.join(cand, "memtrail-cli.py"), package=pkg_dir)
     raise InstallError(
         "cannot find systemd/memtrail.service, memtrail.env and memtrail-sampler.py (looked in "
         + ", ".join(candidates) + "); run from a clone of the repository"
@@ -181,7 +191,23 @@ def byte_compile(inst: Installer, python: str) -> None:
                         "it still runs, compiled at each start (about 5 MiB more memory)")
 
 
-def install(inst: Installer, src: Sources, python: str) -> List[str]:
+def _package_files(package: str) -> List[str]:
+    return sorted(n for n in os.listdir(package) if n.endswith(".py"))
+
+
+def install_textfile(inst: Installer, src: Sources, python: str) -> None:
+    """The textfile writer: its unit, and the analyzer (stdlib only) beside the sampler, so the
+    unit runs with the system's Python like the sampler, whatever pip did."""
+    for path in (src.textfile_unit, src.cli):
+        if not os.path.isfile(path):
+            raise InstallError(f"cannot find {path}; run from a clone of the repository")
+    for name in _package_files(src.package):
+        inst.put(f"{PACKAGE_DEST}/{name}", _read(os.path.join(src.package, name)))
+    inst.put(CLI_DEST, _read(src.cli))
+    inst.put(TEXTFILE_UNIT_DEST, unit_text(src.textfile_unit, python).encode())
+
+
+def install(inst: Installer, src: Sources, python: str, textfile: bool = False) -> List[str]:
     """Copy the files and byte-compile the sampler; return the commands to run next."""
     inst.put(SAMPLER_DEST, _read(src.sampler))
     inst.put(LAUNCHER_DEST, _read(src.launcher))
@@ -193,15 +219,32 @@ def install(inst: Installer, src: Sources, python: str) -> List[str]:
             f"warning: {inst.path(python)} does not exist; the unit runs the sampler "
             "with it (install python3, or pass --python PATH)"
         )
-    return ["systemctl daemon-reload", "systemctl enable --now " + UNIT_NAME]
+    units = UNIT_NAME
+    if textfile:
+        install_textfile(inst, src, python)
+        units += " " + TEXTFILE_UNIT_NAME
+    return ["systemctl daemon-reload", "systemctl enable --now " + units]
 
 
 def uninstall(inst: Installer, src: Optional[Sources]) -> List[str]:
     """Remove what install() put in place, and the unit's enablement links; never the logs."""
-    for link in sorted(glob.glob(inst.path("etc/systemd/system/*/" + UNIT_NAME))):
-        if os.path.islink(link):
-            inst.remove(os.path.relpath(link, inst.root))
+    had_textfile = os.path.lexists(inst.path(TEXTFILE_UNIT_DEST))
+    for name in (UNIT_NAME, TEXTFILE_UNIT_NAME):
+        for link in sorted(glob.glob(inst.path("etc/systemd/system/*/" + name))):
+            if os.path.islink(link):
+                inst.remove(os.path.relpath(link, inst.root))
     inst.remove(UNIT_DEST)
+    inst.remove(TEXTFILE_UNIT_DEST)
+    inst.remove(CLI_DEST)
+    pkg = inst.path(PACKAGE_DEST)
+    if os.path.isdir(pkg):
+        for name in sorted(os.listdir(pkg)):
+            if name.endswith(".py"):
+                inst.remove(f"{PACKAGE_DEST}/{name}")
+        for pyc in sorted(glob.glob(os.path.join(pkg, "__pycache__", "*.pyc"))):
+            inst.remove(os.path.relpath(pyc, inst.root))
+        inst.rmdir(PACKAGE_DEST + "/__pycache__")
+        inst.rmdir(PACKAGE_DEST)
     inst.remove(SAMPLER_DEST)
     inst.remove(LAUNCHER_DEST)
     cache = os.path.join(os.path.dirname(SAMPLER_DEST), "__pycache__")
@@ -213,7 +256,8 @@ def uninstall(inst: Installer, src: Optional[Sources]) -> List[str]:
         inst.remove(ENV_DEST, unless_changed_from=src.env)
     elif os.path.exists(inst.path(ENV_DEST)):
         inst.log.append(f"kept {inst.path(ENV_DEST)} (no shipped copy to compare it with)")
-    return ["systemctl stop " + UNIT_NAME, "systemctl daemon-reload",
+    stop = ["systemctl stop " + TEXTFILE_UNIT_NAME] if had_textfile else []
+    return stop + ["systemctl stop " + UNIT_NAME, "systemctl daemon-reload",
             "(the logs stay in /var/log/memtrail: remove them by hand when no longer needed)"]
 
 
@@ -228,6 +272,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--uninstall", action="store_true",
                    help="remove the unit, the sampler and an unedited settings file (not logs)")
     p.add_argument("--dry-run", action="store_true", help="say what would be done, change nothing")
+    p.add_argument("--textfile", action="store_true",
+                   help="also memtrail-textfile.service: live figures for node_exporter's "
+                        "textfile collector (/var/lib/prometheus/node-exporter/memtrail.prom; "
+                        "docs/fleet.md)")
     p.add_argument("--python", default=DEFAULT_PYTHON, metavar="PATH",
                    help=f"interpreter the unit runs the sampler with (default {DEFAULT_PYTHON})")
     return p
@@ -252,7 +300,7 @@ def main(argv: List[str]) -> int:
                 src = None  # still uninstall; an edited settings file is then kept
             commands = uninstall(inst, src)
         else:
-            commands = install(inst, find_sources(), args.python)
+            commands = install(inst, find_sources(), args.python, args.textfile)
     except InstallError as exc:
         print(f"memtrail install-unit: {exc}", file=sys.stderr)
         return 2

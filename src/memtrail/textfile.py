@@ -317,7 +317,7 @@ class Live:
         self.idle_flush = idle_flush
         self.pending = False
         self.last_data = time.monotonic()
-        self.caught_up = False  # the newest segment has been read to its end once
+        self.caught_up = False  # every segment up to the newest has been read to its end
 
     def poll(self) -> bool:
         """Read everything available now (switching segments on rotation); True if any."""
@@ -341,8 +341,9 @@ class Live:
             if tick is not None:
                 self.state.add(tick)
             self.pending = False
-        if not got:
-            self.caught_up = True
+        # Every segment was read to its end: counts now start from the recording's beginning
+        # (a test of "a poll read nothing" would never pass while a fast sampler writes).
+        self.caught_up = True
         return got
 
 
