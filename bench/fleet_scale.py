@@ -43,6 +43,7 @@ import json, resource, sys, time
 import duckdb
 sql, archive, days = sys.argv[1], sys.argv[2], sys.argv[3]
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 con.execute(f"SET VARIABLE archive = '{archive}'")
 con.execute(f"SET VARIABLE days = {days}")
 con.execute(open(f"{sql}/archive.sql").read())
@@ -136,7 +137,7 @@ def main() -> int:
         res = subprocess.run([sys.executable, "-c", DUCK, str(ROOT / "docs/sql/duckdb"),
                               f"{work}/archive/**/*.jsonl", "10"], env=ENV,
                              capture_output=True, text=True, check=True)
-        duck.append(json.loads(res.stdout))
+        duck.append(json.loads(res.stdout.strip().splitlines()[-1]))
     tf = textfile_cost(work)
     med = statistics.median
     import duckdb
