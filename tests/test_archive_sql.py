@@ -162,3 +162,27 @@ def test_programs_at_each_jobs_peak_match_report(con, archive, fleet_rows):
         assert by_job[job] == want, job
         assert {r["peak_used_bytes"] for r in rows if r["job"] == job} == \
             {fleet_rows[label]["peak_used_bytes"]}
+
+
+def test_clickhouse_queries_agree_with_duckdb(con, archive):
+    """docs/sql/clickhouse/ run by the ClickHouse engine itself (chDB, in process) over the
+    same archive give the rows the DuckDB queries give (which the tests above check against
+    fleet and report)."""
+    chdb_session = pytest.importorskip("chdb.session")
+    root, _ = archive
+    ch_sql = ROOT / "docs" / "sql" / "clickhouse"
+    sess = chdb_session.Session()
+    sess.query((ch_sql / "archive.sql").read_text().replace(
+        "artifacts/**/*.jsonl", f"{root}/archive/**/*.jsonl"))
+    keys = {"oom_jobs": ("job", "runs", "runs_with_oom_kills", "oom_kills", "victims"),
+            "oom_victims": ("program", "kills", "runs", "jobs"),
+            "peak_by_job": ("job", "runs", "p50_bytes", "p95_bytes", "max_bytes", "max_run"),
+            "programs_at_peak": ("job", "run", "rank", "program", "processes", "rss_bytes")}
+    for name, cols in keys.items():
+        text = str(sess.query((ch_sql / f"{name}.sql").read_text(), "JSONEachRow"))
+        got = [json.loads(line) for line in text.splitlines() if line.strip()]
+        want = _query(con, f"{name}.sql")
+        assert want, name
+        assert sorted(tuple(r[c] for c in cols) for r in got) == \
+            sorted(tuple(r[c] for c in cols) for r in want), name
+    sess.close()
