@@ -92,6 +92,7 @@ JOURNAL_IDS = {  # MESSAGE_ID values of our own, so `journalctl MESSAGE_ID=...` 
     "start": "6b3c1f0e2a9d4e5f8a7b6c5d4e3f2a10",
     "stop": "6b3c1f0e2a9d4e5f8a7b6c5d4e3f2a11",
     "oom_kill": "6b3c1f0e2a9d4e5f8a7b6c5d4e3f2a12",
+    "trigger": "6b3c1f0e2a9d4e5f8a7b6c5d4e3f2a13",
 }
 S_INDEX = {name: i for i, name in enumerate(FIELDS["s"])}  # position in an `s` line's values
 SIGNAL_NAMES = {_signal.SIGTERM: "SIGTERM", _signal.SIGINT: "SIGINT"}  # the stop reason
@@ -189,6 +190,112 @@ def _integer(text: str) -> int:
         raise BadValue(f"not a whole number: {text!r}") from None
 
 
+# Trigger rules (`--trigger`): parsed with the other settings; what they do is in the
+# "Triggers" section below.
+
+_SIGNAL_NUMBERS = {name[3:]: getattr(_signal, name) for name in dir(_signal)
+                   if name.startswith("SIG") and not name.startswith("SIG_")
+                   and name not in ("SIGRTMIN", "SIGRTMAX")}
+# Sent without --trigger-allow-kill: the three signals programs catch to dump their state (whose
+# default action still ends a program that does not catch them: docs/triggers.md), the
+# real-time signals (application-defined) and those whose default action is to do nothing.
+# Everything else (HUP INT KILL TERM ABRT SEGV BUS FPE ILL TRAP SYS PIPE ALRM VTALRM PROF XCPU
+# XFSZ STKFLT PWR IO STOP TSTP TTIN TTOU) ends, cores or stops its target by design.
+_TRIGGER_SAFE = ("USR1", "USR2", "QUIT", "WINCH", "URG", "CONT", "CHLD", "CLD")
+
+
+def parse_signal(text: str):
+    """'USR2', 'SIGUSR2', 'usr2', 'RTMIN+3' -> (number, 'SIGUSR2', allowed without the flag)."""
+    name = text.strip().upper()
+    if name.startswith("SIG"):
+        name = name[3:]
+    for base, number, sign in (("RTMIN", _signal.SIGRTMIN, 1), ("RTMAX", _signal.SIGRTMAX, -1)):
+        if name.startswith(base):
+            offset = name[len(base) + 1:]
+            if name == base:
+                return number, "SIG" + name, True
+            if name[len(base)] == "+-"[sign < 0] and offset.isdecimal() and offset.isascii() \
+                    and int(offset) <= _signal.SIGRTMAX - _signal.SIGRTMIN:
+                return number + sign * int(offset), "SIG" + name, True
+    number = _SIGNAL_NUMBERS.get(name)
+    if number is None:
+        raise BadValue(f"unknown signal {text!r} (examples: USR2, QUIT, USR1)")
+    return number, "SIG" + name, name in _TRIGGER_SAFE
+
+
+class TriggerRule:
+    """One `PROGRAM:CONDITION:SIGNAL` rule."""
+
+    __slots__ = ("text", "program", "kind", "size_kib", "pct", "window_s", "signum",
+                 "signame", "safe")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        parts = text.rsplit(":", 2)  # a program name may hold ':'; a condition or signal not
+        if len(parts) != 3 or not parts[0] or not parts[1] or not parts[2]:
+            raise BadValue(f"bad trigger {text!r}: expected PROGRAM:CONDITION:SIGNAL "
+                           "(examples: nova-api:rss>1G:USR2, java:rss>80%:QUIT, *:low:USR2, "
+                           "gunicorn:grow>300M/10m:USR1)")
+        self.program, cond, sig = parts
+        self.size_kib = self.pct = None
+        self.window_s = 0.0
+        try:
+            self.signum, self.signame, self.safe = parse_signal(sig)
+            self._condition(cond.strip())
+        except BadValue as exc:
+            raise BadValue(f"bad trigger {text!r}: {exc}") from None
+
+    def _condition(self, cond: str) -> None:
+        if cond.lower() == "low":
+            self.kind = "low"
+            return
+        kind, sep, line = cond.partition(">")
+        kind = kind.strip().lower()
+        if not sep or kind not in ("rss", "grow"):
+            raise BadValue(f"unknown condition {cond!r} (rss>SIZE, rss>PCT%, "
+                           "grow>SIZE/DURATION or low)")
+        self.kind = kind
+        if kind == "grow":
+            line, slash, window = line.partition("/")
+            if not slash:
+                raise BadValue("grow needs a window: grow>300M/10m")
+            self.window_s = _positive(parse_duration)(window)
+        if line.endswith("%"):
+            self.pct = _percent(line)
+            if not self.pct:
+                raise BadValue(f"must be more than 0: {line!r}")
+        else:
+            self.size_kib = _positive(parse_size)(line) // 1024 or 1
+
+    def line_kib(self, total_kib) -> int:
+        """The line in KiB (a percentage is of MemTotal)."""
+        if self.pct is None:
+            return self.size_kib
+        return int((total_kib or 0) * self.pct / 100)
+
+    def __repr__(self) -> str:
+        return f"TriggerRule({self.text!r})"
+
+
+def parse_triggers(text: str) -> list:
+    """One rule, or several separated by whitespace (MEMTRAIL_TRIGGER in an env file)."""
+    return [TriggerRule(rule) for rule in str(text).split()]
+
+
+def check_triggers(rules: list, allow_kill: bool) -> list:
+    """Start-up checks that need every rule: a terminating signal without the flag, a `*`
+    with no program named. A `*` stands for every program another rule names."""
+    for rule in rules:
+        if not rule.safe and not allow_kill:
+            raise BadValue(f"trigger {rule.text!r}: {rule.signame} ends or stops a process "
+                           "that does not catch it; refused without --trigger-allow-kill")
+    if any(r.program == "*" for r in rules) and all(r.program == "*" for r in rules):
+        raise BadValue("a '*' trigger stands for the programs the other --trigger rules "
+                       "name, and none is named")
+    return rules
+
+
+
 # (flag, type, default, help). Environment: MEMTRAIL_ + flag in upper snake case.
 OPTIONS = [
     ("--dir", str, None, "log directory (default: $LOGS_DIRECTORY, else ./memtrail-logs)"),
@@ -229,7 +336,18 @@ OPTIONS = [
     ("--journal", str, "auto", "send start/stop/OOM entries to the journal: auto, yes, no"),
     ("--pidfile", str, "", "write the sampler's pid here (removed at a clean stop)"),
     ("--quiet", bool, False, "no start/stop lines on stderr"),
+    ("--trigger", parse_triggers, [],
+     "PROGRAM:CONDITION:SIGNAL, repeatable: signal a process when it crosses a line, e.g. "
+     "nova-api:rss>1G:USR2, java:rss>80%:QUIT, gunicorn:grow>300M/10m:USR1, *:low:USR2 "
+     "(docs/triggers.md); in the variable, rules separated by spaces"),
+    ("--trigger-hysteresis", _percent, 10.0,
+     "a rule fires again for a process only after its value fell this % below the line"),
+    ("--trigger-max-per-hour", _positive(_count), 4, "most signals sent in any hour, all rules"),
+    ("--trigger-allow-kill", bool, False,
+     "allow rules whose signal ends or stops a process (TERM, KILL, INT, HUP, ...)"),
+    ("--trigger-dry-run", bool, False, "record what the rules would send, send nothing"),
 ]
+_REPEATABLE = ("--trigger",)
 HELP_GROUPS = [  # --help shows the flags in these groups, in this order
     ("Where and how often", ("--dir", "--interval", "--duration", "--keyframe")),
     ("Processes", ("--rss-delta", "--rss-delta-pct", "--top-n", "--status-every",
@@ -242,6 +360,8 @@ HELP_GROUPS = [  # --help shows the flags in these groups, in this order
     ("Staying alive", ("--no-mlock", "--no-oom-adj", "--oom-score-adj")),
     ("Sources", ("--proc-root", "--kmsg", "--no-kmsg", "--kmsg-backlog")),
     ("Running as a service", ("--journal", "--pidfile", "--quiet")),
+    ("Triggers", ("--trigger", "--trigger-hysteresis", "--trigger-max-per-hour",
+                  "--trigger-allow-kill", "--trigger-dry-run")),
 ]
 PROG = "memtrail record"
 DESCRIPTION = ("Record memory use (system, processes, cgroups, OOM kills) to a log directory, "
@@ -275,12 +395,12 @@ def _metavar(flag: str, kind) -> str:
     if flag in ("--dir", "--proc-root", "--kmsg", "--cgroup-root", "--pidfile"):
         return "PATH"
     return {"parse_size": "SIZE", "parse_duration": "SECONDS", "_percent": "PCT",
-            "_count": "N", "_integer": "N"}.get(kind.__name__, "VALUE")
+            "_count": "N", "_integer": "N", "parse_triggers": "RULE"}.get(kind.__name__, "VALUE")
 
 
 def _show_default(kind, default) -> str:
     """A default as a person would type it: 64M rather than 67108864, 7d rather than 604800."""
-    if default is None or default is False or default == "":
+    if default is None or default is False or default == "" or default == []:
         return ""
     name = getattr(kind, "__name__", "")
     if name == "parse_size" and default:
@@ -394,6 +514,7 @@ def parse_args(argv) -> Settings:
         kinds[flag] = kind
     args = list(argv)
     unknown = []
+    repeated = set()
     i = 0
     while i < len(args):
         arg = args[i]
@@ -426,9 +547,13 @@ def parse_args(argv) -> Settings:
             explicit = args[i]
             i += 1
         try:
-            setattr(cfg, _dest(flag), kind(explicit))
+            value = kind(explicit)
         except ValueError as exc:
             _usage_error(f"argument {flag}: {exc}")
+        if flag in _REPEATABLE:  # each use adds to the list, which replaces the variable's
+            value = (getattr(cfg, _dest(flag)) if flag in repeated else []) + value
+            repeated.add(flag)
+        setattr(cfg, _dest(flag), value)
     if unknown:
         _usage_error("unrecognized arguments: " + " ".join(unknown))
     if cfg.dir is None:
@@ -439,6 +564,10 @@ def parse_args(argv) -> Settings:
     if cfg.journal not in ("auto", "yes", "no"):
         _usage_error("--journal must be auto, yes or no")
     cfg.fast_interval = min(cfg.fast_interval, cfg.interval)
+    try:
+        check_triggers(cfg.trigger, cfg.trigger_allow_kill)
+    except BadValue as exc:
+        _usage_error(str(exc))
     return cfg
 
 
@@ -1567,6 +1696,376 @@ def raise_fd_limit() -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# Triggers: signal a process when it crosses a line, so its own heap dump (a Guru Meditation
+# Report, a tracemalloc snapshot, a JVM class histogram) is taken at the moment that matters
+# (docs/triggers.md). The sampler only ever calls kill(2) or pidfd_send_signal(2): no fork,
+# no exec. Nothing here runs per tick unless a rule is configured.
+
+# Program names, as the analyzer gives them (memtrail/programs.py, which this file cannot
+# import and which uses `re`): the same rules written out by hand; tests compare the two on a
+# table of real command lines and on generated ones.
+_INTERPRETERS = ("python", "pypy", "perl", "ruby", "node", "nodejs", "php", "lua", "luajit",
+                 "tclsh", "bash", "sh", "dash", "zsh", "ksh", "Rscript", "deno", "bun", "java",
+                 "jruby", "gawk", "awk")
+_OPTS_WITH_ARG = {
+    "python": ("-W", "-X", "-Q"),
+    "perl": ("-I", "-M", "-m", "-x"),
+    "ruby": ("-I", "-r", "-E", "-C", "-F"),
+    "node": ("-r", "--require", "--import", "--loader", "--experimental-loader",
+             "--inspect-port", "--title", "--max-old-space-size"),
+    "java": ("-cp", "-classpath", "--class-path", "-p", "--module-path", "--add-opens",
+             "--add-exports", "--add-modules", "-splash", "--add-reads", "--patch-module"),
+    "bash": ("-o", "-O", "--rcfile", "--init-file"),
+}
+_FAMILY_OF = {"pypy": "python", "nodejs": "node", "zsh": "bash", "dash": "bash", "ksh": "bash",
+              "sh": "bash"}
+
+
+def _word_chars(text: str) -> bool:
+    """`\\w+` of a str pattern: one or more letters, digits or '_' (any script)."""
+    return text != "" and all(c.isalnum() or c == "_" for c in text)
+
+
+def _interpreter_tail(rest: str) -> bool:
+    """What may follow an interpreter's name: `(\\d+(\\.\\d+)*[a-z]?)?(-\\w+)?$`."""
+    if rest.endswith("\n"):  # `$` also matches before a final newline
+        rest = rest[:-1]
+    i, n = 0, len(rest)
+    if i < n and rest[i].isdecimal():
+        while i < n and rest[i].isdecimal():
+            i += 1
+        while i + 1 < n and rest[i] == "." and rest[i + 1].isdecimal():
+            i += 1
+            while i < n and rest[i].isdecimal():
+                i += 1
+        if i < n and "a" <= rest[i] <= "z":
+            i += 1
+    return i == n or (rest[i] == "-" and _word_chars(rest[i + 1:]))
+
+
+def _is_interpreter(base: str) -> bool:
+    return any(base.startswith(name) and _interpreter_tail(base[len(name):])
+               for name in _INTERPRETERS)
+
+
+def _family(name: str) -> str:
+    for fam in ("python", "pypy", "perl", "ruby", "nodejs", "node", "java", "bash", "zsh",
+                "dash", "ksh", "sh"):
+        if name.startswith(fam):
+            return _FAMILY_OF.get(fam, fam)
+    return name
+
+
+def _script_of(interp: str, args: list):
+    """The script/module/jar an interpreter runs, or None (`python3 -c ...`, a bare shell)."""
+    fam = _family(interp)
+    with_arg = _OPTS_WITH_ARG.get(fam, ())
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if fam == "python" and arg == "-m" and i + 1 < len(args):
+            return args[i + 1]
+        if fam == "python" and arg.startswith("-m") and len(arg) > 2:
+            return arg[2:]
+        if fam == "java" and arg == "-jar" and i + 1 < len(args):
+            return os.path.basename(args[i + 1])
+        if fam == "java" and arg in ("-m", "--module") and i + 1 < len(args):
+            return args[i + 1].split("/")[-1].rsplit(".", 1)[-1]
+        if arg in ("-c", "-e", "-E") and fam in ("python", "bash", "perl", "ruby", "node"):
+            return None
+        if arg == "--":
+            return os.path.basename(args[i + 1]) if i + 1 < len(args) else None
+        if arg.startswith("-"):
+            i += 2 if arg in with_arg else 1
+            continue
+        if fam == "java":
+            return arg.rsplit(".", 1)[-1] if "/" not in arg else os.path.basename(arg)
+        if arg.startswith(("/dev/fd/", "/proc/", "/dev/stdin")):
+            return None
+        return os.path.basename(arg) or None
+    return None
+
+
+def _title(first: str):
+    """`NAME: ...` (a process title the program set itself) -> NAME, else None; the analyzer's
+    `^([^\\s:/][^\\s:]*|/[^\\s:]+): `."""
+    colon = first.find(":")
+    name = first[:colon]
+    if colon <= 0 or first[colon + 1:colon + 2] != " " or any(c.isspace() for c in name):
+        return None
+    if name[0] == "/" and len(name) < 2:
+        return None
+    return name
+
+
+def program_name(cmd: list, comm: str = "?") -> str:
+    """The program a process belongs to: exactly memtrail.programs.program_name."""
+    args = list(cmd)
+    while args and args[-1] == "":
+        args.pop()
+    if not args:
+        return comm or "?"
+    first = args[0]
+    title = _title(first)
+    if title is not None:
+        return os.path.basename(title.lstrip("-")) or comm
+    if len(args) == 1 and " " in first.strip():
+        args = first.split()
+        first = args[0]
+    base = os.path.basename(first).lstrip("-")
+    if not base:
+        return comm or "?"
+    if _is_interpreter(base):
+        script = _script_of(base, args[1:])
+        if script:
+            return script
+    return base
+
+
+def ident_comm(ident: str) -> str:
+    """The kernel's name inside a process identity, without a JSON parser."""
+    at = ident.find('{"comm":"')
+    if at < 0:
+        return "?"
+    try:
+        return _json_scan(ident, at + 9)[0]
+    except (ValueError, IndexError):
+        return "?"
+
+
+def _ident_start(ident: str) -> str:
+    return ident.split(" ", 2)[1]
+
+
+class Triggers:
+    """Evaluates the rules against the processes whose RSS was written this tick (and, at a
+    new MemAvailable low, the largest process of each named program), and sends signals.
+
+    Once per process per rule crossing: a rule fires, then waits until the value falls back
+    below the line by `--trigger-hysteresis` percent before it may fire again for that
+    process. A global limit (`--trigger-max-per-hour`) caps every signal sent; a crossing
+    past the limit is recorded, not sent, and counts as that crossing.
+    """
+
+    def __init__(self, cfg, proc_root: str) -> None:
+        self.cfg = cfg
+        self.rules = list(cfg.trigger)
+        self.keep = 1.0 - cfg.trigger_hysteresis / 100.0
+        self.max_per_hour = cfg.trigger_max_per_hour
+        named = []
+        for rule in self.rules:
+            if rule.program != "*" and rule.program not in named:
+                named.append(rule.program)
+        self.by_program = {}  # program -> [(rule index, rule)] for rss and grow rules
+        self.low = []  # (rule index, rule, program) for low rules
+        for i, rule in enumerate(self.rules):
+            for program in (named if rule.program == "*" else [rule.program]):
+                if rule.kind == "low":
+                    self.low.append((i, rule, program))
+                else:
+                    self.by_program.setdefault(program, []).append((i, rule))
+        windows = [r.window_s for r in self.rules if r.kind == "grow"]
+        self.keep_s = max(windows, default=0.0)  # grow history kept this long ...
+        self.bucket_s = max(min(windows, default=1.0) / 16, self.keep_s / 64)  # ... in these
+        self.changed = []  # Procs whose RSS was written this tick (filled by the scan)
+        self.programs = {}  # pid -> (ident, program)
+        self.fired = {}  # (rule index, pid) -> start of the process it fired for
+        self.history = {}  # pid -> (start, [[t0, min_kib, last_kib], ...]) for grow rules
+        self.sent = []  # monotonic times of the signals sent in the last hour
+        self.own_pid = os.getpid()
+        self.dry_run = ""
+        if cfg.trigger_dry_run:
+            self.dry_run = "--trigger-dry-run"
+        elif os.path.realpath(proc_root) != "/proc":
+            self.dry_run = f"proc root {proc_root} is not this system's /proc"
+        # Python 3.9+ (the sampler runs on 3.8 too: then kill(2) after a start-time check)
+        self.pidfd_open = getattr(os, "pidfd_open", None)
+        self.pidfd_send = getattr(_signal, "pidfd_send_signal", None)
+        self.pidfd = self.pidfd_open is not None and self.pidfd_send is not None
+        self.proc = proc_root
+
+    def settings(self) -> dict:
+        """The header's `settings.triggers`: what a reader needs to explain an event."""
+        return {"rules": [r.text for r in self.rules],
+                "hysteresis_pct": self.cfg.trigger_hysteresis,
+                "max_per_hour": self.max_per_hour, "dry_run": self.dry_run or None}
+
+    def program(self, st) -> str:
+        cached = self.programs.get(st.pid)
+        if cached is not None and cached[0] is st.ident:
+            return cached[1]
+        cmd = ident_cmd(st.ident)
+        program = program_name(cmd or [], ident_comm(st.ident))
+        self.programs[st.pid] = (st.ident, program)
+        return program
+
+    def evaluate(self, procs: dict, total_kib, low: bool, mono: float, prune: bool,
+                 events: list, notifier) -> None:
+        changed, self.changed = self.changed, []
+        by_program = self.by_program
+        for st in changed:
+            rules = by_program.get(self.program(st))
+            if rules:
+                self._check(st, rules, total_kib, mono, events, notifier)
+        if low and self.low:
+            largest = {}
+            wanted = {program for _i, _r, program in self.low}
+            for st in procs.values():
+                program = self.program(st)
+                if program in wanted and (program not in largest
+                                          or st.rss > largest[program].rss):
+                    largest[program] = st
+            for i, rule, program in self.low:
+                st = largest.get(program)
+                if st is not None:
+                    self._fire(i, rule, st, program, st.rss, None, mono, events, notifier)
+        if prune or len(self.programs) > 2 * len(procs) + 64:
+            self._prune(procs)
+
+    def _check(self, st, rules, total_kib, mono, events, notifier) -> None:
+        pid, rss = st.pid, st.rss
+        start = None
+        lows = None
+        for i, rule in rules:
+            line = rule.line_kib(total_kib)
+            if rule.kind == "rss":
+                value = rss
+            else:
+                if lows is None:
+                    lows = self._grow(st, mono)
+                value = rss - lows.get(rule.window_s, rss)
+            key = (i, pid)
+            if start is None:
+                start = _ident_start(st.ident)
+            if self.fired.get(key) == start:  # fired for this process: re-armed below the band
+                if value <= line * self.keep:
+                    del self.fired[key]
+                continue
+            if value > line:
+                self.fired[key] = start
+                self._fire(i, rule, st, self.program(st), value, line, mono, events, notifier)
+
+    def _grow(self, st, mono: float) -> dict:
+        """Record this RSS; {window_s: the lowest RSS within that window} for the grow rules.
+        Kept in at most ~64 buckets per process (each the lowest and the last value seen in
+        its stretch of time), so the window is measured to 1/16 of its length."""
+        start = _ident_start(st.ident)
+        entry = self.history.get(st.pid)
+        if entry is None or entry[0] != start:
+            entry = self.history[st.pid] = (start, [])
+        buckets = entry[1]
+        rss = st.rss
+        if buckets and mono - buckets[-1][0] < self.bucket_s:
+            last = buckets[-1]
+            last[1] = min(last[1], rss)
+            last[2] = rss
+        else:
+            buckets.append([mono, rss, rss])
+        while len(buckets) > 1 and buckets[1][0] <= mono - self.keep_s:
+            buckets.pop(0)  # the first one left holds the value in force at the window start
+        lows = {}  # window -> lowest RSS within it
+        for rule in self.rules:
+            if rule.kind != "grow" or rule.window_s in lows:
+                continue
+            since = mono - rule.window_s
+            low = rss
+            for k, (t0, lowest, last) in enumerate(buckets):
+                nxt = buckets[k + 1][0] if k + 1 < len(buckets) else mono + 1
+                if nxt <= since:
+                    continue
+                low = min(low, last if t0 < since else lowest)
+            lows[rule.window_s] = low
+        return lows
+
+    def _fire(self, i, rule, st, program, value, line, mono, events, notifier) -> None:
+        pid = int(st.pid)
+        event = {"rule": rule.text, "pid": pid, "program": program, "condition": rule.kind,
+                 "value_kib": value}
+        if line is not None:
+            event["line_kib"] = line
+        if rule.window_s:
+            event["window_s"] = rule.window_s
+        event["signal"] = rule.signame
+        cutoff = mono - 3600.0
+        while self.sent and self.sent[0] <= cutoff:
+            self.sent.pop(0)
+        err = None
+        if pid == 1 or pid == self.own_pid:
+            result = "refused"
+            event["reason"] = "pid 1" if pid == 1 else "the sampler itself"
+        elif self.dry_run:
+            result = "dry_run"
+            event["reason"] = self.dry_run
+        elif len(self.sent) >= self.max_per_hour:
+            result = "rate_limited"
+            event["reason"] = f"{self.max_per_hour} signals in the last hour"
+        else:
+            self.sent.append(mono)
+            err, via = self._send(pid, int(_ident_start(st.ident)), rule.signum)
+            event["via"] = via
+            result = "sent" if err == 0 else "gone" if err == errno.ESRCH else "failed"
+        event["result"] = result
+        event["errno"] = err
+        if err:
+            event["error"] = errno.errorcode.get(err, str(err))
+        events.append(("trigger", event))
+        if result == "sent":
+            notifier.journal("trigger", f"memtrail sent {rule.signame} to {program} (pid {pid}):"
+                             f" rule {rule.text}", trigger_rule=rule.text, trigger_pid=pid,
+                             trigger_signal=rule.signame)
+
+    def _start_of(self, pid: int):
+        data = read_file(f"{self.proc}/{pid}/stat", 1024)
+        try:
+            return parse_stat(data)[3] if data else None
+        except (ValueError, IndexError):
+            return None
+
+    def _send(self, pid: int, start: int, signum: int):
+        """(errno, how): 0 when sent. The process must still be the one the rule saw (pid and
+        start time): with a pidfd (Python 3.9+, Linux 5.3+), opened before the start time is
+        checked, nothing can take its place between the check and the signal; without one, the
+        check is made just before kill(2) and a PID reused in between is the remaining risk."""
+        if self.pidfd:
+            try:
+                fd = self.pidfd_open(pid)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSYS, errno.EPERM, errno.EINVAL):
+                    return exc.errno, "pidfd"
+                self.pidfd = False  # a kernel without pidfd_open (or a seccomp filter)
+            else:
+                try:
+                    if self._start_of(pid) != start:
+                        return errno.ESRCH, "pidfd"
+                    self.pidfd_send(fd, signum)
+                    return 0, "pidfd"
+                except OSError as exc:
+                    return exc.errno or errno.EIO, "pidfd"
+                finally:
+                    os.close(fd)
+        if self._start_of(pid) != start:
+            return errno.ESRCH, "kill"
+        try:
+            os.kill(pid, signum)
+            return 0, "kill"
+        except OSError as exc:
+            return exc.errno or errno.EIO, "kill"
+
+    def _prune(self, procs: dict) -> None:
+        """Forget processes that are gone (or whose pid now names another process)."""
+        for pid in [p for p in self.programs if p not in procs]:
+            del self.programs[pid]
+        for pid, (start, _b) in list(self.history.items()):
+            st = procs.get(pid)
+            if st is None or _ident_start(st.ident) != start:
+                del self.history[pid]
+        for key, start in list(self.fired.items()):
+            st = procs.get(key[1])
+            if st is None or _ident_start(st.ident) != start:
+                del self.fired[key]
+
+
+# ---------------------------------------------------------------------------------------------
 # The sampler.
 
 class Sampler:
@@ -1633,6 +2132,7 @@ class Sampler:
         self.status_line = ""
         self.announced = set()  # pids whose P was written this tick
         self.announced_cg = set()  # cgids whose C was written this tick
+        self.triggers = Triggers(cfg, self.proc) if cfg.trigger else None
 
     # -- header ----------------------------------------------------------------------------
     def header(self, now: float, mono: float, segment: str) -> str:
@@ -1659,6 +2159,8 @@ class Sampler:
             },
             "fields": FIELDS,
         }
+        if self.triggers is not None:
+            head["settings"]["triggers"] = self.triggers.settings()
         return f"H {now:.3f} memtrail {FORMAT} {_json(head)}\n"
 
     # -- processes ---------------------------------------------------------------------------
@@ -1751,6 +2253,7 @@ class Sampler:
         procs = self.procs
         shift = self.shift
         pread = os.pread
+        watch = self.triggers.changed if self.triggers is not None else None
         names = self._listing(keyframe)
         if names is False:
             return
@@ -1777,6 +2280,8 @@ class Sampler:
                     if abs(rss - st.rss) > st.lim:
                         self._band(st, rss)
                         out_p.append(f"p {ts} {st.pid} {rss} {int(fields[2]) << shift}\n")
+                        if watch is not None:
+                            watch.append(st)
                 return
             gone = []
             for st in order:
@@ -1798,6 +2303,8 @@ class Sampler:
                 if abs(rss - st.rss) > st.lim:
                     self._band(st, rss)
                     out_p.append(f"p {ts} {st.pid} {rss} {int(fields[2]) << shift}\n")
+                    if watch is not None:
+                        watch.append(st)
             if gone:
                 self._drop(gone, ts, out_x)
                 self._set_order([st for st in order if procs.get(st.pid) is st])
@@ -1832,6 +2339,8 @@ class Sampler:
             if keyframe or abs(rss - st.rss) > st.lim:
                 self._band(st, rss)
                 out_p.append(f"p {ts} {name} {rss} {int(fields[2]) << shift}\n")
+                if watch is not None:
+                    watch.append(st)
         # Exits show as ESRCH on the held descriptor; a listing diff also catches processes
         # read by path and fixture trees (whose files stay readable once opened).
         listed_names = set(names)
@@ -1874,6 +2383,8 @@ class Sampler:
             self.announced.add(name)
             out_new.append(f"P {ts} {st.ident}\n")
             out_p.append(f"p {ts} {name} {st.rss} {int(fields[2]) << shift}\n")
+            if watch is not None:
+                watch.append(st)
         if new:
             self.order, self._listed = None, listed
         else:
@@ -2029,7 +2540,8 @@ class Sampler:
         self.read_kmsg()  # before the scan, so a victim's command line is still known
         system = self.sys.read()
         avail, total = system[S_INDEX["mem_available"]], system[S_INDEX["mem_total"]]
-        if self._rate_and_lows(now, mono, system):
+        low = self._rate_and_lows(now, mono, system)
+        if low:
             snapshot = snapshot or "low"
         if snapshot == "signal":
             self.events.append(("snapshot", {"reason": "SIGUSR1"}))
@@ -2042,6 +2554,9 @@ class Sampler:
         out_detail, out_cg, out_slab = Lines(), Lines(), Lines()
         self.recheck_young(ts, out_new)  # those first seen last tick, before new ones join
         self.scan_processes(ts, keyframe, out_x, out_p, out_new, initial)
+        if self.triggers is not None:
+            self.triggers.evaluate(self.procs, total, low, mono, keyframe, self.events,
+                                   self.notifier)
         do_status = snapshot or initial or mono - self.last_status >= cfg.status_every
         do_pss = snapshot or initial or mono - self.last_pss >= cfg.pss_every
         if do_status:
