@@ -63,7 +63,7 @@ def main() -> None:
                         "rules": make(this, f"{tmp}/c", RULES)}
             cpu = {name: [] for name in samplers}
             now = time.time()
-            for name, s in samplers.items():  # first ticks: identities, keyframe
+            for s in samplers.values():  # first ticks: identities, keyframe
                 s.tick(now, time.monotonic(), time.process_time(), True)
             for i in range(args.rounds):
                 order = list(samplers.items())
