@@ -218,5 +218,6 @@ def test_triggers_never_fork_or_exec(tmp_path, child):
     spawns = [line for line in calls if any(k in line for k in ("fork(", "clone(", "clone3("))]
     assert execs and all(sys.executable.split("/")[-1] in e for e in execs)  # itself only
     assert spawns == []
+    # (a new low of this shared host's memory may add a second one, through the `*` rule)
     assert [(e["pid"], e["result"]) for e in events(logdir)][:1] == [(c.pid, "sent")]
-    wait_for(lambda: c.snaps() == ["snap-1.bin"], what="the snapshot")
+    wait_for(lambda: "snap-1.bin" in c.snaps(), what="the snapshot")
