@@ -25,6 +25,7 @@ import _signal  # `signal` without its enum layer: the same functions, signals a
 import _socket  # `socket` without enum and selectors: a datagram socket and sendto are enough
 import errno
 import faulthandler
+import heapq
 import itertools
 import os
 import resource
@@ -980,107 +981,300 @@ def read_cmdline(base: str):
 # ---------------------------------------------------------------------------------------------
 # Kernel log: OOM kills, fork-free, from /dev/kmsg.
 
-_RSS_KEYS = ("anon-rss", "file-rss", "shmem-rss", "pgtables")
+OOM_TABLE_MAX = 1000  # rows of the kernel's task table kept per kill (the largest by RSS)
+OOM_TAIL_KEYS = (("total-vm:", "total_vm_kib"), ("anon-rss:", "anon_kib"),
+                 ("file-rss:", "file_kib"), ("shmem-rss:", "shmem_kib"),
+                 ("pgtables:", "pgtables_kib"))
+_HEXDIGITS = frozenset(b"0123456789abcdefABCDEF")
 
 
-def _number_at(text: str, key: str, after: str = "", start: int = 0):
-    """(index, int) of the first `key` followed by digits (and then `after`), else None."""
-    at = text.find(key, start)
-    while at >= 0:
-        i = j = at + len(key)
-        while j < len(text) and text[j].isdecimal():
-            j += 1
-        if j > i and text.startswith(after, j):
-            return at, int(text[i:j])
-        at = text.find(key, at + 1)
-    return None
+def kmsg_unescape(raw: bytes) -> str:
+    """A record's text as the kernel meant it. /dev/kmsg writes every byte below 0x20, from 0x7f
+    up, and the backslash itself as `\\xNN`, so each `\\x` there is an escape: a task name with
+    spaces, UTF-8 or control bytes comes back whole (bytes that are not UTF-8 as surrogates, like
+    command lines)."""
+    if b"\\x" in raw:
+        parts = raw.split(b"\\x")
+        out = [parts[0]]
+        for part in parts[1:]:
+            code = part[:2]
+            if len(code) == 2 and code[0] in _HEXDIGITS and code[1] in _HEXDIGITS:
+                out.append(bytes((int(code, 16),)))
+                out.append(part[2:])
+            else:
+                out.append(b"\\x" + part)
+        raw = b"".join(out)
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _int_at(text: str, i: int):
+    """(value, end) of the optionally signed decimal at text[i], else (None, i)."""
+    j = i + 1 if text[i:i + 1] == "-" else i
+    k = j
+    while k < len(text) and "0" <= text[k] <= "9":
+        k += 1
+    if k == j:
+        return None, i
+    return int(text[i:k]), k
+
+
+def _after_int(text: str, key: str):
+    """The integer right after the first `key` in text (kernel-formatted text only)."""
+    at = text.find(key)
+    return None if at < 0 else _int_at(text, at + len(key))[0]
 
 
 def _killed(text: str):
-    """(pid, name) of `Killed process PID (NAME)`; the name (a comm, which may hold spaces and
-    parentheses) ends at the first ')' followed by the end, a comma or a space."""
-    at = 0
-    while True:
-        found = _number_at(text, "Killed process ", " (", at)
-        if found is None:
+    """(pid, name, uid, tail) of a kill line, else None. Every generation's form:
+    `Out of Memory: Killed process N (name).` (2.6.9-2.6.18), `Killed process N, UID U, (name)
+    total-vm:...` (2.6.32), `Killed process N (name), UID U, total-vm:...` (RHEL 7),
+    `Killed process N (name) total-vm:...` (3.x-4.18), `Out of memory: Killed process N (name)
+    total-vm:..., UID:U pgtables:... oom_score_adj:N` (4.19 on). The name is a comm, which may
+    hold spaces, parentheses and commas; the kernel writes nothing with a `)` after it, so it
+    ends at the last `)`; the tail after it (sizes, uid) is the kernel's own text."""
+    at = text.find("Killed process ")
+    if at < 0:
+        return None
+    prefix = text[:at]
+    if prefix and not (prefix.endswith("emory: ") and len(prefix) < 40):
+        return None  # a message that merely quotes a kill
+    pid, i = _int_at(text, at + 15)
+    if pid is None or pid < 0:
+        return None
+    uid = None
+    if text.startswith(", UID ", i):
+        uid, i = _int_at(text, i + 6)
+        if uid is None:
             return None
-        at, pid = found
-        name_at = text.index(" (", at + 15) + 2
-        close = text.find(")", name_at)
-        while close >= 0 and "\n" not in text[name_at:close]:
-            follow = text[close + 1:close + 2]
-            if follow in ("", ",") or follow.isspace():
-                return pid, text[name_at:close]
-            close = text.find(")", close + 1)
-        at += 1
+        i = i + 1 if text.startswith(",", i) else i
+    if not text.startswith(" (", i):
+        return None
+    close = text.rfind(")")
+    if close < i + 2:
+        return None
+    tail = text[close + 1:]
+    if uid is None:
+        found = tail.find("UID")
+        if found >= 0:
+            uid = _int_at(tail, found + 4)[0] if tail[found + 3:found + 4] in (":", " ") \
+                else None
+    return pid, text[i + 2:close], uid, tail
+
+
+def _summary(body: str):
+    """The fields of a 4.19+ `oom-kill:` line, read by the kernel's own key order:
+    `constraint=,nodemask=,cpuset=,mems_allowed=` then `,oom_memcg=PATH` or `,global_oom`, then
+    `,task_memcg=PATH,task=NAME,pid=N,uid=N`. pid and uid are taken from the end and the task
+    name from the first `,task=`: a name such as `x,task_memcg=/evil` or `a,pid=1` stays one
+    name and cannot change another key."""
+    info = {}
+    uat = body.rfind(",uid=")
+    pat = body.rfind(",pid=", 0, uat) if uat >= 0 else -1
+    if pat < 0:
+        return None
+    uid, end = _int_at(body, uat + 5)
+    pid, pend = _int_at(body, pat + 5)
+    if uid is None or pid is None or end != len(body) or pend != uat:
+        return None
+    tat = body.find(",task=")
+    if tat < 0 or tat > pat:
+        return None
+    info["pid"], info["uid"], info["name"] = pid, uid, body[tat + 6:pat]
+    head = body[:tat]
+    if head.startswith("constraint="):
+        cut = head.find(",")
+        info["constraint"] = head[11:cut if cut >= 0 else len(head)]
+    mat = head.find(",task_memcg=")
+    if mat >= 0:
+        info["task_memcg"] = head[mat + 12:]
+        head = head[:mat]
+    oat = head.find(",oom_memcg=")
+    if oat >= 0:
+        info["oom_memcg"] = head[oat + 11:]
+    elif head.endswith(",global_oom"):
+        info["global_oom"] = True
+    return info
 
 
 class OomParser:
-    """Turns kernel log lines into OOM-kill events.
+    """Turns the kernel's OOM report into one `oom_kill` event per kill, line by line.
 
-    Current kernels write `oom-kill:constraint=...,task=...,pid=N,uid=U` and then
-    `Out of memory: Killed process N (name) total-vm:... anon-rss:...` (or `Memory cgroup out of
-    memory: Killed process ...`); kernels before 4.19 only the second kind (older ones after a
-    `Kill process N (name) score S or sacrifice child` line). The event is complete at the
-    `Killed process` line; the constraint line is kept until then.
+    A report is `X invoked oom-killer: gfp_mask=..., order=N, oom_score_adj=N`, the memory
+    state, the task table (vm.oom_dump_tasks: `[  pid  ]   uid  tgid total_vm rss ... name`, for
+    a memory cgroup exactly its tasks), the cgroup lines (`Task in /A killed as a result of limit
+    of /B` before 4.19, `oom-kill:constraint=...` from 4.19) and last the kill line. The sampler
+    reads the kernel log in chunks per tick, so a report may arrive across ticks: the facts are
+    kept here until the kill line, and dropped at the next report's first line. The header is
+    rate-limited by the kernel, so a kill line may also come alone. Memory stays bounded: the
+    table keeps its `table_max` largest rows and counts the rest.
     """
 
-    def __init__(self) -> None:
-        self.pending = {}  # pid -> constraint details from an oom-kill: line
+    def __init__(self, page_kib: int = 4, table_max: int = OOM_TABLE_MAX) -> None:
+        self.page_kib = page_kib
+        self.table_max = table_max
+        self.ctx = {}
+        self.seq = 0
 
     def feed(self, text: str):
-        """An event dict for a `Killed process` line, else None."""
+        """The `oom_kill` event completed by this line, else None."""
+        ctx = self.ctx
+        if text.startswith("["):
+            if ctx.get("cols") is not None:
+                self._row(text)
+            elif text.endswith(" name") and "pid" in text[:text.find("]") + 1]:
+                cols = text[text.find("]") + 1:].split()[:-1]
+                ctx["cols"], ctx["rows"], ctx["nrows"] = cols, [], 0
+            return None
+        inv = text.rfind(" invoked oom-killer: ")
+        if inv > 0:
+            self._invoked(text[:inv], text[inv + 21:])
+            return None
         if text.startswith("oom-kill:"):
-            info = {}
-            for part in text[len("oom-kill:"):].split(","):
-                key, sep, value = part.partition("=")
-                if sep and key in ("constraint", "oom_memcg", "task_memcg", "task", "pid",
-                                   "uid"):
-                    info[key] = value
-            pid = info.get("pid")
-            if pid and pid.isdigit():
-                if len(self.pending) > 64:  # never grows without bound
-                    self.pending.clear()
-                self.pending[int(pid)] = info
+            ctx["summary"] = _summary(text[9:])
+            return None
+        if text.startswith("Task in ") and " killed as a result of limit of " in text:
+            task, _sep, limit = text[8:].partition(" killed as a result of limit of ")
+            ctx["task_memcg"], ctx["oom_memcg"] = task, limit
+            return None
+        if text.startswith("Memory cgroup stats for "):  # before 4.19: the limit's cgroup first
+            path = text[24:]
+            cut = path.find(": ")
+            path = path[:cut] if cut >= 0 else path[:-1] if path.endswith(":") else ""
+            if path.startswith("/"):
+                ctx.setdefault("stats_memcg", path)
+            return None
+        if "invoker" in ctx and "pid" not in ctx["invoker"]:
+            who = ctx["invoker"]
+            if text.startswith("CPU: ") and " PID: " in text:  # 3.x on
+                pid = _after_int(text, " PID: ")
+            elif text.startswith("Pid: "):  # 2.6.32
+                pid = _int_at(text, 5)[0]
+            else:
+                pid = None
+            if pid is not None:
+                who["pid"] = pid
+        if text.find("Killed process ") < 0:
+            if " Kill process " in text or text.startswith("Kill process "):
+                ctx["memcg_said"] = ctx.get("memcg_said") or text.startswith("Memory cgroup ")
             return None
         killed = _killed(text)
         if killed is None:
             return None
-        pid = killed[0]
-        event = {"pid": pid, "name": killed[1]}
-        sizes = []  # (where, key, KiB): keys in the order the kernel wrote them
-        for key in _RSS_KEYS:
-            found = _number_at(text, key + ":", "kB")
-            while found is not None:
-                sizes.append((found[0], key, found[1]))
-                found = _number_at(text, key + ":", "kB", found[0] + 1)
-        for _at, key, value in sorted(sizes):
-            event[key.replace("-rss", "_kib").replace("pgtables", "pgtables_kib")] = value
-        uid = _number_at(text, "UID:")
-        if uid:
-            event["uid"] = uid[1]
-        event["memcg_oom"] = text.startswith("Memory cgroup out of memory")
-        info = self.pending.pop(pid, None)
-        if info:
+        self.ctx = {}
+        return self._event(ctx, text, *killed)
+
+    def _invoked(self, name: str, rest: str) -> None:
+        self.ctx = ctx = {}
+        who = {"name": name}
+        for part in rest.split(", "):
+            key, sep, value = part.partition("=")
+            if not sep:
+                continue
+            if key == "gfp_mask":
+                who["gfp_mask"] = value
+            elif key in ("order", "oom_score_adj"):
+                number = _int_at(value, 0)[0]
+                if number is not None:
+                    who[key] = number
+        ctx["invoker"] = who
+
+    def _row(self, text: str) -> None:
+        ctx = self.ctx
+        close = text.find("]")
+        inner = text[1:close].strip() if close > 0 else ""
+        if not inner.isdigit():
+            return
+        pid = int(inner)
+        values, i = {}, close + 1
+        for col in ctx["cols"]:
+            while text[i:i + 1] == " ":
+                i += 1
+            value, i = _int_at(text, i)
+            if value is None:
+                return
+            values[col] = value
+        if text[i:i + 1] != " ":
+            return
+        ctx["nrows"] += 1
+        swap = values.get("swapents")
+        adj = values.get("oom_score_adj")
+        rss = values.get("rss", 0) * self.page_kib
+        row = [values.get("tgid", pid), values.get("uid"), rss,
+               None if swap is None else swap * self.page_kib, adj, text[i + 1:]]
+        self.seq += 1
+        rows = ctx["rows"]  # a min-heap: the smallest kept row is rows[0]
+        if len(rows) < self.table_max:
+            heapq.heappush(rows, (rss, self.seq, row))
+        elif rss > rows[0][0]:
+            heapq.heapreplace(rows, (rss, self.seq, row))
+
+    def _event(self, ctx: dict, text: str, pid: int, name: str, uid, tail: str) -> dict:
+        event = {"pid": pid, "name": name}
+        for key, field in OOM_TAIL_KEYS:
+            at = tail.find(key)
+            if at >= 0:
+                value, end = _int_at(tail, at + len(key))
+                if value is not None and tail.startswith("kB", end):
+                    event[field] = value
+        if uid is not None:
+            event["uid"] = uid
+        adj = tail.find("oom_score_adj:")
+        if adj >= 0 and _int_at(tail, adj + 14)[0] is not None:
+            event["oom_score_adj"] = _int_at(tail, adj + 14)[0]
+        memcg = text.startswith("Memory cgroup ") or bool(ctx.get("memcg_said"))
+        summary = ctx.get("summary")
+        if summary and summary["pid"] == pid:
             for key in ("constraint", "oom_memcg", "task_memcg"):
-                if key in info:
-                    event[key] = info[key]
-            if "uid" not in event and info.get("uid", "").isdigit():
-                event["uid"] = int(info["uid"])
+                if key in summary:
+                    event[key] = summary[key]
+            if "uid" not in event:
+                event["uid"] = summary["uid"]
+        else:
+            for key in ("oom_memcg", "task_memcg"):
+                if key in ctx:
+                    event[key] = ctx[key]
+            if "oom_memcg" in ctx:
+                memcg = True
+            elif memcg and "stats_memcg" in ctx:
+                event["oom_memcg"] = ctx["stats_memcg"]
+        if memcg and "constraint" not in event:
+            event["constraint"] = "CONSTRAINT_MEMCG"
+        event["memcg_oom"] = memcg or event.get("constraint") == "CONSTRAINT_MEMCG"
+        if "invoker" in ctx:
+            event["invoker"] = ctx["invoker"]
+        if ctx.get("cols") is not None:
+            rows = sorted(ctx["rows"], key=lambda r: (-r[0], r[1]))
+            event["table"] = [r[2] for r in rows]
+            event["table_rows"] = ctx["nrows"]
+            if ctx["nrows"] > len(rows):
+                event["table_capped"] = True
+            if "uid" not in event:  # the kill line of 2.6.33-4.18 has none; the table has
+                own = [r[2][1] for r in rows if r[2][0] == pid and r[2][1] is not None]
+                if own:
+                    event["uid"] = own[0]
         return event
 
 
 class KmsgReader:
-    """Non-blocking /dev/kmsg: one record per read; a regular file (tests) gives many."""
+    """Non-blocking /dev/kmsg: one record per read. A regular file (`--kmsg FILE`, tests) gives
+    many records per read and may cut one between two reads: the cut part waits for the rest.
+    Only the kernel's own records count (facility 0): user space writes to /dev/kmsg too."""
+
+    READ_SIZE = 8192
+    MAX_PARTIAL = 65536  # a "record" longer than this in a file is not one: dropped
 
     def __init__(self, path: str, backlog: bool) -> None:
         self.fd = None
         self.error = ""
+        self.is_file = False
+        self.partial = b""
+        self.read_size = self.READ_SIZE
         if not path:
             self.error = "disabled"
             return
         try:
             self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            self.is_file = (os.fstat(self.fd).st_mode & 0o170000) == 0o100000
             if not backlog:
                 os.lseek(self.fd, 0, os.SEEK_END)
         except OSError as exc:
@@ -1090,13 +1284,13 @@ class KmsgReader:
             self.error = f"{path}: {exc.strerror}"
 
     def messages(self, limit: int = 2000):
-        """Message texts available now (at most `limit` reads per tick)."""
+        """Message texts available now (at most `limit` reads per tick), unescaped."""
         out = []
         if self.fd is None:
             return out
         for _ in range(limit):
             try:
-                data = os.read(self.fd, 8192)
+                data = os.read(self.fd, self.read_size)
             except BlockingIOError:
                 break
             except OSError as exc:
@@ -1105,10 +1299,20 @@ class KmsgReader:
                 break  # anything else (EINVAL would only repeat): try again next tick
             if not data:
                 break
+            if self.is_file:
+                data = self.partial + data
+                cut = data.rfind(b"\n") + 1
+                self.partial = data[cut:] if len(data) - cut <= self.MAX_PARTIAL else b""
+                data = data[:cut]
+            else:
+                data = data.split(b"\n", 1)[0]  # one record; its dictionary lines follow
             for line in data.split(b"\n"):
                 head, sep, text = line.partition(b";")
-                if sep and head[:1].isdigit():
-                    out.append(text.decode("utf-8", "replace"))
+                if not sep or not head[:1].isdigit():
+                    continue
+                pri = head.split(b",", 1)[0]
+                if pri.isdigit() and int(pri) >> 3 == 0:
+                    out.append(kmsg_unescape(text))
         return out
 
 
@@ -2097,7 +2301,7 @@ class Sampler:
         self._listed = []  # that listing (Procs and new names), to rebuild it from
         self.writer = LogWriter(cfg)
         self.kmsg = KmsgReader("" if cfg.no_kmsg else cfg.kmsg, cfg.kmsg_backlog)
-        self.oom = OomParser()
+        self.oom = OomParser(self.page_kib)
         self.notifier = Notifier(cfg.journal)
         self.cgroups = None
         self.cg_note = ""
