@@ -25,7 +25,6 @@ import _signal  # `signal` without its enum layer: the same functions, signals a
 import _socket  # `socket` without enum and selectors: a datagram socket and sendto are enough
 import errno
 import faulthandler
-import heapq
 import itertools
 import os
 import resource
@@ -1202,11 +1201,11 @@ class OomParser:
         row = [values.get("tgid", pid), values.get("uid"), rss,
                None if swap is None else swap * self.page_kib, adj, text[i + 1:]]
         self.seq += 1
-        rows = ctx["rows"]  # a min-heap: the smallest kept row is rows[0]
-        if len(rows) < self.table_max:
-            heapq.heappush(rows, (rss, self.seq, row))
-        elif rss > rows[0][0]:
-            heapq.heapreplace(rows, (rss, self.seq, row))
+        rows = ctx["rows"]
+        rows.append((-rss, self.seq, row))
+        if len(rows) >= 2 * self.table_max:  # keep the largest: at most twice the cap held
+            rows.sort()
+            del rows[self.table_max:]
 
     def _event(self, ctx: dict, text: str, pid: int, name: str, uid, tail: str) -> dict:
         event = {"pid": pid, "name": name}
@@ -1243,7 +1242,7 @@ class OomParser:
         if "invoker" in ctx:
             event["invoker"] = ctx["invoker"]
         if ctx.get("cols") is not None:
-            rows = sorted(ctx["rows"], key=lambda r: (-r[0], r[1]))
+            rows = sorted(ctx["rows"])[:self.table_max]
             event["table"] = [r[2] for r in rows]
             event["table_rows"] = ctx["nrows"]
             if ctx["nrows"] > len(rows):
