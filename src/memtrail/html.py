@@ -28,11 +28,22 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from memtrail import __version__
+from memtrail import __version__, safetext
 from memtrail.downsample import Bucket, Buckets
 from memtrail.model import Run, Tick, oom_victim, replay
 from memtrail.reader import LogError, ReadStats, check_paths
-from memtrail.report import Analysis, _cmd, _t, group_runs, render_text, usable
+from memtrail.report import (
+    OOM_HOST_TITLE,
+    Analysis,
+    _cmd,
+    _t,
+    group_runs,
+    oom_invoker,
+    oom_table_title,
+    oom_where,
+    render_text,
+    usable,
+)
 from memtrail.svg import (
     Frame,
     axes,
@@ -527,27 +538,53 @@ def programs_table(rep: dict) -> str:
                else ""))
 
 
+def _xcell(text: object, cls: Optional[str] = None) -> str:
+    return tag("td", {"class": cls}, safetext.xml(text))
+
+
+def _kill_table(k: dict, rows: List[dict], kernel: bool) -> str:
+    out = []
+    for p in rows:
+        victim = p["pid"] == k["pid"]
+        cells = [_xcell(p["pid"], "n"), _xcell(fmt_bytes(p["rss_bytes"]), "n")]
+        if kernel:
+            adj = p.get("oom_score_adj")
+            cells += [_xcell(fmt_bytes(p.get("swap_bytes")), "n"),
+                      _xcell("-" if adj is None else adj, "n")]
+        cells += [_xcell(p["name"], "name"), _xcell("KILLED" if victim else "", "flag"),
+                  _xcell(safetext.command(p["cmdline"]) if p.get("cmdline")
+                         else p.get("comm") or "?", "cmd")]
+        out.append(tag("tr", {"class": "victim" if victim else None}, *cells))
+    head = ("pid", "RSS") + (("swap", "oom_score_adj") if kernel else ()) + (
+        "program", "", "command")
+    return _table(head, out, "oomtop")
+
+
 def oom_section(k: dict, n: int) -> str:
+    """One kill: the victim, where memory ran out, who asked, and the processes that competed
+    for that memory (for a cgroup kill, that cgroup's; the host's largest only apart, labelled)."""
     head = (f"OOM kill {n} at {_t(k['time'])}: pid {k['pid']} "
             f"{k['program'] or k['name']} ({fmt_bytes(k['rss_bytes'])} resident)")
     facts = (f"anon {fmt_bytes(k['anon_bytes'])}, file {fmt_bytes(k['file_bytes'])}, "
-             f"shmem {fmt_bytes(k['shmem_bytes'])}; constraint {k['constraint'] or '?'}; "
-             f"memcg {k['oom_memcg'] or '?'}; task cgroup {k['task_memcg'] or '?'}")
-    rows = []
-    for p in k["top"]:
-        victim = p["pid"] == k["pid"]
-        rows.append(tag("tr", {"class": "victim" if victim else None},
-                        _cell(p["pid"], "n"), _cell(fmt_bytes(p["rss_bytes"]), "n"),
-                        _cell(p["name"], "name"),
-                        _cell("KILLED" if victim else "", "flag"),
-                        _cell(_cmd(p["cmdline"]), "cmd")))
-    return (tag("h4", {"class": "oomhead"}, esc(head))
-            + tag("p", {"class": "cmdline"}, "command: ", tag("code", {}, esc(_cmd(
-                k["cmdline"]))))
-            + tag("p", {"class": "note"}, esc(facts))
-            + (tag("p", {}, "Largest processes just before the kill:")
-               + _table(("pid", "RSS", "program", "", "command"), rows, "oomtop")
-               if rows else ""))
+             f"shmem {fmt_bytes(k['shmem_bytes'])}; {oom_where(k)}")
+    parts = [tag("h4", {"class": "oomhead"}, safetext.xml(head)),
+             tag("p", {"class": "cmdline"}, "command: ", tag("code", {}, safetext.xml(
+                 safetext.command(k["cmdline"])))),
+             tag("p", {"class": "note", "data_scope": k.get("scope")}, safetext.xml(facts))]
+    if k.get("invoker"):
+        parts.append(tag("p", {"class": "note"},
+                         safetext.xml("Triggered by " + oom_invoker(k["invoker"]) + ".")))
+    if k["top"] or k.get("top_source") == "none":
+        parts.append(tag("p", {"data_table": k.get("top_source")},
+                         safetext.xml(oom_table_title(k)[:1].upper() + oom_table_title(k)[1:]
+                                      + ":")))
+        if k["top"]:
+            parts.append(_kill_table(k, k["top"], k.get("top_source") == "kernel"))
+    if k.get("host_top"):
+        parts.append(tag("p", {"class": "note", "data_table": "host"},
+                         safetext.xml(OOM_HOST_TITLE[:1].upper() + OOM_HOST_TITLE[1:] + ":")))
+        parts.append(_kill_table(k, k["host_top"][:5], False))
+    return "".join(parts)
 
 
 def verdict(rep: dict) -> str:
@@ -560,11 +597,19 @@ def verdict(rep: dict) -> str:
     out = []
     if kills:
         k = kills[0]
+        # k["top"] is the kill's own context: for a cgroup kill only that cgroup's processes,
+        # so no process of another cgroup is ever named as the reason.
         others = [p for p in k["top"] if p["pid"] != k["pid"]]
         biggest = k["top"][0] if k["top"] else None
-        who = "the largest process then" if biggest and biggest["pid"] == k["pid"] else (
-            f"the largest process then was {biggest['name']} (pid {biggest['pid']}, "
-            f"{fmt_bytes(biggest['rss_bytes'])})" if biggest else "")
+        among = "in its memory cgroup" if k.get("scope") == "memcg" else "on the host"
+        who = f"the largest process {among} then" if biggest and biggest["pid"] == k["pid"] \
+            else (f"the largest process {among} then was {biggest['name']} (pid "
+                  f"{biggest['pid']}, {fmt_bytes(biggest['rss_bytes'])})" if biggest else "")
+        if k.get("scope") == "memcg":
+            where = (f" inside memory cgroup {k['memcg']}, at its limit" if k.get("memcg")
+                     else " inside a memory cgroup, at its limit")
+        else:
+            where = ""
         if len(kills) > 1:
             names = list(dict.fromkeys(str(x["program"] or x["name"]) for x in kills))
             out.append(f"The kernel's OOM killer killed {len(kills)} processes ("
@@ -572,17 +617,22 @@ def verdict(rep: dict) -> str:
                        + "). The first:")
         out.append(f"{k['program'] or k['name']} "
                    f"(pid {k['pid']}, {fmt_bytes(k['rss_bytes'])} resident) at "
-                   f"{_t(k['time'])}" + (f": {who}." if who else "."))
+                   f"{_t(k['time'])}{where}" + (f": {who}." if who else "."))
         if len(kills) == 1:
             out[-1] = "The kernel's OOM killer killed " + out[-1]
         if others:
             nxt = others[0]
-            out.append(f"Next largest: {nxt['name']} ({fmt_bytes(nxt['rss_bytes'])}).")
+            out.append(f"Next largest{' in that cgroup' if k.get('scope') == 'memcg' else ''}"
+                       f": {nxt['name']} ({fmt_bytes(nxt['rss_bytes'])}).")
     else:
         out.append("No OOM kill recorded.")
     progs = rep["programs"]
     if peak["used_bytes"] is not None:
-        out.append(f"Memory use peaked at {fmt_bytes(peak['used_bytes'])}{pct} at "
+        # After a cgroup kill the host's figures are another story: say so, so the host's
+        # largest program is never read as the kill's context.
+        apart = bool(kills) and kills[0].get("scope") == "memcg"
+        out.append(("Apart from that cgroup, host memory use" if apart else "Memory use")
+                   + f" peaked at {fmt_bytes(peak['used_bytes'])}{pct} at "
                    f"{_t(peak['time'])}" + (
                        f"; the largest program then was {progs[0]['name']} "
                        f"({fmt_bytes(progs[0]['rss_bytes'])} in {progs[0]['count']} "

@@ -226,6 +226,50 @@ def oom_victim(data: dict) -> OomVictim:
     return OomVictim(pid, name, cmd, program_name(cmd, name) if cmd else name, parts)
 
 
+@dataclass(frozen=True)
+class OomRow:
+    """One row of the kernel's own task table at a kill (docs/format.md, `oom_kill` `table`)."""
+
+    pid: int
+    uid: Optional[int]
+    rss_bytes: int
+    swap_bytes: Optional[int]
+    oom_score_adj: Optional[int]
+    name: str
+
+
+def oom_table(data: dict) -> List[OomRow]:
+    """The kernel's task table of an `oom_kill` event, largest first; rows of another shape are
+    skipped (logs are untrusted input), items past the six known ones ignored."""
+    rows = data.get("table")
+    out: List[OomRow] = []
+    if not isinstance(rows, list):
+        return out
+    for row in rows:
+        if not isinstance(row, list) or len(row) < 6:
+            continue
+        pid, uid, rss, swap, adj, name = row[:6]
+        if not isinstance(pid, int) or not isinstance(rss, int) or rss < 0:
+            continue
+        out.append(OomRow(
+            pid, uid if isinstance(uid, int) else None, rss * 1024,
+            swap * 1024 if isinstance(swap, int) and swap >= 0 else None,
+            adj if isinstance(adj, int) else None, str(name)))
+    out.sort(key=lambda r: -r.rss_bytes)
+    return out
+
+
+def oom_scope(data: dict) -> str:
+    """"memcg" when the kill was inside a memory cgroup's limit (only that cgroup's tasks
+    competed), else "host"."""
+    constraint = data.get("constraint")
+    if constraint == "CONSTRAINT_MEMCG" or data.get("memcg_oom") is True:
+        return "memcg"
+    if constraint is None and isinstance(data.get("oom_memcg"), str):
+        return "memcg"
+    return "host"
+
+
 @dataclass
 class Gap:
     """A stretch of time nobody was looking: "nothing happened" and "not looking" differ."""

@@ -20,8 +20,8 @@ import os
 import sys
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from memtrail import __version__
-from memtrail.model import Proc, Run, Tick, TrendTracker, oom_victim, replay
+from memtrail import __version__, safetext
+from memtrail.model import Proc, Run, Tick, TrendTracker, oom_scope, oom_table, oom_victim, replay
 from memtrail.programs import program_name
 from memtrail.reader import LogError, ReadStats, check_paths, read_path
 from memtrail.timeparse import iso
@@ -30,6 +30,7 @@ from memtrail.units import fmt_bytes, fmt_duration
 SCHEMA = "memtrail.report/1"
 MiB = 1 << 20
 TOP_BEFORE_OOM = 10
+OOM_TABLE_SHOWN = 1000  # rows of a kill's table in the JSON (the sampler keeps at most 1000)
 MAX_GROWERS = 10
 GROWTH_MIN_BYTES = 4 * MiB  # below this nothing is a leak suspect
 GROWTH_MIN_R2 = 0.6  # how straight the climb must be (noise and one-off steps score low)
@@ -50,6 +51,29 @@ def _proc_row(proc: Proc, rss: int, name: Optional[str] = None) -> dict:
         "cmdline": proc.cmd,
         "cgroup": proc.cgroup or None,
     }
+
+
+def _text_or_none(value: object) -> Optional[str]:
+    return value if isinstance(value, str) and value else None
+
+
+def _int_or_none(value: object) -> Optional[int]:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _in_cgroup(path: Optional[str], root: str) -> bool:
+    """Whether a process's cgroup is `root` or below it."""
+    if not path:
+        return False
+    return root == "/" or path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _invoker(data: dict) -> dict:
+    """Who asked for memory when none was left (the kernel's `X invoked oom-killer:` line)."""
+    return {"name": str(data.get("name", "?")), "pid": _int_or_none(data.get("pid")),
+            "gfp_mask": _text_or_none(data.get("gfp_mask")),
+            "order": _int_or_none(data.get("order")),
+            "oom_score_adj": _int_or_none(data.get("oom_score_adj"))}
 
 
 class _Snapshot:
@@ -209,6 +233,10 @@ class Analysis:
             row["locked_bytes"] = proc.locked
 
     def _oom(self, tick: Tick, event) -> None:
+        """A kill and the processes that competed for the memory it freed: for a kill inside a
+        memory cgroup's limit, that cgroup's processes (the kernel's own table when it printed
+        one, else the cgroup's members in the sample just before); for a host-wide kill, the
+        host's largest. The host's largest are kept apart for a cgroup kill, labelled."""
         data = event.data
         pid = data.get("pid")
         # The table just before this tick: undo this tick's changes, bring back who left.
@@ -220,26 +248,69 @@ class Analysis:
                 before.pop(proc, None)
         for proc in tick.exited:
             before[proc] = proc.rss
-        top = heapq.nlargest(TOP_BEFORE_OOM, before.items(), key=lambda kv: kv[1])
-        victim = next((p for p in before if p.pid == pid), None)
+        by_pid = {p.pid: p for p in before}
+        victim = by_pid.get(pid) if isinstance(pid, int) else None
         said = oom_victim(data)
         cmd = said.cmd or (victim.cmd if victim is not None and victim.cmd else None)
-        parts = said.parts
         rss = said.rss_bytes
         if rss is None and victim is not None:
             rss = before.get(victim)
         name = data.get("name") or (victim.comm if victim else None)
+        scope = oom_scope(data)
+        memcg = _text_or_none(data.get("oom_memcg")) or _text_or_none(data.get("task_memcg"))
+        if scope == "memcg" and memcg is None and victim is not None and victim.cgroup:
+            memcg = victim.cgroup  # the kernel did not say: the victim's cgroup as sampled
+        kernel = oom_table(data)
+        table = [self._kernel_row(r, by_pid.get(r.pid)) for r in kernel[:OOM_TABLE_SHOWN]]
+        host = [_proc_row(p, r, self.name(p)) for p, r in heapq.nlargest(
+            TOP_BEFORE_OOM, before.items(), key=lambda kv: kv[1])]
+        if table:
+            top, source = table[:TOP_BEFORE_OOM], "kernel"
+        elif scope == "memcg" and memcg is not None:
+            members = [(p, r) for p, r in before.items() if _in_cgroup(p.cgroup, memcg)
+                       or p is victim]
+            top = [_proc_row(p, r, self.name(p)) for p, r in heapq.nlargest(
+                TOP_BEFORE_OOM, members, key=lambda kv: kv[1])]
+            source = "cgroup"
+        elif scope == "memcg":
+            top, source = [], "none"  # no cgroup known: the host's list is not its context
+        else:
+            top, source = host, "host"
+        invoker = data.get("invoker")
         self.oom.append({
             "time": iso(event.time), "t": event.time, "pid": pid, "name": name,
             # always a name to group by: the program when the command line is known, else
             # the kernel's (or the table's) process name
             "program": program_name(cmd, said.name) if cmd else (name or "?"),
-            "cmdline": cmd, "rss_bytes": rss, **parts,
-            "uid": data.get("uid"), "constraint": data.get("constraint"),
+            "cmdline": cmd, "rss_bytes": rss, **said.parts,
+            "uid": data.get("uid"), "oom_score_adj": _int_or_none(data.get("oom_score_adj")),
+            "constraint": data.get("constraint"),
             "oom_memcg": data.get("oom_memcg"), "task_memcg": data.get("task_memcg"),
+            "scope": scope, "memcg": memcg if scope == "memcg" else None,
             "source": data.get("source"),
-            "top": [_proc_row(p, r, self.name(p)) for p, r in top],
+            "invoker": _invoker(invoker) if isinstance(invoker, dict) else None,
+            "top": top, "top_source": source,
+            "host_top": host if scope == "memcg" else None,
+            "table": table,
+            "table_rows": _int_or_none(data.get("table_rows")) if table else None,
+            "table_capped": bool(data.get("table_capped")) if table else None,
         })
+
+    def _kernel_row(self, row, proc: Optional[Proc]) -> dict:
+        """A row of the kernel's table joined to the process the sampler knew by that pid."""
+        cmd = proc.cmd if proc is not None and proc.cmd else None
+        return {
+            "pid": row.pid,
+            "name": self.name(proc) if cmd else row.name,
+            "comm": row.name,
+            "rss_bytes": row.rss_bytes,
+            "pss_bytes": proc.pss if proc is not None else None,
+            "swap_bytes": row.swap_bytes,
+            "cmdline": cmd,
+            "cgroup": (proc.cgroup or None) if proc is not None else None,
+            "uid": row.uid,
+            "oom_score_adj": row.oom_score_adj,
+        }
 
     # -- results -------------------------------------------------------------------------
     def _programs(self, snap: _Snapshot) -> List[dict]:
@@ -533,18 +604,22 @@ def render_text(rep: dict) -> str:
                                    f" from the kernel log, but /proc/vmstat counted "
                                    f"{rep['oom_counter']} (no /dev/kmsg access?)"))
     for k in kills:
-        w(f"  {_t(k['time'])}  pid {k['pid']} {k['name']}  rss {fmt_bytes(k['rss_bytes'])} "
-          f"(anon {fmt_bytes(k['anon_bytes'])}, file {fmt_bytes(k['file_bytes'])}, "
-          f"shmem {fmt_bytes(k['shmem_bytes'])})")
-        w(f"    command:    {_cmd(k['cmdline'])}")
-        w(f"    constraint: {k['constraint'] or '?'}  memcg: {k['oom_memcg'] or '?'}  "
-          f"task cgroup: {k['task_memcg'] or '?'}")
-        if k["top"]:
-            w("    largest processes just before:")
-            for p in k["top"]:
-                mark = "  <- killed" if p["pid"] == k["pid"] else ""
-                w(f"      {p['pid']:>7}  {fmt_bytes(p['rss_bytes']):>9}  "
-                  f"{_cmd(p['cmdline'], 70)}{mark}")
+        w(f"  {_t(k['time'])}  pid {k['pid']} {safetext.terminal(k['name'])}  rss "
+          f"{fmt_bytes(k['rss_bytes'])} (anon {fmt_bytes(k['anon_bytes'])}, file "
+          f"{fmt_bytes(k['file_bytes'])}, shmem {fmt_bytes(k['shmem_bytes'])})")
+        w(f"    command:    {safetext.command(k['cmdline'])}")
+        w(f"    where:      {safetext.terminal(oom_where(k))}")
+        if k.get("invoker"):
+            w(f"    triggered:  {safetext.terminal(oom_invoker(k['invoker']))}")
+        if k["top"] or k.get("top_source") == "none":
+            w(f"    {safetext.terminal(oom_table_title(k))}:")
+            _kill_rows(w, k, k["top"], kernel=k.get("top_source") == "kernel")
+            more = len(k.get("table") or []) - len(k["top"])
+            if k.get("top_source") == "kernel" and more > 0:
+                w(f"      ... and {more} more in the kernel's table (--json has them all)")
+        if k.get("host_top"):
+            w(f"    {safetext.terminal(OOM_HOST_TITLE)}:")
+            _kill_rows(w, k, k["host_top"][:5], kernel=False)
     w("")
     progs = rep["programs"]
     w(f"Top programs at the peak ({_t(rep['programs_time'])})"
@@ -610,6 +685,76 @@ def render_text(rep: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+OOM_HOST_TITLE = ("for scale, the largest processes on the whole host just before (outside the "
+                  "cgroup's limit, they did not compete for it)")
+
+
+def oom_where(k: dict) -> str:
+    """Where memory ran out, in words: a memory cgroup's limit, or the host as a whole."""
+    task = k.get("task_memcg")
+    if k.get("scope") == "memcg":
+        text = (f"memory cgroup {k['memcg']} reached its limit" if k.get("memcg")
+                else "a memory cgroup reached its limit (this kernel did not name it)")
+        if task and task != k.get("memcg"):
+            text += f"; the victim was in {task}"
+        return text
+    constraint = k.get("constraint")
+    text = "the host as a whole ran out of memory"
+    if constraint and constraint != "CONSTRAINT_NONE":
+        text += f" ({constraint})"
+    if task:
+        text += f"; the victim was in {task}"
+    return text
+
+
+def oom_invoker(inv: dict) -> str:
+    """`python3 (pid 42) asked for memory: gfp_mask=0xcc0(GFP_KERNEL), order 0`."""
+    text = str(inv.get("name") or "?")
+    if inv.get("pid") is not None:
+        text += f" (pid {inv['pid']})"
+    parts = []
+    if inv.get("gfp_mask"):
+        parts.append(f"gfp_mask={inv['gfp_mask']}")
+    if inv.get("order") is not None:
+        parts.append(f"order {inv['order']}")
+    if inv.get("oom_score_adj") is not None:
+        parts.append(f"its oom_score_adj {inv['oom_score_adj']}")
+    return text + " asked for memory" + (": " + ", ".join(parts) if parts else "")
+
+
+def oom_table_title(k: dict) -> str:
+    """What the kill's `top` list is, and where it comes from."""
+    source = k.get("top_source")
+    if source == "kernel":
+        rows = k.get("table_rows") or len(k.get("table") or [])
+        count = f"{rows} process{'es' if rows != 1 else ''}" + (
+            ", the largest kept" if k.get("table_capped") else "")
+        if k.get("scope") == "memcg":
+            return (f"processes in memory cgroup {k.get('memcg') or '(unnamed)'} at the kill "
+                    f"(the kernel's own table: {count})")
+        return f"largest processes at the kill (the kernel's own table: {count})"
+    if source == "cgroup":
+        return (f"processes in memory cgroup {k['memcg']} just before the kill (as sampled; "
+                "the kernel printed no table)")
+    if source == "none":
+        return ("no table for this cgroup kill (the kernel printed none and did not name the "
+                "cgroup)")
+    return "largest processes on the host just before the kill"
+
+
+def _kill_rows(w, k: dict, rows: List[dict], kernel: bool) -> None:
+    for p in rows:
+        mark = "  <- killed" if p["pid"] == k["pid"] else ""
+        extra = ""
+        if kernel:
+            adj = p.get("oom_score_adj")
+            adj = "-" if adj is None else adj
+            extra = f"  swap {fmt_bytes(p.get('swap_bytes')):>9}  adj {adj:>5}"
+        command = (safetext.command(p["cmdline"], 70) if p.get("cmdline")
+                   else safetext.terminal(p.get("comm") or p.get("name")))
+        w(f"      {p['pid']:>7}  {fmt_bytes(p['rss_bytes']):>9}{extra}  {command}{mark}")
+
+
 def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("`", "'")
 
@@ -637,12 +782,26 @@ def render_markdown(rep: dict) -> str:
         w("")
         w("#### OOM kills")
         w("")
-        w("| time | pid | name | RSS | command | constraint |")
+        w("| time | pid | name | RSS | command | where |")
         w("| --- | --- | --- | ---: | --- | --- |")
         for k in kills:
-            w(f"| {_t(k['time'])} | {k['pid']} | {_md_escape(str(k['name']))} | "
-              f"{fmt_bytes(k['rss_bytes'])} | `{_md_escape(_cmd(k['cmdline'], 100))}` | "
-              f"{k['constraint'] or '?'} |")
+            w(f"| {_t(k['time'])} | {k['pid']} | {safetext.markdown(k['name'])} | "
+              f"{fmt_bytes(k['rss_bytes'])} | "
+              f"{safetext.markdown_code(safetext.command(k['cmdline'], 100))} | "
+              f"{safetext.markdown(oom_where(k))} |")
+        for k in kills[:5]:
+            if not k["top"]:
+                continue
+            w("")
+            w(f"{safetext.markdown(oom_table_title(k))}, pid {k['pid']} killed:")
+            w("")
+            w("| pid | RSS | command |")
+            w("| ---: | ---: | --- |")
+            for p in k["top"]:
+                command = (safetext.command(p["cmdline"], 100) if p.get("cmdline")
+                           else safetext.terminal(p.get("comm") or p.get("name")))
+                w(f"| {p['pid']}{' (killed)' if p['pid'] == k['pid'] else ''} | "
+                  f"{fmt_bytes(p['rss_bytes'])} | {safetext.markdown_code(command)} |")
     if rep["programs"]:
         w("")
         w(f"#### Top programs at the peak ({_t(rep['programs_time'])})")
