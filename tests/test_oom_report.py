@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 
 import scenarios
+from scenarios import GiB, Host
+
 from memtrail import html, report
 from memtrail.model import oom_scope, oom_table
-from scenarios import GiB, Host
 
 JOB = "/ci/job-7"
 VICTIM_CMD = ["/usr/bin/python3", "/opt/ci/build.py", "--all"]
