@@ -308,3 +308,37 @@ def test_kmsg_file_records_are_whole_whatever_the_read_size(tmp_path):
     with open(part, "a") as fh:
         fh.write("ond\n")
     assert reader.messages() == ["second"]
+
+
+# -- end to end: a kernel without /proc/vmstat oom_kill ----------------------------------------
+@pytest.mark.live
+def test_a_2_6_32_kill_is_counted_where_vmstat_has_no_oom_kill(fakeproc, tmp_path,
+                                                               sampler_factory, capsys):
+    from conftest import log_text, wait_for
+
+    from memtrail import report
+
+    fakeproc._write("vmstat", "nr_free_pages 100\npgmajfault 5\n")  # 2.6.32: no oom_kill
+    fakeproc.add(11726, ["/usr/libexec/mysqld", "--basedir=/usr"], rss_kib=2540000,
+                 comm="mysqld")
+    kmsg = tmp_path / "kmsg"
+    kmsg.write_text("")
+    logdir = tmp_path / "log"
+    s = sampler_factory(logdir, "--proc-root", str(fakeproc.root), "--kmsg", str(kmsg),
+                        "--interval", "0.2", "--no-mlock", "--no-oom-adj", "--journal", "no",
+                        "--no-cgroups")
+    s.wait_ticks(3)
+    with open(kmsg, "a") as fh:  # the kernel's record arrives in two pieces
+        text = (FIXTURES / "oom-2.6.32-centos6-mysqld.txt").read_text()
+        fh.write(text[:-40])
+        fh.flush()
+        s.wait_ticks(log_text(logdir).count("\ns ") + 2)
+        fh.write(text[-40:])
+    fakeproc.remove(11726)
+    wait_for(lambda: " oom_kill " in log_text(logdir), what="the kill")
+    assert s.stop() == 0
+    assert report.main([str(logdir)]) == 0
+    out = capsys.readouterr().out
+    assert "OOM kills: 1" in out
+    assert "pid 11726 mysqld" in out and "/usr/libexec/mysqld --basedir=/usr" in out
+    assert "the host as a whole ran out of memory" in out and "memcg: ?" not in out
