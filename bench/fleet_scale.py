@@ -41,13 +41,21 @@ print(rc, wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 DUCK = r"""
 import json, resource, sys, time
 import duckdb
-sql, archive, days = sys.argv[1], sys.argv[2], sys.argv[3]
+sql, archive, days, mode = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 con = duckdb.connect()
 con.execute("SET enable_progress_bar = false")
 con.execute(f"SET VARIABLE archive = '{archive}'")
 con.execute(f"SET VARIABLE days = {days}")
-con.execute(open(f"{sql}/archive.sql").read())
+view = open(f"{sql}/archive.sql").read()
+if mode != "view":  # read the files once into a table, then query it
+    view = view.replace("CREATE OR REPLACE VIEW memtrail", "CREATE OR REPLACE TABLE memtrail")
+if mode == "summary":  # only the rows the shipped queries read
+    view = view.replace("\n});", "\n}) WHERE type IN ('summary', 'peak_program', 'event');")
+    assert "WHERE type IN" in view
 out = {}
+t = time.perf_counter()
+con.execute(view)
+out["load"] = [time.perf_counter() - t, 0]
 for name in ("oom_jobs", "oom_victims", "peak_by_job", "programs_at_peak"):
     t = time.perf_counter()
     rows = con.execute(open(f"{sql}/{name}.sql").read()).fetchall()
@@ -132,12 +140,13 @@ def main() -> int:
     fleet = [measure([sys.executable, "-m", "memtrail", "fleet", "--json",
                       str(work / "logs")]) for _ in range(a.repeat)]
     assert all(r[0] == 0 for r in fleet), fleet
-    duck = []
+    duck: dict = {"view": [], "table": [], "summary": []}
     for _ in range(a.repeat):
-        res = subprocess.run([sys.executable, "-c", DUCK, str(ROOT / "docs/sql/duckdb"),
-                              f"{work}/archive/**/*.jsonl", "10"], env=ENV,
-                             capture_output=True, text=True, check=True)
-        duck.append(json.loads(res.stdout.strip().splitlines()[-1]))
+        for mode in duck:
+            res = subprocess.run([sys.executable, "-c", DUCK, str(ROOT / "docs/sql/duckdb"),
+                                  f"{work}/archive/**/*.jsonl", "10", mode], env=ENV,
+                                 capture_output=True, text=True, check=True)
+            duck[mode].append(json.loads(res.stdout.strip().splitlines()[-1]))
     tf = textfile_cost(work)
     med = statistics.median
     import duckdb
@@ -159,12 +168,22 @@ def main() -> int:
         f"| `memtrail fleet --json` (reads the logs) | {med(r[1] for r in fleet):.2f} | "
         f"{med(r[2] for r in fleet) / 1024:.1f} | {a.runs} |",
     ]
-    for name in ("oom_jobs", "oom_victims", "peak_by_job", "programs_at_peak"):
-        lines.append(f"| DuckDB `docs/sql/duckdb/{name}.sql` (reads the JSON lines) | "
-                     f"{med(d[name][0] for d in duck):.2f} | | {duck[0][name][1]} |")
+    label = {"view": "over the view (each query reads every file)",
+             "table": "on a table of every row",
+             "summary": "on a table of the summary, peak_program and event rows"}
+    load = {"table": "every row into a table (`CREATE TABLE` for `VIEW` in archive.sql)",
+            "summary": "only the summary, peak_program and event rows into a table "
+                       "(and a `WHERE type IN (...)`)"}
+    for mode, runs in duck.items():
+        if mode in load:
+            lines.append(f"| DuckDB: load {load[mode]} | "
+                         f"{med(d['load'][0] for d in runs):.2f} | | |")
+        for name in ("oom_jobs", "oom_victims", "peak_by_job", "programs_at_peak"):
+            lines.append(f"| DuckDB `{name}.sql`, {label[mode]} | "
+                         f"{med(d[name][0] for d in runs):.2f} | | {runs[0][name][1]} |")
+        lines.append(f"| DuckDB, {label[mode]}: the process's peak RSS | | "
+                     f"{med(d['rss_kib'] for d in runs) / 1024:.1f} | |")
     lines += [
-        f"| DuckDB, the four queries in one process: peak RSS | | "
-        f"{med(d['rss_kib'] for d in duck) / 1024:.1f} | |",
         "",
         f"Live textfile writer at {tf['procs']} processes (`export --follow`), per update: "
         f"render {tf['render_ms']:.2f} ms of CPU, write whole + fsync + rename "
