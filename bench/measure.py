@@ -41,6 +41,7 @@ class Contender:
     note: str = ""
     warmup_ticks: int = 3
     size_path: Path | None = None  # a file or directory whose growth per tick is recorded
+    cgroup: Path | None = None  # a memory cgroup to start it in (its charge is recorded)
 
 
 @dataclass
@@ -59,6 +60,8 @@ class Result:
     note: str = ""
     bytes_per_tick: float | None = None
     proc_entries: list[int] = field(default_factory=list)  # /proc PID entries at each window
+    cg_kib: int | None = None  # memory charged to its cgroup at the end (kernel memory too)
+    cg_peak_kib: int | None = None
     host_busy_pct: float | None = None  # CPU used by everything else on the host meanwhile
 
     @property
@@ -122,6 +125,36 @@ def status_kib(pid: int) -> tuple[int | None, int | None]:
     except OSError:
         pass
     return rss, hwm
+
+
+def memory_cgroup(name: str) -> Path | None:
+    """A new memory cgroup (v1 memory controller, else cgroup2), or None when we cannot."""
+    for base in (Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup")):
+        if (base / "cgroup.procs").exists() and (
+                (base / "memory.usage_in_bytes").exists() or (base / "cgroup.controllers").exists()
+                and "memory" in (base / "cgroup.controllers").read_text()):
+            try:
+                (base / name).mkdir()
+                return base / name
+            except OSError:
+                return None
+    return None
+
+
+def cgroup_kib(cg: Path) -> tuple[int | None, int | None]:
+    """(charged now, peak) in KiB: user and kernel memory (v1 counts kmem in usage)."""
+    out: list[int | None] = []
+    for names in (("memory.usage_in_bytes", "memory.current"),
+                  ("memory.max_usage_in_bytes", "memory.peak")):
+        value = None
+        for n in names:
+            try:
+                value = int((cg / n).read_text()) // 1024
+                break
+            except (OSError, ValueError):
+                continue
+        out.append(value)
+    return out[0], out[1]
 
 
 def path_size(path: Path) -> int:
@@ -209,9 +242,17 @@ def run(
     """Start the contender, warm it up, measure `windows` windows, stop it (SIGTERM, group)."""
     res = Result(c.name, nprocs, scenario, c.interval_s, note=c.note)
     err_f = open(stderr_path or os.devnull, "wb")
+    cg = c.cgroup
+
+    def join_cgroup() -> None:  # in the child, before exec: charged from its first page
+        if cg is not None:
+            with open(cg / "cgroup.procs", "w") as f:
+                f.write(str(os.getpid()))
+
     try:
         proc = subprocess.Popen(
-            c.argv, stdout=subprocess.DEVNULL, stderr=err_f, start_new_session=True
+            c.argv, stdout=subprocess.DEVNULL, stderr=err_f, start_new_session=True,
+            preexec_fn=join_cgroup if cg is not None else None,
         )
     except OSError as e:
         res.error = f"cannot start: {e}"
@@ -294,6 +335,8 @@ def _measure(c: Contender, proc: subprocess.Popen, res: Result, windows: int, wt
             if c.size_path:
                 res.bytes_per_tick = (path_size(c.size_path) - size0) / res.ticks
         res.vm_rss_kib, res.vm_hwm_kib = status_kib(pid)
+        if c.cgroup is not None:
+            res.cg_kib, res.cg_peak_kib = cgroup_kib(c.cgroup)
         others = host_cpu_ns() - host0 - (cpu0 - first_cpu)
         cores = os.cpu_count() or 1
         res.host_busy_pct = round(100 * others / ((time.monotonic() - wall0) * 1e9 * cores), 1)

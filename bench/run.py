@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -73,10 +73,12 @@ class Mode:
     peers: bool = True
     attempts: int = 3  # measure again when another workload moved the process count
     quiet_wait_s: float = 120.0  # wait this long for a bigger foreign crowd to go away
+    big_counts: list[int] = field(default_factory=list)  # memtrail and floors only, at 1 s
 
 
 MODES = {
-    "full": Mode("full", [100, 1000, 2000, 5000], [2000], [300], 5, 12, 3),
+    "full": Mode("full", [100, 1000, 2000, 5000], [2000], [300], 5, 12, 3,
+                 big_counts=[20000]),
     "quick": Mode("quick", [2000], [], [], 3, 8, 2),
     "smoke": Mode("smoke", [5], [5], [], 2, 2, 1, fast_s=0.1, peers=False, attempts=1,
                   quiet_wait_s=0),
@@ -152,6 +154,30 @@ def psutil_python(install: bool, notes: list[str]) -> str | None:
     return str(py)
 
 
+BIG_ONLY = {"memtrail", "python floor", "python floor, fds held", "C floor"}
+BIG_KIB_SPAN = 64  # each child of a big crowd touches 64-128 KiB (20,000 x 960 would be 11 GiB)
+
+
+def big_mode(mode: Mode) -> Mode:
+    """A big crowd: the sampler at the unit's 1 s tick next to the floors (the peers would
+    take most of a second per sample), fewer and shorter windows."""
+    return replace(mode, fast_s=1.0, peers=False, windows=3, fast_ticks=5)
+
+
+def fit_crowd(n: int) -> int:
+    """N, or fewer when this process may not hold a descriptor per process (RLIMIT_NOFILE's
+    hard limit, which only CAP_SYS_RESOURCE raises): the unit's LimitNOFILE= is 65536."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard >= n + 200:
+        if soft < n + 200:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+        return n
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard - 100
+
+
 def contenders(
     tmp: Path, mode: Mode, peers: dict, slow: bool, launcher: Path | None
 ) -> list[measure.Contender]:
@@ -217,8 +243,8 @@ class CrowdKeeper:
     """Keeps the host at N user processes: other workloads on a shared host come and go, so
     the crowd is resized (restarted) whenever the count drifted out of tolerance."""
 
-    def __init__(self, nprocs: int, churn: spawn.Churn | None):
-        self.nprocs, self.churn = nprocs, churn
+    def __init__(self, nprocs: int, churn: spawn.Churn | None, kib_span: int | None = None):
+        self.nprocs, self.churn, self.kib_span = nprocs, churn, kib_span
         self.crowd: spawn.Crowd | None = None
         self.target = nprocs  # user processes right after the crowd started
 
@@ -234,7 +260,8 @@ class CrowdKeeper:
             while base > self.nprocs and time.monotonic() < deadline:
                 time.sleep(1)
                 base = spawn.count_processes()
-            self.crowd = spawn.start(max(2, self.nprocs - base), self.churn)
+            self.crowd = spawn.start(max(2, self.nprocs - base), self.churn,
+                                     timeout_s=120 + self.nprocs / 50, kib_span=self.kib_span)
             self.target = user = spawn.count_processes()
         return self.target + measure.proc_entries() - user  # + kernel threads
 
@@ -245,7 +272,8 @@ class CrowdKeeper:
 
 
 def run_scenario(
-    nprocs: int, churn: bool, mode: Mode, peers: dict, only: set[str] | None, raw_dir: Path
+    nprocs: int, churn: bool, mode: Mode, peers: dict, only: set[str] | None, raw_dir: Path,
+    kib_span: int | None = None,
 ) -> list[dict]:
     """One crowd size (idle or churning): every contender, fast ones then the 1 s peers.
 
@@ -266,7 +294,7 @@ def run_scenario(
                 continue
             interval = mode.fast_s if not slow else 1.0
             ch = spawn.Churn(int(interval * 1000), 10, 50) if churn else None
-            keeper = CrowdKeeper(nprocs, ch)
+            keeper = CrowdKeeper(nprocs, ch, kib_span)
             try:
                 for name in names:
                     for attempt in range(1, mode.attempts + 1):
@@ -274,6 +302,8 @@ def run_scenario(
                         c = next(x for x in contenders(tmp / f"{attempt}", mode, peers,
                                                         slow, launcher) if x.name == name)
                         (tmp / f"{attempt}").mkdir(exist_ok=True)
+                        if kib_span and name == "memtrail":  # its cgroup charge: MemoryMax=
+                            c.cgroup = measure.memory_cgroup(f"mtbench-{os.getpid()}-{attempt}")
                         expected = keeper.ensure(mode.quiet_wait_s)
                         again = f", attempt {attempt}" if attempt > 1 else ""
                         log(f"{scenario}: {name} ({keeper.target} processes{again})")
@@ -281,6 +311,11 @@ def run_scenario(
                             c, nprocs, scenario, mode.windows,
                             mode.slow_ticks if slow else mode.fast_ticks,
                             stderr_path=tmp / "stderr.txt")
+                        if c.cgroup is not None:
+                            try:
+                                c.cgroup.rmdir()
+                            except OSError:
+                                pass
                         seen = res.proc_entries or [expected]
                         drift = max(abs(x - expected) for x in seen)
                         if drift <= _tolerance(nprocs) or res.error or attempt == mode.attempts:
@@ -452,6 +487,15 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     for n, churn in scenarios:
         rows += run_scenario(n, churn, mode, peers, only, raw_dir)
+    for n in mode.big_counts:
+        fit = fit_crowd(n)
+        if fit < n:
+            notes.append(f"{n} processes: measured with {fit}, as many as this machine's "
+                         f"RLIMIT_NOFILE hard limit lets one process hold a descriptor for "
+                         f"(raising it needs CAP_SYS_RESOURCE)")
+        big = big_mode(mode)
+        rows += run_scenario(fit, False, big, peers, BIG_ONLY & (only or BIG_ONLY), raw_dir,
+                             kib_span=BIG_KIB_SPAN)
     for n in mode.log_counts:
         for churn in (False, True):
             sel = {"memtrail", "atop", "atop -a"} & (only or {"memtrail", "atop", "atop -a"})

@@ -130,9 +130,14 @@ finally:
 """
 
 
-def start(n: int, churn: Churn | None = None, timeout_s: float = 120.0) -> Crowd:
-    """Start N processes in their own process group and wait until all are up."""
+def start(n: int, churn: Churn | None = None, timeout_s: float = 120.0,
+          kib_span: int | None = None) -> Crowd:
+    """Start N processes in their own process group and wait until all are up. Each C child
+    touches 64 KiB + up to `kib_span` (default 960) KiB: big crowds use a small span."""
     exe = compile_c("spawner")
+    env = dict(os.environ)
+    if kib_span:
+        env["MEMTRAIL_BENCH_KIB_SPAN"] = str(kib_span)
     if exe is not None:
         argv = [str(exe), str(n)]
         if churn:
@@ -143,7 +148,7 @@ def start(n: int, churn: Churn | None = None, timeout_s: float = 120.0) -> Crowd
             raise RuntimeError("churn needs the C spawner (gcc)")
         argv = [sys.executable, "-I", "-S", "-c", _PY_CROWD, str(n)]
         kind = "python-fork"
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, start_new_session=True, env=env)
     _live.append(proc)
     crowd = Crowd(proc, kind)
     line = b""

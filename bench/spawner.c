@@ -67,12 +67,13 @@ static char self_path[4096];
 static pid_t *kids;
 static long nkids;
 static unsigned rng = 12345;
+static unsigned kib_span = 960; /* children touch 64 + [0, kib_span) KiB */
 
 static pid_t start_child(long slot) {
     char s_slot[32], s_kib[32];
     pid_t pid;
     snprintf(s_slot, sizeof s_slot, "%ld", slot);
-    snprintf(s_kib, sizeof s_kib, "%u", 64 + rand_r(&rng) % 960);
+    snprintf(s_kib, sizeof s_kib, "%u", 64 + rand_r(&rng) % kib_span);
     pid = fork();
     if (pid == 0) {
         char *args[] = {"memtrail-bench-idle", "--slot", s_slot, "--kib", s_kib, NULL};
@@ -101,6 +102,12 @@ int main(int argc, char **argv) {
     if (n <= 0) { perror("readlink /proc/self/exe"); return 1; }
     self_path[n] = 0;
     nkids = strtol(argv[1], NULL, 10);
+    /* Big crowds (20,000) would touch ~11 GiB at the default span: MEMTRAIL_BENCH_KIB_SPAN
+       shrinks what each child touches (its statm costs the same to read at any size). */
+    if (getenv("MEMTRAIL_BENCH_KIB_SPAN")) {
+        long span = strtol(getenv("MEMTRAIL_BENCH_KIB_SPAN"), NULL, 10);
+        if (span > 0) kib_span = (unsigned)span;
+    }
     long period_ms = argc > 2 ? strtol(argv[2], NULL, 10) : 0;
     long exit_pm = argc > 3 ? strtol(argv[3], NULL, 10) : 0;
     long rss_pm = argc > 4 ? strtol(argv[4], NULL, 10) : 0;

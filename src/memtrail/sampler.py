@@ -2470,13 +2470,20 @@ class Sampler:
                         order.append(st)
                 self._set_order(order)
                 self._listed = []
-            try:  # the whole table in C loops; only what changed reaches Python code
-                datas = list(map(pread, self.fds, _repeat(256), _repeat(0)))
+            # The table in C loops, a slice at a time (so a 20,000-process tick never holds
+            # 20,000 reads at once); only what changed reaches Python code.
+            fds = self.fds
+            changed = []
+            try:
+                for i in range(0, len(order), 1024):
+                    part = order[i:i + 1024]
+                    datas = list(map(pread, fds[i:i + 1024], _repeat(256), _repeat(0)))
+                    changed += itertools.compress(zip(part, datas),
+                                                  map(ne, datas, map(_statm, part)))
             except OSError:  # an exit (ESRCH), or one read by path: one at a time below
-                datas = None
-            if datas is not None:
-                for st, data in itertools.compress(zip(order, datas),
-                                                   map(ne, datas, map(_statm, order))):
+                changed = None
+            if changed is not None:
+                for st, data in changed:
                     st.statm = data
                     fields = data.split(b" ", 3)
                     rss = int(fields[1]) << shift
