@@ -20,6 +20,7 @@ COMMANDS = {
     "report": ("memtrail.report", "explain a recording: peak, OOM kills, top programs, growers"),
     "top": ("memtrail.top", "the process table at any moment of a recording"),
     "tail": ("memtrail.tail", "a readable live view of a log directory (-f follows)"),
+    "view": ("memtrail.view", "full-screen console: live, or back in time to any tick"),
     "diff": ("memtrail.diff", "two recordings side by side, per program"),
     "check": ("memtrail.check", "a CI gate: exit 1 when the recording breaks a limit"),
     "html": ("memtrail.html", "a self-contained HTML report with charts"),
