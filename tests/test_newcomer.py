@@ -45,3 +45,91 @@ def test_a_reader_that_leaves_early_is_no_error(big_log, args):
     proc.stderr.close()
     assert proc.wait(timeout=120) == 0, err
     assert first and err == ""
+
+
+def test_record_help_names_the_daemon_mode():
+    res = subprocess.run([sys.executable, "-m", "memtrail", "record", "--help"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and "--daemon" in res.stdout and "memtrail stop" in res.stdout
+
+
+def test_without_flags_drops_each_form():
+    from memtrail.daemon import without_flags
+
+    args = ["--pidfile", "p", "--dir=d", "--interval", "0.2", "--pid", "q", "--dir", "e"]
+    assert without_flags(args, ("--pidfile", "--dir")) == ["--interval", "0.2"]
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="starts the real sampler")
+def test_the_daemons_command_line_names_pidfile_and_dir_once(tmp_path):
+    pidfile, logdir = tmp_path / "m.pid", tmp_path / "log"
+    mt = [sys.executable, "-m", "memtrail"]
+    res = subprocess.run([*mt, "record", "--daemon", "--pidfile", str(pidfile), "--dir",
+                          str(logdir), "--interval", "0.2"], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    pid = int(pidfile.read_text())
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            argv = [a.decode() for a in fh.read().split(b"\0")]
+        assert argv.count("--pidfile") == 1 and argv.count("--dir") == 1, argv
+        assert argv[argv.index("--dir") + 1] == str(logdir)
+    finally:
+        stop = subprocess.run([*mt, "stop", "--pidfile", str(pidfile)], capture_output=True,
+                              text=True, timeout=120)
+    assert stop.returncode == 0, stop.stderr
+
+
+def test_export_of_a_program_nobody_ran_says_so(tmp_path, capsys):
+    from memtrail import export
+
+    d = scenarios.workers(str(tmp_path))
+    rc = export.main([d, "--format", "csv", "--program", "nosuchprog", "-o",
+                      str(tmp_path / "out.csv")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "no process of program nosuchprog" in err and "nova-api" in err
+    assert err.count("\n") == 1
+    rc = export.main([d, "--format", "csv", "--program", "postgres", "-o",
+                      str(tmp_path / "ok.csv")])
+    assert rc == 0 and capsys.readouterr().err == ""
+
+
+def test_rewritten_titles_lose_their_padding_and_a_newline_stays_in_its_row(tmp_path, capsys):
+    from conftest import call_main
+
+    from memtrail import top
+
+    h = scenarios.Host(str(tmp_path))
+    h.spawn(10, ["nginx: worker process"] + [""] * 20, 30, comm="nginx")
+    h.spawn(11, ["postgres: checkpointer" + " " * 60], 20, comm="postgres")
+    h.spawn(12, ["/usr/bin/evil", "two\nlines"], 10)
+    h.start_segment_tick()
+    h.tick(2)
+    h.stop()
+    rc, out, _ = call_main(capsys, top.main, str(tmp_path), "--at", "+1s")
+    assert rc == 0
+    lines = out.splitlines()
+    assert any(line.endswith("  nginx: worker process") for line in lines), out
+    assert any(line.endswith("  postgres: checkpointer") for line in lines), out
+    assert any(line.endswith("/usr/bin/evil two\\nlines") for line in lines), out
+    assert not any(line.startswith("lines") for line in lines)
+
+
+def test_run_says_what_is_known_of_a_victim_that_lived_less_than_a_tick():
+    from memtrail.run import oom_sentence, tree_sentence
+
+    kill = {"pid": 42, "name": "python3", "program": "python3", "rss_bytes": 100 << 20,
+            "anon_bytes": 99 << 20, "file_bytes": 1 << 20, "cmdline": None, "role": "command",
+            "started_as": "sh -c 'exec python3 hog.py'"}
+    text = oom_sentence(kill)
+    assert "the command itself, started as sh -c 'exec python3 hog.py'" in text
+    assert "python3 is the kernel's name" in text and "?" not in text
+    del kill["started_as"]
+    assert "its command line was never seen; python3 is the kernel's name" in oom_sentence(kill)
+    tree = {"peak_rss_bytes": 100 << 20, "peak_time": "2026-12-01T22:49:13.222Z",
+            "processes_at_peak": 0, "processes": 0, "largest": None}
+    said = tree_sentence(tree)
+    assert "never saw the command's processes" in said and "0 process" not in said
+    nginx = dict(kill, cmdline=["nginx: worker process"] + [""] * 20)
+    assert oom_sentence(nginx).endswith(": nginx: worker process")

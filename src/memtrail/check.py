@@ -62,7 +62,8 @@ def evaluate(rep: dict, max_used: Optional[int], min_avail: Tuple[Optional[int],
         else:
             detail = "; ".join(
                 f"pid {k['pid']} {k['name']} ({fmt_bytes(k['rss_bytes'])}) at {_t(k['time'])}: "
-                + (" ".join(k["cmdline"]) if k["cmdline"] else "command line unknown")
+                + (" ".join(k["cmdline"]) if k["cmdline"] else
+                   "command line never seen (it lived less than one tick)")
                 for k in kills[:3])
             out.append(Outcome("no-oom", False,
                                f"{n} OOM kill(s)" + (f": {detail}" if detail else

@@ -307,13 +307,34 @@ def main(argv: List[str]) -> int:
               file=sys.stderr)
         return 1
     try:
-        rec = start([*args, "--pidfile", pidfile], cfg.dir, pidfile=pidfile, detach=True)
+        rec = start([*without_flags(args, ("--pidfile", "--dir")), "--pidfile", pidfile],
+                    cfg.dir, pidfile=pidfile, detach=True)
     except SamplerError as exc:
         print(f"memtrail record: {exc}", file=sys.stderr)
         return 1
     print(f"memtrail: recording to {rec.directory} every {cfg.interval:g}s in the background "
           f"(pid {rec.pid}); stop with: memtrail stop --pidfile {pidfile}", file=sys.stderr)
     return 0
+
+
+def without_flags(args: Sequence[str], flags: Sequence[str]) -> List[str]:
+    """`args` without `flags` and their values (`--dir D`, `--dir=D`, or a prefix argparse
+    would take, `--pid F`): the daemon passes those itself, as absolute paths, so the
+    sampler's command line (what `ps` and the pidfile check show) names each once."""
+    from memtrail.sampler import _find_flag, _looks_like_flag
+
+    out: List[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        flag = _find_flag(arg) if _looks_like_flag(arg) else None
+        if flag in flags:
+            skip = "=" not in arg
+            continue
+        out.append(arg)
+    return out
 
 
 def read_pidfile(path: str) -> Optional[int]:

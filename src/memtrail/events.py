@@ -68,7 +68,7 @@ def _oom_kill(d: dict) -> str:
         where = f" in cgroup {_t(d['oom_memcg'])}"
     elif d.get("constraint"):
         where = f" ({_t(d['constraint'])})"
-    cmd = f": {safetext.command(v.cmd)}" if v.cmd else " (command line never seen)"
+    cmd = f": {_t(v.cmdline)}" if v.cmd else " (command line never seen)"
     return f"OOM killer killed {who}{size}{where}{cmd}"
 
 

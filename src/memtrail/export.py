@@ -26,6 +26,7 @@ import os
 import sys
 from typing import IO, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
+from memtrail import safetext
 from memtrail.model import Proc, Run, System, Tick, oom_victim, replay
 from memtrail.programs import program_name
 from memtrail.reader import LogError, ReadStats
@@ -64,12 +65,20 @@ class Filter:
                  processes: bool = True) -> None:
         self.start, self.end, self.programs = start, end, programs
         self.system, self.processes = system, processes
+        self.seen: Set[str] = set()  # program names met, to say so when --program matched none
 
     def time_ok(self, t: float) -> bool:
         return (self.start is None or t >= self.start) and (self.end is None or t <= self.end)
 
     def program_ok(self, name: str) -> bool:
-        return self.programs is None or name in self.programs
+        if self.programs is None:
+            return True
+        self.seen.add(name)
+        return name in self.programs
+
+    def unmatched(self) -> List[str]:
+        """The --program names that matched no process of the recording."""
+        return sorted((self.programs or set()) - self.seen)
 
 
 def _host(tick: Tick) -> str:
@@ -540,4 +549,12 @@ def main(argv: List[str]) -> int:
             os.remove(tmp)
     if stats.problems:
         print(f"{prog}: reading problems: {stats.summary()}", file=sys.stderr)
+    missing = flt.unmatched()
+    if missing and flt.processes:
+        known = sorted(flt.seen)
+        print(f"{prog}: no process of program {', '.join(safetext.terminal(m) for m in missing)}"
+              f" in the recording (programs, as `memtrail top --by program` names them: "
+              f"{', '.join(safetext.terminal(k) for k in known[:20]) or 'none'}"
+              f"{', ...' if len(known) > 20 else ''})", file=sys.stderr)
+        return 1
     return 0

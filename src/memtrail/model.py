@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from memtrail.programs import program_name
+from memtrail.programs import program_name, title_args
 from memtrail.reader import ReadStats, Record, Segment, read
 
 KIB = 1024
@@ -154,8 +154,10 @@ class Proc:
 
     @property
     def cmdline(self) -> str:
-        """The command line as one string (argv joined by spaces), or `[comm]` if unknown."""
-        return " ".join(self.cmd) if self.cmd else f"[{self.comm}]"
+        """The command line as one string (argv joined by spaces, a rewritten title's padding
+        left out), or `[comm]` if unknown. Not yet terminal-safe: views pass it to safetext."""
+        args = title_args(self.cmd)
+        return " ".join(args) if args else f"[{self.comm}]"
 
     def snapshot(self) -> Proc:
         """A frozen copy (the live object keeps changing while the process lives)."""
@@ -210,7 +212,8 @@ class OomVictim:
 
     @property
     def cmdline(self) -> str:
-        return " ".join(self.cmd) if self.cmd else "?"
+        args = title_args(self.cmd or [])
+        return " ".join(args) if args else f"[{self.name}]"
 
 
 def oom_victim(data: dict) -> OomVictim:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 _INTERP_RE = re.compile(
     r"^(?:python|pypy|perl|ruby|node|nodejs|php|lua|luajit|tclsh|bash|sh|dash|zsh|ksh|"
@@ -71,6 +71,18 @@ def _script_of(interp: str, args: List[str]) -> Optional[str]:
             return None  # a script fed through a pipe: the interpreter is the best name
         return os.path.basename(arg) or None
     return None
+
+
+def title_args(cmd: Sequence[str]) -> List[str]:
+    """argv without the padding of a rewritten process title, for display: setproctitle
+    (nginx) leaves the old argv area as empty strings, postgres pads its title with spaces.
+    A table or a sentence shows `nginx: worker process`, not it followed by 20 blanks."""
+    args = list(cmd)
+    while args and not args[-1].strip():
+        args.pop()
+    if args:
+        args[-1] = args[-1].rstrip(" ")
+    return args
 
 
 def program_name(cmd: List[str], comm: str = "?") -> str:

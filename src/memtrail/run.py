@@ -36,7 +36,7 @@ from typing import Dict, List, Optional, Set, Tuple
 from memtrail import daemon
 from memtrail.check import Parser, add_gate_arguments, evaluate, verdict
 from memtrail.model import Proc, Run, Tick, replay
-from memtrail.programs import program_name
+from memtrail.programs import program_name, title_args
 from memtrail.reader import ReadStats
 from memtrail.report import Analysis, render_markdown, usable
 from memtrail.timeparse import iso
@@ -358,8 +358,31 @@ def oom_sentence(kill: dict) -> str:
     if where:
         text += " [" + ", ".join(where) + "]"
     if kill.get("cmdline"):
-        text += ": " + _shorten(" ".join(kill["cmdline"]), 200)
+        text += ": " + _shorten(" ".join(title_args(kill["cmdline"])), 200)
+    elif kill.get("started_as"):
+        text += (f": the command itself, started as {_shorten(kill['started_as'], 200)} (it "
+                 f"lived less than one tick: the sampler never saw its processes; "
+                 f"{kill.get('name') or '?'} is the kernel's name for it)")
+    else:
+        text += (" (it lived less than one tick: its command line was never seen; "
+                 f"{kill.get('name') or '?'} is the kernel's name for it)")
     return text
+
+
+def tree_sentence(tree: dict) -> Optional[str]:
+    """What the command's own processes did, or that the sampler never saw them."""
+    if not tree["peak_rss_bytes"]:
+        return None
+    if not tree["processes"]:
+        return (f"the sampler never saw the command's processes (they lived less than one "
+                f"tick); the OOM killer's figure for it: {fmt_bytes(tree['peak_rss_bytes'])} "
+                f"RSS at {_t(tree['peak_time'])}")
+    lg = tree["largest"]
+    return (f"the command's processes peaked at {fmt_bytes(tree['peak_rss_bytes'])} "
+            f"RSS at {_t(tree['peak_time'])} ({tree['processes_at_peak']} process(es), "
+            f"{tree['processes']} in all)"
+            + (f"; largest: {lg['name']} (pid {lg['pid']}) "
+               f"{fmt_bytes(lg['rss_bytes'])}" if lg else ""))
 
 
 OOM_LEAD = {
@@ -395,13 +418,9 @@ def short_report(doc: dict) -> List[str]:
     if not rep["oom_kills"] and rep["oom_counter"]:
         lines.append(f"the kernel counted {rep['oom_counter']} OOM kill(s) but did not say whose "
                      f"(no /dev/kmsg access?)")
-    if tree["peak_rss_bytes"]:
-        lg = tree["largest"]
-        lines.append(f"the command's processes peaked at {fmt_bytes(tree['peak_rss_bytes'])} "
-                     f"RSS at {_t(tree['peak_time'])} ({tree['processes_at_peak']} process(es), "
-                     f"{tree['processes']} in all)"
-                     + (f"; largest: {lg['name']} (pid {lg['pid']}) "
-                        f"{fmt_bytes(lg['rss_bytes'])}" if lg else ""))
+    said = tree_sentence(tree)
+    if said:
+        lines.append(said)
     peak, low = rep["peak"], rep["lowest_available"]
     if peak["used_bytes"] is not None:
         lines.append(f"host: peak used {fmt_bytes(peak['used_bytes'])}"
@@ -450,9 +469,11 @@ def summary_markdown(doc: dict) -> str:
     for kill in doc["oom"]:
         out.append(f"- **{OOM_LEAD[kill['role']]}**: {oom_sentence(kill).replace('|', '/')}")
     tree = cmd["tree"]
-    if tree["peak_rss_bytes"]:
+    if tree["peak_rss_bytes"] and tree["processes"]:
         out.append(f"- the command's processes peaked at **{fmt_bytes(tree['peak_rss_bytes'])}"
                    f"** RSS ({tree['processes']} process(es) in all)")
+    elif tree["peak_rss_bytes"]:
+        out.append(f"- {tree_sentence(tree)}")
     if doc["gate"]["verdict"]:
         out.append(f"- gate: {doc['gate']['verdict']}")
     out.append("")
@@ -529,6 +550,8 @@ def main_run(argv: List[str]) -> int:
     rep, tree, ooms = analyze_run(segments, directory, fg)
     rep["label"] = directory
     for kill in ooms:
+        if kill["role"] == "command" and not kill.get("cmdline"):
+            kill["started_as"] = shlex.join(command)  # what is known of a victim never seen
         # The kernel's figure at the kill is the tree's real peak: it died between two ticks.
         if (kill.get("rss_bytes") or 0) > tree["peak_rss_bytes"]:
             tree.update(peak_rss_bytes=kill["rss_bytes"], peak_time=kill.get("time"),

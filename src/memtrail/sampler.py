@@ -453,6 +453,10 @@ def format_help() -> str:
                 left = ""
             out.append(left.ljust(col) + body[0])
             out += [" " * col + line for line in body[1:]]
+    daemon = _wrap("start the sampler in the background and return once it records (needs "
+                   "--pidfile); `memtrail stop --pidfile PATH` ends it cleanly", width, " " * col)
+    out += ["", "In the background (memtrail record only, not the standalone sampler.py):",
+            "  --daemon".ljust(col) + daemon[0]] + [" " * col + line for line in daemon[1:]]
     out += ["", "Other:", "  -h, --help".ljust(col) + "show this help and exit",
             "  --version".ljust(col) + "show the version and exit"]
     return "\n".join(out) + "\n"

@@ -30,7 +30,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from memtrail import events, reader, safetext, seek
 from memtrail.model import TIME_MAX, TIME_MIN, Event, Gap, Proc, Replayer, System, Tick, oom_victim
-from memtrail.programs import program_name
+from memtrail.programs import program_name, title_args
 from memtrail.reader import LogError, ReadStats, Record
 
 # Event kinds that are marks on the timeline (the events pane, jump keys).
@@ -375,13 +375,9 @@ class Frame:
 
 def display_command(cmd: Sequence[str], comm: str) -> str:
     """A command line for a table row: one terminal-safe line, without the padding of a
-    rewritten process title (setproctitle leaves empty argv strings and trailing spaces)."""
-    args = list(cmd)
-    while args and not args[-1].strip():
-        args.pop()
-    if not args:
-        return f"[{safetext.terminal(comm)}]"
-    return safetext.terminal(" ".join(args).rstrip())
+    rewritten process title (programs.title_args)."""
+    args = title_args(cmd)
+    return safetext.terminal(" ".join(args)) if args else f"[{safetext.terminal(comm)}]"
 
 
 def frame_of(tick: Tick, index: int, prev_time: Optional[float] = None) -> Frame:

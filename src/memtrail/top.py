@@ -17,6 +17,7 @@ from typing import List, Optional, Sequence, Tuple
 from memtrail.model import Gap, Proc, Replayer, Run, Tick
 from memtrail.programs import program_name
 from memtrail.reader import LogError, ReadStats, check_paths, open_segment, segments
+from memtrail.safetext import terminal
 from memtrail.seek import records_from
 from memtrail.timeparse import fmt_time, glue_time_values, parse_time
 from memtrail.units import fmt_bytes, fmt_duration
@@ -222,7 +223,7 @@ def main(argv: List[str]) -> int:
         for p in procs[:limit]:
             out.write(f"{p.pid:>7}  {fmt_bytes(p.rss):>9}  {fmt_bytes(p.shared):>9}  "
                       f"{fmt_bytes(p.swap):>9}  {fmt_bytes(p.pss):>9}  "
-                      f"{'-' if p.uid is None else p.uid:>5}  {p.cmdline}\n")
+                      f"{'-' if p.uid is None else p.uid:>5}  {terminal(p.cmdline)}\n")
     if limit and len(procs) > limit and args.by == "process":
         out.write(f"... {len(procs) - limit} more (--limit 0 shows all)\n")
     return 0
