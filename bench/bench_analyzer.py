@@ -88,6 +88,11 @@ def main(argv=None) -> int:
     finally:
         if os.path.exists(html_out):
             os.remove(html_out)
+    print("")
+    sys.stdout.flush()
+    # The console's jumps on the same log (its own table, with a side-by-side ratio).
+    subprocess.run([sys.executable, os.path.join(HERE, "view_jump.py"), "--dir", args.dir],
+                   check=False)
     return 0
 
 

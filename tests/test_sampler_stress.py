@@ -15,6 +15,7 @@ import pytest
 from conftest import SAMPLER, log_text, records, wait_for
 
 from memtrail import reader
+from memtrail.model import Run, replay
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 
@@ -137,12 +138,33 @@ with open(path, "rb") as fh:
 """
 
 
+CONTROL = r"""
+import sys, time
+interval, path = float(sys.argv[1]), sys.argv[2]
+deadline = time.monotonic()
+with open(path, "w") as fh:
+    while True:
+        deadline += interval
+        wait = deadline - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        else:
+            deadline = time.monotonic()  # late: no burst to catch up, as the sampler
+        fh.write(f"{time.time()}\n")
+        fh.flush()
+"""
+
+
 @pytest.mark.root
 def test_ticks_keep_their_pace_under_memory_pressure(tmp_path, sampler_factory):
     """Sampler and a page-cache thrasher share a 200 MiB cgroup: ticks stay on time.
 
-    Tolerance: median tick spacing within 10% of the interval in force, 95th percentile
-    within 2x.
+    Judged by what the sampler itself recorded (no gap, no missed tick) and against a control
+    measured beside it in the same cgroup and the same seconds: a trivial loop that sleeps to
+    the same deadlines. A neighbour using the CPU (2 cores shared by a whole CI) stretches the
+    control's ticks as much as the sampler's, so an absolute bound (an earlier version asserted
+    p95 <= 2x and saw 2.15 on a loaded machine) tests the neighbours, not the sampler. The
+    absolute figures are printed; bench/ is where they are measured on a quiet machine.
     """
     name = f"memtrail-pressure-{os.getpid()}"
     try:
@@ -151,7 +173,7 @@ def test_ticks_keep_their_pace_under_memory_pressure(tmp_path, sampler_factory):
         pytest.skip(f"cannot create a memory cgroup: {exc}")
     if cg is None:
         pytest.skip("needs root and a cgroup v1 memory hierarchy (this host's layout)")
-    thrash = None
+    thrash = control = None
     try:
         (cg / "memory.limit_in_bytes").write_text(str(200 << 20))
         big = tmp_path / "big"
@@ -174,10 +196,16 @@ def test_ticks_keep_their_pace_under_memory_pressure(tmp_path, sampler_factory):
                                    preexec_fn=join_cgroup)
         thrash = subprocess.Popen([sys.executable, "-c", THRASH, str(big)],
                                   preexec_fn=join_cgroup)
-        wait_for(lambda: logdir.exists() and log_text(logdir).count("\ns ") >= 40,
-                 timeout=60, what="40 ticks under pressure")
+        control_log = tmp_path / "control"
+        control = subprocess.Popen([sys.executable, "-c", CONTROL, str(interval),
+                                    str(control_log)], preexec_fn=join_cgroup)
+        wait_for(lambda: logdir.exists() and log_text(logdir).count("\ns ") >= 40
+                 and control_log.exists() and control_log.read_text().count("\n") >= 40,
+                 timeout=60, what="40 ticks under pressure, of the sampler and the control")
         sampler.terminate()
         assert sampler.wait(30) == 0
+        control.kill()
+        control.wait()
         lines = log_text(logdir).splitlines()
         ticks = [line.split() for line in lines if line.startswith("s ")][2:]
         # Pace is judged against the interval in force (`interval_ms`, last field): under PSI
@@ -191,12 +219,28 @@ def test_ticks_keep_their_pace_under_memory_pressure(tmp_path, sampler_factory):
         print(f"pressure: tick spacing / interval: median {median:.3f}, p95 {p95:.3f} over "
               f"{len(ticks)} ticks ({fast} at the fast rate), major faults "
               f"{majfault[-1] - majfault[0]}")
-        assert abs(median - 1) <= 0.1
-        assert p95 <= 2
+        # The control's spacing over the same seconds (its clock is the same realtime).
+        wall = [float(line) for line in control_log.read_text().split()]
+        first, last = float(ticks[0][1]), float(ticks[-1][1])
+        spans = sorted((b - a) / interval for a, b in zip(wall, wall[1:])
+                       if first <= a and b <= last)
+        c_median = statistics.median(spans)
+        c_p95 = spans[int(len(spans) * 0.95)]
+        print(f"control beside it: median {c_median:.3f}, p95 {c_p95:.3f} over {len(spans)}")
+        # What the sampler recorded: no gap, no missed tick.
+        events = [r.fields[0] for r in records(logdir) if r.type == "E"]
+        assert "gap" not in events
+        run = Run()
+        list(replay(str(logdir), run=run))
+        assert run.gaps == []
+        # Against the control: no later than a trivial loop under the same load (a 50% margin
+        # and 0.1 interval for the noise of 40 samples).
+        assert median <= max(1.1, c_median * 1.5)
+        assert p95 <= max(2.0, c_p95 * 1.5 + 0.1)
         start = [json.loads(line[line.index("{"):]) for line in lines if " residency " in line]
         assert start and start[0]["mlock"].startswith("locked")
     finally:
-        for proc in (thrash,):
+        for proc in (thrash, control):
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
