@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLER, log_text, wait_for
+from conftest import SAMPLER, call_main, log_text, wait_for
 
+from memtrail import cli
 from memtrail import sampler as S
 
 pytestmark = pytest.mark.live
@@ -105,7 +106,7 @@ def rss_lines(logdir: Path, pid: int) -> list:
             if line.startswith("p ") and line.split()[2] == str(pid)]
 
 
-def test_snapshot_taken_once_per_crossing(tmp_path, sampler_factory, child):
+def test_snapshot_taken_once_per_crossing(tmp_path, sampler_factory, child, capsys):
     c = child()
     logdir = tmp_path / "log"
     # Line 200M; re-armed only below 100M (50 % hysteresis).
@@ -141,6 +142,23 @@ def test_snapshot_taken_once_per_crossing(tmp_path, sampler_factory, child):
     assert all(e["value_kib"] > e["line_kib"] == 200 << 10 for e in fired)
     import tracemalloc
     assert tracemalloc.Snapshot.load(str(c.out / "snap-1.bin")).traces is not None
+    # ... and the views show them.
+    rep = json.loads(_run(capsys, "report", "--json", str(logdir)))
+    assert [(t["pid"], t["result"]) for t in rep["triggers"]] == [(c.pid, "sent")] * 2
+    page = tmp_path / "r.html"
+    _run(capsys, "html", str(logdir), "-o", str(page))
+    assert page.read_text().count('data-mark="trigger"') == 4  # two charts, two marks
+    csv = _run(capsys, "export", str(logdir), "--format", "csv")
+    assert csv.count(f",trigger_sent,{c.pid},{c.program},") == 2
+    assert f'program="{c.program}",signal="SIGUSR2",result="sent"}} 2' in _run(
+        capsys, "export", str(logdir), "--format", "openmetrics")
+    assert f"sent SIGUSR2 to {c.program} (pid {c.pid})" in _run(capsys, "tail", str(logdir))
+
+
+def _run(capsys, *argv) -> str:
+    rc, out, err = call_main(capsys, cli.main, *argv)
+    assert rc == 0, err
+    return out
 
 
 def test_a_rule_for_a_program_with_no_process_does_nothing(tmp_path, sampler_factory):

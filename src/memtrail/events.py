@@ -23,6 +23,7 @@ ALERT, WARN, INFO = "alert", "warn", "info"
 SEVERITY: Dict[str, str] = {
     "oom_kill": ALERT, "cgroup_oom": ALERT, "oom_counter": ALERT,
     "low": WARN, "gap": WARN, "overrun": WARN, "clock": WARN, "warn": WARN, "rate": WARN,
+    "trigger": WARN,
 }
 
 
@@ -141,6 +142,12 @@ def _rotate(d: dict) -> str:
     return "segment closed" + (f", next {_t(nxt)}" if nxt else "")
 
 
+def _trigger(d: dict) -> str:
+    from memtrail.triggers import describe, trigger
+
+    return describe(trigger(0.0, d), _t)
+
+
 def _residency(d: dict) -> str:
     return (f"sampler memory lock: {_t(d.get('mlock', '?'))}, "
             f"oom_score_adj: {_t(d.get('oom_score_adj', '?'))}")
@@ -150,7 +157,7 @@ _SENTENCES: Dict[str, Callable[[dict], str]] = {
     "oom_kill": _oom_kill, "cgroup_oom": _cgroup_oom, "oom_counter": _oom_counter,
     "low": _low, "rate": _rate, "gap": _gap, "overrun": _overrun, "clock": _clock,
     "start": _start, "snapshot": _snapshot, "warn": _warn, "rotate": _rotate,
-    "residency": _residency,
+    "residency": _residency, "trigger": _trigger,
 }
 
 

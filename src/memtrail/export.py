@@ -33,6 +33,7 @@ from memtrail.reader import LogError, ReadStats
 from memtrail.report import group_runs
 from memtrail.timeparse import fmt_time, glue_time_values, iso
 from memtrail.top import state_at, times_in
+from memtrail.triggers import trigger
 
 CSV_COLUMNS = ("time", "unix", "host", "series", "pid", "program", "value")
 
@@ -184,6 +185,14 @@ def write_csv(paths: Sequence[str], flt: Filter, out: IO[str], stats: ReadStats)
                 w.writerow((when, unix, host, "oom_kill", "" if pid is None else pid, program,
                             "" if rss is None else rss))
                 n += 1
+            elif kind == "event" and row[3].kind == "trigger":
+                trig = trigger(t, row[3].data)
+                if flt.program_ok(trig.program):
+                    w.writerow((when, unix, host, f"trigger_{trig.outcome}",
+                                "" if trig.pid is None else trig.pid,
+                                safetext.csv_cell(trig.program),
+                                "" if trig.value_bytes is None else trig.value_bytes))
+                    n += 1
     return n
 
 
@@ -210,6 +219,7 @@ class HostState:
         self.stall_full_us = 0
         self.kills: List[Tuple[float, Optional[int], str]] = []
         self.kill_count = 0
+        self.triggers: Dict[Tuple[str, str, str], int] = {}  # (program, signal, result) -> n
         self.programs: Dict[str, Tuple[int, int]] = {}
         self.processes: List[Tuple[int, int, str]] = []
 
@@ -266,6 +276,12 @@ def collect_state(paths: Sequence[str], flt: Filter, stats: ReadStats,
                         st.kill_count += 1
                         st.kills.append((event.time, pid, program))
                         del st.kills[:-top]
+                elif event.kind == "trigger":
+                    t = trigger(event.time, event.data)
+                    if flt.program_ok(t.program):
+                        key = (safetext.terminal(t.program), safetext.terminal(t.signal),
+                               t.outcome)
+                        st.triggers[key] = st.triggers.get(key, 0) + 1
         if last is None or last_st is None:
             continue
         if cut and flt.end is not None:
@@ -346,6 +362,8 @@ def write_openmetrics(paths: Sequence[str], flt: Filter, out: IO[str], stats: Re
     ex.family("memtrail_oom_kills", "OOM kills the kernel reported in the window.")
     ex.family("memtrail_oom_kill_timestamp_seconds",
               "When the kernel killed this process (the last kills in the window).", "seconds")
+    ex.family("memtrail_triggers",
+              "Signals --trigger rules sent (result=sent) or held back, in the window.")
     ex.family("memtrail_window_start_timestamp_seconds", "First sample of the window.",
               "seconds")
     ex.family("memtrail_window_end_timestamp_seconds",
@@ -377,6 +395,9 @@ def write_openmetrics(paths: Sequence[str], flt: Filter, out: IO[str], stats: Re
             seen.add(key)
             ex.sample("memtrail_oom_kill_timestamp_seconds",
                       {"host": host, "pid": key[0], "program": program}, round(when, 3))
+        for (program, signal, result), count in sorted(st.triggers.items()):
+            ex.sample("memtrail_triggers", {"host": host, "program": program,
+                                            "signal": signal, "result": result}, count)
         ex.sample("memtrail_window_start_timestamp_seconds", base, st.start)
         ex.sample("memtrail_window_end_timestamp_seconds", base, st.time)
         if flt.processes:

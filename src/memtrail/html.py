@@ -59,6 +59,7 @@ from memtrail.svg import (
     value_ticks,
 )
 from memtrail.timeparse import fmt_time
+from memtrail.triggers import describe, from_row, trigger
 from memtrail.units import fmt_bytes, fmt_duration
 
 # Series kept per bucket (index = position).
@@ -121,6 +122,7 @@ class Charts:
         self.buckets: Optional[Buckets] = None
         self.kills: List[Marker] = []  # the first MAX_MARKERS (the report counts them all)
         self.lows: List[Marker] = []
+        self.triggers: List[Marker] = []  # signals the sampler's --trigger rules sent
         self.interval = 1.0
         self._prev_time: Optional[float] = None
         self.has_psi = False
@@ -159,6 +161,13 @@ class Charts:
         for event in tick.events:
             if event.kind == "oom_kill":
                 self._kill(event.time, event.data)
+            elif event.kind == "trigger":
+                if len(self.triggers) < MAX_MARKERS:
+                    t = trigger(event.time, event.data)
+                    self.triggers.append(Marker(
+                        event.time, t.signal,
+                        f"{fmt_time(event.time)}: {describe(t, safetext.terminal)}",
+                        t.pid, 1 if t.sent else 0))
             elif event.kind == "low":
                 kib = event.data.get("available_kib")
                 if len(self.lows) < MAX_MARKERS and isinstance(kib, int):
@@ -242,6 +251,22 @@ def _kill_lines(frame: Frame, kills: List[Marker], labelled: bool, rid: str) -> 
                          tag("text", {"x": bx + 5, "y": by + 12.5}, esc(text)),
                          title(k.detail)))
     return tag("g", {"class": "kills"}, *parts)
+
+
+def _trigger_marks(frame: Frame, marks: List[Marker]) -> str:
+    """A dotted line and a flag at each trigger (hollow when nothing was sent), so a heap dump
+    taken at that moment lines up with the curves."""
+    parts = []
+    for m in marks:
+        x = frame.x(m.time)
+        y = frame.top
+        cls = "trig" if m.value else "trig held"
+        parts.append(tag("g", {"class": cls, "data_mark": "trigger", "data_pid": m.pid},
+                         tag("line", {"x1": x, "x2": x, "y1": y, "y2": frame.bottom}),
+                         tag("path", {"d": f"M{num(x)} {num(y)} L{num(x)} {num(y - 12)} "
+                                           f"L{num(x + 9)} {num(y - 8)} L{num(x)} {num(y - 4)}"}),
+                         title(m.detail)))
+    return tag("g", {"class": "trigs"}, *parts)
 
 
 def _gap_shades(frame: Frame, run: Run) -> str:
@@ -356,10 +381,14 @@ def memory_chart(rid: str, charts: Charts, run: Run) -> str:
         texts.append("\n".join(lines))
     body.append(_columns(frame, items, texts))
     body.append(_kill_lines(frame, charts.kills, True, rid + "-mem"))
+    body.append(_trigger_marks(frame, charts.triggers))
     legend = [(SERIES_STYLE[n][0], SERIES_STYLE[n][2], n)
               for n in ("used", "available", "cache", "swap")
               if n != "swap" or charts.has_swap]
     legend.append((OI["black"], "OOM kill (victim named)", "oom"))
+    if charts.triggers:
+        legend.append((OI["green"], "trigger: a signal sent by a --trigger rule (flag)",
+                       "trigger"))
     note = "" if charts.has_swap else " No swap configured."
     return (tag("h3", {}, "Memory over time")
             + tag("p", {"class": "note"},
@@ -447,6 +476,7 @@ def programs_chart(rid: str, charts: Charts, run: Run, top_n: int) -> str:
         texts.append("\n".join(lines))
     body.append(_columns(frame, items, texts))
     body.append(_kill_lines(frame, charts.kills, len(charts.kills) <= 3, rid + "-prog"))
+    body.append(_trigger_marks(frame, charts.triggers))
     legend = [(fill, label, kind if kind != "program" else "program:" + label)
               for kind, label, fill, _ in reversed(layers)]
     legend.append(("#000000", "used (dashed line, for comparison)", "used"))
@@ -558,6 +588,17 @@ def _kill_table(k: dict, rows: List[dict], kernel: bool) -> str:
     head = ("pid", "RSS") + (("swap", "oom_score_adj") if kernel else ()) + (
         "program", "", "command")
     return _table(head, out, "oomtop")
+
+
+def triggers_table(rep: dict) -> str:
+    """The signals --trigger rules sent (or held back): when, to whom, why, what came of it."""
+    rows = []
+    for row in rep.get("triggers") or []:
+        t = from_row(row)
+        rows.append(tag("tr", {}, _cell(_t(row.get("time"))), _cell(t.signal),
+                        _cell(f"{safetext.terminal(t.program)} (pid {t.pid})", "name"),
+                        _cell(t.result), _cell(describe(t, safetext.terminal), "cmd")))
+    return _table(("time", "signal", "process", "result", "what happened"), rows, "trigs")
 
 
 def oom_section(k: dict, n: int) -> str:
@@ -723,6 +764,9 @@ def run_section(index: int, count: int, rep: dict, charts: Charts, run: Run,
         parts.append(tag("h3", {}, esc(f"OOM kills ({len(rep['oom_kills'])})")))
         for n, k in enumerate(rep["oom_kills"], 1):
             parts.append(oom_section(k, n))
+    if rep.get("triggers_total"):
+        parts.append(tag("h3", {}, esc(f"Triggers ({rep['triggers_total']})")))
+        parts.append(triggers_table(rep))
     parts.append(tag("h3", {}, "The full report"))
     parts.append(tag("p", {"class": "note"},
                      esc("The same text as `memtrail report`: gaps, growers (leak suspects), "
@@ -775,6 +819,8 @@ svg.chart{width:100%;height:auto;display:block;overflow:visible}
 .mark circle{fill:#fff;stroke:#000;stroke-width:2}
 .mark text{font-weight:600;paint-order:stroke;stroke:#fff;stroke-width:3px}
 .lowmark{fill:#0072B2;stroke:#fff;stroke-width:.8}
+.trig line{stroke:#009E73;stroke-width:1.5;stroke-dasharray:2 3}.trig path{fill:#009E73}
+.trig.held path{fill:#fff;stroke:#009E73}
 .col{fill:transparent}
 .col:hover{fill:rgba(0,0,0,.05)}
 .cross{stroke:#333;stroke-width:1;display:none;pointer-events:none}

@@ -29,6 +29,7 @@ from memtrail.programs import program_name
 from memtrail.reader import ReadStats
 from memtrail.report import Analysis, group_runs
 from memtrail.timeparse import iso
+from memtrail.triggers import trigger
 
 SCHEMA = "memtrail.jsonl/1"
 PEAK_PROGRAMS = 10  # peak_program objects per recording
@@ -185,6 +186,12 @@ class Writer:
                              ("oom_cgroup", "oom_memcg")):
                 if isinstance(data.get(src), str):
                     keys[key] = _text(data[src])
+        elif event.kind == "trigger":
+            t = trigger(event.time, data)
+            keys.update(pid=t.pid, program=_text(t.program), trigger_rule=_text(t.rule),
+                        trigger_condition=_text(t.condition), trigger_signal=_text(t.signal),
+                        trigger_result=_text(t.result), trigger_value_bytes=t.value_bytes,
+                        trigger_line_bytes=t.line_bytes, trigger_errno=t.errno)
         keys["detail"] = json.dumps(data, ensure_ascii=True, separators=(",", ":"),
                                     sort_keys=True)
         self.emit("event", event.time, **keys)

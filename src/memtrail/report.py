@@ -25,6 +25,7 @@ from memtrail.model import Proc, Run, Tick, TrendTracker, oom_scope, oom_table, 
 from memtrail.programs import program_name
 from memtrail.reader import LogError, ReadStats, check_paths, read_path
 from memtrail.timeparse import iso
+from memtrail.triggers import MAX_LISTED, Trigger, describe, from_row, trigger
 from memtrail.units import fmt_bytes, fmt_duration
 
 SCHEMA = "memtrail.report/1"
@@ -98,6 +99,8 @@ class Analysis:
         self.names: Dict[Proc, str] = {}
         self.snapshot: Optional[_Snapshot] = None
         self.oom: List[dict] = []
+        self.triggers: List[Trigger] = []  # the first MAX_LISTED `E trigger` events
+        self.triggers_total = 0
         self.trackers: Dict[Proc, TrendTracker] = {}
         self.finished_growers: List[Tuple[int, int, dict]] = []  # min-heap on growth
         self.group_totals: Dict[str, int] = {}
@@ -134,6 +137,10 @@ class Analysis:
             for event in tick.events:
                 if event.kind == "oom_kill":
                     self._oom(tick, event)
+                elif event.kind == "trigger":
+                    self.triggers_total += 1
+                    if len(self.triggers) < MAX_LISTED:
+                        self.triggers.append(trigger(event.time, event.data))
         for proc, old in tick.changes:
             self._grow(proc, old, time)
         for proc in tick.exited:
@@ -447,6 +454,8 @@ class Analysis:
             },
             "oom_kills": oom_kills,
             "oom_counter": run.oom_counter_total,
+            "triggers": [dict(t.as_dict(), time=iso(t.time)) for t in self.triggers],
+            "triggers_total": self.triggers_total,
             "programs_time": iso(snap.time) if snap else None,
             "programs": programs[: self.top] if self.top else programs,
             "programs_total": len(programs),
@@ -620,6 +629,7 @@ def render_text(rep: dict) -> str:
         if k.get("host_top"):
             w(f"    {safetext.terminal(OOM_HOST_TITLE)}:")
             _kill_rows(w, k, k["host_top"][:5], kernel=False)
+    _trigger_lines(rep, w)
     w("")
     progs = rep["programs"]
     w(f"Top programs at the peak ({_t(rep['programs_time'])})"
@@ -755,6 +765,20 @@ def _kill_rows(w, k: dict, rows: List[dict], kernel: bool) -> None:
         w(f"      {p['pid']:>7}  {fmt_bytes(p['rss_bytes']):>9}{extra}  {command}{mark}")
 
 
+def _trigger_lines(rep: dict, w) -> None:
+    """The signals the sampler's --trigger rules sent (or held back), when there were any."""
+    total = rep.get("triggers_total") or 0
+    if not total:
+        return
+    rows = rep.get("triggers") or []
+    sent = sum(1 for t in rows if t.get("result") == "sent")
+    w("")
+    w(f"Triggers: {total} ({sent} signal(s) sent" + (f"; the first {len(rows)} listed)"
+                                                    if total > len(rows) else ")"))
+    for row in rows:
+        w(f"  {_t(row.get('time'))}  {describe(from_row(row), safetext.terminal)}")
+
+
 def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("`", "'")
 
@@ -822,6 +846,12 @@ def render_markdown(rep: dict) -> str:
         for g in rep["growers"]:
             w(f"| {_md_escape(g['name'])} | {g['pid']} | {fmt_bytes(g['growth_bytes'], True)}"
               f" | {fmt_bytes(g['rate_bytes_per_hour'])} | {fmt_duration(g['duration_s'])} |")
+    if rep.get("triggers_total"):
+        w("")
+        w(f"#### Triggers ({rep['triggers_total']})")
+        w("")
+        for row in rep.get("triggers") or []:
+            w(f"- {_t(row.get('time'))}: {describe(from_row(row), safetext.markdown)}")
     un = rep["unexplained"]
     if un and un["sentence"]:
         w("")
