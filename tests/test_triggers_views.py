@@ -133,3 +133,13 @@ def test_sentences_for_every_outcome_and_a_malformed_event():
     assert "at a new low of available memory" in describe(low, str)
     odd = events.sentence("trigger", {"pid": "x", "value_kib": [1], "window_s": True})
     assert odd.startswith("did not send ? to ? (pid ?)")
+
+
+def test_view_marks_them_as_sentences(log):
+    from memtrail import timeline
+
+    tl, _player, _feed = timeline.open_recording(str(log))
+    marks = [m for m in tl.marks if m.kind == "trigger"]
+    assert len(marks) == 4
+    assert marks[0].text.startswith("sent SIGUSR2 to nova-api (pid 100)")
+    assert all("\x1b" not in m.text for m in marks)
