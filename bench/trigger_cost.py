@@ -3,7 +3,7 @@ rules, and this tree with rules that match every process of a churning crowd, ti
 one process on the same /proc, so the three see the same host. Medians of CPU per tick and
 their ratios; never an absolute time alone.
 
-    sudo python3 bench/trigger_cost.py [--procs 2000] [--rounds 150] [--base main]
+    sudo python3 bench/trigger_cost.py [--procs 2000] [--rounds 150] [--base REV] [--idle]
 
 The rules can never fire (a 100G line, and --trigger-dry-run): what is measured is the
 evaluation (program names, growth history), not a signal.
@@ -49,6 +49,8 @@ def main() -> None:
     ap.add_argument("--procs", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=150)
     ap.add_argument("--base", default="main", help="git revision of the baseline sampler")
+    ap.add_argument("--idle", action="store_true",
+                    help="an idle crowd (the sampler's quiet-table path) instead of churn")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="memtrail-trigcost-") as tmp:
         base_src = subprocess.run(["git", "show", f"{args.base}:src/memtrail/sampler.py"],
@@ -56,8 +58,9 @@ def main() -> None:
         (Path(tmp) / "base_sampler.py").write_bytes(base_src)
         base = load(Path(tmp) / "base_sampler.py", "base_sampler")
         this = load(SAMPLER, "this_sampler")
-        crowd = spawn.start(args.procs, spawn.Churn(period_ms=1000, exit_permille=10,
-                                                    rss_permille=100))
+        churn = None if args.idle else spawn.Churn(period_ms=1000, exit_permille=10,
+                                                   rss_permille=100)
+        crowd = spawn.start(args.procs, churn)
         try:
             samplers = {"base": make(base, f"{tmp}/a", []), "no rules": make(this, f"{tmp}/b", []),
                         "rules": make(this, f"{tmp}/c", RULES)}
@@ -77,7 +80,8 @@ def main() -> None:
         finally:
             crowd.stop()
     med = {name: statistics.median(v) * 1000 for name, v in cpu.items()}
-    print(f"{args.procs} crowd processes, {args.rounds} rounds, 10% resized per second")
+    print(f"{args.procs} crowd processes, {args.rounds} rounds, "
+          + ("idle" if args.idle else "1% replaced and 10% resized per second"))
     for name, m in med.items():
         print(f"  {name:9s} median CPU per tick {m:7.3f} ms  ratio to base "
               f"{m / med['base']:.3f}")

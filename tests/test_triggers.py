@@ -288,6 +288,7 @@ def test_low_signals_the_largest_process_of_each_named_program(fakeproc, tmp_pat
     fired = triggers(clock.tick(s))
     assert sorted((e["pid"], e["program"], e["condition"]) for e in fired) == [
         (101, "nova-api", "low"), (102, "glance-api", "low")]
+    assert {e["available_kib"] for e in fired} == {3 << 20} and "line_kib" not in fired[0]
     assert {c[0] for c in sent.calls} == {101, 102}
     assert triggers(clock.tick(s)) == []  # the same low: nothing
     fakeproc.set_meminfo(total=8 << 20, avail=2 << 20)
@@ -347,3 +348,15 @@ def test_state_is_dropped_for_processes_that_are_gone(fakeproc, tmp_path):
     clock.tick(s, 10.0)
     engine = s.triggers
     assert engine.programs == {} and engine.history == {} and engine.fired == {}
+
+
+def test_a_sent_signal_is_a_journal_entry(fakeproc, tmp_path):
+    fakeproc.add(200, ["/usr/bin/app"], rss_kib=2 << 20)
+    s = make(fakeproc, tmp_path, "app:rss>1G:USR2")
+    Sent(s)
+    entries = []
+    s.notifier.journal = lambda kind, message, **fields: entries.append((kind, message, fields))
+    Clock().tick(s)
+    assert entries == [("trigger", "memtrail sent SIGUSR2 to app (pid 200): rule app:rss>1G:USR2",
+                        {"trigger_rule": "app:rss>1G:USR2", "trigger_pid": 200,
+                         "trigger_signal": "SIGUSR2"})]

@@ -2106,15 +2106,16 @@ class Triggers:
         self.programs[st.pid] = (st.ident, program)
         return program
 
-    def evaluate(self, procs: dict, total_kib, low: bool, mono: float, prune: bool,
+    def evaluate(self, procs: dict, total_kib, low_kib, mono: float, prune: bool,
                  events: list, notifier) -> None:
+        """`low_kib`: MemAvailable when this tick is a new low, else None."""
         changed, self.changed = self.changed, []
         by_program = self.by_program
         for st in changed:
             rules = by_program.get(self.program(st))
             if rules:
                 self._check(st, rules, total_kib, mono, events, notifier)
-        if low and self.low:
+        if low_kib is not None and self.low:
             largest = {}
             wanted = {program for _i, _r, program in self.low}
             for st in procs.values():
@@ -2125,7 +2126,8 @@ class Triggers:
             for i, rule, program in self.low:
                 st = largest.get(program)
                 if st is not None:
-                    self._fire(i, rule, st, program, st.rss, None, mono, events, notifier)
+                    self._fire(i, rule, st, program, st.rss, None, mono, events, notifier,
+                               low_kib)
         if prune or len(self.programs) > 2 * len(procs) + 64:
             self._prune(procs)
 
@@ -2184,12 +2186,15 @@ class Triggers:
             lows[rule.window_s] = low
         return lows
 
-    def _fire(self, i, rule, st, program, value, line, mono, events, notifier) -> None:
+    def _fire(self, i, rule, st, program, value, line, mono, events, notifier,
+              available=None) -> None:
         pid = int(st.pid)
         event = {"rule": rule.text, "pid": pid, "program": program, "condition": rule.kind,
                  "value_kib": value}
         if line is not None:
             event["line_kib"] = line
+        if available is not None:
+            event["available_kib"] = available
         if rule.window_s:
             event["window_s"] = rule.window_s
         event["signal"] = rule.signame
@@ -2769,8 +2774,8 @@ class Sampler:
         self.recheck_young(ts, out_new)  # those first seen last tick, before new ones join
         self.scan_processes(ts, keyframe, out_x, out_p, out_new, initial)
         if self.triggers is not None:
-            self.triggers.evaluate(self.procs, total, low, mono, keyframe, self.events,
-                                   self.notifier)
+            self.triggers.evaluate(self.procs, total, avail if low else None, mono, keyframe,
+                                   self.events, self.notifier)
         do_status = snapshot or initial or mono - self.last_status >= cfg.status_every
         do_pss = snapshot or initial or mono - self.last_pss >= cfg.pss_every
         if do_status:

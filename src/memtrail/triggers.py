@@ -43,6 +43,7 @@ class Trigger:
     errno: Optional[int]
     error: Optional[str]
     reason: Optional[str]
+    available_bytes: Optional[int] = None  # `low`: the new low of MemAvailable
 
     @property
     def sent(self) -> bool:
@@ -59,12 +60,13 @@ class Trigger:
                 "rule": self.rule, "condition": self.condition,
                 "value_bytes": self.value_bytes, "line_bytes": self.line_bytes,
                 "window_s": self.window_s, "signal": self.signal, "result": self.result,
-                "errno": self.errno, "error": self.error, "reason": self.reason}
+                "errno": self.errno, "error": self.error, "reason": self.reason,
+                "available_bytes": self.available_bytes}
 
 
 def trigger(time: float, data: object) -> Trigger:
     d = data if isinstance(data, dict) else {}
-    value, line = _int(d, "value_kib"), _int(d, "line_kib")
+    value, line, avail = _int(d, "value_kib"), _int(d, "line_kib"), _int(d, "available_kib")
     window = d.get("window_s")
     return Trigger(
         time=time, rule=_str(d, "rule") or "?", pid=_int(d, "pid"),
@@ -74,7 +76,8 @@ def trigger(time: float, data: object) -> Trigger:
         window_s=float(window) if isinstance(window, (int, float))
         and not isinstance(window, bool) and window > 0 else None,
         signal=_str(d, "signal") or "?", result=_str(d, "result") or "?",
-        errno=_int(d, "errno"), error=_str(d, "error"), reason=_str(d, "reason"))
+        errno=_int(d, "errno"), error=_str(d, "error"), reason=_str(d, "reason"),
+        available_bytes=avail * 1024 if avail is not None else None)
 
 
 _NOT_SENT = {
@@ -94,7 +97,7 @@ def describe(t: Trigger, clean: Callable[[object], str]) -> str:
         why = f"grew {fmt_bytes(t.value_bytes)}{within}, over {fmt_bytes(t.line_bytes)}"
     elif t.condition == "low":
         why = f"its largest process ({fmt_bytes(t.value_bytes)}) at a new low of available " \
-              f"memory"
+              f"memory" + (f" ({fmt_bytes(t.available_bytes)})" if t.available_bytes else "")
     else:
         why = clean(t.condition)
     rule = f" [rule {clean(t.rule)}]"
@@ -115,4 +118,5 @@ def from_row(row: dict) -> Trigger:
                    condition=row.get("condition") or "?", value_bytes=row.get("value_bytes"),
                    line_bytes=row.get("line_bytes"), window_s=row.get("window_s"),
                    signal=row.get("signal") or "?", result=row.get("result") or "?",
-                   errno=row.get("errno"), error=row.get("error"), reason=row.get("reason"))
+                   errno=row.get("errno"), error=row.get("error"), reason=row.get("reason"),
+                   available_bytes=row.get("available_bytes"))
