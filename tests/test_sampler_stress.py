@@ -191,14 +191,16 @@ def test_ticks_keep_their_pace_under_memory_pressure(tmp_path, sampler_factory):
                 fh.write(str(os.getpid()))
         logdir = tmp_path / "log"
         interval = 0.2
+        control_log = tmp_path / "control"  # first: it must cover every tick of the sampler
+        control = subprocess.Popen([sys.executable, "-c", CONTROL, str(interval),
+                                    str(control_log)], preexec_fn=join_cgroup)
+        wait_for(lambda: control_log.exists() and control_log.read_text().count("\n") >= 2,
+                 timeout=60, what="the control ticking")
         sampler = subprocess.Popen([sys.executable, "-I", "-S", str(SAMPLER), "--dir",
                                     str(logdir), "--interval", str(interval), "--quiet"],
                                    preexec_fn=join_cgroup)
         thrash = subprocess.Popen([sys.executable, "-c", THRASH, str(big)],
                                   preexec_fn=join_cgroup)
-        control_log = tmp_path / "control"
-        control = subprocess.Popen([sys.executable, "-c", CONTROL, str(interval),
-                                    str(control_log)], preexec_fn=join_cgroup)
         wait_for(lambda: logdir.exists() and log_text(logdir).count("\ns ") >= 40
                  and control_log.exists() and control_log.read_text().count("\n") >= 40,
                  timeout=60, what="40 ticks under pressure, of the sampler and the control")
@@ -227,12 +229,18 @@ def test_ticks_keep_their_pace_under_memory_pressure(tmp_path, sampler_factory):
         c_median = statistics.median(spans)
         c_p95 = spans[int(len(spans) * 0.95)]
         print(f"control beside it: median {c_median:.3f}, p95 {c_p95:.3f} over {len(spans)}")
-        # What the sampler recorded: no gap, no missed tick.
-        events = [r.fields[0] for r in records(logdir) if r.type == "E"]
-        assert "gap" not in events
+        # What the sampler recorded: a stall of its ticks (its own `gap` record, or ticks
+        # further apart than the model's threshold) is allowed only when the control beside it
+        # stalled over the same seconds too: the machine stopped both (on a loaded 2-core host
+        # a 1.4 s stall of everything was seen), not the sampler alone.
         run = Run()
         list(replay(str(logdir), run=run))
-        assert run.gaps == []
+        for gap in run.gaps:
+            assert wall[0] <= gap.start, "the control did not cover the stall"
+            shared = max((b - a for a, b in zip(wall, wall[1:])
+                          if a < gap.end and b > gap.start), default=0.0)
+            print(f"sampler stall {gap.seconds:.2f} s ({gap.reason}); control's: {shared:.2f} s")
+            assert shared >= 0.5 * gap.seconds - interval, (gap, shared)
         # Against the control: no later than a trivial loop under the same load (a 50% margin
         # and 0.1 interval for the noise of 40 samples).
         assert median <= max(1.1, c_median * 1.5)
