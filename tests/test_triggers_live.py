@@ -215,6 +215,16 @@ def test_both_ways_of_sending_check_the_identity_first(tmp_path, child):
     assert engine._send(c.pid, start, usr2)[0] == S.errno.ESRCH
 
 
+def test_only_this_pid_namespaces_proc_is_signalled(tmp_path):
+    cfg = S.parse_args(["--trigger", "x:rss>1G:USR2", "--dir", str(tmp_path)])
+    assert S.Triggers(cfg, "/proc").dry_run == ""
+    assert S._own_pid_namespace("/proc")
+    fake = tmp_path / "proc"
+    fake.mkdir()
+    (fake / "self").symlink_to("1")  # another namespace's /proc names another pid
+    assert not S._own_pid_namespace(str(fake))
+
+
 def test_triggers_never_fork_or_exec(tmp_path, child):
     """The strace test of test_sampler_live, with a rule that fires."""
     strace = shutil.which("strace")

@@ -2040,6 +2040,15 @@ def ident_comm(ident: str) -> str:
         return "?"
 
 
+def _own_pid_namespace(proc_root: str) -> bool:
+    """Whether pids under this /proc are the ones kill(2) takes here: its `self` names us. A
+    /proc mounted from another PID namespace (a host's, seen from a container) does not."""
+    try:
+        return os.readlink(proc_root + "/self") == str(os.getpid())
+    except OSError:
+        return False
+
+
 def _ident_start(ident: str) -> str:
     return ident.split(" ", 2)[1]
 
@@ -2085,6 +2094,8 @@ class Triggers:
             self.dry_run = "--trigger-dry-run"
         elif os.path.realpath(proc_root) != "/proc":
             self.dry_run = f"proc root {proc_root} is not this system's /proc"
+        elif not _own_pid_namespace(proc_root):
+            self.dry_run = f"{proc_root} belongs to another PID namespace"
         # Python 3.9+ (the sampler runs on 3.8 too: then kill(2) after a start-time check)
         self.pidfd_open = getattr(os, "pidfd_open", None)
         self.pidfd_send = getattr(_signal, "pidfd_send_signal", None)
