@@ -144,7 +144,11 @@ _UID_RE = re.compile(r"UID:(\d+)")
 
 
 def reference_killed(text: str):
-    match = _KILLED_RE.search(text)
+    at = text.find("Killed process ")
+    prefix = text[:max(at, 0)]
+    if at < 0 or (prefix and not (prefix.endswith("emory: ") and len(prefix) < 40)):
+        return None  # only the kernel's own kill line counts, not a message quoting one
+    match = _KILLED_RE.match(text, at)
     if not match:
         return None
     event = {"pid": int(match.group(1)), "name": match.group(2)}

@@ -371,20 +371,28 @@ def test_oom_kill_in_a_memory_cgroup_is_recorded_without_a_gap(tmp_path, sampler
         hog.stdin.write("go\n")
         hog.stdin.flush()
         assert hog.wait(60) == -signal.SIGKILL
-        wait_for(lambda: " oom_kill " in log_text(logdir), timeout=15, what="the OOM event")
+        # /dev/kmsg tells every recorder of every kill on the host (another test may OOM-kill
+        # its own hog meanwhile): ours is the event with our hog's pid.
+        def our_kill():
+            return [(float(line.split()[1]), json.loads(line[line.index("{"):]))
+                    for line in log_text(logdir).splitlines() if " oom_kill " in line
+                    and json.loads(line[line.index("{"):]).get("pid") == hog.pid]
+
+        wait_for(our_kill, timeout=15, what="the OOM event")
         s.wait_ticks(log_text(logdir).count("\ns ") + 3)
         assert s.stop() == 0
         lines = log_text(logdir).splitlines()
-        kill = [json.loads(line[line.index("{"):]) for line in lines if " oom_kill " in line][0]
-        assert kill["pid"] == hog.pid
+        kill_time, kill = our_kill()[0]
         assert kill["cmd"][-1] == "memtrail-hog-marker"
         assert kill.get("anon_kib", 0) > 32 * 1024
         assert any(" oom_counter " in line for line in lines)
-        kill_time = [float(line.split()[1]) for line in lines if " oom_kill " in line][0]
         times = [float(line.split()[1]) for line in lines if line.startswith("s ")
                  and go - interval <= float(line.split()[1]) <= kill_time + 1.0]  # the kill
+        # What the sampler itself says, not a pace a busy neighbour could break: it kept
+        # ticking through the kill (ticks before and after it) and recorded no gap.
+        assert min(times) < kill_time < max(times)
+        assert not any(" gap " in line for line in lines)
         gaps = [b - a for a, b in zip(times, times[1:])]
-        assert max(gaps) <= 2 * interval, f"largest gap {max(gaps):.3f}s"
         print(f"largest gap between ticks around the OOM kill: {max(gaps):.3f}s "
               f"(interval {interval}s)")
     finally:
