@@ -456,28 +456,32 @@ def test_log_directory_replaced_while_running(tmp_path, sampler_factory):
 
 @pytest.mark.root
 def test_read_only_filesystem_is_a_gap_not_an_exit(tmp_path, sampler_factory, fakeproc):
-    """A read-only bind mount stacked on the log directory: new segments fail with EROFS."""
+    """The log directory moved aside and a read-only filesystem mounted at its path: new
+    segments fail with EROFS until it is writable again. (The sampler holds its directory
+    open and writes beneath any later mount on the same directory, and a filesystem cannot
+    be remounted read-only while its segment is open for writing: so a new one.)"""
     if not IS_ROOT:
-        pytest.skip("bind mounts need root")
+        pytest.skip("mounts need root")
     logdir = tmp_path / "log"
     fakeproc.add(100, ["worker"])
     s = sampler_factory(logdir, "--interval", "0.05", "--proc-root", str(fakeproc.root),
                         "--no-cgroups", quiet=False)
     s.wait_stderr("recording to")
-    mounted = subprocess.run(["mount", "--bind", str(logdir), str(logdir)]).returncode == 0
-    if not mounted:
-        pytest.skip("cannot bind-mount here")
+    logdir.rename(tmp_path / "log.old")
+    logdir.mkdir(mode=0o750, exist_ok=True)  # the sampler may have made it again already
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8M,mode=0750,ro", "tmpfs",
+                       str(logdir)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
     try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(logdir)], check=True)
-        os.kill(s.pid, signal.SIGHUP)  # the next segment must be created on the ro mount
         s.wait_stderr("cannot write")
         assert s.proc.poll() is None
+        subprocess.run(["mount", "-o", "remount,rw", str(logdir)], check=True)
+        wait_for(lambda: " gap " in log_text(logdir), what="a gap record after the remount")
+        gap = [x for x in log_text(logdir).splitlines() if " gap " in x][0]
+        assert json.loads(gap[gap.index("{"):])["reason"] == "EROFS"
+        assert s.stop() == 0
     finally:
-        subprocess.run(["umount", str(logdir)])
-    wait_for(lambda: " gap " in log_text(logdir), what="a gap record after the unmount")
-    gap = [x for x in log_text(logdir).splitlines() if " gap " in x][0]
-    assert json.loads(gap[gap.index("{"):])["reason"] == "EROFS"
-    assert s.stop() == 0
+        subprocess.run(["umount", "-l", str(logdir)])
 
 
 @pytest.mark.root

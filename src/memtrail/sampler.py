@@ -560,11 +560,16 @@ def parse_args(argv) -> Settings:
         setattr(cfg, _dest(flag), value)
     if unknown:
         _usage_error("unrecognized arguments: " + " ".join(unknown))
+    cfg.dir_managed = False
+    if cfg.dir == "":
+        _usage_error("--dir is empty: give the log directory's path")
     if cfg.dir is None:
         managed = os.environ.get("LOGS_DIRECTORY", "").split(":")[0]
         # systemd made this one (with DynamicUser= a root-owned link into /var/log/private):
-        # trusted, so resolved; a symlink given by hand is still refused.
+        # trusted, so resolved; a symlink given by hand is still refused. Its mode is set by
+        # LogsDirectoryMode=, which may give the group write access on purpose.
         cfg.dir = os.path.realpath(managed) if managed else "./memtrail-logs"
+        cfg.dir_managed = bool(managed)
     if cfg.journal not in ("auto", "yes", "no"):
         _usage_error("--journal must be auto, yes or no")
     cfg.fast_interval = min(cfg.fast_interval, cfg.interval)
@@ -1443,15 +1448,44 @@ class CgroupTracker:
 
 # ---------------------------------------------------------------------------------------------
 # The log directory: segments, rotation, compression, retention, faults.
+#
+# The sampler may run as root in a directory others can reach, so every file operation in it
+# goes through a descriptor of the directory itself, opened once with O_NOFOLLOW and checked
+# with fstat: a name is never resolved through a path that could have been swapped for a
+# symlink (renameat2 RENAME_EXCHANGE) between a check and a use. Files are created with
+# O_CREAT|O_EXCL|O_NOFOLLOW, and a file is only read, compressed or deleted when lstat/fstat
+# says it is a regular file owned by the sampler's user: a planted link or a stranger's file
+# is left alone (docs/sampler.md, "Security").
 
-def check_log_dir(path: str) -> None:
-    """Create the directory (0750) or refuse one that is unsafe; raises Fatal.
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
-    Uses lstat and the errors it gives, not exists()/isdir(), which say "no" for a directory
-    that is there but out of reach and would send the operator looking for the wrong problem.
+
+def _dir_problem(path: str, st, managed: bool) -> str:
+    """Why a directory (its fstat) is unsafe to write into, or ''."""
+    if st.st_mode & 0o170000 != 0o040000:
+        return f"log path {path} is not a directory"
+    if st.st_uid not in (os.geteuid(), 0):
+        return (f"log directory {path} is owned by uid {st.st_uid}, not by this user "
+                f"(uid {os.geteuid()}) or root; refusing")
+    if st.st_mode & 0o002:
+        return f"log directory {path} is writable by others; refusing (chmod o-w {path})"
+    if st.st_mode & 0o020 and not managed:
+        return f"log directory {path} is writable by its group; refusing (chmod g-w {path})"
+    return ""
+
+
+def open_log_dir(path: str, managed: bool = False) -> int:
+    """A descriptor of the log directory, made (0750) when missing; raises Fatal when it is a
+    symlink, not ours, or writable by others (by its group too, unless systemd made it for
+    `LogsDirectory=`: `managed`). What is checked is what was opened (fstat of the descriptor).
+
+    Errors come from the open itself, not from exists()/isdir(), which say "no" for a
+    directory that is there but out of reach and would send the operator the wrong way.
     """
+    if not path:
+        raise Fatal("the log directory is an empty path; give one with --dir")
     try:
-        st = os.lstat(path)
+        fd = os.open(path, _DIR_FLAGS)
     except FileNotFoundError:
         parent = os.path.dirname(os.path.abspath(path))
         try:
@@ -1459,18 +1493,32 @@ def check_log_dir(path: str) -> None:
         except FileNotFoundError:
             raise Fatal(f"cannot create log directory {path}: {parent} does not exist") \
                 from None
+        except FileExistsError:
+            pass  # made by someone else meanwhile: the open and the checks below decide
         except OSError as exc:
             raise Fatal(f"cannot create log directory {path}: {exc.strerror}") from None
-        st = os.lstat(path)
+        return open_log_dir(path, managed)
     except OSError as exc:
+        try:
+            link = os.lstat(path).st_mode & 0o170000 == 0o120000
+        except OSError:
+            link = False
+        if link or exc.errno == errno.ELOOP:
+            raise Fatal(f"log directory {path} is a symbolic link; refusing "
+                        "(give the real path)") from None
+        if exc.errno == errno.ENOTDIR:
+            raise Fatal(f"log path {path} is not a directory") from None
         raise Fatal(f"cannot reach log directory {path}: {exc.strerror}") from None
-    if st.st_mode & 0o170000 == 0o120000:
-        raise Fatal(f"log directory {path} is a symbolic link; refusing (give the real path)")
-    if st.st_mode & 0o170000 != 0o040000:
-        raise Fatal(f"log path {path} is not a directory")
-    if st.st_mode & 0o002:
-        raise Fatal(f"log directory {path} is writable by others; refusing "
-                    f"(chmod o-w {path})")
+    problem = _dir_problem(path, os.fstat(fd), managed)
+    if problem:
+        os.close(fd)
+        raise Fatal(problem)
+    return fd
+
+
+def check_log_dir(path: str, managed: bool = False) -> None:
+    """Make or check the directory at start-up (the writer holds its own descriptor)."""
+    os.close(open_log_dir(path, managed))
 
 
 def check_writable(path: str) -> None:
@@ -1479,37 +1527,91 @@ def check_writable(path: str) -> None:
         raise Fatal(f"log directory {path} is not writable by uid {os.geteuid()}")
 
 
+def _own_file(dfd: int, name: str):
+    """lstat of `name` in the directory when it is a regular file of the sampler's user (not a
+    link, FIFO or a stranger's file), else None."""
+    try:
+        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except OSError:
+        return None
+    if st.st_mode & 0o170000 != 0o100000 or st.st_uid != os.geteuid():
+        return None
+    return st
+
+
+def _unlink_own(dfd: int, name: str) -> bool:
+    """Delete `name` from the directory only when it is our own regular file."""
+    if _own_file(dfd, name) is None:
+        return False
+    try:
+        os.unlink(name, dir_fd=dfd)
+        return True
+    except OSError:
+        return False
+
+
 class Compressor:
-    """gzip a closed segment a slice per tick, so a 16 MiB segment never stalls a tick."""
+    """gzip a closed segment a slice per tick, so a 16 MiB segment never stalls a tick.
+    Works on names in the writer's directory descriptor (`dfd`, set by the writer)."""
 
     def __init__(self) -> None:
         self.queue = []
+        self.dfd = -1
         self.src = self.dst = None
-        self.path = ""
+        self.name = ""
         self.obj = None
         self.retry_at = 0.0
 
-    def add(self, path: str) -> None:
-        if path not in self.queue and path != self.path:
-            self.queue.append(path)
+    def add(self, name: str) -> None:
+        if name not in self.queue and name != self.name:
+            self.queue.append(name)
+
+    def reset(self, dfd: int) -> None:
+        """Another directory: what was queued lives in the old one."""
+        self._abandon(0.0, requeue=False)
+        self.queue = []
+        self.dfd = dfd
+        self.retry_at = 0.0
 
     def busy(self) -> bool:
         return bool(self.queue) or self.src is not None
 
+    def _open(self) -> bool:
+        """Open the segment (our regular file, never through a link) and a new temp file
+        (O_EXCL: a planted `.gz.tmp` link or file is never written through)."""
+        dfd, name = self.dfd, self.name
+        self.src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                           dir_fd=dfd)
+        st = os.fstat(self.src)
+        if st.st_mode & 0o170000 != 0o100000 or st.st_uid != os.geteuid():
+            return False
+        tmp = name + ".gz.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            self.dst = os.open(tmp, flags, 0o640, dir_fd=dfd)
+        except FileExistsError:
+            if not _unlink_own(dfd, tmp):  # a stale one of ours goes; anything else stays
+                return False
+            self.dst = os.open(tmp, flags, 0o640, dir_fd=dfd)
+        return True
+
     def step(self, budget: int, now: float) -> bool:
         """Compress up to `budget` bytes; True when a segment was finished."""
+        dfd = self.dfd
         if self.src is None:
             if not self.queue or now < self.retry_at:
                 return False
-            self.path = self.queue.pop(0)
+            self.name = self.queue.pop(0)
             try:
-                self.src = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-                self.dst = os.open(self.path + ".gz.tmp",
-                                   os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
+                usable = self._open()
             except OSError:
-                self._abandon(now, requeue=os.path.exists(self.path))
+                self._abandon(now, requeue=_own_file(dfd, self.name) is not None)
+                return False
+            if not usable:  # not ours, not a file, or its temp name is taken by a stranger
+                self._abandon(now, requeue=False, remove_tmp=False)
                 return False
             self.obj = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: a gzip member
+        name = self.name
         try:
             data = os.read(self.src, budget)
             if data:
@@ -1519,50 +1621,81 @@ class Compressor:
             os.fsync(self.dst)
             os.close(self.dst)
             self.dst = None
-            os.rename(self.path + ".gz.tmp", self.path + ".gz")
-            os.unlink(self.path)
+            try:  # never over a file of that name (a planted link would be replaced)
+                os.stat(name + ".gz", dir_fd=dfd, follow_symlinks=False)
+            except FileNotFoundError:
+                pass
+            else:
+                raise FileExistsError(errno.EEXIST, "compressed name taken")
+            os.rename(name + ".gz.tmp", name + ".gz", src_dir_fd=dfd, dst_dir_fd=dfd)
+            _unlink_own(dfd, name)
+        except FileExistsError:
+            self._abandon(now, requeue=False)  # stays plain: readers read it as it is
+            return False
         except OSError:  # ENOSPC and friends: keep the plain segment, try again later
             self._abandon(now, requeue=True)
             return False
         os.close(self.src)
         self.src = None
-        self.path = ""
+        self.name = ""
         return True
 
-    def _abandon(self, now: float, requeue: bool) -> None:
+    def _abandon(self, now: float, requeue: bool, remove_tmp: bool = True) -> None:
         for fd in (self.src, self.dst):
             if fd is not None:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
-        try:
-            os.unlink(self.path + ".gz.tmp")
-        except OSError:
-            pass
-        if requeue and self.path:
-            self.queue.append(self.path)
+        if remove_tmp and self.name:
+            _unlink_own(self.dfd, self.name + ".gz.tmp")  # only ever our own file
+        if requeue and self.name:
+            self.queue.append(self.name)
         self.src = self.dst = None
-        self.path = ""
+        self.name = ""
         self.retry_at = now + 60.0
 
 
 class LogWriter:
-    """Owns the current segment. Never raises on a write: faults become a gap record later."""
+    """Owns the current segment. Never raises on a write: faults become a gap record later.
+
+    The directory is held open (`dfd`) from start-up. Each tick checks that the path still
+    names it; when it does not (moved aside, removed, swapped), the path is opened again with
+    the same checks and a new segment starts there; if the path is now unsafe (a symlink, a
+    stranger's directory), the sampler keeps writing into the directory it holds and says so.
+    """
 
     def __init__(self, cfg) -> None:
         self.dir = cfg.dir
+        self.managed = getattr(cfg, "dir_managed", False)
         self.cfg = cfg
+        self.compressor = Compressor()
+        self.dfd = -1
+        self.dir_ident = None  # (st_dev, st_ino) of the held directory
+        self.path_seen = None  # what lstat(path) gave when we last decided about it
+        self._hold(open_log_dir(self.dir, self.managed))
         self.fd = None
-        self.path = ""
+        self.name = ""
         self.ident = None  # (st_dev, st_ino) of the current segment
         self.size = 0
         self.opened_mono = 0.0
         self.last_sync = 0.0
         self.gap = None  # [from_time, lost_ticks, reason] while writes fail
         self.warned = ""
+        self.notes = []  # messages for the log (E warn), taken by the sampler each tick
         self.total = 0  # bytes of all our segments (for STATUS)
-        self.compressor = Compressor()
+
+    def _hold(self, dfd: int) -> None:
+        if self.dfd >= 0:
+            os.close(self.dfd)
+        st = os.fstat(dfd)
+        self.dfd, self.dir_ident = dfd, (st.st_dev, st.st_ino)
+        self.path_seen = self.dir_ident
+        self.compressor.reset(dfd)
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.dir, self.name) if self.name else ""
 
     # -- segment life --------------------------------------------------------------------
     def rotation_due(self, mono: float) -> bool:
@@ -1571,21 +1704,61 @@ class LogWriter:
             or mono - self.opened_mono >= self.cfg.rotate_age)
 
     def segment_gone(self) -> bool:
-        """True when the current segment was removed or replaced under us."""
+        """True when the current segment was removed or replaced under us, or the directory
+        path now names another directory (then held from now on, when it is safe)."""
         if self.fd is None:
             return False
         try:
-            st = os.stat(self.path)
+            st = os.stat(self.name, dir_fd=self.dfd, follow_symlinks=False)
         except OSError:
             return True
-        return (st.st_dev, st.st_ino) != self.ident
+        if (st.st_dev, st.st_ino) != self.ident:
+            return True
+        try:
+            return self._path_moved()
+        except Fatal:  # the held directory is gone and the path is unsafe: a gap follows
+            return True
+
+    def _path_moved(self) -> bool:
+        """Has the directory path changed to something we now hold instead? (one lstat)"""
+        try:
+            st = os.lstat(self.dir)
+            seen = (st.st_dev, st.st_ino)
+        except OSError:
+            seen = None
+        if seen == self.dir_ident or (seen == self.path_seen and seen is not None):
+            return False
+        return self._reopen_dir(seen)
+
+    def _reopen_dir(self, seen) -> bool:
+        """Open the path again (made when missing) with the start-up checks. True when a new
+        directory is held; False, keeping the old one, when the path is unsafe."""
+        try:
+            dfd = open_log_dir(self.dir, self.managed)
+        except Fatal as exc:
+            self.path_seen = seen
+            try:
+                alive = os.fstat(self.dfd).st_nlink > 0
+            except OSError:
+                alive = False
+            if alive:
+                self.notes.append(f"{exc}: still writing into the directory opened before")
+                return False
+            raise
+        self._hold(dfd)
+        return True
 
     def _new_name(self, now: float) -> str:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
         for seq in range(1000):
             name = f"memtrail-{stamp}-{seq:03d}.log"
-            if not os.path.exists(os.path.join(self.dir, name)) and not os.path.exists(
-                    os.path.join(self.dir, name + ".gz")):
+            for taken in (name, name + ".gz"):
+                try:
+                    os.stat(taken, dir_fd=self.dfd, follow_symlinks=False)
+                    break
+                except FileNotFoundError:
+                    continue
+            else:
                 return name
         raise OSError(errno.EEXIST, "no free segment name")
 
@@ -1593,11 +1766,11 @@ class LogWriter:
         """Create a new segment: `head(name)` (its header, naming the file) then `body`
         (a tick's sections)."""
         try:
-            check_log_dir(self.dir)  # made again if removed; refused if it became unsafe
+            if os.fstat(self.dfd).st_nlink == 0 or self.gap is not None:
+                self._path_moved()  # removed: made again; refused if it became unsafe
             name = self._new_name(now)
-            path = os.path.join(self.dir, name)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
-                         | os.O_CLOEXEC, 0o640)
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
+                         | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640, dir_fd=self.dfd)
         except (OSError, Fatal) as exc:
             self._fault(now, exc)
             return False
@@ -1606,7 +1779,7 @@ class LogWriter:
             write_all(fd, first)
         except OSError as exc:
             os.close(fd)
-            _unlink(path)  # an empty or torn new segment helps nobody
+            _unlink_own(self.dfd, name)  # an empty or torn new segment helps nobody
             self._fault(now, exc)
             return False
         try:
@@ -1614,7 +1787,7 @@ class LogWriter:
         except OSError:
             pass
         st = os.fstat(fd)
-        self.fd, self.path, self.ident = fd, path, (st.st_dev, st.st_ino)
+        self.fd, self.name, self.ident = fd, name, (st.st_dev, st.st_ino)
         self.size = sum(len(b) for b in first)
         self.opened_mono = self.last_sync = mono
         self.gap = None
@@ -1633,8 +1806,8 @@ class LogWriter:
                 pass
             os.close(self.fd)
             self.fd = None
-            if compress and os.path.exists(self.path):
-                self.compressor.add(self.path)
+            if compress and _own_file(self.dfd, self.name) is not None:
+                self.compressor.add(self.name)
 
     # -- writing -------------------------------------------------------------------------
     def write(self, data, now: float, mono: float) -> bool:
@@ -1679,45 +1852,43 @@ class LogWriter:
 
     # -- housekeeping --------------------------------------------------------------------
     def our_files(self):
+        """Our segment names in the held directory, oldest first, with their lstat: regular
+        files of our user only (a planted link or a stranger's file is not ours)."""
         try:
-            names = os.listdir(self.dir)
+            names = os.listdir(self.dfd)
         except OSError:
             return []
-        return sorted(n for n in names if is_segment_name(n))
+        out = []
+        for name in sorted(n for n in names if is_segment_name(n)):
+            st = _own_file(self.dfd, name)
+            if st is not None:
+                out.append((name, st))
+        return out
 
     def startup_cleanup(self) -> None:
         """Finish what a previous run left: stale temp files, uncompressed closed segments."""
-        names = self.our_files()
-        present = set(names)
-        for name in names:
-            path = os.path.join(self.dir, name)
+        files = self.our_files()
+        present = {name for name, _st in files}
+        for name, _st in files:
             if name.endswith(".tmp"):
-                _unlink(path)
+                _unlink_own(self.dfd, name)
             elif name.endswith(".log"):
                 if name + ".gz" in present:
-                    _unlink(path)  # compressed copy is complete (renamed after fsync)
+                    _unlink_own(self.dfd, name)  # compressed copy is complete (renamed after fsync)
                 else:
-                    self.compressor.add(path)  # a torn segment is compressed as it is
+                    self.compressor.add(name)  # a torn segment is compressed as it is
 
     def retention(self, now: float) -> None:
         """Delete our oldest closed segments beyond the total size or the age limit."""
-        files = []
-        for name in self.our_files():
-            if name.endswith(".tmp"):
-                continue
-            path = os.path.join(self.dir, name)
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            files.append((name, path, st.st_size, st.st_mtime))
-        total = sum(f[2] for f in files)
-        busy = {self.path, self.compressor.path}
-        for _name, path, size, mtime in files:  # oldest first
-            if path in busy or path + ".gz" in busy:
+        files = [(name, st.st_size, st.st_mtime) for name, st in self.our_files()
+                 if not name.endswith(".tmp")]
+        total = sum(f[1] for f in files)
+        busy = {self.name, self.compressor.name}
+        for name, size, mtime in files:  # oldest first
+            if name in busy or name[:-3] in busy:
                 continue
             if total > self.cfg.max_total or now - mtime > self.cfg.max_age:
-                if _unlink(path):
+                if _unlink_own(self.dfd, name):
                     total -= size
         self.total = total
 
@@ -2920,6 +3091,9 @@ class Sampler:
                 elif self.want_rotate or writer.rotation_due(mono):
                     writer.close_segment(f"E {now:.3f} rotate {{}}\n".encode())
             self.want_rotate = False
+            if writer.notes:
+                self.events += [("warn", {"msg": msg}) for msg in writer.notes]
+                writer.notes = []
             new_segment = writer.fd is None
             data = self.tick_sections(now, mono, cpu0, new_segment)
             if not new_segment:
@@ -3048,7 +3222,7 @@ def main(argv=None) -> int:
     cfg = parse_args(sys.argv[1:] if argv is None else argv)
     faulthandler.enable()  # a watchdog SIGABRT then shows where it was stuck (in the journal)
     try:
-        check_log_dir(cfg.dir)
+        check_log_dir(cfg.dir, cfg.dir_managed)
         check_writable(cfg.dir)
         raise_fd_limit()
         sampler = Sampler(cfg)
