@@ -1651,9 +1651,9 @@ class Compressor:
             _unlink_own(self.dfd, self.name + ".gz.tmp")  # only ever our own file
         if requeue and self.name:
             self.queue.append(self.name)
+            self.retry_at = now + 60.0  # a transient fault (ENOSPC): not at once again
         self.src = self.dst = None
         self.name = ""
-        self.retry_at = now + 60.0
 
 
 class LogWriter:
