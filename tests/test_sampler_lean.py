@@ -65,64 +65,9 @@ def test_command_line_comes_back_out_of_an_identity(comm, cmd, truncated, cg):
 
 
 # --- redaction -----------------------------------------------------------------------------------
-
-_URL_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):[^/\s@]*@")
-_HEADER_RE = re.compile(r"^((?:proxy-)?authorization|x-api-key|x-auth-token|cookie)\s*:",
-                        re.IGNORECASE)
-_NAME_RE = re.compile(r"^-{0,2}[A-Za-z_][A-Za-z0-9_.-]*$")
-_QUOTED_RE = re.compile(r"""(["']?)([A-Za-z_][A-Za-z0-9_.-]*)\1(\s*[:=]\s*)(["'])(.*?)\4""")
-
-
-def _ref_secret_name(name: str) -> bool:
-    words = [w for w in re.split(r"[-_.]+", name.lower()) if w]
-    if not words or words[0] == "no":
-        return False
-    return words[-1] in S._SECRET_WORDS or tuple(words[-2:]) in S._SECRET_PAIRS
-
-
-def _ref_redact_quoted(match) -> str:
-    if match.group(5) and _ref_secret_name(match.group(2)):
-        return match.group(0)[: match.start(5) - match.start(0)] + "***" + match.group(4)
-    return match.group(0)
-
-
-def reference_redact(argv: list) -> list:
-    out = []
-    hide_next = False
-    for arg in argv:
-        if hide_next:
-            out.append("***")
-            hide_next = False
-            continue
-        arg = _URL_RE.sub(r"\1:***@", arg)
-        if '"' in arg or "'" in arg:
-            arg = _QUOTED_RE.sub(_ref_redact_quoted, arg)
-        header = _HEADER_RE.match(arg)
-        if header:
-            arg = header.group(1) + ": ***"
-        elif "=" in arg:
-            name, _eq, value = arg.partition("=")
-            if value and _NAME_RE.match(name) and _ref_secret_name(name):
-                arg = name + "=***"
-        elif arg.startswith("-") and _NAME_RE.match(arg) and _ref_secret_name(arg):
-            hide_next = True
-        out.append(arg)
-    return out
-
-
-# Arguments assembled from the pieces the rules look at, so most examples come near a rule.
-PIECES = ["password", "PASS", "token", "api", "key", "client", "secret", "no", "-", "--", "_",
-          ".", "=", ":", " ", "\t", "\n", '"', "'", "://", "http", "s3+x", "9", "@", "/", "user",
-          "Authorization", "proxy-authorization", "X-Api-Key", "x-auth-token", "Cookie",
-          "authorİzation", "AUTHORıZATION", "\u00a0", "é", "\udce9", "{", "}", ",", "x", "\u212a"]
-args = st.lists(st.sampled_from(PIECES), max_size=12).map("".join) | st.text(max_size=30)
-
-
-@given(st.lists(args, max_size=6))
-@settings(max_examples=3000, deadline=None)
-def test_redaction_matches_the_regular_expressions(argv):
-    assert S.redact(argv) == reference_redact(argv)
-
+# Redaction outgrew the regular expressions it once replaced (issue 14): its rules are now a
+# table of real command lines with properties over random input, in tests/test_redaction.py.
+# The odd inputs once checked here against the expressions must still not break it.
 
 @pytest.mark.parametrize("argv", [
     ["https://u:p@h/x", "ftp://a:b@c and s3://d:e@f"], ["1https://u:p@h", "://u:p@h", "-://u:p@h"],
@@ -132,8 +77,9 @@ def test_redaction_matches_the_regular_expressions(argv):
     ["authorization :x", "Authorizationx: y", "proxy-authorization: z", "authorİzation: a",
      "cookie", "--password\n", "---password", "--password", "x"],
 ])
-def test_redaction_edge_cases_match(argv):
-    assert S.redact(argv) == reference_redact(argv)
+def test_redaction_of_odd_arguments_keeps_the_shape(argv):
+    got = S.redact(argv)
+    assert len(got) == len(argv) and S.redact(got) == S.redact(S.redact(got))
 
 
 # --- kernel log ---------------------------------------------------------------------------------

@@ -87,7 +87,8 @@ STATUS_KEYS = (b"RssAnon", b"RssFile", b"RssShmem", b"VmSwap", b"VmLck")
 SMAPS_KEYS = (b"Pss", b"Pss_Anon", b"Pss_File", b"Pss_Shmem", b"Swap", b"SwapPss")
 
 PF_KTHREAD = 0x00200000
-CMDLINE_MAX = 4096
+CMDLINE_MAX = 4096  # bytes of a command line kept
+CMDLINE_READ = 1 << 16  # bytes read, so a secret is redacted before the cut
 JOURNAL_IDS = {  # MESSAGE_ID values of our own, so `journalctl MESSAGE_ID=...` finds them
     "start": "6b3c1f0e2a9d4e5f8a7b6c5d4e3f2a10",
     "stop": "6b3c1f0e2a9d4e5f8a7b6c5d4e3f2a11",
@@ -650,33 +651,134 @@ def ident_cmd(ident: str):
 
 # ---------------------------------------------------------------------------------------------
 # Secrets: command lines end up in CI artifacts that may be public.
-# The matching is written out by hand (no `re`); tests compare it with the regular expressions
-# it replaces: URL userinfo `[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:[^/\s@]*@`, headers
-# `^((?:proxy-)?authorization|x-api-key|x-auth-token|cookie)\s*:` (any case), names
-# `^-{0,2}[A-Za-z_][A-Za-z0-9_.-]*$` and quoted pairs
-# `(["']?)([A-Za-z_][A-Za-z0-9_.-]*)\1(\s*[:=]\s*)(["'])(.*?)\4`.
+# The matching is written out by hand (no `re`: it would cost memory, see the top). It runs
+# once per new process, so it stays a few string scans per argument. The rules, and why each
+# is there, are in docs/format.md ("Redaction"); tests/test_redaction.py is their table of
+# real command lines, what must go and what must stay.
 
-_SECRET_WORDS = frozenset("password passwd passphrase pass pwd secret token apikey "
-                          "credential credentials".split())
-_SECRET_PAIRS = frozenset([("api", "key"), ("access", "key"), ("secret", "key"),
-                           ("private", "key"), ("client", "secret")])
+# The last word of a name (split on - _ . and camelCase) that says "the value is a secret".
+_SECRET_WORDS = frozenset(
+    "password passwd passphrase pass pwd secret token apikey credential credentials creds "
+    "auth authorization cookie storepass keypass srcstorepass deststorepass srckeypass "
+    "destkeypass sshpass".split())
+# ... or a word that ends so (pgpassword, dbpassword, clientsecret, authtoken, xapikey).
+_SECRET_ENDINGS = ("password", "passwd", "passphrase", "secret", "token", "apikey")
+# ... or these last two words.
+_SECRET_PAIRS = frozenset([("key", "base"), ("client", "secret"), ("secret", "key")])
+# `key` alone is a secret too, but `--key`, `--private-key`, `--ssh-key` ... may name a file:
+# for those a value that looks like a path stays.
+_KEY_FILES = frozenset("private ssh tls ssl client server host signing gpg pgp cert".split())
+_KEY_EXTENSIONS = (".pem", ".key", ".crt", ".cer", ".der", ".p12", ".pfx", ".jks", ".pub",
+                   ".json", ".asc", ".gpg", ".ppk", ".kdbx", ".p8")
+_QUERY_WORDS = frozenset(["sig", "signature", "x-amz-signature", "x-amz-credential"])
 _SCHEME_CHARS = _ASCII_LETTERS + _ASCII_DIGITS + "+.-"
 _NAME_START = _ASCII_LETTERS + "_"
 _NAME_CHARS = _ASCII_LETTERS + _ASCII_DIGITS + "_.-"
-_HEADERS = ("proxy-authorization", "authorization", "x-api-key", "x-auth-token", "cookie")
+_HEADERS = frozenset(["authorization", "proxy-authorization", "cookie", "set-cookie",
+                      "x-api-key", "x-auth-token", "private-token", "x-vault-token"])
+_TOKEN_PREFIXES = ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xoxb-",
+                   "xoxp-", "xoxa-", "sk-", "sk_live_", "hf_", "npm_", "pypi-")
+_SPACES = " \t\n\r\v\f"
+
+# Programs whose short options carry a password: flag -> how its value is given.
+# "value": attached (-pX) or the next argument; "attached": only -pX (a bare -p prompts);
+# "userpass": user:password, the user stays; "login": a value only after `login`;
+# "cookie": `name=value` data is hidden, a cookie file name stays.
+_MYSQL = {"-p": "value"}
+_PROGRAM_FLAGS = {
+    **{name: _MYSQL for name in (
+        "mysql mysqldump mysqladmin mysqlimport mysqlcheck mysqlshow mysqlslap mysqlpump "
+        "mysqlbinlog mysqlsh mysql_upgrade mariadb mariadb-dump mariadb-admin mariadb-import "
+        "mariadb-check mariadb-show mariadb-slap mariadb-binlog mongo mongosh mongodump "
+        "mongorestore mongoexport mongoimport").split()},
+    "sshpass": {"-p": "value"},
+    "redis-cli": {"-a": "value"},
+    "curl": {"-u": "userpass", "--user": "userpass", "-U": "userpass",
+             "--proxy-user": "userpass", "-b": "cookie"},
+    "http": {"-a": "userpass", "--auth": "userpass"},
+    "https": {"-a": "userpass", "--auth": "userpass"},
+    **{name: {"-p": "login"} for name in "docker podman nerdctl buildah helm oras".split()},
+    "openssl": {"-k": "value", "-K": "value"},
+    **{name: {"-P": "value"} for name in "sqlcmd bcp ipmitool zip unzip".split()},
+    **{name: {"-w": "value"} for name in
+       "ldapsearch ldapmodify ldapadd ldapdelete ldappasswd ldapwhoami".split()},
+    **{name: {"-p": "attached"} for name in "7z 7za 7zr".split()},
+    "sort": {},  # --key here is a sort key, not a secret (see _secret_name's callers)
+}
+for _name in "ssh scp sftp rsync nc ncat socat telnet psql pg_dump python python3 node".split():
+    _PROGRAM_FLAGS.setdefault(_name, {})  # `-p` there is a port: these end another's rules
+# Wrappers that run a command after their own options: the command's first word ends their
+# rules even when it is not a program known here (`sshpass -p X cmd -p 22`).
+_WRAPPER_VALUES = {"sshpass": ("-p", "-f", "-d", "-P")}
+# Programs whose settings are `NAME VALUE` pairs (`git config user.password X`, `aws configure
+# set aws_secret_access_key X`): a secret name there hides the next argument.
+_CONFIG_PROGRAMS = frozenset("git aws npm yarn pnpm pip pip3 conda gcloud az".split())
+for _name in _CONFIG_PROGRAMS:
+    _PROGRAM_FLAGS.setdefault(_name, {})
+_SHELLS = frozenset("sh bash dash zsh ksh mksh ash fish busybox su runuser".split())
+_NOT_KEY = frozenset(["sort"])  # programs where `key` names something else
 
 
-def _secret_name(name: str) -> bool:
-    words = [w for w in name.lower().replace("_", "-").replace(".", "-").split("-") if w]
+def _suspect(text: str) -> bool:
+    """Could any rule match? Every rule needs one of these (a secret word, a URL, a short
+    option that carries a password somewhere): the rest, nearly every argument, is left at
+    once. This keeps redaction at about the cost of the old, smaller rule set."""
+    low = text.lower()
+    return ("pass" in low or "key" in low or "token" in low or "secret" in low or "auth" in low
+            or "pwd" in low or "cred" in low or "cookie" in low or "sig" in low or "://" in low
+            or "-p" in low or "-a" in low or "-u" in low or "-w" in low or "-k" in low
+            or "-b" in low)
+
+
+def _words(name: str) -> list:
+    """'--dbPassword' -> ['db', 'password']; 'SECRET_KEY_BASE' -> ['secret', 'key', 'base']."""
+    out = []
+    for part in name.replace("_", "-").replace(".", "-").split("-"):
+        start = 0
+        for i in range(1, len(part)):
+            if part[i].isupper() and part[i - 1].islower():
+                out.append(part[start:i])
+                start = i
+        if part:
+            out.append(part[start:])
+    return [w.lower() for w in out if w]
+
+
+def _secret_name(name: str, prog: str = "") -> str:
+    """'' when the name does not mark a secret; 'key' when it is a key that may name a file;
+    'yes' otherwise."""
+    if not _suspect(name):
+        return ""
+    words = _words(name)
     if not words or words[0] == "no":
-        return False
-    return words[-1] in _SECRET_WORDS or tuple(words[-2:]) in _SECRET_PAIRS
+        return ""
+    last = words[-1]
+    if last in _SECRET_WORDS or last.endswith(_SECRET_ENDINGS) or tuple(
+            words[-2:]) in _SECRET_PAIRS:
+        return "yes"
+    if last == "key" and prog not in _NOT_KEY:
+        if len(words) == 1 or words[-2] in _KEY_FILES:
+            return "key"
+        return "yes"
+    return ""
+
+
+def _looks_like_path(value: str) -> bool:
+    return value.startswith(("/", "./", "../", "~/")) or value.lower().endswith(_KEY_EXTENSIONS)
+
+
+def _hide(kind: str, value: str) -> bool:
+    return kind == "yes" or (kind == "key" and not _looks_like_path(value))
 
 
 def _is_name(text: str) -> bool:
     """An option or variable name: up to two dashes, a letter or '_', then [A-Za-z0-9_.-]."""
     body = text[2:] if text[:2] == "--" else text[1:] if text[:1] == "-" else text
     return body[:1] != "" and body[0] in _NAME_START and not body.strip(_NAME_CHARS)
+
+
+def _looks_like_option(arg: str) -> bool:
+    return arg[:1] == "-" and len(arg) > 1 and _is_name(arg)
 
 
 def _scan(text: str, i: int, stop) -> int:
@@ -687,8 +789,17 @@ def _scan(text: str, i: int, stop) -> int:
     return i
 
 
+def _token_like(user: str) -> bool:
+    """A URL user that is really a token (`https://ghp_xxx@github.com/`)."""
+    if user.startswith(_TOKEN_PREFIXES):
+        return True
+    return len(user) >= 16 and not user.isalpha() and not user.isdigit() and any(
+        c.isalpha() for c in user)
+
+
 def _redact_urls(arg: str) -> str:
-    """`scheme://user:password@host` -> `scheme://user:***@host`, every one in the argument."""
+    """`scheme://user:password@host` -> `scheme://user:***@host` (a password may hold `/` and
+    `@`: it runs to the last `@` of the URL); `scheme://TOKEN@host` -> `scheme://***@host`."""
     out = []
     done = 0  # arg[:done] is decided
     k = arg.find("://")
@@ -696,16 +807,51 @@ def _redact_urls(arg: str) -> str:
         j = k
         while j > done and arg[j - 1] in _SCHEME_CHARS:
             j -= 1
-        if arg[j:k].strip(_ASCII_DIGITS + "+.-"):  # the scheme starts with a letter
-            colon = _scan(arg, k + 3, "/:@")
-            if arg[colon:colon + 1] == ":":
-                at = _scan(arg, colon + 1, "/@")
-                if arg[at:at + 1] == "@":
-                    out += [arg[done:colon + 1], "***@"]
-                    done = at + 1
-                    k = arg.find("://", done)
-                    continue
-        k = arg.find("://", k + 1)
+        nxt = arg.find("://", k + 3)
+        if arg[j:k].strip(_ASCII_DIGITS + "+.-"):  # the scheme has a letter
+            end = _scan(arg, k + 3, "?#")  # the URL's authority and path, up to a query
+            if 0 <= nxt < end:
+                end = nxt
+            user_end = _scan(arg, k + 3, ":@/?#")
+            if arg[user_end:user_end + 1] == ":":
+                at = arg.rfind("@", user_end + 1, end)
+                slash = arg.find("/", user_end + 1, end)
+                port = 0 <= slash < at and arg[user_end + 1:slash].isdigit()
+                if at > user_end and not port:
+                    out += [arg[done:user_end + 1], "***"]
+                    done = at
+            elif arg[user_end:user_end + 1] == "@" and _token_like(arg[k + 3:user_end]):
+                out += [arg[done:k + 3], "***"]
+                done = user_end
+        k = nxt
+    return "".join(out) + arg[done:] if out else arg
+
+
+def _redact_query(arg: str) -> str:
+    """`?access_token=X&a=b` -> `?access_token=***&a=b`: secret-named query parameters."""
+    out = []
+    done = 0
+    i = 0
+    n = len(arg)
+    while True:
+        q = arg.find("?", i)
+        a = arg.find("&", i)
+        i = q if a < 0 or 0 <= q < a else a
+        if i < 0:
+            break
+        eq = arg.find("=", i + 1)
+        name = arg[i + 1:eq] if eq > 0 else ""
+        i += 1
+        if not name or not _is_name(name):
+            continue
+        kind = "yes" if name.lower() in _QUERY_WORDS else _secret_name(name)
+        if kind:
+            end = eq + 1
+            while end < n and arg[end] not in "&#" and not arg[end].isspace():
+                end += 1
+            if end > eq + 1:
+                out += [arg[done:eq + 1], "***"]
+                done = i = end
     return "".join(out) + arg[done:] if out else arg
 
 
@@ -758,7 +904,8 @@ def _redact_quoted(arg: str) -> str:
         if span is None:
             continue
         opening, close = span
-        if close > opening + 1 and _secret_name(arg[name_at:end]):
+        if close > opening + 1 and _hide(_secret_name(arg[name_at:end]),
+                                         arg[opening + 1:close]):
             out += [arg[done:opening + 1], "***"]
             done = close
         i = close + 1
@@ -766,44 +913,214 @@ def _redact_quoted(arg: str) -> str:
 
 
 def _header(arg: str) -> int:
-    """Length of a leading Authorization-style header name followed by `\\s*:`, else 0."""
-    if not arg or arg[0] not in "aAcCpPxX":
+    """Length of a leading secret header name (`Authorization`, `X-Api-Key`, `PRIVATE-TOKEN`)
+    followed by `\\s*:`, else 0. A bare secret word counts only with a space after the colon
+    (`token: x`), so `key:value` pairs stay."""
+    end = 0
+    n = len(arg)
+    while end < n and (arg[end] in _ASCII_LETTERS or arg[end] in _ASCII_DIGITS
+                       or arg[end] == "-" and end):
+        end += 1
+    if not end:
         return 0
-    for name in _HEADERS:
-        head = arg[:len(name)]
-        # case-insensitive as `re.IGNORECASE` is: also 'İ' and 'ı' for 'i'
-        if len(head) == len(name) and "".join(
-                "i" if ch in "\u0130\u0131" else ch.lower() for ch in head) == name:
-            if arg[len(name):].lstrip()[:1] == ":":
-                return len(name)
-            return 0
+    colon = end
+    while colon < n and arg[colon] in " \t":
+        colon += 1
+    if arg[colon:colon + 1] != ":":
+        return 0
+    name = arg[:end].lower()
+    if name in _HEADERS:
+        return end
+    if _secret_name(name) == "yes" and ("-" in name or arg[colon + 1:colon + 2] == " "):
+        return end
     return 0
+
+
+def _redact_value(arg: str, prog: str, depth: int) -> str:
+    """One argument (or one word of a script) on its own."""
+    if "://" in arg:
+        arg = _redact_urls(arg)
+    if "=" in arg and ("?" in arg or "&" in arg):
+        arg = _redact_query(arg)
+    if '"' in arg or "'" in arg:
+        arg = _redact_quoted(arg)
+    header = _header(arg)
+    if header:
+        return arg[:header] + ": ***"
+    if "=" in arg:
+        name, _eq, value = arg.partition("=")
+        if value and _is_name(name):
+            if _hide(_secret_name(name, prog), value):
+                return name + "=***"
+            header = _header(value)  # --header=Authorization: x, http.extraHeader=...
+            if header:
+                return name + "=" + value[:header] + ": ***"
+            if "=" in value and depth < 4:  # --from-literal=password=x, --set a=1,b.password=x
+                parts = value.split(",") if "," in value and " " not in value else [value]
+                fixed = [_redact_value(p, prog, depth + 1) for p in parts]
+                if fixed != parts:
+                    return name + "=" + ",".join(fixed)
+    if depth < 4 and (" " in arg or "\t" in arg or "\n" in arg):
+        return _redact_script(arg, depth + 1)
+    return arg
+
+
+def _split_script(text: str) -> list:
+    """Words of a shell script as [(start, end, word, quoted)], with None between commands
+    (`;`, `&`, `|`, `(`, `)`, newline). Quotes group a word and are removed from `word`;
+    `$'...'`, here-documents and the like are not understood (their words are still words)."""
+    out = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in " \t\r\v\f":
+            i += 1
+            continue
+        if c in ";&|()\n<>":
+            if out and out[-1] is not None:
+                out.append(None)
+            i += 1
+            continue
+        start = i
+        word = []
+        quoted = False
+        while i < n and text[i] not in " \t\r\v\f;&|()\n<>":
+            c = text[i]
+            if c in "\"'":
+                close = text.find(c, i + 1)
+                if close < 0:
+                    close = n
+                inner = text[i + 1:close]
+                if c == '"' and "\\" in inner:
+                    inner = inner.replace('\\"', '"').replace("\\\\", "\\")
+                word.append(inner)
+                quoted = True
+                i = close + 1
+            elif c == "\\" and i + 1 < n:
+                word.append(text[i + 1])
+                quoted = True
+                i += 2
+            else:
+                word.append(c)
+                i += 1
+        out.append((start, min(i, n), "".join(word), quoted, text[start]))
+    return out
+
+
+def _redact_script(text: str, depth: int) -> str:
+    """A shell script (`sh -c`, `ssh host CMD`, a libpq `host=x password=y` string): each
+    command's words go through the rules, and only the words that change are rewritten, so the
+    rest of the script stays as it was."""
+    words = _split_script(text)
+    out = []
+    done = 0
+    command = []
+    for item in words + [None]:
+        if item is not None:
+            command.append(item)
+            continue
+        if not command:
+            continue
+        fixed = _redact_args([w[2] for w in command], depth)
+        for (start, end, word, quoted, first), new in zip(command, fixed):
+            if new == word:
+                continue
+            if quoted and not new.isprintable() or quoted and " " in new:
+                q = first if first in "\"'" else '"'
+                new = q + new + q
+            out += [text[done:start], new]
+            done = end
+        command = []
+    return "".join(out) + text[done:] if out else text
+
+
+def _next_value(hide: str, arg: str, prog: str, depth: int) -> str:
+    """The argument after a secret option (`--password X`, `mysql -p X`, `curl -u U:P`)."""
+    if hide == "userpass":
+        user, colon, _pw = arg.partition(":")
+        return user + ":***" if colon else arg
+    if arg[:2] == "--" and len(arg) > 2 or hide == "flag" and arg[:1] == "-" and len(arg) > 1:
+        return _redact_value(arg, prog, depth)  # the next option: the value was omitted
+    if hide == "key" and _looks_like_path(arg) or hide == "cookie" and "=" not in arg:
+        return arg
+    return "***"
+
+
+def _redact_args(argv: list, depth: int = 0) -> list:
+    out = []
+    prog = ""
+    flags = {}
+    login = shell = script = False
+    hide = ""  # how the next argument is a secret: all, key, flag, userpass
+    for arg in argv:
+        if hide:
+            out.append(_next_value(hide, arg, prog, depth))
+            hide = ""
+            continue
+        if script:  # after `sh -c`: a script, redacted word by word
+            script = False
+            out.append(_redact_script(arg, depth + 1) if depth < 4 else arg)
+            continue
+        base = arg.rpartition("/")[2] if arg[:1] != "-" else ""
+        if base in _PROGRAM_FLAGS or base in _SHELLS:  # `sudo mysql`, `docker exec c sh -c`
+            prog, flags, login = base, _PROGRAM_FLAGS.get(base, {}), False
+            shell = base in _SHELLS
+            out.append(arg)
+            continue
+        if shell and arg[:1] == "-":
+            if arg[1:2] != "-" and "c" in arg:
+                script = True
+                out.append(arg)
+                continue
+            if arg.startswith("--command"):
+                if arg[9:10] == "=":
+                    out.append(arg[:10] + _redact_script(arg[10:], depth + 1))
+                    continue
+                script = arg == "--command"
+        if arg == "login":
+            login = True
+        if prog in _WRAPPER_VALUES and arg[:1] != "-" and (
+                not out or out[-1] not in _WRAPPER_VALUES[prog]):
+            prog, flags = "", {}  # the wrapped command starts here
+        if not _suspect(arg):
+            out.append(arg)
+            continue
+        if flags and arg[:1] == "-":
+            if arg[:2] == "--":
+                flag, eq, value = arg.partition("=")
+            else:
+                flag, eq, value = arg[:2], "", arg[2:]
+            how = flags.get(flag)
+            if how == "login" and not login:
+                how = None
+            if how:
+                if value:
+                    if how == "userpass":
+                        user, colon, _pw = value.partition(":")
+                        value = user + ":***" if colon else value
+                    elif how != "cookie" or "=" in value:
+                        value = "***"
+                    out.append(flag + eq + value)
+                else:
+                    out.append(arg)
+                    if how != "attached":
+                        hide = how if how in ("userpass", "cookie") else "flag"
+                continue
+        if prog == "openssl" and arg.startswith("pass:") and len(arg) > 5:
+            out.append("pass:***")  # -passin/-passout/-pass pass:X (env: and file: stay)
+            continue
+        fixed = _redact_value(arg, prog, depth)
+        out.append(fixed)
+        if fixed is arg and (arg[:1] == "-" or prog in _CONFIG_PROGRAMS) and _is_name(arg):
+            kind = _secret_name(arg, prog)
+            if kind:
+                hide = "all" if kind == "yes" else "key"
+    return out
 
 
 def redact(argv: list) -> list:
     """Replace secret-looking values with *** (docs/format.md, "Redaction")."""
-    out = []
-    hide_next = False
-    for arg in argv:
-        if hide_next:
-            out.append("***")
-            hide_next = False
-            continue
-        if "://" in arg:
-            arg = _redact_urls(arg)
-        if '"' in arg or "'" in arg:
-            arg = _redact_quoted(arg)
-        header = _header(arg)
-        if header:
-            arg = arg[:header] + ": ***"
-        elif "=" in arg:
-            name, _eq, value = arg.partition("=")
-            if value and _is_name(name) and _secret_name(name):
-                arg = name + "=***"
-        elif arg.startswith("-") and _is_name(arg) and _secret_name(arg):
-            hide_next = True
-        out.append(arg)
-    return out
+    return _redact_args(argv)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -974,16 +1291,46 @@ def parse_cgroup(data: bytes) -> str:
 
 
 def read_cmdline(base: str):
-    data = read_file(base + "cmdline", CMDLINE_MAX + 1)
-    if data is None:
+    """(argv, truncated): the whole command line up to CMDLINE_READ bytes, so redaction sees a
+    secret whole before `fit_cmdline` cuts to CMDLINE_MAX. Past CMDLINE_READ the last,
+    partial argument is dropped (it could be half a secret no rule recognises)."""
+    try:
+        fd = os.open(base + "cmdline", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
         return None, False
-    truncated = len(data) > CMDLINE_MAX
-    if truncated:
-        data = data[:CMDLINE_MAX]
+    try:
+        data = os.read(fd, CMDLINE_MAX + 1)  # nearly always all of it: one read
+        if len(data) > CMDLINE_MAX:
+            data += read_to_end(lambda n, _o: os.read(fd, n), CMDLINE_READ - len(data),
+                                True) or b""
+    except OSError:
+        return None, False
+    finally:
+        os.close(fd)
+    cut = len(data) >= CMDLINE_READ
     args = data.split(b"\0")
     if args and args[-1] == b"":
         args.pop()
-    return [a.decode("utf-8", "surrogateescape") for a in args], truncated
+    elif cut and len(args) > 1:
+        args.pop()
+    return [a.decode("utf-8", "surrogateescape") for a in args], cut
+
+
+def fit_cmdline(args: list):
+    """(args, truncated): the first CMDLINE_MAX bytes of the NUL-separated command line,
+    as the kernel would have cut it; applied after redaction."""
+    used = 0
+    for i, arg in enumerate(args):
+        size = len(arg.encode("utf-8", "surrogateescape"))
+        if used + size > CMDLINE_MAX:
+            room = CMDLINE_MAX - used
+            head = args[:i]
+            if room > 0:
+                head.append(arg.encode("utf-8", "surrogateescape")[:room].decode(
+                    "utf-8", "surrogateescape"))
+            return head, True
+        used += size + 1
+    return args, False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -2580,8 +2927,10 @@ class Sampler:
         except OSError:
             return None
         cmd, truncated = read_cmdline(base)
-        obj = {"comm": comm, "cmd": [] if cmd is None else (
-            cmd if self.cfg.no_redact else redact(cmd))}
+        if cmd is not None:
+            cmd, cut = fit_cmdline(cmd if self.cfg.no_redact else redact(cmd))
+            truncated = truncated or cut
+        obj = {"comm": comm, "cmd": [] if cmd is None else cmd}
         if truncated:
             obj["cmd_truncated"] = True
         cg = read_file(base + "cgroup", 4096)
