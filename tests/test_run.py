@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, wait_for
+from conftest import ROOT, log_text, wait_for
 
 from memtrail import daemon, reader
 from memtrail.report import analyze
@@ -81,6 +81,23 @@ def test_passing_gate_writes_log_summary_json_and_keeps_the_status(tmp_path):
     assert step.read_text() == "earlier step\n" + text  # appended, not replaced
     assert "PASS: memtrail check" in res.stderr
     assert "the command's processes peaked at" in res.stderr
+
+
+def test_run_redacts_its_own_command_everywhere(tmp_path):
+    """`memtrail run -- CMD --password=X`: X must not reach stderr, the summary (which may
+    become $GITHUB_STEP_SUMMARY), --json or the log."""
+    summary, js, step = tmp_path / "summary.md", tmp_path / "run.json", tmp_path / "step.md"
+    env = dict(ENV, GITHUB_STEP_SUMMARY=str(step))
+    res = run(tmp_path, "--summary", str(summary), "--json", str(js), "--full", "--", PY, "-c",
+              "import time; time.sleep(0.5)", "--password=hunter2",
+              "https://bob:hunter2@example.com/", env=env)
+    assert res.returncode == 0, res.stderr
+    assert "--password=***" in res.stderr
+    for text in (res.stderr, res.stdout, summary.read_text(), step.read_text(), js.read_text(),
+                 log_text(tmp_path / "log")):
+        assert "hunter2" not in text
+    doc = json.loads(js.read_text())
+    assert doc["command"]["argv"][-2:] == ["--password=***", "https://bob:***@example.com/"]
 
 
 def test_broken_gate_fails_a_successful_command_with_1(tmp_path):

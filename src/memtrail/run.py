@@ -39,6 +39,7 @@ from memtrail.model import Proc, Run, Tick, replay
 from memtrail.programs import program_name, title_args
 from memtrail.reader import ReadStats
 from memtrail.report import Analysis, render_markdown, usable
+from memtrail.sampler import redact
 from memtrail.timeparse import iso
 from memtrail.units import fmt_bytes, fmt_duration
 
@@ -518,6 +519,9 @@ def main_run(argv: List[str]) -> int:
         command = command[1:]
     if not command:
         ap.error("no command given (memtrail run [options] -- COMMAND ...)")
+    # As the sampler records it: the command line is shown and stored redacted everywhere
+    # (stderr, the summary that may become $GITHUB_STEP_SUMMARY, --json).
+    shown = redact(command)
     directory = os.path.abspath(args.dir or _default_dir())
     sampler_args = ["--interval", repr(args.interval)] if args.interval else []
     gated = bool(args.max_used is not None or args.min_available != (None, None)
@@ -532,7 +536,7 @@ def main_run(argv: List[str]) -> int:
     try:
         if not args.quiet:
             _say(f"recording to {directory} (sampler pid {rec.pid}); running: "
-                 f"{shlex.join(command)}")
+                 f"{shlex.join(shown)}")
         failed_start = fg.spawn()
         status = failed_start if failed_start is not None else fg.wait()
         stopped = daemon.stop(rec.pid, args.stop_timeout, proc=rec.proc)
@@ -577,7 +581,7 @@ def main_run(argv: List[str]) -> int:
     doc = {
         "schema": SCHEMA,
         "command": {
-            "argv": command, "cmdline": shlex.join(command), "pid": fg.pid,
+            "argv": shown, "cmdline": shlex.join(shown), "pid": fg.pid,
             "exit_status": status,
             "signal": _signame(fg.signal) if fg.signal else None,
             "started": iso(fg.started), "ended": iso(fg.ended),
