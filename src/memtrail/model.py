@@ -367,6 +367,7 @@ class Run:
     interval_s: Optional[float] = None
     orphan_records: int = 0  # p/d/D/X for a pid with no identity (should not happen)
     bad_times: int = 0  # records with an impossible time or value, skipped
+    unread_procs: int = 0  # most processes the sampler could not read at once (E unread)
     units: Dict[str, UnitPeak] = field(default_factory=dict)  # cgroup path -> peak
     peak_mlocked: Optional[int] = None
     peak_unevictable: Optional[int] = None
@@ -773,6 +774,10 @@ class Replayer:
                     run.gaps.append(Gap(float(start), float(end), reason))
         elif kind == "rotate":
             self._seg_closed = True
+        elif kind == "unread":  # the sampler ran out of descriptors: a partial table
+            procs = event.data.get("procs")
+            if isinstance(procs, int) and procs > run.unread_procs:
+                run.unread_procs = procs
         if self._tick is not None:
             self._tick.events.append(event)
         else:

@@ -439,6 +439,7 @@ class Analysis:
                 "truncated_files": stats.truncated_files,
                 "orphan_records": run.orphan_records,
                 "bad_times": run.bad_times,
+                "unread_processes": run.unread_procs,
             },
             "memory": {"total_bytes": run.mem_total},
             "peak": {
@@ -557,6 +558,9 @@ def _reading_line(r: dict) -> Optional[str]:
         parts.append(f"{r['bad_times']} record(s) with an impossible time or value skipped")
     if r["unknown_records"]:
         parts.append(f"{r['unknown_records']} record(s) of a newer format skipped")
+    if r.get("unread_processes"):
+        parts.append(f"up to {r['unread_processes']} process(es) at a time could not be read "
+                     "(the sampler ran out of file descriptors: a partial process table)")
     for f in r["skipped_files"]:
         parts.append(f"skipped {f}")
     for f in r["truncated_files"]:

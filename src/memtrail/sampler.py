@@ -87,6 +87,7 @@ STATUS_KEYS = (b"RssAnon", b"RssFile", b"RssShmem", b"VmSwap", b"VmLck")
 SMAPS_KEYS = (b"Pss", b"Pss_Anon", b"Pss_File", b"Pss_Shmem", b"Swap", b"SwapPss")
 
 PF_KTHREAD = 0x00200000
+FD_RESERVE = 32  # descriptors never held for processes: the log, compression, periodic reads
 CMDLINE_MAX = 4096  # bytes of a command line kept
 CMDLINE_READ = 1 << 16  # bytes read, so a secret is redacted before the cut
 JOURNAL_IDS = {  # MESSAGE_ID values of our own, so `journalctl MESSAGE_ID=...` finds them
@@ -1147,11 +1148,20 @@ def read_to_end(read, size: int, whole: bool):
         return None
 
 
+# errno of the last failed read_file open, and how many of them were EMFILE/ENFILE: a reader
+# that got None can tell "no descriptor left" from "gone" or "needs root".
+READ_ERRNO = [0, 0]
+_NO_FDS = (errno.EMFILE, errno.ENFILE)
+
+
 def read_file(path: str, size: int = 65536, whole: bool = False):
     """A small file by path, or None (vanished process, EACCES, missing file)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
+    except OSError as exc:
+        READ_ERRNO[0] = exc.errno
+        if exc.errno in _NO_FDS:
+            READ_ERRNO[1] += 1
         return None
     try:
         return read_to_end(lambda n, _offset: os.read(fd, n), size, whole)
@@ -1296,7 +1306,10 @@ def read_cmdline(base: str):
     partial argument is dropped (it could be half a secret no rule recognises)."""
     try:
         fd = os.open(base + "cmdline", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
+    except OSError as exc:
+        READ_ERRNO[0] = exc.errno
+        if exc.errno in _NO_FDS:
+            READ_ERRNO[1] += 1
         return None, False
     try:
         data = os.read(fd, CMDLINE_MAX + 1)  # nearly always all of it: one read
@@ -1725,6 +1738,7 @@ class CgroupTracker:
         self.groups = {}  # relative path -> Cgroup
         self.next_id = 1
         self.usage_file = "memory.current" if hier == "v2" else "memory.usage_in_bytes"
+        self.fd_ceiling = 1 << 30  # descriptors from here on are the sampler's reserve
 
     def scan(self):
         """Walk the tree: (new groups, removed groups)."""
@@ -1749,8 +1763,13 @@ class CgroupTracker:
             path = self.root + ("" if rel == "/" else rel) + "/" + self.usage_file
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:
-                continue  # the v2 root has no memory.current; a group may just have vanished
+            except OSError as exc:
+                if exc.errno not in _NO_FDS:
+                    continue  # the v2 root has no memory.current; a group may have vanished
+                fd = -1
+            if fd >= self.fd_ceiling:  # keep the reserve: read this one by path
+                os.close(fd)
+                fd = -1
             group = Cgroup(self.next_id, rel, fd)
             self.next_id += 1
             self.groups[rel] = group
@@ -1762,10 +1781,21 @@ class CgroupTracker:
 
     def drop(self, group: Cgroup) -> None:
         self.groups.pop(group.path, None)
-        try:
-            os.close(group.fd)
-        except OSError:
-            pass
+        if group.fd >= 0:
+            try:
+                os.close(group.fd)
+            except OSError:
+                pass
+
+    def read_usage(self, group: Cgroup) -> bytes:
+        """memory.current (or v1 usage) from the held descriptor, else by path."""
+        if group.fd >= 0:
+            return os.pread(group.fd, 64, 0)
+        data = read_file(self.root + ("" if group.path == "/" else group.path) + "/"
+                         + self.usage_file, 64)
+        if data is None:
+            raise OSError(READ_ERRNO[0], "unreadable")
+        return data
 
     def read_counters(self, group: Cgroup):
         base = self.root + ("" if group.path == "/" else group.path) + "/"
@@ -2837,6 +2867,11 @@ class Sampler:
         self.fds = []  # their statm descriptors, in that order
         self._listed = []  # that listing (Procs and new names), to rebuild it from
         self.writer = LogWriter(cfg)
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self.fd_limit = soft if soft != resource.RLIM_INFINITY else 1 << 30
+        self.fd_ceiling = self.fd_limit - FD_RESERVE  # statm/cgroup descriptors stop below
+        self.unread = 0  # processes not read at the last tick for want of a descriptor
+        self.unread_said = 0  # ... as the last `unread` event said
         self.kmsg = KmsgReader("" if cfg.no_kmsg else cfg.kmsg, cfg.kmsg_backlog)
         self.oom = OomParser(self.page_kib)
         self.notifier = Notifier(cfg.journal)
@@ -2847,6 +2882,7 @@ class Sampler:
                 else find_memory_cgroup_root(self.proc)
             if root:
                 self.cgroups = CgroupTracker(root, hier, cfg.cgroup_depth, cfg.cgroup_max)
+                self.cgroups.fd_ceiling = self.fd_ceiling
             else:
                 self.cg_note = hier
         self.slab_path = "" if cfg.no_slab else self.proc + "/slabinfo"
@@ -2927,6 +2963,8 @@ class Sampler:
         except OSError:
             return None
         cmd, truncated = read_cmdline(base)
+        if cmd is None and READ_ERRNO[0] in _NO_FDS:
+            return None  # try again with a descriptor, rather than record no command line
         if cmd is not None:
             cmd, cut = fit_cmdline(cmd if self.cfg.no_redact else redact(cmd))
             truncated = truncated or cut
@@ -2939,16 +2977,25 @@ class Sampler:
         return f"{name} {start} {ppid} {uid} {_json(obj)}"
 
     def _open_statm(self, name: str) -> int:
+        """A held descriptor of the process's statm, or -1: read by path each tick. Held ones
+        stop below `fd_ceiling`, so FD_RESERVE descriptors stay for the log, the directory,
+        compression and the periodic reads (status, cmdline, slabinfo, cgroup counters)."""
         try:
-            return os.open(f"{self.proc}/{name}/statm", os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(f"{self.proc}/{name}/statm", os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
-            if exc.errno in (errno.EMFILE, errno.ENFILE):
-                return -1  # out of descriptors: read this one by path each tick
+            if exc.errno in _NO_FDS:
+                return -1
             raise
+        if fd >= self.fd_ceiling:
+            os.close(fd)
+            return -1
+        return fd
 
     def _read_statm_by_path(self, st: Proc):
         data = read_file(f"{self.proc}/{st.pid}/statm", 256)
         if not data:
+            if READ_ERRNO[0] in _NO_FDS:
+                raise BlockingIOError(READ_ERRNO[0], "no descriptor")  # not read, not gone
             raise ProcessLookupError(st.pid)
         return data
 
@@ -3032,16 +3079,21 @@ class Sampler:
                         out_p.append(f"p {ts} {st.pid} {rss} {int(fields[2]) << shift}\n")
                         if watch is not None:
                             watch.append(st)
+                self.unread = 0
                 return
             gone = []
+            unread = 0  # processes not read this tick for want of a descriptor
             for st in order:
                 try:
                     data = pread(st.fd, 256, 0)
                 except OSError:
-                    try:  # fd -1 (out of descriptors) reads by path; ESRCH: it has exited
+                    try:  # fd -1 (past the held ones) reads by path; ESRCH: it has exited
                         if st.fd >= 0:
                             raise
                         data = self._read_statm_by_path(st)
+                    except BlockingIOError:
+                        unread += 1
+                        continue
                     except OSError:
                         gone.append(st.pid)
                         continue
@@ -3055,6 +3107,7 @@ class Sampler:
                     out_p.append(f"p {ts} {st.pid} {rss} {int(fields[2]) << shift}\n")
                     if watch is not None:
                         watch.append(st)
+            self.unread = unread
             if gone:
                 self._drop(gone, ts, out_x)
                 self._set_order([st for st in order if procs.get(st.pid) is st])
@@ -3063,6 +3116,7 @@ class Sampler:
         gone = []
         new = []
         listed = []  # the listing's order: Procs, and the names of new ones
+        unread = 0  # processes not read this tick for want of a descriptor
         for name in names:
             st = procs.get(name)
             if st is None:
@@ -3074,10 +3128,13 @@ class Sampler:
             try:
                 data = pread(st.fd, 256, 0)
             except OSError:
-                try:  # fd -1 (out of descriptors) reads by path; ESRCH: it has exited
+                try:  # fd -1 (past the held ones) reads by path; ESRCH: it has exited
                     if st.fd >= 0:
                         raise
                     data = self._read_statm_by_path(st)
+                except BlockingIOError:
+                    unread += 1
+                    continue
                 except OSError:
                     gone.append(name)
                     continue
@@ -3108,6 +3165,7 @@ class Sampler:
                 if exc.errno not in (errno.ENOENT, errno.ESRCH):
                     self.must_list = True  # tried again at every tick, as before
                 continue
+            short = READ_ERRNO[1]
             try:
                 data = pread(fd, 256, 0) if fd >= 0 else read_file(
                     f"{self.proc}/{name}/statm", 256)
@@ -3115,6 +3173,8 @@ class Sampler:
             except OSError:
                 ident = None
             if not ident:
+                if READ_ERRNO[1] != short:
+                    unread += 1  # not a kernel thread, not gone: seen again next tick
                 if fd >= 0:
                     os.close(fd)
                 if ident is False:
@@ -3135,6 +3195,7 @@ class Sampler:
             out_p.append(f"p {ts} {name} {st.rss} {int(fields[2]) << shift}\n")
             if watch is not None:
                 watch.append(st)
+        self.unread = unread
         if new:
             self.order, self._listed = None, listed
         else:
@@ -3207,9 +3268,11 @@ class Sampler:
         lim = self.rss_delta_kib
         for group in list(tracker.groups.values()):
             try:
-                raw = os.pread(group.fd, 64, 0)
+                raw = os.pread(group.fd, 64, 0) if group.fd >= 0 else tracker.read_usage(group)
                 current = int(raw) // 1024
-            except (OSError, ValueError):
+            except (OSError, ValueError) as exc:
+                if getattr(exc, "errno", None) in _NO_FDS:
+                    continue  # not gone: no descriptor to read it with this tick
                 tracker.drop(group)
                 out.append(f"G {ts} {group.cgid}\n")
                 continue
@@ -3238,8 +3301,16 @@ class Sampler:
             return
         data = read_file(self.slab_path, 1 << 22, whole=True)
         if data is None:
+            err = READ_ERRNO[0]
+            if err in _NO_FDS:  # not a permission problem: try again at the next chance
+                self.events.append(("warn", {"msg": "/proc/slabinfo not read: out of file "
+                                             f"descriptors ({errno.errorcode[err]}, limit "
+                                             f"{self.fd_limit})"}))
+                return
             self.slab_path = ""
-            self.events.append(("warn", {"msg": "/proc/slabinfo unreadable (needs root): "
+            why = ("needs root" if err in (errno.EACCES, errno.EPERM)
+                   else errno.errorcode.get(err, str(err)))
+            self.events.append(("warn", {"msg": f"/proc/slabinfo unreadable ({why}): "
                                          "no slab cache breakdown"}))
             return
         caches = []
@@ -3307,6 +3378,10 @@ class Sampler:
         if self.triggers is not None:
             self.triggers.evaluate(self.procs, total, avail if low else None, mono, keyframe,
                                    self.events, self.notifier)
+        if self.unread != self.unread_said:  # when it starts, changes and ends (0)
+            self.unread_said = self.unread
+            self.events.append(("unread", {"procs": self.unread, "reason": "EMFILE",
+                                           "fd_limit": self.fd_limit}))
         do_status = snapshot or initial or mono - self.last_status >= cfg.status_every
         do_pss = snapshot or initial or mono - self.last_pss >= cfg.pss_every
         if do_status:
@@ -3338,7 +3413,14 @@ class Sampler:
         head += out_x
         if keyframe:
             ncg = len(self.cgroups.groups) if self.cgroups else 0
-            head.append(f"K {ts} {len(self.procs)} {ncg} {_json({'reason': reason})}\n")
+            kobj = {"reason": reason}
+            by_path = sum(1 for st in self.procs.values() if st.fd < 0)
+            if by_path:  # past the descriptor limit's share: read by path (slower, complete)
+                kobj["by_path"] = by_path
+                kobj["fd_limit"] = self.fd_limit
+            if self.unread:
+                kobj["unread"] = self.unread
+            head.append(f"K {ts} {len(self.procs)} {ncg} {_json(kobj)}\n")
             if new_segment:  # every identity again, so this segment stands alone
                 for name, st in self.procs.items():
                     if name not in self.announced:
