@@ -257,3 +257,41 @@ def test_redaction_never_fails_and_keeps_the_shape(argv):
     got = S.redact(argv)
     assert len(got) == len(argv) and all(isinstance(a, str) for a in got)
     assert S.redact(got) == S.redact(S.redact(got))  # settles: nothing left to find
+
+
+HOSTILE = [  # real processes: argv[0] is what `ps` shows, the interpreter just sleeps
+    ["mysql", "-u", "root", "-phunter2", "shop"],
+    ["sh", "-c", "cd /x && API_TOKEN=hunter2 ./deploy"],
+    ["curl", "-u", "bob:hunter2", "--header=Authorization: Bearer hunter2", "https://x/"],
+    ["java", "-Djavax.net.ssl.trustStorePassword=hunter2", "--dbPassword=hunter2"],
+    ["git", "clone", "https://bob:hun/ter@2hunter2@example.com/r.git"],
+    ["prog", "y" * (S.CMDLINE_MAX - 30), "https://bob:hunter2hunter2hunter2@host/x"],
+]
+
+
+@pytest.mark.live
+def test_real_processes_with_secrets_are_recorded_redacted(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import SAMPLER, log_text, records
+
+    procs = [subprocess.Popen([argv[0], "-c", "import time; time.sleep(60)", *argv[1:]],
+                              executable=sys.executable) for argv in HOSTILE]
+    try:
+        run = subprocess.run([sys.executable, "-I", "-S", str(SAMPLER), "--dir",
+                              str(tmp_path / "log"), "--duration", "0.5", "--quiet",
+                              "--no-kmsg"], capture_output=True, text=True, timeout=60)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert run.returncode == 0, run.stderr
+    text = log_text(tmp_path / "log")
+    assert "hunter2" not in text
+    cmds = {r.obj["cmd"][0]: r.obj for r in records(tmp_path / "log")
+            if r.type == "P" and r.obj.get("cmd") and int(r.fields[0]) in
+            {p.pid for p in procs}}
+    assert cmds["mysql"]["cmd"][-2:] == ["-p***", "shop"]
+    assert cmds["sh"]["cmd"][-1] == "cd /x && API_TOKEN=*** ./deploy"
+    assert cmds["prog"]["cmd_truncated"] is True  # cut, after the URL was redacted whole
