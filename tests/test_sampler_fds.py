@@ -12,11 +12,12 @@ import errno
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 
 import pytest
-from conftest import SAMPLER, log_text, records
+from conftest import SAMPLER, log_text, records, wait_for
 from test_sampler_unit import Clock, events, make, of
 
 from memtrail import reader
@@ -119,35 +120,53 @@ for pid in kids:
 """
 
 
+def _children(n: int) -> subprocess.Popen:
+    kids = subprocess.Popen([sys.executable, "-c", CHILDREN, str(n)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert kids.stdout.readline() == "ready\n"
+    return kids
+
+
 @pytest.mark.live
 def test_rlimit_nofile_64_with_2000_processes(tmp_path):
-    """Before: exit at start-up with EMFILE, keyframes of ~50 of ~2050 processes, a warning
-    that slabinfo needs root. Now: every process, read by path past the held share."""
-    kids = subprocess.Popen([sys.executable, "-c", CHILDREN, "2000"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    """Before: exit at start-up with EMFILE, keyframes of ~50 of ~2050 processes when they
+    appeared later, a warning that slabinfo needs root. Now: every process, read by path past
+    the held share, whether it was there at the start or came later."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+    logdir = tmp_path / "log"
+    groups = [_children(1000)]
+    sampler = None
     try:
-        assert kids.stdout.readline() == "ready\n"
+        sampler = subprocess.Popen([sys.executable, "-I", "-S", str(SAMPLER), "--dir",
+                                    str(logdir), "--interval", "0.5", "--keyframe", "1",
+                                    "--quiet", "--no-mlock"], preexec_fn=limit,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: logdir.is_dir() and "\nK " in log_text(logdir), timeout=60,
+                 what="the first keyframe")
+        groups.append(_children(1000))  # as many again, after the start
 
-        def limit():
-            resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-        logdir = tmp_path / "log"
-        run = subprocess.run([sys.executable, "-I", "-S", str(SAMPLER), "--dir", str(logdir),
-                              "--interval", "0.5", "--keyframe", "1", "--duration", "3",
-                              "--quiet", "--no-mlock"], preexec_fn=limit,
-                             capture_output=True, text=True, timeout=120)
+        def late_keyframe():
+            ks = [r for r in records(logdir) if r.type == "K"]
+            return ks and int(ks[-1].fields[0]) >= 2000
+        wait_for(late_keyframe, timeout=60, what="a keyframe with all 2000 processes")
     finally:
-        kids.stdin.close()
-        kids.wait(60)
-    assert run.returncode == 0, run.stderr
+        if sampler is not None:
+            sampler.send_signal(signal.SIGTERM)
+            rc = sampler.wait(60)
+            err = sampler.stderr.read()
+            sampler.stderr.close()
+        for kids in groups:
+            kids.stdin.close()
+            kids.wait(60)
+    assert rc == 0, err
     stats = reader.ReadStats()
     recs = records(logdir, stats)
     assert stats.problems == 0
-    keyframes = [r for r in recs if r.type == "K"]
-    assert len(keyframes) >= 2
-    for k in keyframes:
-        assert int(k.fields[0]) >= 2000  # every process, not the ~50 that had a descriptor
-        assert k.obj["by_path"] >= 2000 - 64 and k.obj["fd_limit"] == 64
-        assert "unread" not in k.obj
+    first, last = [r for r in recs if r.type == "K"][0], [r for r in recs if r.type == "K"][-1]
+    assert int(first.fields[0]) >= 1000 and first.obj["by_path"] >= 1000 - 64
+    assert int(last.fields[0]) >= 2000 and last.obj["by_path"] >= 2000 - 64
+    assert last.obj["fd_limit"] == 64 and "unread" not in last.obj
     text = log_text(logdir)
     assert "needs root" not in text and " unread " not in text
     if os.geteuid() == 0:
