@@ -46,6 +46,7 @@ REDACTED = [
      "curl '--header=Authorization: ***' https://x/"),
     ("curl -H 'PRIVATE-TOKEN: hunter2' https://gitlab/api", "curl -H 'PRIVATE-TOKEN: ***' https://gitlab/api"),
     ("curl -H X-Api-Key:hunter2 https://x/", "curl -H 'X-Api-Key: ***' https://x/"),
+    ("curl '-HAuthorization: Bearer hunter2' https://x/", "curl '-HAuthorization: ***' https://x/"),
     ("curl -b session=hunter2 --cookie=sid=hunter2 https://x/",
      "curl -b *** --cookie=*** https://x/"),
     ("curl -b cookies.txt -c jar.txt https://x/", "curl -b cookies.txt -c jar.txt https://x/"),

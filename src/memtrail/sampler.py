@@ -948,6 +948,10 @@ def _redact_value(arg: str, prog: str, depth: int) -> str:
     header = _header(arg)
     if header:
         return arg[:header] + ": ***"
+    if arg[:2] == "-H":  # curl -H"Authorization: x"
+        header = _header(arg[2:])
+        if header:
+            return arg[:2 + header] + ": ***"
     if "=" in arg:
         name, _eq, value = arg.partition("=")
         if value and _is_name(name):
@@ -967,9 +971,10 @@ def _redact_value(arg: str, prog: str, depth: int) -> str:
 
 
 def _split_script(text: str) -> list:
-    """Words of a shell script as [(start, end, word, quoted)], with None between commands
-    (`;`, `&`, `|`, `(`, `)`, newline). Quotes group a word and are removed from `word`;
-    `$'...'`, here-documents and the like are not understood (their words are still words)."""
+    """Words of a shell script as (start, end, word, its first character), with None between
+    commands (`;`, `&`, `|`, `(`, `)`, `<`, `>`, newline). Quotes group a word and are removed
+    from `word`; `$'...'`, here-documents and the like are not understood (their words are
+    still words, so the rules still see them)."""
     out = []
     i, n = 0, len(text)
     while i < n:
@@ -984,7 +989,6 @@ def _split_script(text: str) -> list:
             continue
         start = i
         word = []
-        quoted = False
         while i < n and text[i] not in " \t\r\v\f;&|()\n<>":
             c = text[i]
             if c in "\"'":
@@ -995,16 +999,14 @@ def _split_script(text: str) -> list:
                 if c == '"' and "\\" in inner:
                     inner = inner.replace('\\"', '"').replace("\\\\", "\\")
                 word.append(inner)
-                quoted = True
                 i = close + 1
             elif c == "\\" and i + 1 < n:
                 word.append(text[i + 1])
-                quoted = True
                 i += 2
             else:
                 word.append(c)
                 i += 1
-        out.append((start, min(i, n), "".join(word), quoted, text[start]))
+        out.append((start, min(i, n), "".join(word), text[start]))
     return out
 
 
@@ -1023,11 +1025,13 @@ def _redact_script(text: str, depth: int) -> str:
         if not command:
             continue
         fixed = _redact_args([w[2] for w in command], depth)
-        for (start, end, word, quoted, first), new in zip(command, fixed):
+        for (start, end, word, first), new in zip(command, fixed):
             if new == word:
                 continue
-            if quoted and not new.isprintable() or quoted and " " in new:
-                q = first if first in "\"'" else '"'
+            if not new.isprintable() or " " in new or "'" in new or '"' in new:
+                q = first if first in "\"'" else '"'  # one word again, as it was quoted
+                if q in new:
+                    q = "'" if q == '"' else '"'
                 new = q + new + q
             out += [text[done:start], new]
             done = end
