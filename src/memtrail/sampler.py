@@ -1167,6 +1167,7 @@ def read_file(path: str, size: int = 65536, whole: bool = False):
         if exc.errno in _NO_FDS:
             READ_ERRNO[1] += 1
         return None
+    READ_ERRNO[0] = 0  # a failure past the open (the process exited) is not a shortage
     try:
         return read_to_end(lambda n, _offset: os.read(fd, n), size, whole)
     finally:
