@@ -746,14 +746,18 @@ def _words(name: str) -> list:
 
 
 def _secret_name(name: str, prog: str = "") -> str:
-    """'' when the name does not mark a secret; 'key' when it is a key that may name a file;
-    'yes' otherwise."""
+    """'' when the name does not mark a secret, else how its value is one: 'key' (a key that
+    may name a file: a path stays), 'auth' (only `NAME=value`: `--auth` alone is often a
+    switch, as in `mongod --auth --port 1`), 'cookie' (a following `name=value` is data, a
+    following word a cookie file), 'yes'."""
     if not _suspect(name):
         return ""
     words = _words(name)
-    if not words or words[0] == "no":
+    if not words or words[0] in ("no", "ask", "prompt"):  # --no-password, --ask-vault-pass
         return ""
     last = words[-1]
+    if last in ("auth", "cookie"):
+        return last
     if last in _SECRET_WORDS or last.endswith(_SECRET_ENDINGS) or tuple(
             words[-2:]) in _SECRET_PAIRS:
         return "yes"
@@ -769,7 +773,8 @@ def _looks_like_path(value: str) -> bool:
 
 
 def _hide(kind: str, value: str) -> bool:
-    return kind == "yes" or (kind == "key" and not _looks_like_path(value))
+    """Is `value`, given with `NAME=` (or quoted, or as a header), a secret?"""
+    return bool(kind) and (kind != "key" or not _looks_like_path(value))
 
 
 def _is_name(text: str) -> bool:
@@ -932,7 +937,8 @@ def _header(arg: str) -> int:
     name = arg[:end].lower()
     if name in _HEADERS:
         return end
-    if _secret_name(name) == "yes" and ("-" in name or arg[colon + 1:colon + 2] == " "):
+    if _secret_name(name) in ("yes", "auth", "cookie") and (
+            "-" in name or arg[colon + 1:colon + 2] == " "):
         return end
     return 0
 
@@ -1055,7 +1061,7 @@ def _redact_args(argv: list, depth: int = 0) -> list:
     out = []
     prog = ""
     flags = {}
-    login = shell = script = False
+    login = shell = script = configuring = False
     hide = ""  # how the next argument is a secret: all, key, flag, userpass
     for arg in argv:
         if hide:
@@ -1068,7 +1074,7 @@ def _redact_args(argv: list, depth: int = 0) -> list:
             continue
         base = arg.rpartition("/")[2] if arg[:1] != "-" else ""
         if base in _PROGRAM_FLAGS or base in _SHELLS:  # `sudo mysql`, `docker exec c sh -c`
-            prog, flags, login = base, _PROGRAM_FLAGS.get(base, {}), False
+            prog, flags, login, configuring = base, _PROGRAM_FLAGS.get(base, {}), False, False
             shell = base in _SHELLS
             out.append(arg)
             continue
@@ -1084,6 +1090,8 @@ def _redact_args(argv: list, depth: int = 0) -> list:
                 script = arg == "--command"
         if arg == "login":
             login = True
+        elif prog in _CONFIG_PROGRAMS and arg in ("config", "configure", "set"):
+            configuring = True  # `git config NAME VALUE`, `aws configure set NAME VALUE`
         if prog in _WRAPPER_VALUES and arg[:1] != "-" and (
                 not out or out[-1] not in _WRAPPER_VALUES[prog]):
             prog, flags = "", {}  # the wrapped command starts here
@@ -1116,10 +1124,10 @@ def _redact_args(argv: list, depth: int = 0) -> list:
             continue
         fixed = _redact_value(arg, prog, depth)
         out.append(fixed)
-        if fixed is arg and (arg[:1] == "-" or prog in _CONFIG_PROGRAMS) and _is_name(arg):
+        if fixed is arg and (arg[:1] == "-" or configuring) and _is_name(arg):
             kind = _secret_name(arg, prog)
-            if kind:
-                hide = "all" if kind == "yes" else "key"
+            if kind and kind != "auth":
+                hide = "all" if kind == "yes" else kind
     return out
 
 
