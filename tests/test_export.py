@@ -17,7 +17,7 @@ import pytest
 import scenarios
 from conftest import ROOT, log_text
 
-from memtrail import export
+from memtrail import export, safetext
 
 HOSTILE = 'we"ird\\name\nline2'
 
@@ -245,7 +245,9 @@ def test_openmetrics_at_to_time_and_hostile_labels(tmp_path):
     fams = parse_openmetrics(text)
     samples = fams["memtrail_program_rss_bytes"]["samples"]
     progs = {dict(k[1])["program"]: v for k, v in samples.items()}
-    assert progs[HOSTILE.split("/")[-1]] == 100 * 1024 * 1024  # round-trips through escapes
+    # quote and backslash round-trip through the exposition's escapes; the newline is shown
+    # as the two characters \n (safetext.label): a label value is one line
+    assert progs[safetext.terminal(HOSTILE.split("/")[-1])] == 100 * 1024 * 1024
     # tick i is at T0 + 1 + i: at +4s the value set in step 3, not the last one
     assert progs["grow.py"] == (10 + 100 * 3) * 1024 * 1024
     assert {dict(k[1])["host"] for k in samples} == {'h"1'}

@@ -12,10 +12,10 @@ import argparse
 import sys
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple, TypeVar
-from xml.sax.saxutils import escape, quoteattr
 
 from memtrail.report import _t as _report_t
 from memtrail.report import load
+from memtrail.safetext import terminal, xml
 from memtrail.units import fmt_bytes, fmt_duration, parse_size, parse_size_or_pct
 
 
@@ -119,9 +119,9 @@ def junit(results: List[Tuple[dict, List[Outcome]]]) -> str:
             body = ""
             if not o.passed:
                 failures += 1
-                body = f"<failure message={quoteattr(o.text)}>{escape(o.text)}</failure>"
-            cases.append(f'  <testcase classname={quoteattr("memtrail." + rep["label"])} '
-                         f"name={quoteattr(o.name)}>{body}<system-out>{escape(o.text)}"
+                body = f'<failure message="{xml(o.text)}">{xml(o.text)}</failure>'
+            cases.append(f'  <testcase classname="{xml("memtrail." + rep["label"])}" '
+                         f'name="{xml(o.name)}">{body}<system-out>{xml(o.text)}'
                          f"</system-out></testcase>")
     return ('<?xml version="1.0" encoding="UTF-8"?>\n'
             f'<testsuite name="memtrail check" tests="{total}" failures="{failures}" '
@@ -200,7 +200,7 @@ def main(argv: List[str]) -> int:
                             args.max_program)
         results.append((rep, outcomes))
         failed = failed or any(not o.passed for o in outcomes)
-        print(verdict(rep, outcomes))
+        print(terminal(verdict(rep, outcomes)))
     if args.junit:
         try:
             with open(args.junit, "w", encoding="utf-8") as fh:

@@ -13,6 +13,7 @@ import sys
 from typing import Dict, List, Optional
 
 from memtrail.report import SCHEMA, iter_reports
+from memtrail.safetext import tree
 from memtrail.units import fmt_bytes
 
 
@@ -60,6 +61,7 @@ def _pct(row: dict) -> str:
 
 
 def render(d: dict, limit: int) -> str:
+    d = tree(d)  # every string from the logs terminal-safe
     a, b = d["a"], d["b"]
     out = [f"memtrail diff:  A = {a['label']}", f"                B = {b['label']}", ""]
 

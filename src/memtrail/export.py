@@ -31,6 +31,7 @@ from memtrail.model import Proc, Run, System, Tick, oom_victim, replay
 from memtrail.programs import program_name
 from memtrail.reader import LogError, ReadStats
 from memtrail.report import group_runs
+from memtrail.safetext import csv_cell, label
 from memtrail.timeparse import fmt_time, glue_time_values, iso
 from memtrail.top import state_at, times_in
 from memtrail.triggers import trigger
@@ -159,7 +160,7 @@ def write_csv(paths: Sequence[str], flt: Filter, out: IO[str], stats: ReadStats)
     n = 0
     for tick in _ticks(paths, stats):
         for row in rows.ticks(tick):
-            kind, t, host = row[0], row[1], row[2]
+            kind, t, host = row[0], row[1], csv_cell(row[2])
             when = iso(t)
             unix = f"{t:.3f}"
             if kind == "system":
@@ -175,15 +176,15 @@ def write_csv(paths: Sequence[str], flt: Filter, out: IO[str], stats: ReadStats)
                 for sname, attr in series:
                     value = getattr(proc, attr)
                     if value is not None:
-                        w.writerow((when, unix, host, sname, proc.pid, name, value))
+                        w.writerow((when, unix, host, sname, proc.pid, csv_cell(name), value))
                         n += 1
             elif kind == "exit":
-                w.writerow((when, unix, host, "exit", row[3].pid, row[4], 1))
+                w.writerow((when, unix, host, "exit", row[3].pid, csv_cell(row[4]), 1))
                 n += 1
             elif kind == "event" and row[3].kind == "oom_kill":
                 pid, program, rss = _kill_fields(row[3])
-                w.writerow((when, unix, host, "oom_kill", "" if pid is None else pid, program,
-                            "" if rss is None else rss))
+                w.writerow((when, unix, host, "oom_kill", "" if pid is None else pid,
+                            csv_cell(program), "" if rss is None else rss))
                 n += 1
             elif kind == "event" and row[3].kind == "trigger":
                 trig = trigger(t, row[3].data)
@@ -292,11 +293,6 @@ def collect_state(paths: Sequence[str], flt: Filter, stats: ReadStats,
     return states
 
 
-def om_escape(value: str) -> str:
-    """A label value for the exposition: backslash, double quote and newline escaped."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 def _om_value(v: float) -> str:
     if isinstance(v, int):
         return str(v)
@@ -318,7 +314,7 @@ class Exposition:
     def sample(self, name: str, labels: Dict[str, str], value: Optional[float]) -> None:
         if value is None:
             return
-        label_text = ",".join(f'{k}="{om_escape(str(v))}"' for k, v in labels.items())
+        label_text = ",".join(f'{k}="{label(v)}"' for k, v in labels.items())
         self.families[name][3].append(f"{name}{{{label_text}}} {_om_value(value)}")
 
     def text(self) -> str:

@@ -23,6 +23,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 from memtrail import __version__
 from memtrail.reader import LogError, is_segment_name
 from memtrail.report import analyze, group_runs, usable
+from memtrail.safetext import tree
 from memtrail.timeparse import iso
 from memtrail.units import fmt_bytes, fmt_duration
 
@@ -187,6 +188,7 @@ def _day(value: Optional[str]) -> str:
 
 
 def render_text(rows: List[dict], roll: dict) -> str:
+    rows, roll = tree(rows), tree(roll)  # every string from the logs terminal-safe
     out: List[str] = []
     w = out.append
     width = min(48, max([3] + [len(r["run"]) for r in rows]))

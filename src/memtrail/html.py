@@ -44,6 +44,7 @@ from memtrail.report import (
     render_text,
     usable,
 )
+from memtrail.safetext import terminal, xml
 from memtrail.svg import (
     Frame,
     axes,
@@ -181,9 +182,9 @@ class Charts:
             return
         victim = oom_victim(data)
         rss = victim.rss_bytes
-        detail = (f"OOM kill at {fmt_time(time)}: pid {victim.pid} {victim.program}"
+        detail = (f"OOM kill at {fmt_time(time)}: pid {victim.pid} {terminal(victim.program)}"
                   + (f", {fmt_bytes(rss)} resident" if rss is not None else "")
-                  + f"\ncommand: {victim.cmdline}")
+                  + f"\ncommand: {terminal(victim.cmdline)}")
         self.kills.append(Marker(time, victim.program, detail, victim.pid, rss))
 
 
@@ -472,7 +473,7 @@ def programs_chart(rid: str, charts: Charts, run: Run, top_n: int) -> str:
                  if b.n > 1 else fmt_time(snap.time),
                  f"used {fmt_bytes(snap.used)}"]
         for (_kind, label, _, _), v in zip(reversed(layers), reversed(vals)):
-            lines.append(f"{label} {fmt_bytes(v)}")
+            lines.append(f"{terminal(label)} {fmt_bytes(v)}")
         texts.append("\n".join(lines))
     body.append(_columns(frame, items, texts))
     body.append(_kill_lines(frame, charts.kills, len(charts.kills) <= 3, rid + "-prog"))
@@ -771,7 +772,7 @@ def run_section(index: int, count: int, rep: dict, charts: Charts, run: Run,
     parts.append(tag("p", {"class": "note"},
                      esc("The same text as `memtrail report`: gaps, growers (leak suspects), "
                          "memory no process explains, units, locked memory.")))
-    parts.append(tag("pre", {"class": "report"}, esc(render_text(rep))))
+    parts.append(tag("pre", {"class": "report"}, xml(render_text(rep), newlines=True)))
     return tag("section", {"class": "run", "id": rid}, *parts)
 
 

@@ -24,6 +24,8 @@ from memtrail import __version__, safetext
 from memtrail.model import Proc, Run, Tick, TrendTracker, oom_scope, oom_table, oom_victim, replay
 from memtrail.programs import program_name
 from memtrail.reader import LogError, ReadStats, check_paths, read_path
+from memtrail.safetext import markdown as md
+from memtrail.safetext import shorten, terminal, tree
 from memtrail.timeparse import iso
 from memtrail.triggers import MAX_LISTED, Trigger, describe, from_row, trigger
 from memtrail.units import fmt_bytes, fmt_duration
@@ -535,10 +537,9 @@ def usable(report: dict) -> Optional[str]:
 
 # -- text --------------------------------------------------------------------------------------
 def _cmd(cmd: Optional[List[str]], width: int = 0) -> str:
-    text = " ".join(cmd) if cmd else "?"
-    if width and len(text) > width:
-        text = text[: width - 3] + "..."
-    return text
+    """A command line on one line (terminal-safe), cut to `width`."""
+    text = terminal(" ".join(cmd)) if cmd else "?"
+    return shorten(text, width) if width else text
 
 
 def _t(value: Optional[str], missing: str = "-") -> str:
@@ -569,6 +570,7 @@ def _reading_line(r: dict) -> Optional[str]:
 
 
 def render_text(rep: dict) -> str:
+    rep = tree(rep)  # every string from the log terminal-safe, fields added later included
     out: List[str] = []
     w = out.append
     span = rep["span"]
@@ -783,17 +785,16 @@ def _trigger_lines(rep: dict, w) -> None:
         w(f"  {_t(row.get('time'))}  {describe(from_row(row), safetext.terminal)}")
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("`", "'")
-
-
 def render_markdown(rep: dict) -> str:
+    # Terminal-safe first (no newline can start a block), then each string from the log goes
+    # through md() (or markdown_code()) where it is placed.
+    rep = tree(rep)
     out: List[str] = []
     w = out.append
     span, peak, low, psi = rep["span"], rep["peak"], rep["lowest_available"], rep["psi"]
     kills = rep["oom_kills"]
     status = f"**{len(kills)} OOM kill(s)**" if kills else "no OOM kill"
-    w(f"### memtrail: {_md_escape(', '.join(rep['hosts']) or rep['label'])}")
+    w(f"### memtrail: {md(', '.join(rep['hosts']) or rep['label'])}")
     w("")
     w(f"- peak used **{fmt_bytes(peak['used_bytes'])}**"
       + (f" of {fmt_bytes(peak['total_bytes'])}" if peak["total_bytes"] else "")
@@ -805,7 +806,7 @@ def render_markdown(rep: dict) -> str:
         w(f"- PSI stall: some {psi['some_pct']:.2f}%, full {psi['full_pct']:.2f}%")
     reading = _reading_line(rep["reading"])
     if reading:
-        w(f"- reading problems: {_md_escape(reading)}")
+        w(f"- reading problems: {md(reading)}")
     if kills:
         w("")
         w("#### OOM kills")
@@ -813,7 +814,7 @@ def render_markdown(rep: dict) -> str:
         w("| time | pid | name | RSS | command | where |")
         w("| --- | --- | --- | ---: | --- | --- |")
         for k in kills:
-            w(f"| {_t(k['time'])} | {k['pid']} | {safetext.markdown(k['name'])} | "
+            w(f"| {_t(k['time'])} | {md(k['pid'])} | {safetext.markdown(k['name'])} | "
               f"{fmt_bytes(k['rss_bytes'])} | "
               f"{safetext.markdown_code(safetext.command(k['cmdline'], 100))} | "
               f"{safetext.markdown(oom_where(k))} |")
@@ -838,7 +839,7 @@ def render_markdown(rep: dict) -> str:
         w("| --- | ---: | ---: | ---: | ---: | --- |")
         for g in rep["programs"]:
             lg = g["largest"]
-            w(f"| {_md_escape(g['name'])} | {g['count']} | {fmt_bytes(g['rss_bytes'])} | "
+            w(f"| {md(g['name'])} | {g['count']} | {fmt_bytes(g['rss_bytes'])} | "
               f"{fmt_bytes(g['pss_bytes'])} | {fmt_bytes(g['swap_bytes'])} | "
               f"pid {lg['pid']} {fmt_bytes(lg['rss_bytes'])} |")
     if rep["growers"]:
@@ -848,7 +849,7 @@ def render_markdown(rep: dict) -> str:
         w("| program | pid | growth | rate/h | over |")
         w("| --- | ---: | ---: | ---: | --- |")
         for g in rep["growers"]:
-            w(f"| {_md_escape(g['name'])} | {g['pid']} | {fmt_bytes(g['growth_bytes'], True)}"
+            w(f"| {md(g['name'])} | {g['pid']} | {fmt_bytes(g['growth_bytes'], True)}"
               f" | {fmt_bytes(g['rate_bytes_per_hour'])} | {fmt_duration(g['duration_s'])} |")
     if rep.get("triggers_total"):
         w("")
@@ -859,7 +860,7 @@ def render_markdown(rep: dict) -> str:
     un = rep["unexplained"]
     if un and un["sentence"]:
         w("")
-        w(f"**Kernel memory:** {_md_escape(un['sentence'])}")
+        w(f"**Kernel memory:** {md(un['sentence'])}")
     return "\n".join(out) + "\n"
 
 

@@ -39,6 +39,7 @@ from memtrail.model import Proc, Run, Tick, replay
 from memtrail.programs import program_name, title_args
 from memtrail.reader import ReadStats
 from memtrail.report import Analysis, render_markdown, usable
+from memtrail.safetext import markdown, markdown_code, terminal
 from memtrail.sampler import redact
 from memtrail.timeparse import iso
 from memtrail.units import fmt_bytes, fmt_duration
@@ -94,7 +95,7 @@ def _run_parser() -> argparse.ArgumentParser:
 
 
 def _say(text: str) -> None:
-    print(f"memtrail: {text}", file=sys.stderr, flush=True)
+    print(f"memtrail: {terminal(text)}", file=sys.stderr, flush=True)
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -463,12 +464,12 @@ def _shorten(text: str, width: int) -> str:
 def summary_markdown(doc: dict) -> str:
     """The job summary: status line, OOM kills of the command, verdict, then the report."""
     cmd, rep = doc["command"], doc["report"]
-    out = [f"### memtrail run: `{_shorten(cmd['cmdline'], 100).replace('`', chr(39))}`", ""]
+    out = [f"### memtrail run: {markdown_code(_shorten(cmd['cmdline'], 100), table=False)}", ""]
     how = _killed_by(cmd) or f"exit status {cmd['exit_status']}"
     out.append(f"- command: {how} after {fmt_duration(cmd['duration_s'])}; memtrail exit "
                f"status {doc['exit_status']}")
     for kill in doc["oom"]:
-        out.append(f"- **{OOM_LEAD[kill['role']]}**: {oom_sentence(kill).replace('|', '/')}")
+        out.append(f"- **{OOM_LEAD[kill['role']]}**: {markdown(oom_sentence(kill))}")
     tree = cmd["tree"]
     if tree["peak_rss_bytes"] and tree["processes"]:
         out.append(f"- the command's processes peaked at **{fmt_bytes(tree['peak_rss_bytes'])}"
@@ -476,7 +477,7 @@ def summary_markdown(doc: dict) -> str:
     elif tree["peak_rss_bytes"]:
         out.append(f"- {tree_sentence(tree)}")
     if doc["gate"]["verdict"]:
-        out.append(f"- gate: {doc['gate']['verdict']}")
+        out.append(f"- gate: {markdown(doc['gate']['verdict'])}")
     out.append("")
     # The report's own heading level is ### as well; keep it as a section of this summary.
     out.append(render_markdown(rep).replace("### memtrail:", "#### host:", 1)

@@ -2,17 +2,19 @@
 
 The HTML report must open anywhere (a CI artifact, an air-gapped laptop), so charts are plain
 SVG written as text, no library. Everything that may come from a log goes through `esc()` (text)
-or `tag()` (attributes are always quoted and escaped): a command line is data, never markup.
+or `tag()` (attributes are always quoted and escaped), both `safetext.xml`: a command line is
+data, never markup, and its control or bidi characters show as escapes.
 
 Coordinates are rounded to 0.1 px: a week of data stays a few hundred KiB.
 """
 
 from __future__ import annotations
 
-import html
 import math
 from datetime import datetime, timezone
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from memtrail import safetext
 
 Point = Optional[Tuple[float, float]]
 AttrValue = Union[str, int, float, None]
@@ -23,8 +25,9 @@ _TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10
 
 
 def esc(text: object) -> str:
-    """Text (or an attribute value) from anywhere, safe inside HTML and SVG."""
-    return html.escape(str(text), quote=True)
+    """Text (or an attribute value) from anywhere, safe inside HTML and SVG (one line: a
+    newline shows as `\\n`)."""
+    return safetext.xml(text)
 
 
 def num(x: float) -> str:
@@ -56,7 +59,7 @@ def tag(name: str, attrs: Optional[Dict[str, AttrValue]] = None, *children: str,
 
 def title(text: str) -> str:
     """An SVG `<title>`: the tooltip every browser shows on hover, no script needed."""
-    return f"<title>{esc(text)}</title>"
+    return f"<title>{safetext.xml(text, newlines=True)}</title>"
 
 
 class Frame:

@@ -188,26 +188,26 @@ def main(argv: List[str]) -> int:
         print(f"memtrail top: no sample at or before {fmt_time(when)}", file=sys.stderr)
         return 2
     out = sys.stdout
-    out.write(f"memtrail top: {', '.join(run.hosts)} at {fmt_time(tick.time)} "
+    out.write(f"memtrail top: {terminal(', '.join(run.hosts))} at {fmt_time(tick.time)} "
               f"(+{fmt_duration(tick.time - start)} from the start)\n")
     if gap is not None:
         out.write(f"  note: the sampler was not looking at {fmt_time(when)} (gap "
-                  f"{fmt_time(gap.start)} -> {fmt_time(gap.end)}, {gap.reason}); "
+                  f"{fmt_time(gap.start)} -> {fmt_time(gap.end)}, {terminal(gap.reason)}); "
                   f"this is the last sample before it\n")
     elif end is not None and when > end:
         out.write(f"  note: {fmt_time(when)} is after the recording ends; last sample shown\n")
     out.write(f"  {_system_line(tick)}\n")
     for event in tick.events:
-        out.write(f"  event: {event.kind} {event.data}\n")
+        out.write(f"  event: {terminal(event.kind)} {terminal(event.data)}\n")
     if stats.problems:
-        out.write(f"  reading problems: {stats.summary()}\n")
+        out.write(f"  reading problems: {terminal(stats.summary())}\n")
     out.write("\n")
     procs.sort(key=lambda p: -p.rss)
     limit = args.limit if args.limit > 0 else None
     if args.by == "program":
         groups: dict = {}
         for p in procs:
-            name = program_name(p.cmd, p.comm)
+            name = terminal(program_name(p.cmd, p.comm))
             g = groups.setdefault(name, [name, 0, 0, p])
             g[1] += 1
             g[2] += p.rss
