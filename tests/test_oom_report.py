@@ -9,7 +9,7 @@ import json
 import scenarios
 from scenarios import GiB, Host
 
-from memtrail import html, report
+from memtrail import html, report, safetext
 from memtrail.model import oom_scope, oom_table
 
 JOB = "/ci/job-7"
@@ -104,7 +104,7 @@ def test_a_host_wide_kill_keeps_the_host_table_and_says_so(tmp_path, capsys):
 
 def test_markdown_lists_the_cgroups_processes(tmp_path, capsys):
     md = rep_of(capsys, memcg_kill(str(tmp_path / "log")), "--markdown")
-    assert "memory cgroup /ci/job\\-7 reached its limit" in md
+    assert safetext.markdown("memory cgroup /ci/job-7 reached its limit") in md
     table = md[md.index("at the kill"):md.index("#### Top programs")]
     assert "make ci" in table and "service.jar" not in table
 
