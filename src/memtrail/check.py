@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple, TypeVar
 
+from memtrail import output
 from memtrail.report import _t as _report_t
 from memtrail.report import load
 from memtrail.safetext import terminal, xml
@@ -203,9 +204,9 @@ def main(argv: List[str]) -> int:
         print(terminal(verdict(rep, outcomes)))
     if args.junit:
         try:
-            with open(args.junit, "w", encoding="utf-8") as fh:
-                fh.write(junit(results))
+            output.write_text(args.junit, junit(results))
         except OSError as exc:
-            print(f"memtrail check: cannot write {args.junit}: {exc.strerror}", file=sys.stderr)
+            print(f"memtrail check: cannot write {args.junit}: {exc.strerror or exc}",
+                  file=sys.stderr)
             return 2
     return 1 if failed else 0

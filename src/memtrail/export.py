@@ -19,6 +19,7 @@ documents every column, series and metric.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import heapq
 import math
@@ -26,7 +27,7 @@ import os
 import sys
 from typing import IO, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
-from memtrail import safetext
+from memtrail import output, safetext
 from memtrail.model import Proc, Run, System, Tick, oom_victim, replay
 from memtrail.programs import program_name
 from memtrail.reader import LogError, ReadStats
@@ -535,35 +536,21 @@ def main(argv: List[str]) -> int:
     flt = Filter(t_from, t_to, set(args.program) if args.program else None,
                  system=not args.no_system, processes=not args.no_processes)
     stats = ReadStats()
-    tmp = None
     try:
-        if args.output == "-":
-            out = sys.stdout
-        else:
-            tmp = args.output + ".tmp"
-            out = open(tmp, "w", encoding="utf-8", newline="")
-        try:
+        with (contextlib.nullcontext(sys.stdout) if args.output == "-"
+              else output.atomic_open(args.output, newline="")) as out:
             if args.format == "openmetrics":
                 write_openmetrics(args.paths, flt, out, stats, args.top)
             elif args.format == "jsonl":
                 write_jsonl(args.paths, flt, out, stats, labels)
             else:
                 write_csv(args.paths, flt, out, stats)
-        finally:
-            if tmp is not None:
-                out.close()
-        if tmp is not None:
-            os.replace(tmp, args.output)
-            tmp = None
     except OSError as exc:
-        print(f"{prog}: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
+        print(f"{prog}: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except LogError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
     if stats.problems:
         print(f"{prog}: reading problems: {stats.summary()}", file=sys.stderr)
     missing = flt.unmatched()

@@ -23,12 +23,11 @@ import argparse
 import base64
 import hashlib
 import heapq
-import os
 import sys
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from memtrail import __version__, safetext
+from memtrail import __version__, output, safetext
 from memtrail.downsample import Bucket, Buckets
 from memtrail.model import Run, Tick, oom_victim, replay
 from memtrail.reader import LogError, ReadStats, check_paths
@@ -42,6 +41,7 @@ from memtrail.report import (
     oom_table_title,
     oom_where,
     render_text,
+    unread_files,
     usable,
 )
 from memtrail.safetext import terminal, xml
@@ -704,7 +704,9 @@ def headline(rep: dict, charts: Charts) -> str:
          f"{fmt_duration(span['duration_s'])}, {span['ticks']} samples"
          + (f" every {interval:g} s" if interval else "")
          + (f"; NOT RECORDING for {fmt_duration(span['gap_seconds'])} "
-            f"({len(span['gaps'])} gap(s))" if span["gaps"] else "; no gaps")),
+            f"({len(span['gaps'])} gap(s))" if span["gaps"] else
+            f"; {unread_files(rep)} file(s) unreadable: coverage unknown" if unread_files(rep)
+            else "; no gaps")),
         ("Peak used", fmt_bytes(peak["used_bytes"])
          + (f" of {fmt_bytes(total)}" if total else ""), f"at {_t(peak['time'])}"),
         ("Lowest available", fmt_bytes(low["bytes"]), f"at {_t(low['time'])}"),
@@ -968,13 +970,10 @@ def main(argv: List[str]) -> int:
     if args.output == "-":
         sys.stdout.write(text)
     else:
-        tmp = args.output + ".tmp"
         try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, args.output)
+            output.write_text(args.output, text)
         except OSError as exc:
-            print(f"memtrail html: cannot write {args.output}: {exc.strerror}",
+            print(f"memtrail html: cannot write {args.output}: {exc.strerror or exc}",
                   file=sys.stderr)
             return 2
     return 2 if errors else 0

@@ -4,19 +4,32 @@ A reader is what people run a week after an incident, on a log that may have bee
 SIGKILL, a full disk or a half-finished upload. So it never raises on content: a torn last line,
 an unparseable line, a truncated gzip member or a foreign file is counted in `ReadStats` and
 skipped, and the caller reports the counts. Memory stays flat: files are read line by line.
+
+Logs also travel as CI artifacts, so a log directory may be hostile. `open_segment` is the only
+way any command opens a segment: it opens without blocking and reads only regular files (a FIFO,
+a device, a directory or a symlink to one with a segment's name is skipped with its reason, so
+nothing hangs and /dev/zero is never read), and the `SegmentFile` it returns reads a line at most
+MAX_LINE bytes at a time (a longer line is counted and skipped as it streams, never buffered),
+stops a compressed file that inflates beyond MAX_RATIO times its size (a gzip bomb), and turns a
+corrupt gzip's `zlib.error` into an OSError every caller already catches.
 """
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import os
 import re
+import stat
 import zlib
 from dataclasses import dataclass, field
 from typing import IO, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 FORMAT_MAJOR = 1
+MAX_LINE = 1 << 20  # the longest line read (the sampler's longest is a few KiB)
+MAX_RATIO = 200  # a gzip segment inflating more than this many times its size is refused ...
+RATIO_FROM = 2 << 20  # ... once this much came out (real segments inflate 4-20x)
 SEGMENT_RE = re.compile(r"^memtrail-\d{8}T\d{6}Z-\d{3}\.log(\.gz)?$")
 
 # The v1 positional fields after `time`, used when a header lacks a name (docs/format.md).
@@ -52,6 +65,7 @@ class ReadStats:
     files: int = 0
     lines: int = 0
     torn: int = 0  # final lines without a newline (a crash or full disk mid-write)
+    long: int = 0  # lines longer than MAX_LINE, skipped unread
     bad: int = 0  # lines that did not parse
     unknown: int = 0  # record types this reader does not know (newer writer): skipped
     skipped_files: List[str] = field(default_factory=list)  # "path: reason"
@@ -59,7 +73,13 @@ class ReadStats:
 
     @property
     def problems(self) -> int:
-        return self.torn + self.bad + len(self.skipped_files) + len(self.truncated_files)
+        return self.torn + self.bad + self.long + len(self.skipped_files) \
+            + len(self.truncated_files)
+
+    @property
+    def unread_files(self) -> int:
+        """Files that could not be read whole: what they covered is unknown."""
+        return len(self.skipped_files) + len(self.truncated_files)
 
     def summary(self) -> str:
         parts = [f"{self.files} file(s), {self.lines} line(s)"]
@@ -67,6 +87,8 @@ class ReadStats:
             parts.append(f"{self.torn} torn line(s) skipped")
         if self.bad:
             parts.append(f"{self.bad} unparseable line(s) skipped")
+        if self.long:
+            parts.append(f"{self.long} line(s) over {MAX_LINE >> 20} MiB skipped")
         if self.skipped_files:
             parts.append(f"{len(self.skipped_files)} file(s) skipped")
         if self.truncated_files:
@@ -160,13 +182,117 @@ def segments(path: str) -> List[str]:
     raise LogError(f"{path}: no such file or directory")
 
 
-def open_segment(path: str) -> IO[bytes]:
-    """A segment's bytes, gunzipped when the file is gzip (by its magic, not its name)."""
-    with open(path, "rb") as probe:
-        magic = probe.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rb")
-    return open(path, "rb")
+class SegmentError(OSError):
+    """A segment that is not read (not a regular file, a gzip bomb, corrupt data): `strerror`
+    says why in a few words, for `ReadStats` and one-line errors."""
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+class SegmentFile:
+    """A segment's (gunzipped) bytes with bounded reads: see the module docstring.
+
+    `readline()` and iteration give complete or final lines of at most MAX_LINE bytes; a
+    longer line is skipped and counted in `long` (and in the `stats` given to open_segment).
+    """
+
+    def __init__(self, raw: IO[bytes], path: str, stats: Optional[ReadStats]) -> None:
+        self.raw = raw
+        self.path = path
+        self.stats = stats
+        self.long = 0
+        self.out = 0  # bytes given out (inflated, for a gzip)
+        self.compressed = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        self.fh: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if self.compressed else raw
+
+    def _guard(self, n: int) -> None:
+        self.out += n
+        if self.compressed and self.out > RATIO_FROM \
+                and self.out > MAX_RATIO * max(self.raw.tell(), 1):
+            raise SegmentError(errno.EFBIG, f"inflates over {MAX_RATIO}x its size "
+                                            "(a gzip bomb, not a log): not read further")
+
+    def read(self, size: int = -1) -> bytes:
+        """Bytes as they come (for followers that split lines themselves); `size` bounds it."""
+        try:
+            data = self.fh.read(size if size >= 0 else MAX_LINE)
+        except zlib.error as exc:
+            raise SegmentError(errno.EIO, f"corrupt compressed data ({exc})") from None
+        self._guard(len(data))
+        return data
+
+    def readline(self) -> bytes:
+        try:
+            while True:
+                line = self.fh.readline(MAX_LINE)
+                self._guard(len(line))
+                if len(line) < MAX_LINE or line.endswith(b"\n"):
+                    return line
+                # Longer than MAX_LINE: skip the rest of it as it streams, keep nothing.
+                while line and not line.endswith(b"\n"):
+                    line = self.fh.readline(MAX_LINE)
+                    self._guard(len(line))
+                self.long += 1
+                if self.stats is not None:
+                    self.stats.long += 1
+                    self.stats.lines += 1
+                if not line:
+                    return b""
+        except zlib.error as exc:
+            raise SegmentError(errno.EIO, f"corrupt compressed data ({exc})") from None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.fh.seek(offset, whence)
+
+    def close(self) -> None:
+        try:
+            self.fh.close()
+        finally:
+            self.raw.close()
+
+    def __enter__(self) -> SegmentFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_segment(path: str, stats: Optional[ReadStats] = None) -> SegmentFile:
+    """A segment's bytes, gunzipped when the file is gzip (by its magic, not its name).
+
+    Opened with O_NONBLOCK and checked with fstat before anything is read: only a regular file
+    is read; anything else raises SegmentError saying what it is (a FIFO would block forever,
+    /dev/zero never ends)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) \
+        | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+            raise SegmentError(errno.EINVAL, f"{kind}, not a regular file: not read")
+        raw = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        return SegmentFile(raw, path, stats)
+    except BaseException:
+        raw.close()
+        raise
 
 
 def _split(line: str) -> Tuple[str, float, List[str], Optional[dict]]:
@@ -174,7 +300,10 @@ def _split(line: str) -> Tuple[str, float, List[str], Optional[dict]]:
     brace = line.find(" {")
     if brace >= 0:
         head, tail = line[:brace], line[brace + 1:]
-        obj = json.loads(tail)
+        try:
+            obj = json.loads(tail)
+        except RecursionError:  # `[[[[...` nested a million deep
+            raise ValueError("trailing JSON nested too deep") from None
         if not isinstance(obj, dict):
             raise ValueError("trailing JSON is not an object")
     else:
@@ -193,7 +322,7 @@ KNOWN_TYPES = frozenset("sKPpXdDCcGbEZ")
 
 def _records_of(path: str, stats: ReadStats) -> Iterator[Record]:
     try:
-        fh = open_segment(path)
+        fh = open_segment(path, stats)
     except OSError as exc:
         stats.skipped_files.append(f"{path}: {exc.strerror or exc}")
         return
@@ -203,7 +332,10 @@ def _records_of(path: str, stats: ReadStats) -> Iterator[Record]:
         while True:
             try:
                 raw = fh.readline()
-            except (EOFError, OSError, zlib.error) as exc:  # truncated or corrupt gzip
+            except SegmentError as exc:  # corrupt gzip data, a gzip bomb
+                stats.skipped_files.append(f"{path}: {exc.strerror}")
+                return
+            except (EOFError, OSError) as exc:  # a truncated gzip
                 stats.truncated_files.append(f"{path}: {exc}")
                 return
             if not raw:

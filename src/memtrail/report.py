@@ -436,7 +436,8 @@ class Analysis:
             },
             "reading": {
                 "files": stats.files, "lines": stats.lines, "torn_lines": stats.torn,
-                "bad_lines": stats.bad, "unknown_records": stats.unknown,
+                "bad_lines": stats.bad, "long_lines": stats.long,
+                "unknown_records": stats.unknown,
                 "skipped_files": stats.skipped_files,
                 "truncated_files": stats.truncated_files,
                 "orphan_records": run.orphan_records,
@@ -542,6 +543,12 @@ def _cmd(cmd: Optional[List[str]], width: int = 0) -> str:
     return shorten(text, width) if width else text
 
 
+def unread_files(rep: dict) -> int:
+    """Segments skipped or cut short: while they are unread, "no gaps" cannot be claimed."""
+    r = rep["reading"]
+    return len(r["skipped_files"]) + len(r["truncated_files"])
+
+
 def _t(value: Optional[str], missing: str = "-") -> str:
     """ISO from the JSON back to the short human form."""
     if not value:
@@ -555,6 +562,8 @@ def _reading_line(r: dict) -> Optional[str]:
         parts.append(f"{r['torn_lines']} torn line(s) skipped (writer cut short)")
     if r["bad_lines"]:
         parts.append(f"{r['bad_lines']} unparseable line(s) skipped")
+    if r.get("long_lines"):
+        parts.append(f"{r['long_lines']} over-long line(s) skipped unread")
     if r.get("bad_times"):
         parts.append(f"{r['bad_times']} record(s) with an impossible time or value skipped")
     if r["unknown_records"]:
@@ -590,7 +599,10 @@ def render_text(rep: dict) -> str:
             w(f"    {_t(g['start'])} -> {_t(g['end'])}  {fmt_duration(g['seconds'])}  "
               f"({g['reason']})")
     else:
-        w("  no gaps: the sampler was looking the whole time")
+        unread = unread_files(rep)
+        w("  no gaps: the sampler was looking the whole time" if not unread else
+          f"  no gaps in what could be read, but {unread} file(s) could not be read whole "
+          f"(see reading problems): what the sampler saw then is unknown")
     if span["overruns"]:
         w(f"  {span['overruns']} sampler overrun(s), worst {span['worst_overrun_ms']:.0f} ms")
     if span["clean_end"]:
@@ -801,7 +813,9 @@ def render_markdown(rep: dict) -> str:
       + f" at {_t(peak['time'])}; lowest available {fmt_bytes(low['bytes'])}; {status}")
     w(f"- span {_t(span['start'])} -> {_t(span['end'])} ({fmt_duration(span['duration_s'])}, "
       f"{span['ticks']} ticks); gaps: {len(span['gaps'])}"
-      + (f" ({fmt_duration(span['gap_seconds'])} not recording)" if span["gaps"] else ""))
+      + (f" ({fmt_duration(span['gap_seconds'])} not recording)" if span["gaps"] else "")
+      + (f"; **{unread_files(rep)} file(s) unreadable: coverage unknown**"
+         if unread_files(rep) else ""))
     if psi["some_pct"] is not None:
         w(f"- PSI stall: some {psi['some_pct']:.2f}%, full {psi['full_pct']:.2f}%")
     reading = _reading_line(rep["reading"])

@@ -33,7 +33,7 @@ import sys
 import time
 from typing import Dict, List, Optional, Set, Tuple
 
-from memtrail import daemon
+from memtrail import daemon, output
 from memtrail.check import Parser, add_gate_arguments, evaluate, verdict
 from memtrail.model import Proc, Run, Tick, replay
 from memtrail.programs import program_name, title_args
@@ -486,11 +486,15 @@ def summary_markdown(doc: dict) -> str:
 
 
 def _write(path: str, text: str, mode: str = "w") -> Optional[str]:
+    """Our own files are replaced whole (output.py); the CI's step summary is appended to."""
     try:
-        with open(path, mode, encoding="utf-8") as fh:
-            fh.write(text)
+        if mode == "w":
+            output.write_text(path, text)
+        else:
+            with open(path, mode, encoding="utf-8") as fh:
+                fh.write(text)
     except OSError as exc:
-        return f"cannot write {path}: {exc.strerror}"
+        return f"cannot write {path}: {exc.strerror or exc}"
     return None
 
 

@@ -18,7 +18,6 @@ before the segment: `d`/`D` figures last written in an earlier segment, and the 
 
 from __future__ import annotations
 
-import zlib
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 from memtrail.model import Replayer, Run, Tick
@@ -27,6 +26,7 @@ from memtrail.reader import (
     ReadStats,
     Record,
     Segment,
+    SegmentError,
     open_segment,
     parse_line,
     segments,
@@ -82,7 +82,7 @@ def _tick_time(raw: bytes) -> Optional[float]:
 def _lines(path: str, stats: ReadStats) -> Iterator[bytes]:
     """Complete lines of one segment; counts a torn tail or a cut gzip like the reader."""
     try:
-        fh = open_segment(path)
+        fh = open_segment(path, stats)
     except OSError as exc:
         stats.skipped_files.append(f"{path}: {exc.strerror or exc}")
         return
@@ -91,7 +91,10 @@ def _lines(path: str, stats: ReadStats) -> Iterator[bytes]:
         while True:
             try:
                 raw = fh.readline()
-            except (EOFError, OSError, zlib.error) as exc:  # a truncated or corrupt gzip
+            except SegmentError as exc:  # corrupt gzip data, a gzip bomb
+                stats.skipped_files.append(f"{path}: {exc.strerror}")
+                return
+            except (EOFError, OSError) as exc:  # a truncated gzip
                 stats.truncated_files.append(f"{path}: {exc}")
                 return
             if not raw:
@@ -238,7 +241,7 @@ def keyframes(path: str) -> List[Tuple[float, int]]:
                     out.append(tick)
                     tick = None
                 offset += len(raw)
-    except (OSError, EOFError, zlib.error):  # a cut file: the keyframes before the cut
+    except (OSError, EOFError):  # a cut or corrupt file: the keyframes before the cut
         pass
     return out
 

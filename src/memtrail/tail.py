@@ -11,7 +11,6 @@ the new one is followed. Colour only on a terminal, and never with `NO_COLOR` se
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
 import sys
 import time
@@ -137,38 +136,51 @@ class Follower:
         self.stats = stats
         self.segment: Optional[Segment] = None
         self.buf = b""
-        self.fh: Optional[IO[bytes]] = None
+        self.skipping = False  # inside a line longer than reader.MAX_LINE: dropped as it comes
+        self.fh: Optional[reader.SegmentFile] = None
         self._open(path)
 
     def _open(self, path: str) -> None:
         self.segment = None
         self.buf = b""
-        try:
-            raw = open(path, "rb")
+        self.skipping = False
+        try:  # never blocks, reads regular files only (a FIFO or /dev/zero: SegmentError)
+            fh = reader.open_segment(path, self.stats)
         except FileNotFoundError:
             if path.endswith(".gz"):
                 raise
             path += ".gz"  # compressed and removed between listing and opening
-            raw = open(path, "rb")
+            fh = reader.open_segment(path, self.stats)
         self.path = path
-        gz = raw.read(2) == b"\x1f\x8b"
-        raw.seek(0)
-        self.fh = gzip.open(raw, "rb") if gz else raw
+        self.fh = fh
         self.stats.files += 1
 
     def records(self) -> Iterator[Record]:
         """Every record available now (complete lines only)."""
-        assert self.fh is not None
-        while True:
+        while self.fh is not None:
             try:
                 data = self.fh.read(1 << 16)
-            except (EOFError, OSError) as exc:  # a truncated .gz
-                self.stats.truncated_files.append(f"{self.path}: {exc}")
-                data = b""
+            except (EOFError, OSError) as exc:  # a truncated or corrupt .gz, a gzip bomb
+                if isinstance(exc, reader.SegmentError):
+                    self.stats.skipped_files.append(f"{self.path}: {exc.strerror}")
+                else:
+                    self.stats.truncated_files.append(f"{self.path}: {exc}")
+                self.fh.close()
+                self.fh = None  # said once; the next segment may still come
+                return
             if not data:
                 return
             self.buf += data
             *lines, self.buf = self.buf.split(b"\n")
+            if self.skipping and lines:  # the end of an over-long line: drop it
+                lines.pop(0)
+                self.skipping = False
+            if len(self.buf) > reader.MAX_LINE:  # a line too long to be a record: never kept
+                self.stats.long += 1
+                self.stats.lines += 1
+                self.buf, self.skipping = b"", True
+            elif self.skipping:
+                self.buf = b""
             for raw in lines:
                 rec = reader.parse_line(raw + b"\n", self.path, self.segment, self.stats)
                 if rec is not None:
@@ -198,9 +210,6 @@ class Follower:
     def switch(self, path: str) -> None:
         if self.fh is not None:
             self.fh.close()
-            raw = getattr(self.fh, "fileobj", None)  # gzip.GzipFile does not close it
-            if raw is not None:
-                raw.close()
         if self.buf:
             self.stats.torn += 1  # the old segment ended mid-line
         self._open(path)

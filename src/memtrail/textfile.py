@@ -32,13 +32,12 @@ and the shipped "recorder stale" alert fires, as it does when the sampler stops.
 from __future__ import annotations
 
 import heapq
-import os
 import signal
 import sys
 import time
 from typing import IO, Dict, List, Optional, Tuple
 
-from memtrail import reader, safetext
+from memtrail import output, reader, safetext
 from memtrail.model import Proc, Replayer, Tick, oom_victim
 from memtrail.programs import program_name
 from memtrail.reader import LogError, ReadStats
@@ -267,28 +266,7 @@ class LiveState:
 def write_atomic(path: str, text: str) -> None:
     """Write `path` whole: a temporary name the collector ignores, fsync, rename, fsync the
     directory (so a crash never leaves an empty or half file under the real name)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, "." + os.path.basename(path) + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.fchmod(fd, 0o644)  # the collector runs as another user
-        data = text.encode("utf-8")
-        while data:
-            data = data[os.write(fd, data):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    try:
-        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
+    output.write_text(path, text, 0o644)  # the collector runs as another user
 
 
 def first_segment_of_run(logdir: str) -> str:

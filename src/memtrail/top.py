@@ -9,7 +9,6 @@ is quick.
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
 import sys
 from typing import List, Optional, Sequence, Tuple
@@ -43,14 +42,14 @@ def _last_time(path: str) -> Optional[float]:
     last = None
     try:
         with open_segment(path) as fh:
-            if isinstance(fh, gzip.GzipFile):  # no seeking to the end of a stream
+            if fh.compressed:  # no seeking to the end of a stream
                 for line in fh:
                     if line.endswith(b"\n"):
                         last = line
             else:
                 size = fh.seek(0, os.SEEK_END)
                 fh.seek(max(0, size - 65536))
-                lines = fh.read().split(b"\n")[:-1]  # drop a torn tail
+                lines = fh.read(65536).split(b"\n")[:-1]  # drop a torn tail
                 last = lines[-1] if lines else None
     except (OSError, EOFError, ValueError):
         return None
