@@ -181,3 +181,4 @@ def test_parse_line_for_line_at_a_time_readers():
     assert rec.int("rss") == 2048
     assert reader.parse_line(b"p nonsense\n", "x", head.segment, stats) is None
     assert stats.bad == 1
+

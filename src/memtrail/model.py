@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
+from memtrail import progress
 from memtrail.programs import program_name, title_args
 from memtrail.reader import ReadStats, Record, Segment, read
 
@@ -55,6 +56,9 @@ _KIB_FIELDS = frozenset(
     "hugepage_size".split()
 )
 
+
+# `s` field names whose System attribute is named differently
+_SYSTEM_ATTR = {"mem_total": "total", "mem_available": "available", "mem_free": "free"}
 
 _DETAIL_FIELDS = {
     "d": ("rss_anon", "rss_file", "rss_shmem", "swap", "locked"),
@@ -408,7 +412,7 @@ class Replayer:
         self._seg_closed = True
         self._pending_gap: Optional[Gap] = None
         self._psi_prev: Optional[Tuple[Optional[int], Optional[int]]] = None
-        self._sys_idx: List[Tuple[str, int]] = []
+        self._sys_plan: List[Tuple[str, int, int]] = []
         self._p_idx = (0, 1)
         self._detail_idx: Dict[str, List[Tuple[str, int]]] = {}
 
@@ -521,8 +525,10 @@ class Replayer:
             for proc in list(self.procs.values()):
                 self._remove(proc, rec.time)
             self._boot = boot
-        self._sys_idx = [(name, i) for name in _SYSTEM_FIELDS
-                         for i in (seg.index("s", name),) if i is not None]
+        # (System attribute, position in the `s` record, bytes per unit): one pass per tick
+        self._sys_plan = [(_SYSTEM_ATTR.get(name, name), i, KIB if name in _KIB_FIELDS else 1)
+                          for name in _SYSTEM_FIELDS
+                          for i in (seg.index("s", name),) if i is not None]
         self._p_idx = (seg.index("p", "rss") or 1, seg.index("p", "shared") or 2)
         self._detail_idx = {
             rtype: [(name, i) for name in names for i in (seg.index(rtype, name),)
@@ -609,32 +615,20 @@ class Replayer:
         system = System(rec.time)
         fields = rec.fields
         n = len(fields)
-        hp_total = None
-        for name, i in self._sys_idx:
-            if i >= n:
-                continue
-            raw = fields[i]
-            if raw == "-":
-                continue
-            try:
-                value = int(raw)
-            except ValueError:
-                continue
-            if name in _KIB_FIELDS:
-                value *= KIB
-            if name == "mem_total":
-                system.total = value
-            elif name == "mem_available":
-                system.available = value
-            elif name == "mem_free":
-                system.free = value
-            elif name == "hugepages_total":
-                hp_total = value
-            elif name == "hugepage_size":
-                if hp_total is not None:
-                    system.hugetlb = hp_total * value
-            else:
-                setattr(system, name, value)
+        values = {}
+        for attr, i, scale in self._sys_plan:
+            if i < n:
+                raw = fields[i]
+                if raw != "-":
+                    try:
+                        values[attr] = int(raw) * scale
+                    except ValueError:
+                        continue
+        hp_total = values.pop("hugepages_total", None)
+        hp_size = values.pop("hugepage_size", None)
+        if hp_total is not None and hp_size is not None:
+            values["hugetlb"] = hp_total * hp_size
+        system.__dict__.update(values)
         return system
 
     # -- processes -----------------------------------------------------------------------
@@ -833,7 +827,8 @@ def replay(paths: Sequence[str] | str, stats: Optional[ReadStats] = None,
     stats = stats if stats is not None else ReadStats()
     run = run if run is not None else Run()
     run.paths.extend(paths)
-    return replay_records(read(paths, stats), run)
+    # on a terminal, a long replay (a week of log) shows how far it is (progress.py)
+    return progress.ticks(replay_records(read(paths, stats), run), paths)
 
 
 class TrendTracker:
