@@ -255,7 +255,7 @@ def test_sampler_under_systemd(box) -> None:
     assert box.show("memtrail", "StatusText").startswith("tick 0.2s,")
     assert box.show("memtrail", "WatchdogUSec") == "3s"
     assert box.show("memtrail", "OOMScoreAdjust") == "-999"
-    assert box.show("memtrail", "MemoryMax") == str(128 << 20)
+    assert box.show("memtrail", "MemoryMax") == str(256 << 20)
     assert box.show("memtrail", "LimitNOFILE") == "65536"
     first_pid = box.show("memtrail", "MainPID")
 
