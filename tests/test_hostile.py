@@ -90,7 +90,9 @@ def assert_terminal_safe(text: str, what: str) -> None:
 
 
 def _outside_code(md: str) -> str:
-    return re.sub(r"(`+)(.*?)\1", "", md)
+    # A code span opens with an unescaped run of backticks and closes with a run of the same
+    # length (CommonMark); an escaped backtick (a name of "`", shown as \`) opens nothing.
+    return re.sub(r"(?<![\\`])(`+)(?!`)(.*?)(?<!`)\1(?!`)", "", md)
 
 
 def assert_markdown_safe(md: str, what: str) -> None:
