@@ -424,9 +424,20 @@ def svg(result: dict) -> str | None:
     return "\n".join(o) + "\n"
 
 
+KEPT = (("<!-- pss_cost:begin -->", "<!-- pss_cost:end -->"),  # other scripts' sections
+        ("<!-- fleet_scale:begin -->", "<!-- fleet_scale:end -->"))
+
+
 def write(result: dict, md: Path) -> None:
-    """MD (RESULTS.md) and, when there is a chart to draw, scaling.svg next to it."""
-    md.write_text(markdown(result))
+    """MD (RESULTS.md) and, when there is a chart to draw, scaling.svg next to it. Sections
+    other bench scripts wrote between markers (KEPT) are carried over."""
+    old = md.read_text() if md.exists() else ""
+    text = markdown(result)
+    for begin, end in KEPT:
+        if begin in old and end in old and begin not in text:
+            text = text.rstrip("\n") + "\n\n" + begin + old.split(begin, 1)[1].split(end, 1)[0] \
+                + end + "\n"
+    md.write_text(text)
     chart = svg(result)
     if chart:
         md.with_name("scaling.svg").write_text(chart)

@@ -189,7 +189,7 @@ def test_cli_subprocess_plain_file_and_gz(tmp_path):
     assert json.loads(proc.stdout)["programs"][0]["name"] == "nova-api"
 
 
-@pytest.mark.parametrize("cmd,name", [
+PROGRAM_NAMES = [
     (["/usr/bin/python3", "/usr/bin/nova-api"], "nova-api"),
     (["nova-api: worker(3)"], "nova-api"),
     (["postgres: checkpointer"], "postgres"),
@@ -207,7 +207,10 @@ def test_cli_subprocess_plain_file_and_gz(tmp_path):
     (["nginx: worker process", "", ""], "nginx"),
     (["/usr/sbin/sshd", "-D"], "sshd"),
     ([], "kworker"),
-])
+]
+
+
+@pytest.mark.parametrize("cmd,name", PROGRAM_NAMES)
 def test_program_names(cmd, name):
     assert program_name(cmd, "kworker") == name
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,7 +73,8 @@ def listings(monkeypatch):
 
 def _mask(data: bytes) -> bytes:
     """A tick's lines with the sampler's own CPU and wall time per tick (measured, so never
-    the same twice) blanked out of its `s` line."""
+    the same twice) blanked out of its `s` line, and the PSS tier's read times (and so which
+    read was slowest) out of its `pss` events."""
     cpu, wall = S.S_INDEX["tick_cpu_us"] + 2, S.S_INDEX["tick_wall_us"] + 2
     out = []
     for line in data.split(b"\n"):
@@ -80,6 +82,8 @@ def _mask(data: bytes) -> bytes:
             parts = line.split(b" ")
             parts[cpu] = parts[wall] = b"*"
             line = b" ".join(parts)
+        elif line.startswith(b"E ") and line.split(b" ", 3)[2] == b"pss":
+            line = re.sub(rb'"(ms|max_ms|max_pid)":[0-9.a-z]+', rb'"\1":*', line)
         out.append(line)
     return b"\n".join(out)
 

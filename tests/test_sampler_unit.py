@@ -222,8 +222,8 @@ def test_tiered_detail_for_top_processes(fakeproc, tmp_path):
     for pid in range(100, 110):
         fakeproc.add(pid, [f"w{pid}"], rss_kib=10000 * (pid - 99),
                      status={"VmSwap": pid, "VmLck": 4})
-    s = make(fakeproc, tmp_path, "--top-n", "3", "--pss-top-n", "2", "--status-every", "10",
-             "--pss-every", "60")
+    s = make(fakeproc, tmp_path, "--top-n", "3", "--pss-top-n", "2", "--pss-programs", "1",
+             "--status-every", "10", "--pss-every", "60")
     clock = Clock()
     lines = clock.tick(s, new_segment=True)
     assert sorted(line.split()[2] for line in of(lines, "d")) == ["107", "108", "109"]

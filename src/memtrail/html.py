@@ -36,10 +36,13 @@ from memtrail.report import (
     Analysis,
     _cmd,
     _t,
+    data_problems_text,
     group_runs,
     oom_invoker,
     oom_table_title,
     oom_where,
+    pss_text,
+    rates_text,
     render_text,
     unread_files,
     usable,
@@ -74,8 +77,11 @@ TOP_PROGRAMS = 7  # layers in the stacked chart (Okabe-Ito has 7 colours besides
 # Okabe-Ito: distinguishable with every common colour-vision deficiency.
 OI = {"black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73",
       "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7"}
+# Orange and vermillion look alike in a stack and on a projector: the seventh layer is a dark
+# wine instead (Paul Tol's), and the PSI chart pairs blue with vermillion.
+WINE = "#882255"
 PROGRAM_COLOURS = (OI["orange"], OI["sky"], OI["green"], OI["purple"], OI["blue"],
-                   OI["yellow"], OI["vermillion"])
+                   OI["yellow"], WINE)
 SERIES_STYLE = {  # memory chart: colour, dash, legend text
     "used": (OI["vermillion"], None, "used (total - available)"),
     "available": (OI["blue"], None, "available"),
@@ -227,8 +233,49 @@ def _when(b: Bucket) -> str:
     return f"{fmt_time(b.start)} - {fmt_time(b.end, with_date=False)} ({b.n} samples)"
 
 
-def _kill_lines(frame: Frame, kills: List[Marker], labelled: bool, rid: str) -> str:
-    """Vertical lines at OOM kills; labels on up to 3 rows so neighbours do not overlap."""
+Box = Tuple[float, float, float, float]  # x0, y0, x1, y1 of a label on a chart
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _text_box(x: float, y: float, text: str, anchor: str) -> Box:
+    """The box a label of 13 px bold text covers (7.2 px a character, as the kill labels)."""
+    width = 7.2 * len(text) + 4
+    x0 = x - width / 2 if anchor == "middle" else (x - width if anchor == "end" else x)
+    return (x0, y - 12, x0 + width, y + 4)
+
+
+def _place(x: float, y: float, text: str, frame: Frame, taken: List[Box],
+           prefer: str = "above") -> Tuple[float, float, str]:
+    """Where a mark's label goes: above, below, right or left of the point, the first place
+    inside the chart that overlaps no label already drawn (the OOM kill labels, the other
+    mark); the box it takes is added to `taken`."""
+    spots = [(x, y - 10, "middle"), (x, y + 20, "middle"), (x + 10, y + 4, "start"),
+             (x - 10, y + 4, "end")]
+    if prefer == "left":
+        spots = [spots[3], spots[2], spots[1], spots[0]]
+    best = None
+    for tx, ty, anchor in spots:
+        box = _text_box(tx, ty, text, anchor)
+        inside = box[0] >= frame.left and box[2] <= frame.right and box[1] >= frame.top - 4 \
+            and box[3] <= frame.bottom
+        if inside and not any(_overlaps(box, t) for t in taken):
+            best = (tx, ty, anchor)
+            break
+        if best is None and inside:
+            best = (tx, ty, anchor)  # crowded everywhere: at least inside the chart
+    if best is None:
+        best = spots[0]
+    taken.append(_text_box(*best[:2], text, best[2]))
+    return best
+
+
+def _kill_lines(frame: Frame, kills: List[Marker], labelled: bool, rid: str,
+                boxes: Optional[List[Box]] = None) -> str:
+    """Vertical lines at OOM kills; labels on up to 3 rows so neighbours do not overlap (their
+    boxes go to `boxes`, so marks drawn later keep clear of them)."""
     parts = []
     row_end = [-1e9, -1e9, -1e9]
     for k in kills:
@@ -246,6 +293,8 @@ def _kill_lines(frame: Frame, kills: List[Marker], labelled: bool, rid: str) -> 
             continue  # crowded: the line and its tooltip remain
         by = frame.top + 4 + row * 20
         row_end[row] = bx + width
+        if boxes is not None:
+            boxes.append((bx, by, bx + width, by + 17))
         parts.append(tag("g", {"class": "oomlabel", "id": f"{rid}-oom-{len(parts)}"},
                          tag("rect", {"x": bx, "y": by, "width": width, "height": 17,
                                       "rx": 3}),
@@ -306,7 +355,11 @@ def _legend(items: List[Tuple[str, str, str]]) -> str:
     """HTML legend: (swatch class/colour, text, series id) triples."""
     out = []
     for colour, text, series in items:
-        if colour.startswith("url("):
+        if colour.startswith("tri:"):
+            sw = tag("svg", {"width": 14, "height": 14, "class": "tri"},
+                     tag("path", {"d": "M1 2 L13 2 L7 12 Z", "fill": colour[4:],
+                                  "stroke": "#333", "stroke_width": 0.8}))
+        elif colour.startswith("url("):
             sw = tag("svg", {"width": 14, "height": 14, "class": "sw"},
                      tag("rect", {"width": 14, "height": 14, "fill": colour,
                                   "stroke": "#333"}))
@@ -344,13 +397,17 @@ def memory_chart(rid: str, charts: Charts, run: Run) -> str:
         body.append(tag("path", {"d": line_path(means), "stroke": colour,
                                  "stroke_dasharray": dash, "class": "line " + name,
                                  "data_series": name, "id": f"{rid}-mem-{name}"}))
-    # Marks: the peak, the lowest point, each new low the sampler flagged.
+    # Marks: the peak, the lowest point, each new low the sampler flagged. The OOM kill labels
+    # are laid out first so the marks' labels can keep clear of them.
+    taken: List[Box] = []
+    kill_svg = _kill_lines(frame, charts.kills, True, rid + "-mem", taken)
     if run.peak_time is not None and run.peak_used is not None:
         x, y = frame.x(run.peak_time), frame.y(run.peak_used)
+        label = f"peak {fmt_bytes(run.peak_used)}"
+        tx, ty, anchor = _place(x, y, label, frame, taken)
         body.append(tag("g", {"class": "mark peak", "data_mark": "peak"},
                         tag("circle", {"cx": x, "cy": y, "r": 5}),
-                        tag("text", {"x": x, "y": y - 9, "text_anchor": "middle"},
-                            esc(f"peak {fmt_bytes(run.peak_used)}")),
+                        tag("text", {"x": tx, "y": ty, "text_anchor": anchor}, esc(label)),
                         title(f"peak used {fmt_bytes(run.peak_used)} at "
                               f"{fmt_time(run.peak_time)}")))
     for low in charts.lows:
@@ -362,10 +419,11 @@ def memory_chart(rid: str, charts: Charts, run: Run) -> str:
                                  "data_mark": "low"}, title(low.detail)))
     if run.low_time is not None and run.low_available is not None:
         x, y = frame.x(run.low_time), frame.y(run.low_available)
+        label = f"lowest available {fmt_bytes(run.low_available)}"
+        tx, ty, anchor = _place(x, y, label, frame, taken, prefer="left")
         body.append(tag("g", {"class": "mark low", "data_mark": "lowest"},
                         tag("circle", {"cx": x, "cy": y, "r": 5}),
-                        tag("text", {"x": x - 10, "y": y + 4, "text_anchor": "end"},
-                            esc(f"lowest available {fmt_bytes(run.low_available)}")),
+                        tag("text", {"x": tx, "y": ty, "text_anchor": anchor}, esc(label)),
                         title(f"lowest available {fmt_bytes(run.low_available)} at "
                               f"{fmt_time(run.low_time)}")))
     texts = []
@@ -381,12 +439,15 @@ def memory_chart(rid: str, charts: Charts, run: Run) -> str:
             lines.append(f"{label} {fmt_bytes(b.mean(i))}{rng}")
         texts.append("\n".join(lines))
     body.append(_columns(frame, items, texts))
-    body.append(_kill_lines(frame, charts.kills, True, rid + "-mem"))
+    body.append(kill_svg)
     body.append(_trigger_marks(frame, charts.triggers))
     legend = [(SERIES_STYLE[n][0], SERIES_STYLE[n][2], n)
               for n in ("used", "available", "cache", "swap")
               if n != "swap" or charts.has_swap]
     legend.append((OI["black"], "OOM kill (victim named)", "oom"))
+    if charts.lows:
+        legend.append(("tri:" + OI["blue"], "new low of available memory (the sampler wrote "
+                       "a full process table then)", "low"))
     if charts.triggers:
         legend.append((OI["green"], "trigger: a signal sent by a --trigger rule (flag)",
                        "trigger"))
@@ -510,8 +571,8 @@ def psi_chart(rid: str, charts: Charts, run: Run) -> str:
     height = 190
     frame, brk, body = _plot(charts, run, items, height, 14, yticks, ytop, lambda v: f"{v:g}%")
     zero = _points(frame, items, [0.0 if b.counts[PSI_SOME] else None for b in items], brk)
-    for name, i, colour in (("some", PSI_SOME, OI["orange"]), ("full", PSI_FULL,
-                                                               OI["vermillion"])):
+    for name, i, colour in (("some", PSI_SOME, OI["blue"]), ("full", PSI_FULL,
+                                                             OI["vermillion"])):
         means = _points(frame, items, [b.mean(i) for b in items], brk)
         maxs = _points(frame, items, [b.maxs[i] for b in items], brk)
         body.append(tag("path", {"d": band_path(means, zero), "fill": colour,
@@ -529,7 +590,7 @@ def psi_chart(rid: str, charts: Charts, run: Run) -> str:
         texts.append("\n".join(lines))
     body.append(_columns(frame, items, texts))
     body.append(_kill_lines(frame, charts.kills, False, rid + "-psi"))
-    legend = [(OI["orange"], "some: at least one task waited for memory", "psi-some"),
+    legend = [(OI["blue"], "some: at least one task waited for memory", "psi-some"),
               (OI["vermillion"], "full: all non-idle tasks waited at once", "psi-full")]
     return (head + tag("p", {"class": "note"},
                        esc("Share of wall time tasks spent stalled on memory (reclaim, "
@@ -558,7 +619,7 @@ def programs_table(rep: dict) -> str:
         lg = g["largest"]
         rows.append(tag("tr", {}, _cell(g["name"], "name"), _cell(f"x{g['count']}", "n"),
                         _cell(fmt_bytes(g["rss_bytes"]), "n"),
-                        _cell(fmt_bytes(g["pss_bytes"]), "n"),
+                        _cell(pss_text(g), "n"),
                         _cell(fmt_bytes(g["swap_bytes"]), "n"),
                         _cell(f"pid {lg['pid']}, {fmt_bytes(lg['rss_bytes'])}", "n"),
                         _cell(_cmd(lg["cmdline"]), "cmd")))
@@ -662,10 +723,12 @@ def verdict(rep: dict) -> str:
                    f"{_t(k['time'])}{where}" + (f": {who}." if who else "."))
         if len(kills) == 1:
             out[-1] = "The kernel's OOM killer killed " + out[-1]
-        if others:
-            nxt = others[0]
+        named = {k["pid"], biggest["pid"] if biggest else None}
+        rest = [p for p in others if p["pid"] not in named]
+        if rest:  # the first one not already named (the victim, or the largest then)
+            nxt = rest[0]
             out.append(f"Next largest{' in that cgroup' if k.get('scope') == 'memcg' else ''}"
-                       f": {nxt['name']} ({fmt_bytes(nxt['rss_bytes'])}).")
+                       f": {nxt['name']} (pid {nxt['pid']}, {fmt_bytes(nxt['rss_bytes'])}).")
     else:
         out.append("No OOM kill recorded.")
     progs = rep["programs"]
@@ -696,13 +759,11 @@ def _span_text(start: Optional[str], end: Optional[str]) -> str:
 def headline(rep: dict, charts: Charts) -> str:
     span, peak, low, psi = rep["span"], rep["peak"], rep["lowest_available"], rep["psi"]
     total = peak["total_bytes"]
-    interval = span["interval_s"]
     cards = [
         ("Host", ", ".join(rep["hosts"]) or "?",
          f"{len(rep['segments'])} segment(s), {rep['sampler_runs']} sampler run(s)"),
         ("Recorded", _span_text(span['start'], span['end']),
-         f"{fmt_duration(span['duration_s'])}, {span['ticks']} samples"
-         + (f" every {interval:g} s" if interval else "")
+         f"{fmt_duration(span['duration_s'])}, {span['ticks']} samples{rates_text(span)}"
          + (f"; NOT RECORDING for {fmt_duration(span['gap_seconds'])} "
             f"({len(span['gaps'])} gap(s))" if span["gaps"] else
             f"; {unread_files(rep)} file(s) unreadable: coverage unknown" if unread_files(rep)
@@ -754,6 +815,10 @@ def run_section(index: int, count: int, rep: dict, charts: Charts, run: Run,
     parts = [tag("h2", {}, esc(heading)), headline(rep, charts)]
     if problems:
         parts.append(tag("p", {"class": "warn"}, esc("Reading problems: " + problems[0])))
+    data = data_problems_text(reading)
+    if data:
+        parts.append(tag("p", {"class": "warn"}, esc("Data problems (skipped, not shown as "
+                                                     "fact): " + data)))
     if len(rep["oom_kills"]) > len(charts.kills):
         parts.append(tag("p", {"class": "warn"},
                          esc(f"{len(rep['oom_kills'])} OOM kills; the first {len(charts.kills)} "

@@ -41,6 +41,23 @@ from memtrail.reader import ReadStats, Record, Segment, read
 KIB = 1024
 # Records outside these times are corrupt (a flipped digit), not a clock: skip and count them.
 TIME_MIN, TIME_MAX = 946684800.0, 4102444800.0  # 2000-01-01 .. 2100-01-01
+# Within one sampler run, ticks further apart than this without a `gap` or `clock` event from
+# the sampler cannot happen (it notices a stall on its monotonic clock and says so): such a
+# tick is impossible data, skipped and counted, unless the next ticks confirm the new time.
+FAR_S = 3600.0
+HEADER_SLACK_S = 60.0  # a segment's first tick carries its header's time
+CONFIRM_TICKS = 3  # consecutive ticks that agree on a moved clock make it the new timeline
+
+# Data problems (Run.problems keys) and how the report words them.
+PROBLEMS = {
+    "bad_time": "record(s) dated outside 2000-2100 skipped",
+    "time_backwards": "tick(s) dated before the tick they follow skipped",
+    "time_far": "tick(s) dated far from their neighbours, with no gap or clock event, skipped",
+    "far_from_header": "tick(s) dated far from their segment's header skipped",
+    "clock_stepped": "clock step(s) without a clock event: later ticks taken as the new time",
+    "bad_value": "negative or out-of-range value(s) ignored",
+    "segment_twice": "segment(s) read twice (same header) skipped",
+}
 
 # System sample fields kept in `System`, by their names in the `s` record (docs/format.md).
 _SYSTEM_FIELDS = (
@@ -370,8 +387,14 @@ class Run:
     sampler_cpu_us: int = 0
     interval_s: Optional[float] = None
     orphan_records: int = 0  # p/d/D/X for a pid with no identity (should not happen)
-    bad_times: int = 0  # records with an impossible time or value, skipped
     unread_procs: int = 0  # most processes the sampler could not read at once (E unread)
+    problems: Dict[str, int] = field(default_factory=dict)  # PROBLEMS key -> count
+    rate_ticks: Dict[int, int] = field(default_factory=dict)  # interval_ms -> ticks
+    rate_seconds: Dict[int, float] = field(default_factory=dict)  # interval_ms -> time at it
+    rate_reasons: Dict[int, List[str]] = field(default_factory=dict)  # why it ticked so
+    pss_rounds: int = 0  # `pss` events: rounds of PSS reads the sampler reported
+    pss_reads: int = 0
+    pss_skipped: Dict[int, str] = field(default_factory=dict)  # pid -> why, last said
     units: Dict[str, UnitPeak] = field(default_factory=dict)  # cgroup path -> peak
     peak_mlocked: Optional[int] = None
     peak_unevictable: Optional[int] = None
@@ -384,6 +407,26 @@ class Run:
     @property
     def gap_s(self) -> float:
         return sum(g.seconds for g in self.gaps)
+
+    @property
+    def bad_times(self) -> int:
+        """Records or ticks skipped for an impossible time or value (all kinds together)."""
+        return sum(n for k, n in self.problems.items() if k != "clock_stepped")
+
+    def problem(self, kind: str, n: int = 1) -> None:
+        self.problems[kind] = self.problems.get(kind, 0) + n
+
+    def add_gap(self, gap: Gap) -> Gap:
+        """Record a gap, merged with any it overlaps: two reasons for one hole (a disk full
+        and the missed ticks it caused) are one stretch of not recording, not two."""
+        for old in self.gaps[-8:]:
+            if gap.start <= old.end and gap.end >= old.start:
+                old.start, old.end = min(old.start, gap.start), max(old.end, gap.end)
+                if gap.reason not in old.reason.split("; "):
+                    old.reason = f"{old.reason}; {gap.reason}"
+                return old
+        self.gaps.append(gap)
+        return gap
 
 
 def _gap_threshold(interval_s: float) -> float:
@@ -415,13 +458,22 @@ class Replayer:
         self._sys_plan: List[Tuple[str, int, int]] = []
         self._p_idx = (0, 1)
         self._detail_idx: Dict[str, List[Tuple[str, int]]] = {}
+        self._headers_seen: set = set()
+        self._skip_segment = False
+        self._header_time: Optional[float] = None  # time of the current segment's header
+        self._segment_ticks = 0  # ticks accepted since that header
+        self._odd: List[float] = []  # times of consecutive skipped ticks that agree
+        self._new_run = False  # the next tick is the first of a new sampler run
+        self._prev_ms: Optional[int] = None  # interval of the last accepted tick
 
     # -- records -------------------------------------------------------------------------
     def feed(self, rec: Record) -> Optional[Tick]:
         """Apply one record; returns the previous tick when this record completes it."""
         rtype = rec.type
+        if self._skip_segment and rtype != "H":
+            return None
         if not TIME_MIN <= rec.time <= TIME_MAX:
-            self.run.bad_times += 1
+            self.run.problem("bad_time")
             return None
         if rtype == "s":
             done = self._close_tick()
@@ -494,6 +546,17 @@ class Replayer:
     # -- segments ------------------------------------------------------------------------
     def _on_header(self, rec: Record) -> None:
         run = self.run
+        header = rec.segment.header
+        identity = (str(header.get("host")), str(header.get("boot_id")), header.get("started"),
+                    header.get("pid"), rec.time, header.get("mono"))
+        if identity in self._headers_seen:  # the same segment again (a copy, a path twice)
+            run.problem("segment_twice")
+            self._skip_segment = True
+            return
+        self._headers_seen.add(identity)
+        self._skip_segment = False
+        self._header_time = rec.time
+        self._segment_ticks = 0
         if self.segment is not None and not self._seg_closed:
             run.cut_segments.append(self.segment.path)
         seg = rec.segment
@@ -519,6 +582,8 @@ class Replayer:
                 reason = "reboot" if boot != self._boot else "sampler restart"
                 self._pending_gap = Gap(self._last_tick_time, rec.time, reason)
             self._run_key = run_key
+            self._new_run = True
+            self._odd = []
             self.cgroups.clear()  # cgids are only valid within one sampler run
             self._psi_prev = None
         if boot != self._boot:
@@ -537,7 +602,6 @@ class Replayer:
 
     # -- ticks ---------------------------------------------------------------------------
     def _open_tick(self, rec: Record) -> None:
-        run = self.run
         system = self._parse_system(rec)
         seg = self.segment if self.segment is not None else rec.segment
         tick = Tick(rec.time, system, seg, self.procs, self.cgroups, self.slabs, 0,
@@ -553,9 +617,6 @@ class Replayer:
             self._pending_gap = None
         elif last is not None and rec.time - last > _gap_threshold(self._last_interval):
             tick.gap = Gap(last, rec.time, "missed ticks")
-        if tick.gap is not None:
-            # A `gap` event from the sampler covers the same hole: keep one gap, its reason.
-            run.gaps.append(tick.gap)
         self._tick = tick
 
     def _close_tick(self) -> Optional[Tick]:
@@ -568,19 +629,89 @@ class Replayer:
             for pid in [p for p in self.procs if p not in seen]:
                 self._remove(self.procs[pid], tick.time)  # lands in tick.exited
         self._tick = None
+        bad = self._judge(tick)
+        if bad:
+            # Not a moment of the recording: its state changes stay applied (the table must
+            # follow the log), its events and exits go to the next good tick, it is not a tick.
+            self.run.problem(bad)
+            self._pending_events = tick.events + self._pending_events
+            self._pending_exited = tick.exited + self._pending_exited
+            if tick.gap is not None and tick.gap.reason != "missed ticks":
+                self._pending_gap = tick.gap  # a restart or reboot still ends at a good tick
+            return None
+        if tick.gap is not None:
+            self._explain_gap(tick)
         tick.slabs = self.slabs
         tick.rss_total = self.rss_total
+        self._new_run = False
+        self._segment_ticks += 1
         self._account(tick)
         return tick
+
+    def _judge(self, tick: Tick) -> Optional[str]:
+        """None for a plausible tick, else the kind of data problem it is (PROBLEMS)."""
+        t = tick.time
+        last = self._last_tick_time
+        kind = None
+        if last is not None and not self._new_run:
+            explained = any(e.kind in ("gap", "clock") for e in tick.events)
+            if t < last:
+                kind = "time_backwards"
+            elif t - last > FAR_S and not explained:
+                kind = "time_far"
+        if kind is None:
+            self._odd = []
+            head = self._header_time
+            if head is not None and (t < head - HEADER_SLACK_S or (
+                    self._segment_ticks == 0 and t - head > HEADER_SLACK_S)):
+                return "far_from_header"
+            return None
+        odd = self._odd
+        if odd and 0 <= t - odd[-1] <= max(_gap_threshold(self._last_interval), 10.0):
+            odd.append(t)
+        else:
+            self._odd = odd = [t]
+        if len(odd) < CONFIRM_TICKS:
+            return kind
+        # Ticks keep agreeing on the moved time: the clock was stepped (an old sampler, or a
+        # lost clock event). Take it as the new timeline; the skipped ticks stay counted.
+        self._odd = []
+        self.run.problem("clock_stepped")
+        tick.gap = None
+        self._last_tick_time = None
+        self._header_time = None
+        return None
+
+    def _explain_gap(self, tick: Tick) -> None:
+        """A hole between ticks: the sampler's `gap` event names it; a `clock` event that
+        accounts for it means the wall clock moved while the sampler was looking (no gap)."""
+        gap = tick.gap
+        assert gap is not None
+        if gap.reason == "missed ticks":
+            for event in tick.events:
+                jump = event.data.get("jump_s") if event.kind == "clock" else None
+                if isinstance(jump, (int, float)) and \
+                        gap.seconds - jump <= _gap_threshold(self._last_interval):
+                    tick.gap = None
+                    return
+        tick.gap = self.run.add_gap(gap)
 
     def _account(self, tick: Tick) -> None:
         run = self.run
         system = tick.system
         run.ticks += 1
+        prev = self._last_tick_time
         self._last_tick_time = tick.time
-        if run.start is None:
+        if run.start is None or tick.time < run.start:
             run.start = tick.time
-        run.end = tick.time
+        if run.end is None or tick.time > run.end:
+            run.end = tick.time
+        ms = system.interval_ms or int(round(self._last_interval * 1000))
+        run.rate_ticks[ms] = run.rate_ticks.get(ms, 0) + 1
+        if prev is not None and tick.gap is None and tick.time > prev:
+            pms = self._prev_ms if self._prev_ms is not None else ms
+            run.rate_seconds[pms] = run.rate_seconds.get(pms, 0.0) + tick.time - prev
+        self._prev_ms = ms
         if system.total is not None:
             run.mem_total = system.total
         used = system.used
@@ -621,14 +752,26 @@ class Replayer:
                 raw = fields[i]
                 if raw != "-":
                     try:
-                        values[attr] = int(raw) * scale
+                        value = int(raw)
                     except ValueError:
                         continue
+                    if value < 0:
+                        self.run.problem("bad_value")
+                        continue
+                    values[attr] = value * scale
         hp_total = values.pop("hugepages_total", None)
         hp_size = values.pop("hugepage_size", None)
         if hp_total is not None and hp_size is not None:
             values["hugetlb"] = hp_total * hp_size
         system.__dict__.update(values)
+        total = system.total
+        if total is not None:
+            for name in ("available", "free", "cached", "shmem", "slab", "anon_pages",
+                         "mlocked", "unevictable", "page_tables", "kernel_stack"):
+                value = getattr(system, name)
+                if value is not None and value > total:
+                    self.run.problem("bad_value")
+                    setattr(system, name, None)
         return system
 
     # -- processes -----------------------------------------------------------------------
@@ -666,8 +809,12 @@ class Replayer:
             shared = int(shared_raw) * KIB if shared_raw != "-" else 0
         except (ValueError, IndexError):
             return
-        if rss < 0 or shared < 0:
-            self.run.bad_times += 1  # counted with the other impossible records
+        if rss < 0 or shared < 0 or shared > rss + (64 << 20):
+            self.run.problem("bad_value")
+            return
+        limit = self._mem_limit()
+        if limit is not None and rss > limit:
+            self.run.problem("bad_value")  # more resident than the machine has
             return
         proc = self.procs.get(pid)
         if proc is None:
@@ -682,6 +829,13 @@ class Replayer:
         if self._tick is not None and rss != old:
             self._tick.changes.append((proc, old))
 
+    def _mem_limit(self) -> Optional[int]:
+        tick = self._tick
+        system = tick.system if tick is not None else None
+        if system is None or system.total is None:
+            return None
+        return system.total + (system.swap_total or 0)
+
     def _on_detail(self, rec: Record) -> None:
         pid = _int(rec.fields, 0)
         proc = self.procs.get(pid) if pid is not None else None
@@ -690,12 +844,17 @@ class Replayer:
             return
         fields = rec.fields
         n = len(fields)
+        limit = self._mem_limit()
         for name, i in self._detail_idx.get(rec.type, ()):
             if i < n and fields[i] != "-":
                 try:
-                    setattr(proc, name, int(fields[i]) * KIB)
+                    value = int(fields[i]) * KIB
                 except ValueError:
                     continue
+                if value < 0 or (limit is not None and value > limit):
+                    self.run.problem("bad_value")
+                    continue
+                setattr(proc, name, value)
         if self._tick is not None:
             self._tick.details.append(proc)
 
@@ -760,12 +919,35 @@ class Replayer:
             end = event.data.get("to")
             if isinstance(start, (int, float)) and isinstance(end, (int, float)):
                 reason = str(event.data.get("reason", "sampler gap"))
-                # The model may already have found this hole from tick times: annotate it.
+                # The model may already have found this hole from tick times: name it.
                 tick = self._tick
                 if tick is not None and tick.gap is not None:
                     tick.gap.reason = reason
+                    tick.gap.start = min(tick.gap.start, float(start))
+                elif start <= end:
+                    run.add_gap(Gap(float(start), float(end), reason))
                 else:
-                    run.gaps.append(Gap(float(start), float(end), reason))
+                    run.problem("bad_value")
+        elif kind == "pss":
+            run.pss_rounds += 1
+            read = event.data.get("read")
+            if isinstance(read, int):
+                run.pss_reads += read
+            for key in ("skipped", "slow"):
+                items = event.data.get(key)
+                for item in items if isinstance(items, list) else ():
+                    if isinstance(item, dict) and isinstance(item.get("pid"), int) \
+                            and len(run.pss_skipped) < 100:
+                        why = str(item.get("why", "?"))
+                        run.pss_skipped[item["pid"]] = why if key == "skipped" else \
+                            f"slow read ({why})"
+        elif kind == "rate":
+            ms = event.data.get("interval_ms")
+            reason = event.data.get("reason")
+            if isinstance(ms, int) and isinstance(reason, str):
+                reasons = run.rate_reasons.setdefault(ms, [])
+                if reason not in reasons and len(reasons) < 3:
+                    reasons.append(reason)
         elif kind == "rotate":
             self._seg_closed = True
         elif kind == "unread":  # the sampler ran out of descriptors: a partial table
@@ -832,15 +1014,24 @@ def replay(paths: Sequence[str] | str, stats: Optional[ReadStats] = None,
 
 
 class TrendTracker:
-    """A time-weighted linear trend of a piecewise-constant series, in constant memory.
+    """A time-weighted linear trend of a piecewise-constant series, in constant memory, and
+    the measured values a person reads it by (first, last, highest, when the climb stopped).
 
     Growth ("leak suspects") must ignore short spikes and the wobble of a busy process: a least-
     squares line through the series, each value weighted by how long it held, gives a slope
     that a 20-second spike barely moves, and its fit (r squared) separates a steady climb from
     noise. Values are offset by the first one to keep the sums well conditioned.
+
+    A climb that stops (a cache that filled, a leak that was fixed by a restart of a worker)
+    is still worth reporting, but a line through climb and plateau fits neither. So the sums
+    are also kept as they were at the last step up (`top`: the value rose past the previous
+    step by more than the sampler's own change threshold, 1 MiB or 2%), and the climb alone can
+    be fitted. The fitted line only decides *whether* something grew; the sizes shown are the
+    measured ones.
     """
 
-    __slots__ = ("t0", "v0", "last_t", "last_v", "w", "st", "sv", "stt", "stv", "svv", "n")
+    __slots__ = ("t0", "v0", "last_t", "last_v", "w", "st", "sv", "stt", "stv", "svv", "n",
+                 "peak", "top", "top_t", "climb")
 
     def __init__(self, time: float, value: int) -> None:
         self.t0 = time
@@ -849,6 +1040,18 @@ class TrendTracker:
         self.last_v = 0.0
         self.w = self.st = self.sv = self.stt = self.stv = self.svv = 0.0
         self.n = 1
+        self.peak = value  # highest measured value
+        self.top = value  # value at the last step up
+        self.top_t = time  # when that step happened
+        self.climb: Optional[Tuple[float, ...]] = None  # the sums (and n) at that step
+
+    @property
+    def first(self) -> int:
+        return self.v0
+
+    @property
+    def last(self) -> int:
+        return int(self.v0 + self.last_v)
 
     def _hold(self, until: float) -> Tuple[float, float, float, float, float, float]:
         """The sums with the last value held until `until` (not stored)."""
@@ -878,11 +1081,18 @@ class TrendTracker:
             self.last_t = time
         self.last_v = float(value - self.v0)
         self.n += 1
+        if value > self.peak:
+            self.peak = value
+            top = self.top
+            if value - top > max(1 << 20, top // 50):
+                self.top, self.top_t = value, time
+                self.climb = (self.w, self.st, self.sv, self.stt, self.stv, self.svv,
+                              float(self.n))
 
-    def fit(self, end: float) -> Optional[Tuple[float, float, float, float]]:
-        """(slope per second, value at t0, value at end, r squared), or None if too short."""
-        w, st, sv, stt, stv, svv = self._hold(end)
-        if w <= 0 or self.n < 3:
+    @staticmethod
+    def _line(sums, t0: float, v0: int, end: float):
+        w, st, sv, stt, stv, svv = sums
+        if w <= 0:
             return None
         mt, mv = st / w, sv / w
         var_t = stt / w - mt * mt
@@ -892,9 +1102,26 @@ class TrendTracker:
         cov = stv / w - mt * mv
         slope = cov / var_t
         r2 = (cov * cov) / (var_t * var_v) if var_v > 0 else 0.0
-        start_v = mv - slope * mt + self.v0
-        end_v = start_v + slope * (end - self.t0)
-        return slope, start_v, end_v, min(r2, 1.0)
+        start_v = mv - slope * mt + v0
+        end_v = start_v + slope * (end - t0)
+        resid = max(var_v - cov * cov / var_t, 0.0) ** 0.5
+        return slope, start_v, end_v, min(r2, 1.0), resid
+
+    def fit(self, end: float) -> Optional[Tuple[float, float, float, float]]:
+        """(slope per second, value at t0, value at end, r squared), or None if too short."""
+        if self.n < 3:
+            return None
+        line = self._line(self._hold(end), self.t0, self.v0, end)
+        return None if line is None else line[:4]
+
+    def fit_climb(self) -> Optional[Tuple[float, float, float, float, float, int]]:
+        """The same line through the series up to its last step up only: (slope, value at t0,
+        value at that step, r squared, wobble around the line, values), or None."""
+        if self.climb is None:
+            return None
+        n = int(self.climb[6])
+        line = self._line(self.climb[:6], self.t0, self.v0, self.top_t)
+        return None if line is None or n < 3 else (*line, n)
 
     def residual_std(self, end: float) -> float:
         """Standard deviation of the series around its line (the wobble)."""

@@ -21,7 +21,17 @@ import sys
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from memtrail import __version__, safetext
-from memtrail.model import Proc, Run, Tick, TrendTracker, oom_scope, oom_table, oom_victim, replay
+from memtrail.model import (
+    PROBLEMS,
+    Proc,
+    Run,
+    Tick,
+    TrendTracker,
+    oom_scope,
+    oom_table,
+    oom_victim,
+    replay,
+)
 from memtrail.programs import program_name
 from memtrail.reader import LogError, ReadStats, check_paths, read_path
 from memtrail.safetext import markdown as md
@@ -42,7 +52,55 @@ GROWTH_MIN_SPAN_FRACTION = 0.1  # a leak suspect lived at least this share of th
 MAX_GROWER_CANDIDATES = 50
 
 
+def locked_figures(run: Run, rows) -> dict:
+    """System-wide Mlocked beside the processes' VmLck, with why they need not agree."""
+    procs = sorted(rows, key=lambda r: -r["locked_bytes"])
+    top = procs[0]["locked_bytes"] if procs else 0
+    mlocked = run.peak_mlocked
+    note = None
+    if procs and mlocked is not None and top > mlocked:
+        note = (f"pid {procs[0]['pid']} shows more locked memory ({fmt_bytes(top)}) than the "
+                f"system ever had mlocked ({fmt_bytes(mlocked)}): a process's VmLck is the size "
+                "of its locked mappings, including pages never touched (mlockall with "
+                "MCL_ONFAULT, as memtrail itself uses, locks pages only as they fault in) and "
+                "pages other processes share; Mlocked counts locked pages in memory, once.")
+    elif procs and mlocked and sum(r["locked_bytes"] for r in procs) < mlocked / 2:
+        note = ("most mlocked memory is not in the processes listed: VmLck is read only for "
+                "the largest processes (the status tier), so smaller processes that lock "
+                "memory are not listed.")
+    return {"peak_mlocked_bytes": mlocked, "peak_unevictable_bytes": run.peak_unevictable,
+            "processes": procs, "note": note}
+
+
+def _steady(growth: float, r2: float, wobble: float, n: int) -> bool:
+    """A fitted line that climbs enough, straight enough, over enough values to be a trend."""
+    if growth < GROWTH_MIN_BYTES or r2 < GROWTH_MIN_R2 or growth < 2 * wobble or n < 4:
+        return False
+    t_stat = (r2 * (n - 2) / (1 - r2)) ** 0.5 if r2 < 1 else float("inf")
+    return t_stat >= GROWTH_MIN_T
+
+
 # -- per-process rows --------------------------------------------------------------------------
+def private_part(rss: int, shared: int, pss_anon: Optional[int]) -> int:
+    """A process's own memory: its proportional share of anonymous pages (Pss_Anon) where the
+    sampler read smaps_rollup, else RSS minus its file/shmem part. The fallback counts a page
+    a forked child still shares with its parent (copy-on-write) once per process; PSS divides
+    it between them, so a forking server's workers are not counted N times."""
+    if pss_anon is not None:
+        return pss_anon
+    return max(rss - shared, 0)
+
+
+def pss_text(g: dict) -> str:
+    """A program's PSS as measured: the sum, marked `(2 of 4)` when not every member was
+    read, `-` when none was."""
+    if g.get("pss_bytes") is None:
+        return "-"
+    count, got = g.get("count"), g.get("pss_count")
+    partial = got is not None and count is not None and got < count
+    return fmt_bytes(g["pss_bytes"]) + (f" ({got} of {count})" if partial else "")
+
+
 def _proc_row(proc: Proc, rss: int, name: Optional[str] = None) -> dict:
     return {
         "pid": proc.pid,
@@ -89,7 +147,8 @@ class _Snapshot:
         self.used = tick.system.used
         self.system = tick.system
         self.slabs = list(tick.slabs)
-        self.rows = [(p, p.rss, p.shared, p.pss, p.swap) for p in tick.procs.values()]
+        self.rows = [(p, p.rss, p.shared, p.pss, p.swap, p.pss_anon)
+                     for p in tick.procs.values()]
 
 
 class Analysis:
@@ -193,27 +252,43 @@ class Analysis:
             gt.update(time, total)
 
     def _trend(self, tracker: TrendTracker, end: float) -> Optional[dict]:
-        """Growth figures if the series climbed steadily enough to be a leak suspect."""
+        """Measured growth figures if the series climbed steadily enough to be a leak suspect
+        (the whole life in the recording, or a climb that then stopped)."""
         assert self.window is not None and self.run is not None
         duration = end - tracker.t0
         start = self.run.start
         span_so_far = end - (start if start is not None else end)
         if duration < self.window or duration < GROWTH_MIN_SPAN_FRACTION * span_so_far:
             return None
+        first, last, top = tracker.first, tracker.last, tracker.top
+        if last - first < GROWTH_MIN_BYTES:
+            return None  # measured: it did not end much higher than it began
+        interval = self.run.interval_s or 1.0
+        flat = end - tracker.top_t
+        stopped = (tracker.climb is not None and last >= top - max(MiB, top // 50)
+                   and flat >= max(0.1 * duration, 3 * interval))
+        chosen = None
         fit = tracker.fit(end)
-        if fit is None:
+        if fit is not None and _steady(fit[2] - fit[1], fit[3], tracker.residual_std(end),
+                                       tracker.n):
+            chosen = (fit[0], fit[3], "whole")
+        if chosen is None and stopped and tracker.top_t - tracker.t0 >= self.window:
+            climb = tracker.fit_climb()
+            if climb is not None and _steady(climb[2] - climb[1], climb[3], climb[4], climb[5]):
+                chosen = (climb[0], climb[3], "climb")
+        if chosen is None:
             return None
-        slope, start_v, end_v, r2 = fit
-        growth = int(end_v - start_v)
-        if growth < GROWTH_MIN_BYTES or r2 < GROWTH_MIN_R2 \
-                or growth < 2 * tracker.residual_std(end):
-            return None
-        n = tracker.n
-        t_stat = (r2 * (n - 2) / (1 - r2)) ** 0.5 if r2 < 1 else float("inf")
-        if n < 4 or t_stat < GROWTH_MIN_T:
-            return None
-        return {"growth_bytes": growth, "rate_bytes_per_hour": int(slope * 3600),
-                "from_bytes": int(start_v), "to_bytes": int(end_v), "fit_r2": round(r2, 3),
+        slope, r2, part = chosen
+        growing_s = (tracker.top_t if stopped else end) - tracker.t0
+        reached = top if stopped else last
+        return {"growth_bytes": last - first, "first_bytes": first, "last_bytes": last,
+                "max_bytes": tracker.peak, "from_bytes": first, "to_bytes": last,
+                "growing_rate_bytes_per_hour": int((reached - first) / growing_s * 3600)
+                if growing_s > 0 else None,
+                "rate_bytes_per_hour": int(slope * 3600), "fit_r2": round(r2, 3),
+                "fitted_over": part,
+                "grew_until": iso(tracker.top_t) if stopped else None,
+                "flat_s": round(flat, 3) if stopped else None,
                 "since": iso(tracker.t0), "until": iso(end), "duration_s": round(duration, 3)}
 
     def _finish_grower(self, proc: Proc, tracker: TrendTracker, end: float, name: str) -> None:
@@ -324,18 +399,19 @@ class Analysis:
     # -- results -------------------------------------------------------------------------
     def _programs(self, snap: _Snapshot) -> List[dict]:
         groups: Dict[str, dict] = {}
-        for proc, rss, shared, pss, swap in snap.rows:
+        for proc, rss, shared, pss, swap, pss_anon in snap.rows:
             name = self.name(proc) if not self.ungroup else f"{self.name(proc)}[{proc.pid}]"
             g = groups.get(name)
             if g is None:
                 g = groups[name] = {"name": name, "count": 0, "rss_bytes": 0,
-                                    "private_bytes": 0, "pss_bytes": None, "swap_bytes": None,
-                                    "largest": None, "_largest": -1}
+                                    "private_bytes": 0, "pss_bytes": None, "pss_count": 0,
+                                    "swap_bytes": None, "largest": None, "_largest": -1}
             g["count"] += 1
             g["rss_bytes"] += rss
-            g["private_bytes"] += max(rss - shared, 0)
+            g["private_bytes"] += private_part(rss, shared, pss_anon)
             if pss is not None:
                 g["pss_bytes"] = (g["pss_bytes"] or 0) + pss
+                g["pss_count"] += 1
             if swap is not None:
                 g["swap_bytes"] = (g["swap_bytes"] or 0) + swap
             if rss > g["_largest"]:
@@ -350,6 +426,8 @@ class Analysis:
         system = snap.system
         used = system.used or 0
         private = sum(g["private_bytes"] for g in programs)
+        from_pss = sum(g["pss_count"] for g in programs)
+        nprocs = sum(g["count"] for g in programs)
         unexplained = max(used - private, 0)
         slab = system.slab or 0
         shmem = system.shmem or 0
@@ -358,7 +436,7 @@ class Analysis:
         hugetlb = system.hugetlb or 0
         other = max(unexplained - slab - shmem - page_tables - kstack - hugetlb, 0)
         top_slabs = [{"name": n, "bytes": b} for n, b in snap.slabs[:10]]
-        biggest_proc = max((rss for _, rss, _, _, _ in snap.rows), default=0)
+        biggest_proc = max((row[1] for row in snap.rows), default=0)
         biggest_group = programs[0]["rss_bytes"] if programs else 0
         sentence = None
         if top_slabs and top_slabs[0]["bytes"] > biggest_proc:
@@ -374,6 +452,7 @@ class Analysis:
                         f"any program holds.")
         return {
             "time": iso(snap.time), "used_bytes": used, "process_private_bytes": private,
+            "processes": nprocs, "private_from_pss": from_pss,
             "bytes": unexplained, "slab_bytes": slab,
             "slab_reclaimable_bytes": system.sreclaimable, "shmem_bytes": shmem,
             "page_tables_bytes": page_tables, "kernel_stack_bytes": kstack,
@@ -429,6 +508,10 @@ class Analysis:
                           "seconds": round(g.seconds, 3), "reason": g.reason}
                          for g in run.gaps],
                 "gap_seconds": round(run.gap_s, 3),
+                "rates": [{"interval_s": ms / 1000, "ticks": run.rate_ticks[ms],
+                           "seconds": round(run.rate_seconds.get(ms, 0.0), 3),
+                           "reasons": run.rate_reasons.get(ms, [])}
+                          for ms in sorted(run.rate_ticks, reverse=True)],
                 "overruns": run.overruns, "worst_overrun_ms": run.worst_overrun_ms,
                 "clean_end": run.end_reason is not None and not run.cut_segments,
                 "end_reason": run.end_reason,
@@ -443,6 +526,7 @@ class Analysis:
                 "orphan_records": run.orphan_records,
                 "bad_times": run.bad_times,
                 "unread_processes": run.unread_procs,
+                "data_problems": dict(sorted(run.problems.items())),
             },
             "memory": {"total_bytes": run.mem_total},
             "peak": {
@@ -463,6 +547,9 @@ class Analysis:
             "programs_time": iso(snap.time) if snap else None,
             "programs": programs[: self.top] if self.top else programs,
             "programs_total": len(programs),
+            "pss_tier": {"rounds": run.pss_rounds, "reads": run.pss_reads,
+                         "skipped": [{"pid": pid, "why": why}
+                                     for pid, why in sorted(run.pss_skipped.items())]},
             "program_peaks": sorted(
                 ({"name": n, "peak_rss_bytes": v[0], "count": v[1], "time": iso(v[2]),
                   "max_count": v[3]} for n, v in self.group_peaks.items()),
@@ -473,11 +560,7 @@ class Analysis:
             "units": [{"path": u.path, "peak_bytes": u.peak, "time": iso(u.time),
                        "reported_peak_bytes": u.reported_peak, "oom_kills": u.oom_kills}
                       for u in units],
-            "locked": {
-                "peak_mlocked_bytes": run.peak_mlocked,
-                "peak_unevictable_bytes": run.peak_unevictable,
-                "processes": sorted(self.locked.values(), key=lambda r: -r["locked_bytes"]),
-            },
+            "locked": locked_figures(run, self.locked.values()),
             "sampler": {"cpu_s": round(run.sampler_cpu_us / 1e6, 3),
                         "max_processes": run.max_procs},
         }
@@ -564,7 +647,7 @@ def _reading_line(r: dict) -> Optional[str]:
         parts.append(f"{r['bad_lines']} unparseable line(s) skipped")
     if r.get("long_lines"):
         parts.append(f"{r['long_lines']} over-long line(s) skipped unread")
-    if r.get("bad_times"):
+    if r.get("bad_times") and "data_problems" not in r:  # older report dicts
         parts.append(f"{r['bad_times']} record(s) with an impossible time or value skipped")
     if r["unknown_records"]:
         parts.append(f"{r['unknown_records']} record(s) of a newer format skipped")
@@ -578,6 +661,77 @@ def _reading_line(r: dict) -> Optional[str]:
     return "; ".join(parts) if parts else None
 
 
+def rates_text(span: dict) -> str:
+    """` every 1 s` or `: every 1 s, and every 0.1 s for 40 s (400 ticks) while the host was
+    short of memory (MemAvailable 8.1%)`: the tick count with the rate of each stretch."""
+    rates = span.get("rates") or []
+    if len(rates) <= 1:
+        interval = rates[0]["interval_s"] if rates else span.get("interval_s")
+        return f" every {interval:g} s" if interval else ""
+    main = max(rates, key=lambda r: r["ticks"] * r["interval_s"])
+    parts = [f"every {main['interval_s']:g} s"]
+    for r in rates:
+        if r is main:
+            continue
+        why = "; ".join(r["reasons"])
+        parts.append(f"every {r['interval_s']:g} s for {fmt_duration(r['seconds'])} "
+                     f"({r['ticks']} ticks)"
+                     + (f" while the host was short of memory ({why})" if why else ""))
+    return ": " + ", and ".join(parts)
+
+
+def overrun_text(span: dict) -> str:
+    n = span["overruns"]
+    return (f"{n} overrun(s): a tick took longer to collect than its interval, so the next "
+            f"one came late (worst {fmt_duration(span['worst_overrun_ms'] / 1000)}; a late "
+            f"tick, not a gap)")
+
+
+def data_problems_text(reading: dict) -> Optional[str]:
+    """Impossible data, counted: what was skipped or ignored rather than reported as fact."""
+    found = reading.get("data_problems") or {}
+    parts = [f"{n} {PROBLEMS.get(k, k)}" for k, n in found.items() if n]
+    return "; ".join(parts) if parts else None
+
+
+def _measured_sizes(g: dict) -> str:
+    """`7.3 MiB -> 611 MiB` (first and last measured RSS; the highest when above the last)."""
+    text = f"{fmt_bytes(g['first_bytes'])} -> {fmt_bytes(g['last_bytes'])}"
+    if g["max_bytes"] > g["last_bytes"] + max(MiB, g["last_bytes"] // 50):
+        text += f" (max {fmt_bytes(g['max_bytes'])})"
+    return text
+
+
+def _growing_rate(g: dict) -> str:
+    rate = g.get("growing_rate_bytes_per_hour")
+    return "?" if rate is None else f"+{fmt_bytes(rate)}/h"
+
+
+def growth_text(g: dict) -> str:
+    """A grower in measured values: "7.3 MiB -> 611 MiB, +23 GiB/h while growing, then flat
+    for 40 s". The fitted line only decided that it grew; its values are never shown as
+    sizes (JSON keeps the fitted rate as `rate_bytes_per_hour`)."""
+    text = f"{_measured_sizes(g)}, {_growing_rate(g)} while growing"
+    if g.get("grew_until"):
+        return text + (f", then flat for {fmt_duration(g['flat_s'])} "
+                       f"(from {_t(g['grew_until'])})")
+    return text + f", still growing at the end ({fmt_duration(g['duration_s'])} recorded)"
+
+
+def _private_source(un: dict) -> str:
+    """Where 'process private memory' came from, so a fallback is never taken for PSS."""
+    n, k = un.get("processes"), un.get("private_from_pss")
+    if n is None or k is None:
+        return "private = RSS minus shared"
+    if n and k == n:
+        return f"private = PSS of anonymous pages, read for all {n} processes"
+    fallback = ("RSS minus shared: pages a forked child shares with its parent count once per "
+                "process there")
+    if k == 0:
+        return f"private = {fallback}"
+    return f"private = PSS of anonymous pages for {k} of {n} processes, {fallback} for the rest"
+
+
 def render_text(rep: dict) -> str:
     rep = tree(rep)  # every string from the log terminal-safe, fields added later included
     out: List[str] = []
@@ -589,9 +743,8 @@ def render_text(rep: dict) -> str:
       f"{rep['sampler_runs']} sampler run(s)")
     w("")
     w("Span")
-    interval = span["interval_s"]
     w(f"  {_t(span['start'])} -> {_t(span['end'])}  ({fmt_duration(span['duration_s'])}, "
-      f"{span['ticks']} ticks" + (f" at {interval:g} s" if interval else "") + ")")
+      f"{span['ticks']} ticks{rates_text(span)})")
     if span["gaps"]:
         w(f"  NOT RECORDING for {fmt_duration(span['gap_seconds'])} in "
           f"{len(span['gaps'])} gap(s):")
@@ -604,7 +757,7 @@ def render_text(rep: dict) -> str:
           f"  no gaps in what could be read, but {unread} file(s) could not be read whole "
           f"(see reading problems): what the sampler saw then is unknown")
     if span["overruns"]:
-        w(f"  {span['overruns']} sampler overrun(s), worst {span['worst_overrun_ms']:.0f} ms")
+        w(f"  {overrun_text(span)}")
     if span["clean_end"]:
         w(f"  ended cleanly ({span['end_reason']})")
     elif span["cut_segments"]:
@@ -613,6 +766,9 @@ def render_text(rep: dict) -> str:
     reading = _reading_line(rep["reading"])
     if reading:
         w(f"  reading problems: {reading}")
+    problems = data_problems_text(rep["reading"])
+    if problems:
+        w(f"  data problems: {problems}")
     w("")
     peak, low, psi = rep["peak"], rep["lowest_available"], rep["psi"]
     w("Memory")
@@ -654,29 +810,31 @@ def render_text(rep: dict) -> str:
       + (f", {rep['programs_total']} in all" if rep["programs_total"] > len(progs) else ""))
     if progs:
         width = max(8, min(28, max(len(g["name"]) for g in progs)))
-        w(f"  {'PROGRAM':<{width}}  {'COUNT':>5}  {'RSS':>9}  {'PSS':>9}  {'SWAP':>9}  "
+        w(f"  {'PROGRAM':<{width}}  {'COUNT':>5}  {'RSS':>9}  {'PSS':>18}  {'SWAP':>9}  "
           f"LARGEST")
         for g in progs:
             lg = g["largest"]
             w(f"  {g['name'][:width]:<{width}}  {'x' + str(g['count']):>5}  "
-              f"{fmt_bytes(g['rss_bytes']):>9}  {fmt_bytes(g['pss_bytes']):>9}  "
+              f"{fmt_bytes(g['rss_bytes']):>9}  {pss_text(g):>18}  "
               f"{fmt_bytes(g['swap_bytes']):>9}  pid {lg['pid']} "
               f"{fmt_bytes(lg['rss_bytes'])}: {_cmd(lg['cmdline'], 50)}")
     else:
         w("  (no processes recorded)")
+    skipped = (rep.get("pss_tier") or {}).get("skipped") or []
+    if skipped:
+        w(f"  PSS not read for {len(skipped)} process(es) to keep from stalling them (a read "
+          "walks the target's page tables under its mmap lock): "
+          + ", ".join(f"pid {s['pid']} ({s['why']})" for s in skipped[:5])
+          + (", ..." if len(skipped) > 5 else ""))
     w("")
     w("Growers (leak suspects: sustained growth, short spikes ignored)")
     if rep["growers"] or rep["group_growers"]:
         for g in rep["growers"]:
-            w(f"  {g['name']} (pid {g['pid']})  {fmt_bytes(g['growth_bytes'], True)} over "
-              f"{fmt_duration(g['duration_s'])} = {fmt_bytes(g['rate_bytes_per_hour'])}/h  "
-              f"({fmt_bytes(g['from_bytes'])} -> {fmt_bytes(g['to_bytes'])})"
+            w(f"  {g['name']} (pid {g['pid']})  {growth_text(g)}"
               + ("  [exited]" if g["exited"] else ""))
             w(f"      {_cmd(g['cmdline'], 90)}")
         for g in rep["group_growers"]:
-            w(f"  program {g['name']} (all its processes)  "
-              f"{fmt_bytes(g['growth_bytes'], True)} over {fmt_duration(g['duration_s'])} = "
-              f"{fmt_bytes(g['rate_bytes_per_hour'])}/h")
+            w(f"  program {g['name']} (all its processes)  {growth_text(g)}")
     else:
         w("  none")
     w("")
@@ -685,6 +843,7 @@ def render_text(rep: dict) -> str:
     if un:
         w(f"  used {fmt_bytes(un['used_bytes'])} - process private memory "
           f"{fmt_bytes(un['process_private_bytes'])} = {fmt_bytes(un['bytes'])}")
+        w(f"  ({_private_source(un)})")
         w(f"  slab {fmt_bytes(un['slab_bytes'])} (reclaimable "
           f"{fmt_bytes(un['slab_reclaimable_bytes'])}), shmem {fmt_bytes(un['shmem_bytes'])}, "
           f"page tables {fmt_bytes(un['page_tables_bytes'])}, kernel stacks "
@@ -710,6 +869,8 @@ def render_text(rep: dict) -> str:
     for p in lk["processes"][:10]:
         w(f"  {fmt_bytes(p['locked_bytes']):>9}  pid {p['pid']} {p['name']}: "
           f"{_cmd(p['cmdline'], 70)}")
+    if lk.get("note"):
+        w(f"  note: {lk['note']}")
     return "\n".join(out) + "\n"
 
 
@@ -854,17 +1015,19 @@ def render_markdown(rep: dict) -> str:
         for g in rep["programs"]:
             lg = g["largest"]
             w(f"| {md(g['name'])} | {g['count']} | {fmt_bytes(g['rss_bytes'])} | "
-              f"{fmt_bytes(g['pss_bytes'])} | {fmt_bytes(g['swap_bytes'])} | "
+              f"{pss_text(g)} | {fmt_bytes(g['swap_bytes'])} | "
               f"pid {lg['pid']} {fmt_bytes(lg['rss_bytes'])} |")
     if rep["growers"]:
         w("")
         w("#### Growers (leak suspects)")
         w("")
-        w("| program | pid | growth | rate/h | over |")
-        w("| --- | ---: | ---: | ---: | --- |")
+        w("| program | pid | RSS measured | while growing | over |")
+        w("| --- | ---: | --- | ---: | --- |")
         for g in rep["growers"]:
-            w(f"| {md(g['name'])} | {g['pid']} | {fmt_bytes(g['growth_bytes'], True)}"
-              f" | {fmt_bytes(g['rate_bytes_per_hour'])} | {fmt_duration(g['duration_s'])} |")
+            w(f"| {md(g['name'])} | {g['pid']} | {_measured_sizes(g)}"
+              f" | {_growing_rate(g)} | {fmt_duration(g['duration_s'])}"
+              + (f", then flat for {fmt_duration(g['flat_s'])}" if g.get("grew_until") else "")
+              + " |")
     if rep.get("triggers_total"):
         w("")
         w(f"#### Triggers ({rep['triggers_total']})")

@@ -310,7 +310,11 @@ OPTIONS = [
     ("--top-n", _count, 20, "processes (largest RSS) whose /proc/PID/status detail is kept"),
     ("--status-every", _positive(parse_duration), 10.0, "seconds between status detail reads"),
     ("--pss-top-n", _count, 5, "processes whose PSS (smaps_rollup) is read"),
+    ("--pss-programs", _count, 5, "largest programs whose every process gets PSS read"),
     ("--pss-every", _positive(parse_duration), 60.0, "seconds between PSS reads"),
+    ("--pss-budget", _positive(parse_duration), 0.02, "most time PSS reads take per tick"),
+    ("--pss-slow", _positive(parse_duration), 0.1,
+     "a process whose PSS read takes (or would take) longer is skipped for a while"),
     ("--fast-interval", _positive(parse_duration), 0.1, "tick interval while in trouble"),
     ("--low-pct", _percent, 10.0, "trouble: MemAvailable below this % of MemTotal ..."),
     ("--psi-full-pct", _percent, 10.0, "... or PSI memory 'full' stall above this % of time"),
@@ -353,7 +357,8 @@ _REPEATABLE = ("--trigger",)
 HELP_GROUPS = [  # --help shows the flags in these groups, in this order
     ("Where and how often", ("--dir", "--interval", "--duration", "--keyframe")),
     ("Processes", ("--rss-delta", "--rss-delta-pct", "--top-n", "--status-every",
-                   "--pss-top-n", "--pss-every", "--no-redact")),
+                   "--pss-top-n", "--pss-programs", "--pss-every", "--pss-budget",
+                   "--pss-slow", "--no-redact")),
     ("When memory runs short", ("--fast-interval", "--low-pct", "--psi-full-pct", "--low-step")),
     ("Kernel and cgroups", ("--slab-delta", "--slab-top-n", "--no-slab", "--cgroup-depth",
                             "--cgroup-max", "--cgroup-root", "--no-cgroups")),
@@ -1276,7 +1281,7 @@ class Proc:
     one per process (~400 bytes with its identity string and dict entry). The rarer state
     (young processes to look at again, the detail tiers' last values) lives in the Sampler."""
 
-    __slots__ = ("pid", "fd", "rss", "lim", "ident", "statm")
+    __slots__ = ("pid", "fd", "rss", "lim", "ident", "statm", "prog")
 
     def __init__(self, pid: str, fd: int) -> None:
         self.pid = pid  # the same string object as its key in Sampler.procs
@@ -1287,6 +1292,7 @@ class Proc:
         # statm as last read: the same bytes again cannot be a change (an idle process's
         # statm does not move), so most processes cost a pread and one comparison a tick
         self.statm = b""
+        self.prog = None  # program name (program_name), found by the PSS tier when it plans
 
 
 def parse_stat(data: bytes):
@@ -1357,6 +1363,187 @@ def fit_cmdline(args: list):
             return head, True
         used += size + 1
     return args, False
+
+
+# ---------------------------------------------------------------------------------------------
+# The PSS tier: smaps_rollup for every member of the largest programs, within a time budget.
+
+# Cost of one smaps_rollup read per MiB of a process's RSS until a read of it was timed: the
+# page walk dominates on large processes (bench/pss_cost.py: 10-15 us per MiB with 4 KiB pages
+# here, 0.2 with huge pages; a user saw 4.5 s on a 200 GB process, 22 us per MiB), so a huge
+# process is skipped before its first read rather than stalled once to learn.
+PSS_PRIOR_US_PER_MIB = 25.0
+PSS_EVENT_LIST_MAX = 16  # pids listed per kind in a `pss` event (the rest are counted)
+
+
+class PssTier:
+    """Which processes get `/proc/PID/smaps_rollup`, and when.
+
+    A program's PSS is only worth showing when every member was read (four processes sharing
+    200 MiB of shm each hold 50 MiB of it), so the tier reads whole programs: every member of
+    the `pss_programs` largest programs by RSS, plus the `pss_top_n` largest processes. Reading
+    smaps_rollup takes the target's mmap lock for a walk of its page tables, so: each read is
+    timed; a tick spends at most `pss_budget` on the tier and the rest of a round waits for the
+    next tick; a process whose read took longer than `pss_slow` (or is predicted to, from its
+    RSS and the slowest cost per MiB seen so far) is skipped for a while, longer each time.
+    Every round ends with a `pss` event saying what was read, how long it took and what was
+    skipped, so a partial sum is known to be partial.
+    """
+
+    def __init__(self, cfg, proc: str) -> None:
+        self.cfg = cfg
+        self.proc = proc
+        self.queue = []  # Procs to read this round, in order (largest programs first)
+        self.pos = 0
+        self.force = False  # a snapshot round: write every D line, changed or not
+        self.vals = {}  # pid -> last written `D` values
+        self.backoff = {}  # pid -> (skip until this monotonic time, times backed off)
+        self.cost = {}  # pid -> us per MiB of RSS its last read took (processes >= 64 MiB)
+        self.stats = None  # the round being read: counters for its `pss` event
+        self.tried = set()  # pids read or skipped at least once (not "never read")
+
+    def gone(self, pid: str) -> None:
+        self.vals.pop(pid, None)
+        self.backoff.pop(pid, None)
+        self.tried.discard(pid)
+        self.cost.pop(pid, None)
+
+    def plan(self, procs: dict, ranked: list, mono: float, full: bool, force: bool,
+             events: list) -> None:
+        """Start a round (`full`: every member again) or top it up with members never read.
+
+        Runs at status ticks (every few seconds), not per process per tick: one pass over the
+        table to sum RSS by program."""
+        cfg = self.cfg
+        totals = {}
+        for st in procs.values():
+            prog = st.prog
+            if prog is None:
+                prog = st.prog = _program_of(st)
+            totals[prog] = totals.get(prog, 0) + st.rss
+        top = sorted(totals.items(), key=_second, reverse=True)[:cfg.pss_programs]
+        chosen = dict(top)
+        members = [st for st in procs.values() if st.prog in chosen]
+        sizes = {}
+        for st in members:
+            sizes[st.prog] = sizes.get(st.prog, 0) + 1
+        # Programs with fewer processes first: each is cheap to complete, so a program of
+        # thousands (read over many ticks, or never whole) cannot keep the others partial.
+        members.sort(key=lambda st: (sizes[st.prog], st.prog, -st.rss))
+        extra = [st for st in ranked[:cfg.pss_top_n] if st.prog not in sizes]
+        wanted = extra + members
+        if not full:
+            # A program with a member never looked at is read again whole: sharing changed.
+            fresh = {st.prog for st in wanted if st.pid not in self.tried}
+            if not fresh:
+                return
+            wanted = [st for st in wanted if st.prog in fresh]
+            if self.stats is not None:  # a round is under way: add to it
+                queued = set(self.queue[self.pos:])
+                self.queue.extend(st for st in wanted if st not in queued)
+                self.stats["planned"] = len(self.queue)
+                return
+        if self.stats is not None and self.pos < len(self.queue):
+            self.stats["unfinished"] += len(self.queue) - self.pos
+        self._close(events)
+        self.queue, self.pos, self.force = wanted, 0, force
+        self.stats = {"full": full, "programs": len({st.prog for st in wanted}),
+                      "planned": len(wanted), "read": 0, "ms": 0.0, "max_ms": 0.0,
+                      "max_pid": None, "slow": [], "skipped": [], "unfinished": 0,
+                      "gone": 0}
+
+    def drain(self, ts: str, mono: float, share: float, out: list, events: list) -> None:
+        """Read the round's next processes until this tick's budget is spent (`share`: the
+        tick's interval over the normal one, so fast ticks under pressure spend less)."""
+        if self.stats is None:
+            return
+        cfg = self.cfg
+        stats = self.stats
+        queue = self.queue
+        budget = cfg.pss_budget * share
+        slow = cfg.pss_slow
+        clock = time.monotonic
+        start = clock()
+        first = True
+        while self.pos < len(queue) and (first or clock() - start < budget):
+            st = queue[self.pos]
+            pid = st.pid
+            predicted = st.rss / 1024 * self.cost.get(pid, PSS_PRIOR_US_PER_MIB) / 1e6
+            if not first and predicted > budget - (clock() - start) \
+                    and predicted <= slow and pid not in self.backoff:
+                break  # a long read starts a tick of its own, so no tick spends two
+            first = False
+            self.pos += 1
+            self.tried.add(pid)
+            held = self.backoff.get(pid)
+            if held is not None and mono < held[0]:
+                self._note(stats["skipped"], pid, "backed off", st.rss)
+                continue
+            if predicted > slow:
+                self._note(stats["skipped"], pid, f"predicted {predicted * 1000:.0f} ms",
+                           st.rss)
+                continue
+            t0 = clock()
+            data = read_file(f"{self.proc}/{pid}/smaps_rollup", 4096)
+            took = clock() - t0
+            stats["ms"] += took * 1000
+            if took * 1000 > stats["max_ms"]:
+                stats["max_ms"], stats["max_pid"] = took * 1000, int(pid)
+            if st.rss >= 65536:  # 64 MiB: below that the fixed cost of a read dominates
+                self.cost[pid] = took * 1e6 / (st.rss / 1024)
+            if took > slow:
+                times = held[1] + 1 if held is not None else 1
+                self.backoff[pid] = (mono + cfg.pss_every * (1 << min(times, 6)), times)
+                self._note(stats["slow"], pid, f"{took * 1000:.0f} ms", st.rss)
+            if not data:
+                stats["gone"] += 1
+                continue
+            stats["read"] += 1
+            vals = parse_kv_kib(data, SMAPS_KEYS)
+            if self.force or _moved(self.vals.get(pid), vals, self.cfg.rss_delta // 1024):
+                self.vals[pid] = vals
+                out.append(f"D {ts} {pid} " + " ".join(map(_fmt, vals)) + "\n")
+        if self.pos >= len(queue):
+            self._close(events)
+
+    @staticmethod
+    def _note(items: list, pid: str, why: str, rss: int) -> None:
+        if len(items) < PSS_EVENT_LIST_MAX:
+            items.append({"pid": int(pid), "why": why, "rss_kib": rss})
+        else:
+            items.append(None)  # counted, not listed
+
+    def _close(self, events: list) -> None:
+        """The round's `pss` event: always for a full round, else when something was missed."""
+        stats, self.stats = self.stats, None
+        self.queue, self.pos = [], 0
+        if stats is None:
+            return
+        missed = stats["slow"] or stats["skipped"] or stats["unfinished"]
+        if not (stats["full"] or missed):
+            return
+        obj = {"programs": stats["programs"], "planned": stats["planned"],
+               "read": stats["read"], "ms": round(stats["ms"], 2),
+               "max_ms": round(stats["max_ms"], 2), "max_pid": stats["max_pid"]}
+        for key in ("slow", "skipped"):
+            if stats[key]:
+                listed = [x for x in stats[key] if x is not None]
+                obj[key] = listed
+                obj[key + "_count"] = len(stats[key])
+        if stats["unfinished"]:
+            obj["unfinished"] = stats["unfinished"]
+        if stats["gone"]:
+            obj["gone"] = stats["gone"]
+        events.append(("pss", obj))
+
+
+def _second(item):
+    return item[1]
+
+
+def _program_of(st) -> str:
+    cmd = ident_cmd(st.ident)
+    return program_name(cmd or [], ident_comm(st.ident))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -2863,7 +3050,7 @@ class Sampler:
         self.procs = {}  # pid string -> Proc
         self.young = []  # Procs first seen last tick: their command line is read once more
         self.detail_vals = {}  # pid -> last written `d` values (top N only)
-        self.pss_vals = {}  # pid -> last written `D` values (top few only)
+        self.pss = PssTier(cfg, self.proc)
         self.rss_delta_kib = cfg.rss_delta // 1024
         self.skip = set()  # /proc names that are not user processes (kthreads, "self", ...)
         # Listing /proc is a third of a tick; it is skipped while no pid was allocated in our
@@ -2939,7 +3126,9 @@ class Sampler:
                 "rss_delta_kib": cfg.rss_delta // 1024, "rss_delta_pct": cfg.rss_delta_pct,
                 "keyframe_s": cfg.keyframe, "top_n": cfg.top_n,
                 "status_every_s": cfg.status_every, "pss_top_n": cfg.pss_top_n,
-                "pss_every_s": cfg.pss_every, "fast_interval_s": cfg.fast_interval,
+                "pss_every_s": cfg.pss_every, "pss_programs": cfg.pss_programs,
+                "pss_budget_ms": round(cfg.pss_budget * 1000, 3),
+                "pss_slow_ms": round(cfg.pss_slow * 1000, 3), "fast_interval_s": cfg.fast_interval,
                 "low_pct": cfg.low_pct, "psi_full_pct": cfg.psi_full_pct,
                 "low_step_kib": self.low_step, "slab_delta_kib": cfg.slab_delta // 1024,
                 "slab_top_n": cfg.slab_top_n, "cgroup_depth": cfg.cgroup_depth,
@@ -3227,7 +3416,7 @@ class Sampler:
             if st is None:
                 continue
             self.detail_vals.pop(name, None)
-            self.pss_vals.pop(name, None)
+            self.pss.gone(name)
             if st.fd >= 0:
                 os.close(st.fd)
             out_x.append(f"X {ts} {name}\n")
@@ -3239,6 +3428,7 @@ class Sampler:
             fresh = self._identify(st.pid, st.fd)
             if fresh and fresh != st.ident:
                 st.ident = fresh
+                st.prog = None
                 self.announced.add(st.pid)
                 out_new.append(f"P {ts} {st.ident}\n")
 
@@ -3246,23 +3436,25 @@ class Sampler:
         """The n largest by RSS (ties in table order, as heapq.nlargest gives them)."""
         return sorted(self.procs.values(), key=_by_rss, reverse=True)[:n] if n else []
 
-    def details(self, ts: str, snapshot: bool, do_status: bool, do_pss: bool, out: list) -> None:
-        """Tiered detail: status for the top N, smaps_rollup (PSS) for the top few."""
-        tiers = []
-        if do_status:
-            tiers.append(("d", "status", STATUS_KEYS, self.cfg.top_n, self.detail_vals))
-        if do_pss:
-            tiers.append(("D", "smaps_rollup", SMAPS_KEYS, self.cfg.pss_top_n, self.pss_vals))
-        ranked = self.top(max((t[3] for t in tiers), default=0))  # one sort for both tiers
-        for rtype, name, keys, n, last in tiers:
-            for st in ranked[:n]:
-                data = read_file(f"{self.proc}/{st.pid}/{name}", 4096)
-                if not data:
-                    continue
-                vals = parse_kv_kib(data, keys)
-                if snapshot or _moved(last.get(st.pid), vals, self.rss_delta_kib):
-                    last[st.pid] = vals
-                    out.append(f"{rtype} {ts} {st.pid} " + " ".join(map(_fmt, vals)) + "\n")
+    def details(self, ts: str, mono: float, snapshot: bool, do_status: bool, do_pss: bool,
+                out: list) -> None:
+        """Tiered detail: status for the top N; the PSS tier plans at status ticks (whole
+        programs, see PssTier) and reads a budgeted share of its round every tick."""
+        cfg = self.cfg
+        if do_status or do_pss:
+            ranked = self.top(max(cfg.top_n if do_status else 0, cfg.pss_top_n))
+            if do_status:
+                last = self.detail_vals
+                for st in ranked[:cfg.top_n]:
+                    data = read_file(f"{self.proc}/{st.pid}/status", 4096)
+                    if not data:
+                        continue
+                    vals = parse_kv_kib(data, STATUS_KEYS)
+                    if snapshot or _moved(last.get(st.pid), vals, self.rss_delta_kib):
+                        last[st.pid] = vals
+                        out.append(f"d {ts} {st.pid} " + " ".join(map(_fmt, vals)) + "\n")
+            self.pss.plan(self.procs, ranked, mono, do_pss, snapshot, self.events)
+        self.pss.drain(ts, mono, self.interval / cfg.interval, out, self.events)
 
     # -- cgroups, slab, kernel log -------------------------------------------------------------
     def scan_cgroups(self, ts: str, keyframe: bool, rescan: bool, counters: bool,
@@ -3401,7 +3593,7 @@ class Sampler:
             self.last_status = mono
         if do_pss:
             self.last_pss = mono
-        self.details(ts, bool(snapshot) or initial, do_status, do_pss, out_detail)
+        self.details(ts, mono, bool(snapshot) or initial, do_status, do_pss, out_detail)
         oom_now = system[S_INDEX["oom_kill"]]
         oom_step = self.oom_total is not None and oom_now is not None and oom_now > self.oom_total
         if oom_step:

@@ -1,0 +1,135 @@
+"""The sampler's PSS tier: whole programs, a time budget per tick, slow targets skipped and
+said so; and its program names, which must be the analyzer's."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+from test_report import PROGRAM_NAMES
+from test_sampler_unit import Clock, events, make, of
+
+from memtrail import sampler as S
+from memtrail.programs import program_name
+
+
+@pytest.mark.parametrize("cmd,name", PROGRAM_NAMES)
+def test_sampler_names_programs_like_the_analyzer(cmd, name):
+    assert S.program_name(cmd, "kworker") == program_name(cmd, "kworker") == name
+
+
+def test_program_names_agree_on_random_command_lines():
+    rng = random.Random(13)
+    words = ["python3", "python3.11", "python", "pypy3", "perl", "ruby", "node", "nodejs",
+             "java", "bash", "sh", "-bash", "dash", "zsh", "awk", "gawk", "python3-dbg",
+             "python3.11a", "python3.", "pythonx", "shx", "sh-", "sh-x_1", "/usr/bin/python3",
+             "-m", "-c", "-e", "-jar", "-cp", "a:b", "-X", "dev", "--", "-W", "x.py", "/srv/x.py",
+             "org.x.Main", "app.jar", "/dev/fd/3", "nova-api: worker(3)", "postgres: writer",
+             "/usr/sbin/nginx: master", "/: x", "a b: c", "x:y", ":", "", " ", "-", "--title",
+             "ruby /srv/app/x", "python3 -m http.server", "p\u00e9rl", "python3\n", "sh-\u00e9",
+             "python\u0663", "-r", "--require", "--module", "m/a.b.C", "-mhttp.server"]
+    for _ in range(20000):
+        cmd = [rng.choice(words) for _ in range(rng.randint(0, 5))]
+        comm = rng.choice(["kworker", "", "x"])
+        assert S.program_name(cmd, comm) == program_name(cmd, comm), cmd
+
+
+def _pss_lines(lines):
+    return sorted(int(line.split()[2]) for line in of(lines, "D"))
+
+
+def test_every_member_of_the_largest_programs(fakeproc, tmp_path):
+    for pid in range(200, 206):  # 6 workers of 20 MiB: 120 MiB together
+        fakeproc.add(pid, ["/usr/bin/python3", "/usr/bin/nova-api"], rss_kib=20480)
+    fakeproc.add(300, ["/usr/bin/big"], rss_kib=100000)  # the largest single process
+    fakeproc.add(301, ["/usr/bin/small"], rss_kib=5000)
+    s = make(fakeproc, tmp_path, "--pss-programs", "1", "--pss-top-n", "1")
+    lines = Clock().tick(s, new_segment=True)
+    assert _pss_lines(lines) == [200, 201, 202, 203, 204, 205, 300]
+    [round_] = events(lines, "pss")
+    assert round_["programs"] == 2 and round_["planned"] == 7 and round_["read"] == 7
+    assert "skipped" not in round_ and "unfinished" not in round_
+
+
+def test_a_round_is_spread_over_ticks_by_the_budget(fakeproc, tmp_path):
+    for pid in range(200, 210):
+        fakeproc.add(pid, ["/usr/bin/worker"], rss_kib=20480)
+    s = make(fakeproc, tmp_path, "--pss-programs", "1", "--pss-top-n", "0",
+             "--pss-budget", "0.000001")  # one read a tick (the first always happens)
+    clock = Clock()
+    seen, rounds = [], []
+    for _ in range(10):
+        lines = clock.tick(s, new_segment=not seen)
+        seen += _pss_lines(lines)
+        rounds += events(lines, "pss")
+    assert sorted(seen) == list(range(200, 210))
+    assert [r["read"] for r in rounds] == [10]
+
+
+def test_a_new_member_gets_its_whole_program_read_again(fakeproc, tmp_path):
+    for pid in (200, 201):
+        fakeproc.add(pid, ["/usr/bin/worker"], rss_kib=20480)
+    s = make(fakeproc, tmp_path, "--pss-programs", "1", "--pss-top-n", "0",
+             "--status-every", "1", "--rss-delta", "1G")
+    clock = Clock()
+    assert _pss_lines(clock.tick(s, new_segment=True)) == [200, 201]
+    assert _pss_lines(clock.tick(s)) == []  # unchanged: nothing written
+    fakeproc.add(202, ["/usr/bin/worker"], rss_kib=20480)
+    for pid in (200, 201):  # the new member shares their pages: their PSS drops
+        fakeproc._write(f"{pid}/smaps_rollup", "Pss: 1 kB\nPss_Anon: 1 kB\n")
+    assert _pss_lines(clock.tick(s)) == [200, 201, 202]
+
+
+def test_a_huge_process_is_skipped_before_it_is_read_and_the_log_says_so(fakeproc, tmp_path):
+    fakeproc.add(200, ["/usr/bin/db"], rss_kib=200 << 20)  # 200 GiB: seconds of page walk
+    fakeproc.add(201, ["/usr/bin/db"], rss_kib=10240)
+    s = make(fakeproc, tmp_path, "--pss-programs", "1", "--pss-top-n", "0")
+    lines = Clock().tick(s, new_segment=True)
+    assert _pss_lines(lines) == [201]
+    [round_] = events(lines, "pss")
+    assert round_["skipped_count"] == 1
+    assert round_["skipped"][0]["pid"] == 200
+    assert round_["skipped"][0]["why"].startswith("predicted")
+
+
+def test_a_slow_read_backs_its_process_off(fakeproc, tmp_path, monkeypatch):
+    fakeproc.add(200, ["/usr/bin/app"], rss_kib=20480)
+    fakeproc.add(201, ["/usr/bin/app"], rss_kib=10240)
+    real = S.read_file
+
+    def slow_for_200(path, *args, **kw):
+        if path.endswith("/200/smaps_rollup"):
+            time.sleep(0.03)
+        return real(path, *args, **kw)
+    monkeypatch.setattr(S, "read_file", slow_for_200)
+    s = make(fakeproc, tmp_path, "--pss-programs", "1", "--pss-top-n", "0",
+             "--pss-slow", "0.01", "--pss-every", "1", "--pss-budget", "1")
+    clock = Clock()
+    first = clock.tick(s, new_segment=True)
+    [round_] = events(first, "pss")
+    assert [x["pid"] for x in round_["slow"]] == [200]
+    assert _pss_lines(first) == [200, 201]  # what a slow read returned is still written
+    again = clock.tick(s, seconds=1.0)
+    [round_] = events(again, "pss")
+    assert round_["skipped"][0] == {"pid": 200, "why": "backed off", "rss_kib": 20480}
+
+
+def test_the_report_says_which_processes_were_not_read(fakeproc, tmp_path):
+    from memtrail.report import analyze, render_text
+
+    fakeproc.add(200, ["/usr/bin/db"], rss_kib=200 << 20)
+    fakeproc.add(201, ["/usr/bin/db"], rss_kib=10240)
+    s = make(fakeproc, tmp_path, "--pss-programs", "1", "--pss-top-n", "0")
+    clock = Clock()
+    lines = [clock.tick(s, new_segment=True), clock.tick(s)]
+    log = tmp_path / "log" / "memtrail-20231114T221321Z-000.log"
+    log.write_text(s.header(clock.t - 1, clock.t - 1, log.name)
+                   + "".join("\n".join(t) + "\n" for t in lines))
+    rep = analyze([str(log)])
+    assert rep["pss_tier"]["skipped"] == [{"pid": 200, "why": "predicted 5120 ms"}]
+    [g] = [g for g in rep["programs"] if g["name"] == "db"]
+    assert g["pss_count"] == 1 and g["count"] == 2
+    text = render_text(rep)
+    assert "PSS not read for 1 process(es)" in text and "pid 200 (predicted 5120 ms)" in text
+    assert "(1 of 2)" in text
