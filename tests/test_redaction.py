@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from memtrail import sampler as S
@@ -250,6 +250,7 @@ TEMPLATES = [
 @given(st.sampled_from(TEMPLATES), secrets)
 @settings(max_examples=500, deadline=None)
 def test_any_secret_in_a_known_place_is_hidden(template, secret):
+    assume(not any(secret in part for part in template))  # "config" in `git config`: not a leak
     argv = [part.replace("{s}", secret) for part in template]
     got = S.redact(argv)
     assert len(got) == len(argv)
