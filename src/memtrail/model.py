@@ -527,9 +527,11 @@ class Replayer:
 
     def discard_pending(self) -> None:
         """Forget exits and events gathered outside any tick (a seek's catch-up, seek.py):
-        the first tick replayed should not report them as its own."""
+        the first tick replayed should not report them as its own. The replay joins the
+        segment in its middle, so the header's time says nothing about that first tick."""
         self._pending_events = []
         self._pending_exited = []
+        self._header_time = None
 
     def flush(self) -> Optional[Tick]:
         """The pending tick, complete (call at end of input or when a live file is drained)."""
