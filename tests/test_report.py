@@ -330,3 +330,19 @@ def test_detail_pss_swap_and_locked_memory(tmp_path, capsys):
     locked = rep["locked"]["processes"]
     assert [(p["pid"], p["locked_bytes"]) for p in locked] == [(10, 256 * MiB)]
     assert rep["locked"]["peak_mlocked_bytes"] == 256 * MiB
+
+
+def test_a_program_peak_is_a_state_of_the_machine(tmp_path, capsys):
+    """Two workers trade 100 MiB within one tick: the program's total never moved, so its
+    peak is not the sum between the two `p` lines of that tick (a total no tick ever had)."""
+    host = scenarios.Host(str(tmp_path))
+    for pid in (100, 101):
+        host.spawn(pid, ["/usr/bin/php-fpm", "pool www"], 200)
+    host.tick(3)
+    host.set_rss(100, 300)
+    host.set_rss(101, 100)
+    host.tick(3)
+    host.stop()
+    rep = _json(capsys, str(tmp_path))
+    [peak] = rep["program_peaks"]
+    assert peak["peak_rss_bytes"] == 400 * MiB and peak["max_count"] == 2

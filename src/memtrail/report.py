@@ -202,41 +202,54 @@ class Analysis:
                     self.triggers_total += 1
                     if len(self.triggers) < MAX_LISTED:
                         self.triggers.append(trigger(event.time, event.data))
-        for proc, old in tick.changes:
-            self._grow(proc, old, time)
+        if tick.changes:
+            assert self.window is not None
+            self._grow(tick.changes, time)
         for proc in tick.exited:
             self._exit(proc, time)
         for proc in tick.details:
             if proc.locked:
                 self._locked(proc)
 
-    def _grow(self, proc: Proc, old: int, time: float) -> None:
-        assert self.window is not None
-        tracker = self.trackers.get(proc)
-        if tracker is None:
-            self.trackers[proc] = TrendTracker(time, proc.rss)
-        else:
-            tracker.update(time, proc.rss)
-        name = self.name(proc)
-        if proc not in self.members:
-            self.members[proc] = name
-            self.group_counts[name] = self.group_counts.get(name, 0) + 1
-        total = self.group_totals.get(name, 0) + proc.rss - old
-        self.group_totals[name] = total
-        peak = self.group_peaks.get(name)
-        count = self.group_counts[name]
-        if peak is None:
-            self.group_peaks[name] = [total, count, time, count]
-        else:
-            if total > peak[0]:
-                peak[0], peak[1], peak[2] = total, count, time
-            if count > peak[3]:
-                peak[3] = count
-        gt = self.group_trackers.get(name)
-        if gt is None:
-            self.group_trackers[name] = TrendTracker(time, total)
-        else:
-            gt.update(time, total)
+    def _grow(self, changes: List[Tuple[Proc, int]], time: float) -> None:
+        """One tick's RSS changes: each process's trend, then each program's total once. The
+        totals between two lines of one tick were never a state of the machine (only the
+        tick's last one is), so a program's peak and trend look at the tick's end."""
+        trackers, names, members, counts = self.trackers, self.names, self.members, \
+            self.group_counts
+        delta: Dict[str, int] = {}
+        for proc, old in changes:
+            rss = proc.rss
+            tracker = trackers.get(proc)
+            if tracker is None:
+                trackers[proc] = TrendTracker(time, rss)
+            else:
+                tracker.update(time, rss)
+            name = names.get(proc)
+            if name is None:
+                name = names[proc] = program_name(proc.cmd, proc.comm)
+            if proc not in members:
+                members[proc] = name
+                counts[name] = counts.get(name, 0) + 1
+            delta[name] = delta.get(name, 0) + rss - old
+        totals, peaks, group_trackers = self.group_totals, self.group_peaks, \
+            self.group_trackers
+        for name, change in delta.items():
+            total = totals[name] = totals.get(name, 0) + change
+            count = counts[name]
+            peak = peaks.get(name)
+            if peak is None:
+                peaks[name] = [total, count, time, count]
+            else:
+                if total > peak[0]:
+                    peak[0], peak[1], peak[2] = total, count, time
+                if count > peak[3]:
+                    peak[3] = count
+            gt = group_trackers.get(name)
+            if gt is None:
+                group_trackers[name] = TrendTracker(time, total)
+            else:
+                gt.update(time, total)
 
     def _exit(self, proc: Proc, time: float) -> None:
         tracker = self.trackers.pop(proc, None)

@@ -26,9 +26,9 @@ from memtrail.reader import (
     ReadStats,
     Record,
     Segment,
-    SegmentError,
     open_segment,
     parse_line,
+    segment_lines,
     segments,
 )
 
@@ -79,33 +79,6 @@ def _tick_time(raw: bytes) -> Optional[float]:
         return None
 
 
-def _lines(path: str, stats: ReadStats) -> Iterator[bytes]:
-    """Complete lines of one segment; counts a torn tail or a cut gzip like the reader."""
-    try:
-        fh = open_segment(path, stats)
-    except OSError as exc:
-        stats.skipped_files.append(f"{path}: {exc.strerror or exc}")
-        return
-    stats.files += 1
-    with fh:
-        while True:
-            try:
-                raw = fh.readline()
-            except SegmentError as exc:  # corrupt gzip data, a gzip bomb
-                stats.skipped_files.append(f"{path}: {exc.strerror}")
-                return
-            except (EOFError, OSError) as exc:  # a truncated gzip
-                stats.truncated_files.append(f"{path}: {exc}")
-                return
-            if not raw:
-                return
-            if not raw.endswith(b"\n"):
-                stats.lines += 1
-                stats.torn += 1
-                return
-            yield raw
-
-
 class _Segment:
     """Records of one segment, with the reader's rules (a header first, a newer format
     refused, foreign files skipped) on lines given one at a time."""
@@ -142,7 +115,7 @@ def _skim(path: str, when: float, stats: ReadStats) -> Iterator[Record]:
     held: List[bytes] = []  # lines since the current tick's `s` (or since the start)
     tick_start = 0  # index in `held` of the last `s` line
     seeking = True
-    for raw in _lines(path, stats):
+    for raw in segment_lines(path, stats):
         if seeking:
             head = raw[:2]
             if head == b"s ":
@@ -198,7 +171,7 @@ def _skim(path: str, when: float, stats: ReadStats) -> Iterator[Record]:
 
 def _whole(path: str, stats: ReadStats) -> Iterator[Record]:
     seg = _Segment(path, stats)
-    for raw in _lines(path, stats):
+    for raw in segment_lines(path, stats):
         rec = seg.record(raw)
         if rec is not None:
             yield rec

@@ -42,10 +42,9 @@ def _last_time(path: str) -> Optional[float]:
     last = None
     try:
         with open_segment(path) as fh:
-            if fh.compressed:  # no seeking to the end of a stream
-                for line in fh:
-                    if line.endswith(b"\n"):
-                        last = line
+            if fh.compressed:  # no seeking to the end of a stream: read it through
+                for line in fh.lines():  # complete lines only (a torn tail is left out)
+                    last = line
             else:
                 size = fh.seek(0, os.SEEK_END)
                 fh.seek(max(0, size - 65536))
