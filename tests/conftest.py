@@ -19,6 +19,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memtrail import reader  # noqa: E402
 
 
+def memory_cgroup(name: str):
+    """A fresh child memory cgroup, v2 where it has the memory controller, else v1:
+    (dir, procs file, limit file), or None. Swap is off in a v2 one, so a hog is killed
+    rather than swapped out."""
+    v2 = Path("/sys/fs/cgroup")
+    if (v2 / "cgroup.controllers").exists() and "memory" in (
+            v2 / "cgroup.controllers").read_text().split():
+        d = v2 / name
+        d.mkdir()
+        if (d / "memory.swap.max").exists():
+            (d / "memory.swap.max").write_text("0")
+        return d, d / "cgroup.procs", d / "memory.max"
+    v1 = Path("/sys/fs/cgroup/memory")
+    if v1.is_dir():
+        d = v1 / name
+        d.mkdir()
+        return d, d / "cgroup.procs", d / "memory.limit_in_bytes"
+    return None
+
+
+def mount_tmpfs(path: Path, size: str) -> bool:
+    """A small tmpfs at `path` (made here), to fill the disk under a live sampler."""
+    path.mkdir()
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0750", "tmpfs",
+                           str(path)], capture_output=True).returncode == 0
+
+
 def wait_for(predicate, timeout: float = 10.0, what: str = "condition", every: float = 0.02):
     """Poll until predicate() is truthy (every `every` s); the events we wait for are files and
     exits."""

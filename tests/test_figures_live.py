@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLER, log_text, wait_for
+from conftest import SAMPLER, log_text, mount_tmpfs, wait_for
 
 from memtrail.report import analyze, render_text
 
@@ -113,11 +113,6 @@ def test_default_settings_shm_pss_and_forked_children(tmp_path):
     assert "private = PSS of anonymous pages for" in text
 
 
-def _mount_tmpfs(path: Path, size: str) -> bool:
-    path.mkdir()
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0750", "tmpfs",
-                           str(path)], capture_output=True).returncode == 0
-
 
 @pytest.mark.root
 def test_disk_full_gaps_add_up(tmp_path, sampler_factory, fakeproc):
@@ -126,7 +121,7 @@ def test_disk_full_gaps_add_up(tmp_path, sampler_factory, fakeproc):
     if os.geteuid() != 0:
         pytest.skip("mounting a tiny tmpfs needs root")
     mnt = tmp_path / "small"
-    if not _mount_tmpfs(mnt, "512k"):
+    if not mount_tmpfs(mnt, "512k"):
         pytest.skip("cannot mount tmpfs here")
     try:
         for pid in range(100, 110):

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import log_text, wait_for
+from conftest import log_text, memory_cgroup, wait_for
 
 from memtrail import report
 
@@ -43,23 +43,6 @@ while True:
 """
 
 
-def _memory_cgroup(name: str):
-    """A fresh child memory cgroup (v2 where it has the controller, else v1)."""
-    v2 = Path("/sys/fs/cgroup")
-    if (v2 / "cgroup.controllers").exists() and "memory" in (
-            v2 / "cgroup.controllers").read_text().split():
-        d = v2 / name
-        d.mkdir()
-        if (d / "memory.swap.max").exists():
-            (d / "memory.swap.max").write_text("0")
-        return d, d / "cgroup.procs", d / "memory.max"
-    v1 = Path("/sys/fs/cgroup/memory")
-    if v1.is_dir():
-        d = v1 / name
-        d.mkdir()
-        return d, d / "cgroup.procs", d / "memory.limit_in_bytes"
-    return None
-
 
 def _start(code: str, marker: str, *args: str, procs: Path = None) -> subprocess.Popen:
     """A child python; with `procs`, moved into that cgroup before it runs (so the sampler
@@ -82,7 +65,7 @@ def test_a_memcg_kill_is_explained_by_its_own_cgroup(tmp_path, sampler_factory, 
         pytest.skip("creating memory cgroups needs root")
     name = f"memtrail-oomlive-{os.getpid()}"
     try:
-        made = _memory_cgroup(name)
+        made = memory_cgroup(name)
     except OSError as exc:
         pytest.skip(f"cannot create a memory cgroup here: {exc}")
     if made is None:

@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, log_text, wait_for
+from conftest import ROOT, log_text, memory_cgroup, wait_for
 
 ENV = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
 RULES = ROOT / "docs" / "prometheus" / "memtrail-rules.yml"
@@ -55,20 +55,6 @@ def _ready(url: str) -> bool:
     except OSError:
         return False
 
-
-def _memory_cgroup(name: str):
-    v2 = Path("/sys/fs/cgroup")
-    if (v2 / "cgroup.controllers").exists() and "memory" in (
-            v2 / "cgroup.controllers").read_text().split():
-        d = v2 / name
-        d.mkdir()
-        return d, d / "memory.max"
-    v1 = Path("/sys/fs/cgroup/memory")
-    if v1.is_dir():
-        d = v1 / name
-        d.mkdir()
-        return d, d / "memory.limit_in_bytes"
-    return None
 
 
 class Daemons:
@@ -108,12 +94,12 @@ def test_oom_kill_reaches_prometheus_through_node_exporter(tmp_path, sampler_fac
         pytest.skip("creating memory cgroups needs root")
     name = f"memtrail-prom-test-{os.getpid()}"
     try:
-        made = _memory_cgroup(name)
+        made = memory_cgroup(name)
     except OSError as exc:
         pytest.skip(f"cannot create a memory cgroup here: {exc}")
     if made is None:
         pytest.skip("no memory cgroup controller on this host")
-    cgdir, limit_file = made
+    cgdir, _procs, limit_file = made
     logdir, textdir = tmp_path / "log", tmp_path / "textfile"
     textdir.mkdir()
     script = tmp_path / f"memtrail-hog-{os.getpid()}.py"

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLER, log_text, records, wait_for
+from conftest import SAMPLER, log_text, memory_cgroup, mount_tmpfs, records, wait_for
 
 from memtrail import reader
 
@@ -130,11 +130,36 @@ def test_a_copied_script_reexecutes_as_an_import_of_itself(tmp_path):
             b"--quiet"]
         header = json.loads(log_text(logdir).split("\n", 1)[0].split(" ", 4)[4])
         assert header["pid"] == proc.pid
+        # the new image starts with glibc's mmap threshold fixed, and says so
+        env = open(f"/proc/{proc.pid}/environ", "rb").read().split(b"\0")
+        assert b"MALLOC_MMAP_THRESHOLD_=131072" in env
+        wait_for(lambda: " residency " in log_text(logdir), what="the residency event")
+        assert '"heap":"mmap threshold 131072 bytes"' in log_text(logdir)
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, proc.stderr.read()
     assert not (copy.parent / "__pycache__").exists()  # -B was kept
     assert log_text(logdir).splitlines()[-1].startswith("Z ")
+
+
+def test_the_reexec_leaves_an_operators_malloc_tuning_alone(tmp_path):
+    """MALLOC_* or GLIBC_TUNABLES set by the operator (or the unit's Environment=) win."""
+    logdir = tmp_path / "log"
+    env = dict(os.environ, MALLOC_ARENA_MAX="2")
+    env.pop("MALLOC_MMAP_THRESHOLD_", None)
+    proc = subprocess.Popen([sys.executable, "-I", "-S", str(SAMPLER), "--dir", str(logdir),
+                             "--interval", "0.1", "--quiet"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: logdir.exists() and " residency " in log_text(logdir),
+                 what="the residency event")
+        environ = open(f"/proc/{proc.pid}/environ", "rb").read().split(b"\0")
+        assert b"MALLOC_ARENA_MAX=2" in environ
+        assert not [v for v in environ if v.startswith(b"MALLOC_MMAP_THRESHOLD_")]
+        assert '"heap":"glibc default"' in log_text(logdir)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()
 
 
 def test_module_and_import_runs_do_not_reexecute(tmp_path):
@@ -264,18 +289,13 @@ def test_log_directory_removed_while_running(tmp_path, sampler_factory):
     assert log_text(logdir).splitlines()[-1].startswith("Z ")
 
 
-def _mount_tmpfs(path: Path, size: str) -> bool:
-    path.mkdir()
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0750", "tmpfs",
-                           str(path)], capture_output=True).returncode == 0
-
 
 @pytest.mark.root
 def test_disk_full_keeps_sampling_and_logs_a_gap(tmp_path, sampler_factory, fakeproc):
     if not IS_ROOT:
         pytest.skip("mounting a tiny tmpfs needs root")
     mnt = tmp_path / "small"
-    if not _mount_tmpfs(mnt, "512k"):
+    if not mount_tmpfs(mnt, "512k"):
         pytest.skip("cannot mount tmpfs here")
     try:
         for pid in range(100, 110):
@@ -308,22 +328,6 @@ def test_disk_full_keeps_sampling_and_logs_a_gap(tmp_path, sampler_factory, fake
         subprocess.run(["umount", "-l", str(mnt)])
 
 
-def _memory_cgroup(name: str):
-    """A fresh child memory cgroup (v1 here, v2 elsewhere): (dir, procs file, limit file)."""
-    v2 = Path("/sys/fs/cgroup")
-    if (v2 / "cgroup.controllers").exists() and "memory" in (
-            v2 / "cgroup.controllers").read_text().split():
-        d = v2 / name
-        d.mkdir()
-        (d / "memory.swap.max").exists() and (d / "memory.swap.max").write_text("0")
-        return d, d / "cgroup.procs", d / "memory.max"
-    v1 = Path("/sys/fs/cgroup/memory")
-    if v1.is_dir():
-        d = v1 / name
-        d.mkdir()
-        return d, d / "cgroup.procs", d / "memory.limit_in_bytes"
-    return None
-
 
 HOG = r"""
 import sys, time
@@ -344,7 +348,7 @@ def test_oom_kill_in_a_memory_cgroup_is_recorded_without_a_gap(tmp_path, sampler
         pytest.skip("creating memory cgroups needs root")
     name = f"memtrail-test-{os.getpid()}"
     try:
-        made = _memory_cgroup(name)
+        made = memory_cgroup(name)
     except OSError as exc:
         pytest.skip(f"cannot create a memory cgroup here: {exc}")
     if made is None:

@@ -218,12 +218,13 @@ class SegmentFile:
             raise SegmentError(errno.EFBIG, f"inflates over {MAX_RATIO}x its size "
                                             "(a gzip bomb, not a log): not read further")
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int = -1, whole: bool = True) -> bytes:
         """Bytes as they come (for followers that split lines themselves); `size` bounds it.
-        One underlying read at most (read1): what inflated before a cut gzip's end is given
-        out before the EOFError, not lost with it."""
+        `whole=False` makes one underlying read at most (read1): what inflated before a cut
+        gzip's end is then given out before the EOFError, not lost with it."""
         try:
-            data = self.fh.read1(size if size >= 0 else MAX_LINE)
+            size = size if size >= 0 else MAX_LINE
+            data = self.fh.read(size) if whole else self.fh.read1(size)
         except zlib.error as exc:
             raise SegmentError(errno.EIO, f"corrupt compressed data ({exc})") from None
         self._guard(len(data))
@@ -256,7 +257,7 @@ class SegmentFile:
         skipping = False  # inside a line longer than MAX_LINE: drop up to its newline
         self.tail = b""
         while True:
-            chunk = self.read(CHUNK)
+            chunk = self.read(CHUNK, whole=False)
             if not chunk:
                 break
             if skipping:

@@ -1501,8 +1501,10 @@ class PssTier:
             stats["read"] += 1
             vals = parse_kv_kib(data, SMAPS_KEYS)
             if self.force or _moved(self.vals.get(pid), vals, self.cfg.rss_delta // 1024):
-                self.vals[pid] = vals
-                out.append(f"D {ts} {pid} " + " ".join(map(_fmt, vals)) + "\n")
+                # kept as the line's text: a short string, where a list of ints costs ~270
+                # bytes, times every member of the largest programs (20,000 on some hosts)
+                text = self.vals[pid] = " ".join(map(_fmt, vals))
+                out.append(f"D {ts} {pid} {text}\n")
         if self.pos >= len(queue):
             self._close(events)
 
@@ -1542,8 +1544,9 @@ def _second(item):
 
 
 def _program_of(st) -> str:
+    """Interned: thousands of workers of one program then share one string."""
     cmd = ident_cmd(st.ident)
-    return program_name(cmd or [], ident_comm(st.ident))
+    return sys.intern(program_name(cmd or [], ident_comm(st.ident)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -2595,6 +2598,17 @@ def trim_heap() -> None:
         pass
 
 
+# glibc's mmap threshold for the re-executed sampler (see lean_reexec): buffers this large
+# get pages of their own, unmapped whole when freed.
+HEAP_MMAP_THRESHOLD = "131072"
+
+
+def heap_setting() -> str:
+    """What the residency event says of the C heap's tuning (lean_reexec sets it)."""
+    value = os.environ.get("MALLOC_MMAP_THRESHOLD_")
+    return f"mmap threshold {value} bytes" if value else "glibc default"
+
+
 def lock_memory() -> str:
     """mlockall where it is safe: with a finite RLIMIT_MEMLOCK and no CAP_IPC_LOCK, locking
     future pages would turn later allocations into MemoryError, so we do not."""
@@ -3272,15 +3286,9 @@ class Sampler:
             except OSError:  # an exit (ESRCH), or one read by path: one at a time below
                 changed = None
             if changed is not None:
+                moved = self._statm_changed
                 for st, data in changed:
-                    st.statm = data
-                    fields = data.split(b" ", 3)
-                    rss = int(fields[1]) << shift
-                    if abs(rss - st.rss) > st.lim:
-                        self._band(st, rss)
-                        out_p.append(f"p {ts} {st.pid} {rss} {int(fields[2]) << shift}\n")
-                        if watch is not None:
-                            watch.append(st)
+                    moved(st, data, ts, out_p, watch)
                 self.unread = 0
                 return
             gone = []
@@ -3299,16 +3307,8 @@ class Sampler:
                     except OSError:
                         gone.append(st.pid)
                         continue
-                if data == st.statm:
-                    continue
-                st.statm = data
-                fields = data.split(b" ", 3)
-                rss = int(fields[1]) << shift
-                if abs(rss - st.rss) > st.lim:
-                    self._band(st, rss)
-                    out_p.append(f"p {ts} {st.pid} {rss} {int(fields[2]) << shift}\n")
-                    if watch is not None:
-                        watch.append(st)
+                if data != st.statm:
+                    self._statm_changed(st, data, ts, out_p, watch)
             self.unread = unread
             if gone:
                 self._drop(gone, ts, out_x)
@@ -3340,14 +3340,17 @@ class Sampler:
                 except OSError:
                     gone.append(name)
                     continue
-            if data == st.statm and not keyframe:
-                continue
-            st.statm = data
+            if data == st.statm:
+                if not keyframe:
+                    continue
+            else:  # (a keyframe keeps what is unchanged: 20,000 fresh objects each keyframe
+                st.statm = data  # would scatter the heap the long-lived ones live in)
             fields = data.split(b" ", 3)
             rss = int(fields[1]) << shift
             if keyframe or abs(rss - st.rss) > st.lim:
-                self._band(st, rss)
-                out_p.append(f"p {ts} {name} {rss} {int(fields[2]) << shift}\n")
+                if rss != st.rss:
+                    self._band(st, rss)
+                out_p.append(f"p {ts} {name} {st.rss} {int(fields[2]) << shift}\n")
                 if watch is not None:
                     watch.append(st)
         # Exits show as ESRCH on the held descriptor; a listing diff also catches processes
@@ -3403,6 +3406,17 @@ class Sampler:
         else:
             self._set_order(listed if not gone else
                             [st for st in listed if procs.get(st.pid) is st])
+
+    def _statm_changed(self, st: Proc, data: bytes, ts: str, out_p: list, watch) -> None:
+        """A process whose statm changed: a `p` line when its RSS left its band."""
+        st.statm = data
+        fields = data.split(b" ", 3)
+        rss = int(fields[1]) << self.shift
+        if abs(rss - st.rss) > st.lim:
+            self._band(st, rss)
+            out_p.append(f"p {ts} {st.pid} {rss} {int(fields[2]) << self.shift}\n")
+            if watch is not None:
+                watch.append(st)
 
     def _set_order(self, order: list) -> None:
         self.order = order
@@ -3798,7 +3812,8 @@ class Sampler:
         self.oom_adj = "disabled" if cfg.no_oom_adj else lower_oom_score(cfg.oom_score_adj)
         if not self.mlock.startswith(("locked", "disabled")):
             self.events.append(("warn", {"msg": f"memory not locked: {self.mlock}"}))
-        self.events.append(("residency", {"mlock": self.mlock, "oom_score_adj": self.oom_adj}))
+        self.events.append(("residency", {"mlock": self.mlock, "oom_score_adj": self.oom_adj,
+                                          "heap": heap_setting()}))
         self.notifier.notify("READY=1\nSTATUS=" + self.status_line)
         self.notifier.journal("start", f"memtrail started recording to {cfg.dir}",
                               memtrail_dir=os.path.abspath(cfg.dir), memtrail_pid=os.getpid())
@@ -3846,8 +3861,12 @@ def _by_rss(st: Proc) -> int:
 
 
 def _moved(before, after, lim: int) -> bool:
+    """Did any value move past `lim` (or appear, or vanish)? `before` is a list, or the text
+    of the values as written (`123 - 45`)."""
     if before is None:
         return True
+    if isinstance(before, str):
+        before = [None if x == "-" else int(x) for x in before.split(" ")]
     for a, b in zip(before, after):
         if (a is None) != (b is None) or (a is not None and abs(a - b) > lim):
             return True
@@ -3911,14 +3930,25 @@ _LOAD_BY_PATH = (
 def lean_reexec() -> None:
     """Run as a script, become an import of this same file: once, at start-up, before any
     sampling; an exec (same pid, descriptors and environment), never a fork. The only exec
-    the sampler ever makes. When it cannot, the script simply runs on as it is."""
+    the sampler ever makes. When it cannot, the script simply runs on as it is.
+
+    The new image also starts with glibc's mmap threshold fixed (MALLOC_MMAP_THRESHOLD_,
+    unless the environment already tunes malloc). Left dynamic, glibc raises it each time a
+    large block is freed, so a keyframe's buffers (~4 MiB of lines at 20,000 processes) end
+    up in the main heap, which keeps what they free: measured over a 20,000-process tree,
+    31 MiB resident against 26 MiB fixed (bench/RESULTS.md). It must be set before the
+    interpreter starts (mallopt() from Python, after start-up, did not give the same). The
+    sampler runs nothing, so no other program inherits it."""
     args = lean_reexec_argv(__file__, sys.argv[1:])
     if args is None:
         return
+    env = os.environ
+    if not any(k.startswith("MALLOC_") or k == "GLIBC_TUNABLES" for k in env):
+        env = dict(env, MALLOC_MMAP_THRESHOLD_=HEAP_MMAP_THRESHOLD)
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execv(args[0], args)
+        os.execve(args[0], args, env)
     except OSError:
         pass
 
