@@ -1279,9 +1279,9 @@ def _fmt(value) -> str:
 class Proc:
     """What the sampler remembers of one live process: small and fixed-size, since there is
     one per process (~400 bytes with its identity string and dict entry). The rarer state
-    (young processes to look at again, the detail tiers' last values) lives in the Sampler."""
+    (young processes to look at again, the top-N detail values) lives in the Sampler."""
 
-    __slots__ = ("pid", "fd", "rss", "lim", "ident", "statm", "prog")
+    __slots__ = ("pid", "fd", "rss", "lim", "ident", "statm", "prog", "pss")
 
     def __init__(self, pid: str, fd: int) -> None:
         self.pid = pid  # the same string object as its key in Sampler.procs
@@ -1293,6 +1293,10 @@ class Proc:
         # statm does not move), so most processes cost a pread and one comparison a tick
         self.statm = b""
         self.prog = None  # program name (program_name), found by the PSS tier when it plans
+        # The PSS tier's: None never read (nor skipped); "" looked at, nothing written yet;
+        # else the values of its last `D` line, as written (a short string: on the process,
+        # not in a dict and a set beside it, which cost ~60 bytes a process at 20,000)
+        self.pss = None
 
 
 def parse_stat(data: bytes):
@@ -1396,16 +1400,12 @@ class PssTier:
         self.queue = []  # Procs to read this round, in order (largest programs first)
         self.pos = 0
         self.force = False  # a snapshot round: write every D line, changed or not
-        self.vals = {}  # pid -> last written `D` values
         self.backoff = {}  # pid -> (skip until this monotonic time, times backed off)
         self.cost = {}  # pid -> us per MiB of RSS its last read took (processes >= 64 MiB)
         self.stats = None  # the round being read: counters for its `pss` event
-        self.tried = set()  # pids read or skipped at least once (not "never read")
 
     def gone(self, pid: str) -> None:
-        self.vals.pop(pid, None)
         self.backoff.pop(pid, None)
-        self.tried.discard(pid)
         self.cost.pop(pid, None)
 
     def plan(self, procs: dict, ranked: list, mono: float, full: bool, force: bool,
@@ -1434,7 +1434,7 @@ class PssTier:
         wanted = extra + members
         if not full:
             # A program with a member never looked at is read again whole: sharing changed.
-            fresh = {st.prog for st in wanted if st.pid not in self.tried}
+            fresh = {st.prog for st in wanted if st.pss is None}
             if not fresh:
                 return
             wanted = [st for st in wanted if st.prog in fresh]
@@ -1474,7 +1474,8 @@ class PssTier:
                 break  # a long read starts a tick of its own, so no tick spends two
             first = False
             self.pos += 1
-            self.tried.add(pid)
+            if st.pss is None:
+                st.pss = ""
             held = self.backoff.get(pid)
             if held is not None and mono < held[0]:
                 self._note(stats["skipped"], pid, "backed off", st.rss)
@@ -1500,10 +1501,10 @@ class PssTier:
                 continue
             stats["read"] += 1
             vals = parse_kv_kib(data, SMAPS_KEYS)
-            if self.force or _moved(self.vals.get(pid), vals, self.cfg.rss_delta // 1024):
+            if self.force or _moved(st.pss or None, vals, self.cfg.rss_delta // 1024):
                 # kept as the line's text: a short string, where a list of ints costs ~270
                 # bytes, times every member of the largest programs (20,000 on some hosts)
-                text = self.vals[pid] = " ".join(map(_fmt, vals))
+                text = st.pss = " ".join(map(_fmt, vals))
                 out.append(f"D {ts} {pid} {text}\n")
         if self.pos >= len(queue):
             self._close(events)
