@@ -133,3 +133,24 @@ def test_the_report_says_which_processes_were_not_read(fakeproc, tmp_path):
     text = render_text(rep)
     assert "PSS not read for 1 process(es)" in text and "pid 200 (predicted 5120 ms)" in text
     assert "(1 of 2)" in text
+
+
+def test_a_member_whose_values_did_not_move_is_not_written_again(fakeproc, tmp_path):
+    """The tier keeps each member's last written values (as their text, on the process) and
+    writes a `D` line in the next round only for one that moved by more than the change
+    threshold, or whose Swap appeared."""
+    for pid in range(200, 204):
+        fakeproc.add(pid, ["/usr/bin/worker"], rss_kib=20480)
+    s = make(fakeproc, tmp_path, "--pss-programs", "1", "--pss-top-n", "0",
+             "--pss-every", "5s", "--status-every", "5s")
+    clock = Clock()
+    assert _pss_lines(clock.tick(s, new_segment=True)) == [200, 201, 202, 203]
+    fakeproc.add(201, ["/usr/bin/worker"], rss_kib=20480 + 8192)  # Pss +4 MiB: moved
+    fakeproc.add(202, ["/usr/bin/worker"], rss_kib=20480 + 2)  # Pss +1 KiB: did not
+    (fakeproc.root / "203" / "smaps_rollup").write_text(
+        "Rss: 20480 kB\nPss: 10240 kB\nPss_Anon: 10240 kB\nPss_File: 0 kB\n"
+        "Pss_Shmem: 0 kB\nSwapPss: 0 kB\n")  # Swap gone from the file: a value vanished
+    written = []
+    for _ in range(6):
+        written += _pss_lines(clock.tick(s))
+    assert written == [201, 203]

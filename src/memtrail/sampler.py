@@ -1293,9 +1293,9 @@ class Proc:
         # statm does not move), so most processes cost a pread and one comparison a tick
         self.statm = b""
         self.prog = None  # program name (program_name), found by the PSS tier when it plans
-        # The PSS tier's: None never read (nor skipped); "" looked at, nothing written yet;
-        # else the values of its last `D` line, as written (a short string: on the process,
-        # not in a dict and a set beside it, which cost ~60 bytes a process at 20,000)
+        # The PSS tier's: None never read (nor skipped); b"" looked at, nothing written yet;
+        # else the values of its last `D` line, as written (short bytes: on the process, not
+        # in a dict and a set beside it, which cost ~60 bytes a process at 20,000)
         self.pss = None
 
 
@@ -1475,7 +1475,7 @@ class PssTier:
             first = False
             self.pos += 1
             if st.pss is None:
-                st.pss = ""
+                st.pss = b""
             held = self.backoff.get(pid)
             if held is not None and mono < held[0]:
                 self._note(stats["skipped"], pid, "backed off", st.rss)
@@ -1504,7 +1504,8 @@ class PssTier:
             if self.force or _moved(st.pss or None, vals, self.cfg.rss_delta // 1024):
                 # kept as the line's text: a short string, where a list of ints costs ~270
                 # bytes, times every member of the largest programs (20,000 on some hosts)
-                text = st.pss = " ".join(map(_fmt, vals))
+                text = " ".join(map(_fmt, vals))
+                st.pss = text.encode()
                 out.append(f"D {ts} {pid} {text}\n")
         if self.pos >= len(queue):
             self._close(events)
@@ -3866,8 +3867,8 @@ def _moved(before, after, lim: int) -> bool:
     of the values as written (`123 - 45`)."""
     if before is None:
         return True
-    if isinstance(before, str):
-        before = [None if x == "-" else int(x) for x in before.split(" ")]
+    if isinstance(before, (str, bytes)):
+        before = [None if x in ("-", b"-") else int(x) for x in before.split()]
     for a, b in zip(before, after):
         if (a is None) != (b is None) or (a is not None and abs(a - b) > lim):
             return True
