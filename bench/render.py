@@ -424,8 +424,22 @@ def svg(result: dict) -> str | None:
     return "\n".join(o) + "\n"
 
 
-KEPT = (("<!-- pss_cost:begin -->", "<!-- pss_cost:end -->"),  # other scripts' sections
-        ("<!-- fleet_scale:begin -->", "<!-- fleet_scale:end -->"))
+KEPT = tuple((f"<!-- {name}:begin -->", f"<!-- {name}:end -->")  # other scripts' sections
+             for name in ("pss_cost", "fleet_scale", "rss_big"))
+
+
+def put_section(md: Path, name: str, body: str) -> None:
+    """Write BODY into MD between `<!-- NAME:begin/end -->` markers (replacing what was there,
+    else appended): how the bench scripts other than run.py keep their results in RESULTS.md."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    old = md.read_text() if md.exists() else ""
+    section = f"{begin}\n{body.strip()}\n{end}"
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1]
+    else:
+        text = old.rstrip("\n") + "\n\n" + section + "\n"
+    md.write_text(text)
 
 
 def write(result: dict, md: Path) -> None:

@@ -28,6 +28,7 @@ sys.path.insert(0, str(HERE))
 
 import spawn  # noqa: E402
 from measure import status_kib  # noqa: E402
+from render import put_section  # noqa: E402
 from run import BIG_KIB_SPAN, fit_crowd, real_python  # noqa: E402
 
 SAMPLER = HERE.parent / "src" / "memtrail" / "sampler.py"
@@ -65,6 +66,8 @@ def main(argv=None) -> int:
     ap.add_argument("n", nargs="?", type=int, default=20000)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--keyframe", type=float, default=5.0)
+    ap.add_argument("--results", default=str(HERE / "RESULTS.md"),
+                    help="markdown file to put the section in ('-': print only)")
     args = ap.parse_args(argv)
     n = fit_crowd(args.n)
     python = real_python()
@@ -79,16 +82,21 @@ def main(argv=None) -> int:
             rows.append((label, run_sampler(python, env, args.seconds, args.keyframe)))
     finally:
         crowd.stop()
-    print(f"## Sampler memory at {n} processes, keyframes included (`bench/rss_big.py`)\n")
-    print(f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {n} idle processes "
-          f"(bench/spawner.c), the sampler run as a script with {python}, a keyframe every "
-          f"{args.keyframe:g} s, VmRSS after {args.seconds:g} s; the two runs one after the "
-          "other against the same crowd.\n")
-    print("| started | heap | keyframes | PSS rounds | VmRSS (MiB) | peak VmHWM (MiB) |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    lines = [
+        f"## Sampler memory at {n} processes, keyframes included (`bench/rss_big.py`)", "",
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {n} idle processes "
+        f"(bench/spawner.c), the sampler run as a script with {python}, a keyframe every "
+        f"{args.keyframe:g} s, VmRSS after {args.seconds:g} s; the two runs one after the "
+        "other against the same crowd. Target (issue 17): <= 24 MiB.", "",
+        "| started | heap | keyframes | PSS rounds | VmRSS (MiB) | peak VmHWM (MiB) |",
+        "| --- | --- | ---: | ---: | ---: | ---: |"]
     for label, r in rows:
-        print(f"| {label} | {r['heap']} | {r['keyframes']} | {r['pss_rounds']} | "
-              f"{r['rss']:.1f} | {r['hwm']:.1f} |")
+        lines.append(f"| {label} | {r['heap']} | {r['keyframes']} | {r['pss_rounds']} | "
+                     f"{r['rss']:.1f} | {r['hwm']:.1f} |")
+    text = "\n".join(lines)
+    print(text)
+    if args.results != "-":
+        put_section(Path(args.results), "rss_big", text)
     return 0
 
 
