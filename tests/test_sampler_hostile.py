@@ -201,3 +201,63 @@ def test_empty_dir_is_one_clear_line(tmp_path):
     assert run.returncode == 2
     assert "--dir is empty" in run.stderr and "does not exist" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def _pidfile_cases():
+    def link(tmp):
+        victim = tmp / "victim"
+        victim.write_text("precious\n")
+        (tmp / "memtrail.pid").symlink_to(victim)
+        return "it is a symbolic link"
+
+    def fifo(tmp):
+        os.mkfifo(tmp / "memtrail.pid")
+        return "No such device or address"  # a FIFO with no reader: refused, never waited on
+
+    def stranger(tmp):
+        (tmp / "memtrail.pid").write_text("1\n")
+        os.chown(tmp / "memtrail.pid", NOBODY, NOBODY)
+        return "owned by uid 65534"
+
+    def missing(tmp):
+        return "No such file or directory"  # its directory does not exist
+    return [link, fifo, stranger, missing]
+
+
+@needs_root
+@pytest.mark.parametrize("plant", _pidfile_cases(), ids=["symlink", "fifo", "stranger", "missing"])
+def test_a_planted_pidfile_is_refused_in_one_line(tmp_path, plant):
+    """--pidfile often names a shared directory (/tmp, /run): the sampler (root) writes its pid
+    only into its own regular file, never through a link or into a FIFO, and says why not in
+    one line before recording anything."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    needle = plant(shared)
+    pidfile = shared / "memtrail.pid" if plant.__name__ != "missing" else \
+        shared / "gone" / "memtrail.pid"
+    logdir = tmp_path / "log"
+    run = run_sampler(logdir, "--pidfile", str(pidfile))
+    assert run.returncode == 1, run.stderr
+    assert needle in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    if plant.__name__ == "symlink":
+        assert (shared / "victim").read_text() == "precious\n"
+    if plant.__name__ == "stranger":
+        assert (shared / "memtrail.pid").read_text() == "1\n"
+
+
+def test_an_own_pidfile_is_written_and_removed_at_a_clean_stop(tmp_path):
+    pidfile = tmp_path / "memtrail.pid"
+    pidfile.write_text("stale\n")
+    logdir = tmp_path / "log"
+    proc = subprocess.Popen([sys.executable, "-I", "-S", str(SAMPLER), "--dir", str(logdir),
+                             "--quiet", "--no-kmsg", "--pidfile", str(pidfile)],
+                            stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: pidfile.read_text() == f"{proc.pid}\n", what="the pid written")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, proc.stderr.read()
+        proc.stderr.close()
+    assert not pidfile.exists()

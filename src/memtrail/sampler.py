@@ -2495,8 +2495,36 @@ def write_all(fd: int, data) -> None:
             views[0] = views[0][n:]
 
 
-def _unlink(path: str) -> bool:
+def write_pidfile(path: str) -> None:
+    """Write our pid to `path`, which may sit in a shared directory (/tmp, /run): never
+    through a symlink (O_NOFOLLOW), never into a FIFO or device (O_NONBLOCK, then fstat), never
+    into a stranger's file; any refusal is one line (Fatal), before the first tick."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        why = "it is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror
+        raise Fatal(f"--pidfile {path}: cannot write it: {why}") from None
+    try:
+        st = os.fstat(fd)
+        if st.st_mode & 0o170000 != 0o100000:
+            raise Fatal(f"--pidfile {path}: not a regular file")
+        if st.st_uid != os.geteuid():
+            raise Fatal(f"--pidfile {path}: owned by uid {st.st_uid}, not by this user")
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    except OSError as exc:
+        raise Fatal(f"--pidfile {path}: cannot write it: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _unlink(path: str) -> bool:
+    """Remove our pidfile at a clean stop: only while it is still our own regular file."""
+    try:
+        st = os.lstat(path)
+        if st.st_mode & 0o170000 != 0o100000 or st.st_uid != os.geteuid():
+            return False
         os.unlink(path)
         return True
     except OSError:
@@ -3884,8 +3912,7 @@ def main(argv=None) -> int:
         raise_fd_limit()
         sampler = Sampler(cfg)
         if cfg.pidfile:
-            with open(cfg.pidfile, "w") as fh:
-                fh.write(f"{os.getpid()}\n")
+            write_pidfile(cfg.pidfile)
         return sampler.run()
     except Fatal as exc:
         print(f"memtrail: {exc}", file=sys.stderr)
