@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+import os
+
 import scenarios
 
-from memtrail import timeline, view
+from memtrail import reader, timeline, view
 from memtrail.model import replay
 
 
@@ -146,3 +149,22 @@ def test_display_command_trims_rewritten_titles():
     assert timeline.display_command(pg, "postgres") == "postgres: checkpointer"
     assert timeline.display_command(["a\nb"], "x") == "a\\nb"
     assert timeline.display_command([""] * 3, "kworker") == "[kworker]"
+
+
+def test_an_endless_line_is_skipped_not_held(tmp_path, monkeypatch):
+    """A hostile segment with a line longer than the reader's limit (no newline for megabytes):
+    the console's index counts and skips it, holding at most one chunk and the limit, and
+    still indexes every tick around it."""
+    d = scenarios.rotated(str(tmp_path / "r"))  # the older segments are indexed by scanning
+    seg = reader.segments(d)[0]
+    text = gzip.decompress(open(seg, "rb").read()).split(b"\n")
+    middle = len(text) // 2
+    monkeypatch.setattr(reader, "MAX_LINE", 1 << 16)
+    endless = os.urandom(5 << 19).hex().encode()  # 5 MiB that gzip cannot shrink much
+    hostile = b"\n".join(text[:middle]) + b"\nE 1 x " + endless + b"\n" \
+        + b"\n".join(text[middle:])
+    with open(seg, "wb") as fh:
+        fh.write(gzip.compress(hostile))
+    tl, _, _, _ = _open(d)
+    assert tl.stats.long == 1
+    assert list(tl.times) == [t.time for t in replay(d)]

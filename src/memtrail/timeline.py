@@ -175,6 +175,7 @@ class Timeline:
         segment = None
         with fh:
             rest = b""
+            skipping = False  # inside a line longer than reader.MAX_LINE: drop to its end
             while True:
                 try:
                     data = fh.read(1 << 22)
@@ -186,9 +187,19 @@ class Timeline:
                     break
                 if not data:
                     break
+                if skipping:
+                    end = data.find(b"\n")
+                    if end < 0:
+                        continue
+                    data, skipping = data[end + 1:], False
                 data = rest + data
                 cut = data.rfind(b"\n") + 1
                 rest = data[cut:]
+                if len(rest) >= reader.MAX_LINE:
+                    # A hostile log's endless line is never held whole: counted, skipped.
+                    self.stats.long += 1
+                    self.stats.lines += 1
+                    rest, skipping = b"", True
                 for m in _LINE.finditer(data, 0, cut):
                     if m.group(1) is not None:
                         if segment is None:
