@@ -114,9 +114,13 @@ def log(tmp_path_factory):
 def test_report_text_markdown_json(log):
     assert_terminal_safe(text_of(run("report", "--top", "0", log).stdout), "report")
     assert_markdown_safe(text_of(run("report", "--markdown", log).stdout), "report --markdown")
-    rep = json.loads(text_of(run("report", "--json", log).stdout))
-    assert any("\udce9" in (p["largest"]["cmdline"] or [""])[0] for p in rep["programs"]) or \
-        rep["programs"]  # JSON keeps the data; it is escaped by JSON itself
+    raw = text_of(run("report", "--json", log).stdout)
+    rep = json.loads(raw)
+    assert rep["programs"]
+    # strict UTF-8 and no lone surrogate escaped either (Go, Rust and jq choke on \udcXX):
+    # a byte that was not UTF-8 reads as the visible text \xNN, as in the exports
+    assert not re.search("[\ud800-\udfff]", json.dumps(rep, ensure_ascii=False))
+    assert "\\udc" not in raw
 
 
 def test_top_tail_diff_fleet(log, tmp_path):

@@ -1133,7 +1133,9 @@ def main(argv: List[str]) -> int:
             continue
         if args.json:
             sys.stdout.write(",\n" if shown else "")
-            json.dump(rep, sys.stdout, indent=1)
+            # strict UTF-8 for every consumer: a byte of a command line that was not UTF-8
+            # (a lone surrogate here) is written as the visible text \xNN, as exports do
+            sys.stdout.write(safetext.json_text(json.dumps(rep, indent=1, ensure_ascii=False)))
         else:
             sys.stdout.write((rule if shown else "") + render(rep))
         sys.stdout.flush()
