@@ -223,3 +223,14 @@ def test_fuzz_json_text(obj):
     out = safetext.json_text(json.dumps(obj, ensure_ascii=False))
     out.encode("utf-8")
     assert isinstance(json.loads(out), dict)
+
+
+def test_cells_and_fit_count_terminal_columns():
+    assert safetext.cells("nginx") == 5
+    assert safetext.cells("数据库") == 6  # wide: two cells each
+    assert safetext.cells("ｆｕｌｌ") == 8  # fullwidth forms
+    assert safetext.cells("cafe\u0301") == 4  # a combining accent takes no cell
+    assert safetext.fit("数据库", 5) == "数据 "  # the third would straddle the edge: left out
+    assert safetext.fit("数据库", 5, pad=False) == "数据"
+    assert safetext.fit("abc", 2) == "ab" and safetext.fit("ab", 4) == "ab  "
+    assert safetext.fit("数据", 0) == "" and safetext.fit("x", -1, pad=False) == ""

@@ -168,3 +168,26 @@ def test_an_endless_line_is_skipped_not_held(tmp_path, monkeypatch):
     tl, _, _, _ = _open(d)
     assert tl.stats.long == 1
     assert list(tl.times) == [t.time for t in replay(d)]
+
+
+def test_wide_characters_keep_the_columns(tmp_path):
+    """A program named in CJK takes two cells a character: the console lays out by cells, so
+    its RSS column lines up with every other row's and no line runs past the screen."""
+    from memtrail import safetext
+    from memtrail.units import fmt_bytes
+
+    h = scenarios.Host(str(tmp_path / "w"))
+    h.spawn(10, ["/opt/app/数据库服务器进程"], 300)
+    h.spawn(11, ["/usr/sbin/nginx"], 200)
+    h.start_segment_tick()
+    h.tick(3)
+    h.stop()
+    _, _, _, c = _open(str(tmp_path / "w"))
+    for w in (80, 50):
+        lines = c.render(w, 24)
+        texts = ["".join(t for t, _ in line) for line in lines]
+        assert all(safetext.cells(t) <= w for t in texts)
+        for pid, mib in ((10, 300), (11, 200)):
+            [row] = [t for t in texts if t.startswith(f"{pid:>7} ")]
+            end = row.index(fmt_bytes(mib << 20)) + len(fmt_bytes(mib << 20))
+            assert safetext.cells(row[:end]) == 7 + 1 + 14 + 1 + 9, row

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import html as _html
 import re
+import unicodedata
 from typing import Any, Callable, Optional
 
 # Characters that act instead of showing, or show as nothing: C0 controls, DEL and C1 controls
@@ -162,6 +163,36 @@ def shorten(text: str, width: int) -> str:
                                        cut[tail:]):
         cut = cut[:tail]
     return cut + "..."
+
+
+def _cells(char: str) -> int:
+    if unicodedata.combining(char):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def cells(text: str) -> int:
+    """Terminal cells safe text takes: a CJK (East Asian wide or fullwidth) character two, a
+    combining mark none, the rest one. Columns of a full-screen view are laid out by this, not
+    by len(): a program named in Chinese would push every later column right."""
+    return len(text) if text.isascii() else sum(map(_cells, text))
+
+
+def fit(text: str, width: int, pad: bool = True) -> str:
+    """Safe text cut to at most `width` cells (a wide character that would straddle the edge
+    is left out), padded with spaces to exactly `width` unless `pad` is False."""
+    if text.isascii():
+        cut = text[:max(width, 0)]
+        return cut.ljust(width) if pad else cut
+    used, out = 0, []
+    for char in text:
+        n = _cells(char)
+        if used + n > width:
+            break
+        used += n
+        out.append(char)
+    cut = "".join(out)
+    return cut + " " * (width - used) if pad else cut
 
 
 def command(cmd: Any, width: int = 0, missing: str = "?") -> str:

@@ -313,7 +313,8 @@ class Console:
             out.append([(cols.ljust(width), "head")])
             body = groups[self.scroll:self.scroll + height - 1]
             for g in body:
-                text = (f"{g.program[:20]:<20} {'x' + str(g.count):>5} {fmt_bytes(g.rss):>9} "
+                text = (f"{safetext.fit(g.program, 20)} {'x' + str(g.count):>5} "
+                        f"{fmt_bytes(g.rss):>9} "
                         + (f"{fmt_bytes(g.pss):>9} " if has_pss else "")
                         + f"{_change(g.change):>9} pid {g.largest.pid} {g.largest.command}")
                 out.append([(text, "alert" if g.victim else "")])
@@ -329,7 +330,7 @@ class Console:
         out.append([(cols.ljust(width), "head")])
         for r in rows[self.scroll:self.scroll + height - 1]:
             change = "KILLED" if r.victim else ("exited" if r.exited else _change(r.change))
-            text = (f"{r.pid:>7} {r.program[:14]:<14} {fmt_bytes(r.rss):>9} "
+            text = (f"{r.pid:>7} {safetext.fit(r.program, 14)} {fmt_bytes(r.rss):>9} "
                     f"{fmt_bytes(r.shared):>9} "
                     + "".join(f"{fmt_bytes(getattr(r, attr)):>9} " for _, attr in shown)
                     + f"{change:>9} {r.command}")
@@ -391,8 +392,8 @@ def _change(value: Optional[int]) -> str:
 
 
 def _fit(lines: List[Line], width: int, height: int) -> List[Line]:
-    """Exactly `height` lines, each cut to `width` characters; on a short screen the last line
-    (the status line) stays."""
+    """Exactly `height` lines, each cut to `width` terminal cells (a CJK character takes two);
+    on a short screen the last line (the status line) stays."""
     if len(lines) > height > 0:
         lines = lines[:height - 1] + [lines[-1]]
     out: List[Line] = []
@@ -402,9 +403,9 @@ def _fit(lines: List[Line], width: int, height: int) -> List[Line]:
         for text, style in line:
             if room <= 0:
                 break
-            piece = text[:room]
+            piece = safetext.fit(text, room, pad=False)
             cut.append((piece, style))
-            room -= len(piece)
+            room -= safetext.cells(piece)
         out.append(cut)
     while len(out) < height:
         out.append([])
@@ -461,7 +462,7 @@ def _curses_loop(stdscr: Any, console: Console, color: bool, poll_s: float = 0.2
                         stdscr.addstr(y, x, text, styles.get(style, curses.A_NORMAL))
                     except curses.error:  # the bottom-right cell: written, then it raises
                         pass
-                    x += len(text)
+                    x += safetext.cells(text)
             stdscr.refresh()
             last_draw = time.monotonic()
             dirty = False
