@@ -191,3 +191,21 @@ def test_wide_characters_keep_the_columns(tmp_path):
             [row] = [t for t in texts if t.startswith(f"{pid:>7} ")]
             end = row.index(fmt_bytes(mib << 20)) + len(fmt_bytes(mib << 20))
             assert safetext.cells(row[:end]) == 7 + 1 + 14 + 1 + 9, row
+
+
+def test_top_by_program_aligns_wide_names(tmp_path, capsys):
+    from memtrail import safetext, top
+
+    h = scenarios.Host(str(tmp_path / "w"))
+    h.spawn(10, ["/opt/app/数据库服务器"], 300)
+    h.spawn(11, ["/usr/sbin/nginx"], 200)
+    h.start_segment_tick()
+    h.tick(3)
+    h.stop()
+    assert top.main([str(tmp_path / "w"), "--at", "+1s", "--by", "program"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines()
+            if "数据库" in line or line.startswith(("nginx", "PROGRAM"))]
+    assert len(rows) == 3
+    ends = {safetext.cells(r[:r.index("RSS" if r.startswith("PROGRAM") else "MiB") + 3])
+            for r in rows}  # where the RSS column ends, in terminal cells
+    assert len(ends) == 1, rows

@@ -13,6 +13,7 @@ import os
 import sys
 from typing import List, Optional, Sequence, Tuple
 
+from memtrail import safetext
 from memtrail.model import Gap, Proc, Replayer, Run, Tick
 from memtrail.programs import program_name
 from memtrail.reader import LogError, ReadStats, check_paths, open_segment, segments
@@ -210,10 +211,10 @@ def main(argv: List[str]) -> int:
             g[1] += 1
             g[2] += p.rss
         rows = sorted(groups.values(), key=lambda g: -g[2])[:limit]
-        width = max([7] + [len(g[0]) for g in rows])
+        width = max([7] + [safetext.cells(g[0]) for g in rows])  # CJK names: two cells
         out.write(f"{'PROGRAM':<{width}}  {'COUNT':>5}  {'RSS':>9}  LARGEST\n")
         for name, count, rss, big in rows:
-            out.write(f"{name:<{width}}  {'x' + str(count):>5}  {fmt_bytes(rss):>9}  "
+            out.write(f"{safetext.fit(name, width)}  {'x' + str(count):>5}  {fmt_bytes(rss):>9}  "
                       f"pid {big.pid} {fmt_bytes(big.rss)}\n")
     else:
         out.write(f"{'PID':>7}  {'RSS':>9}  {'SHARED':>9}  {'SWAP':>9}  {'PSS':>9}  "
