@@ -143,3 +143,21 @@ def test_view_marks_them_as_sentences(log):
     assert len(marks) == 4
     assert marks[0].text.startswith("sent SIGUSR2 to nova-api (pid 100)")
     assert all("\x1b" not in m.text for m in marks)
+
+
+def test_the_live_textfile_counts_them(log):
+    """`export --follow` (the node_exporter textfile): a counter per program, signal and result
+    since the recording began, the hostile name a safe label value."""
+    from memtrail import textfile
+    from memtrail.model import replay
+
+    state = textfile.LiveState()
+    for tick in replay(str(log)):
+        state.add(tick)
+    text = state.render(time.time())
+    assert "# TYPE memtrail_triggers_total counter" in text
+    assert 'memtrail_triggers_total{program="nova-api",signal="SIGUSR2",result="sent"} 1' \
+        in text
+    assert 'memtrail_triggers_total{program="nova-api",signal="SIGUSR2",result="rate_limited"}' \
+        ' 1' in text
+    quiet(text)

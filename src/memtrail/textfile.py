@@ -43,6 +43,7 @@ from memtrail.programs import program_name
 from memtrail.reader import LogError, ReadStats
 from memtrail.report import _run_key
 from memtrail.tail import Follower
+from memtrail.triggers import trigger
 
 DEFAULT_EVERY = 15.0
 DEFAULT_PROGRAMS = 10
@@ -97,6 +98,9 @@ FAMILIES: Dict[str, Tuple[str, str]] = {
         "counter", "Steps of the kernel's oom_kill counter since the recording began (also "
                    "kills the sampler could not read a kernel log line for)."),
     "memtrail_process_rss_bytes": ("gauge", "Resident memory of the largest processes."),
+    "memtrail_triggers_total": (
+        "counter", "--trigger firings since the recording began, by program, signal and result "
+                   "(result=\"sent\": signals sent; the others were held back)."),
 }
 
 SYSTEM = (
@@ -136,6 +140,7 @@ class LiveState:
         self.gap_seconds = 0.0
         self.kernel_kills = 0
         self.kills: Dict[Tuple[str, str], List[float]] = {}  # (program, unit) -> [n, last]
+        self.triggers: Dict[Tuple[str, str, str], int] = {}  # (program, signal, result) -> n
 
     def name(self, proc: Proc) -> str:
         name = self.names.get(proc)
@@ -175,6 +180,10 @@ class LiveState:
                     self.kernel_kills += delta
             elif event.kind == "overrun":
                 self.overruns += 1
+            elif event.kind == "trigger":
+                t = trigger(event.time, event.data)
+                key = (t.program, t.signal, t.result)
+                self.triggers[key] = self.triggers.get(key, 0) + 1
         for proc in tick.exited:
             self.names.pop(proc, None)
 
@@ -225,6 +234,9 @@ class LiveState:
                 put("memtrail_oom_kills_total", labels, count)
                 put("memtrail_oom_kill_last_timestamp_seconds", labels, round(last, 3))
             put("memtrail_kernel_oom_kills_total", {}, self.kernel_kills)
+            for (program, signal, result), count in sorted(self.triggers.items()):
+                put("memtrail_triggers_total",
+                    {"program": program, "signal": signal, "result": result}, count)
         out: List[str] = []
         for name, (mtype, help_text) in FAMILIES.items():
             if samples[name]:
