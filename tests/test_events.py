@@ -111,3 +111,16 @@ def test_low_folder_ends_a_fall_on_recovery_by_the_sampler_step():
     out = f.available(900000 + 80001)
     assert len(out) == 1 and "lowest of this fall: 879 MiB" in out[0]
     assert f.close() == []  # said once
+
+
+def test_a_kill_sentence_names_the_kernels_largest_other_tasks():
+    """tail and view say who else held the memory at the kill, from the kernel's own table
+    (a victim that lived less than a tick is known only from it); its names are hostile."""
+    data = dict(GOLDEN_KINDS["oom_kill"], table_rows=5, table=[
+        [501, 1000, 204800, 0, 0, "python3"], [77, 0, 1048576, 0, 0, "java"],
+        [78, 0, 2048, 0, 0, "sshd"], [79, 0, 524288, 0, 0, "evil\x1b[2J"],
+        [80, 0, 1024, 0, 0, "cron"], ["bad row"]])
+    kill = events.sentence("oom_kill", data)
+    assert kill.endswith("; the kernel listed 5 tasks, the largest others java (pid 77) "
+                         "1.0 GiB, evil\\x1b[2J (pid 79) 512 MiB, sshd (pid 78) 2.0 MiB")
+    assert "\x1b" not in kill

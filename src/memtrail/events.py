@@ -59,7 +59,7 @@ def _count(n: Optional[int], what: str) -> str:
 
 
 def _oom_kill(d: dict) -> str:
-    from memtrail.model import oom_victim  # model imports nothing from here
+    from memtrail.model import oom_table, oom_victim  # model imports nothing from here
 
     v = oom_victim(d)
     who = f"pid {v.pid if v.pid is not None else '?'} ({_t(v.name)})"
@@ -70,7 +70,17 @@ def _oom_kill(d: dict) -> str:
     elif d.get("constraint"):
         where = f" ({_t(d['constraint'])})"
     cmd = f": {_t(v.cmdline)}" if v.cmd else " (command line never seen)"
-    return f"OOM killer killed {who}{size}{where}{cmd}"
+    # The kernel's own task list at that moment: who else held the memory (a victim that
+    # lived less than a tick is known only from it)
+    rows = oom_table(d)
+    others = [r for r in rows if r.pid != v.pid][:3]
+    table = ""
+    if others:
+        n = _int(d, "table_rows") or len(rows)
+        table = (f"; the kernel listed {_count(n, 'task')}, the largest others "
+                 + ", ".join(f"{_t(r.name)} (pid {r.pid}) {fmt_bytes(r.rss_bytes)}"
+                             for r in others))
+    return f"OOM killer killed {who}{size}{where}{cmd}{table}"
 
 
 def _cgroup_oom(d: dict) -> str:
