@@ -18,6 +18,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from memtrail import reader  # noqa: E402
 
+# A suite started as a background job of a non-interactive shell (`bash .ci/run &` in a CI
+# script, a loop under nohup) inherits SIGINT and SIGQUIT ignored (POSIX), and every program
+# it starts inherits that too: `memtrail run` then rightly leaves an ignored Ctrl-C ignored,
+# and the tests of how it passes Ctrl-C on could not send one. The tests choose the
+# disposition they exercise: deliverable, unless a test ignores it itself.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGQUIT) == signal.SIG_IGN:
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
 
 def memory_cgroup(name: str):
     """A fresh child memory cgroup, v2 where it has the memory controller, else v1:

@@ -508,3 +508,23 @@ def test_github_actions_recipe_runs_as_written(tmp_path, block):
     assert html.lstrip().lower().startswith("<!doctype html")
     assert "memtrail" in summary.read_text()
     assert not (tmp_path / "memtrail.pid").exists()  # stopped cleanly
+
+
+def test_an_inherited_ignored_sigint_stays_ignored(tmp_path):
+    """Started with SIGINT ignored (nohup-style, a background job of a script), `memtrail run`
+    does not take Ctrl-C over: the command inherits the ignore, as it would without memtrail,
+    and finishes."""
+    def ignore_int():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    proc = subprocess.Popen(memtrail(*run_args(tmp_path, "--", PY, "-c", WAIT_FOR_SIGNAL.replace(
+        "deadline = time.monotonic() + 30", "deadline = time.monotonic() + 1"))),
+        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=ignore_int)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert out == "got 0\n" and proc.returncode == 40, err
