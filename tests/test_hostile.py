@@ -387,3 +387,19 @@ def test_output_to_a_device_is_refused(tmp_path):
     d = _good(tmp_path / "log")
     proc = run("html", str(d), "-o", "/dev/null", ok=(2,))
     assert b"not a regular file" in proc.stderr
+
+
+def test_an_output_that_is_not_utf8_gets_escapes_not_a_traceback(log):
+    """A terminal or pipe in ASCII or latin-1 (PYTHONIOENCODING, an old locale): the hostile
+    log's non-ASCII names come out as escapes; nothing stops halfway through a report."""
+    for encoding in ("ascii", "latin-1"):
+        env = {**ENV, "PYTHONIOENCODING": encoding}
+        for args in (("report", log), ("report", "--json", log), ("top", log, "--at", "+6s"),
+                     ("tail", "-n", "20", log), ("report", "--markdown", log)):
+            proc = subprocess.run([sys.executable, "-m", "memtrail", *args], capture_output=True,
+                                  env=env, timeout=120)
+            assert proc.returncode in (0, 1), proc.stderr.decode("utf-8", "replace")
+            assert b"Traceback" not in proc.stderr, proc.stderr.decode("utf-8", "replace")
+            proc.stdout.decode(encoding)  # it is what the stream says it is
+            if args[1] == "--json":
+                assert json.loads(proc.stdout.decode("ascii"))["programs"]

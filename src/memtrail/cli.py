@@ -105,6 +105,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"memtrail: command {name!r} is not available: {exc}", file=sys.stderr)
         return 2
     func = getattr(module, "main_" + name.replace("-", "_"), None) or module.main
+    # A terminal or pipe that is not UTF-8 (PYTHONIOENCODING=ascii, a latin-1 locale) gets a
+    # CJK name as an escape, not a UnicodeEncodeError halfway through a report. UTF-8 streams
+    # stay strict: every string reaching them went through safetext, and a lone surrogate that
+    # did not would fail loudly in the tests rather than pass as an escape.
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("_", "-")
+        if hasattr(stream, "reconfigure") and stream.errors == "strict" \
+                and encoding not in ("utf-8", "utf8"):
+            stream.reconfigure(errors="backslashreplace")
     real_stdout = sys.stdout
     if name != "record":  # the sampler writes nothing to stdout but --help
         sys.stdout = _GuardedOutput(real_stdout)

@@ -1133,9 +1133,11 @@ def main(argv: List[str]) -> int:
             continue
         if args.json:
             sys.stdout.write(",\n" if shown else "")
-            # strict UTF-8 for every consumer: a byte of a command line that was not UTF-8
-            # (a lone surrogate here) is written as the visible text \xNN, as exports do
-            sys.stdout.write(safetext.json_text(json.dumps(rep, indent=1, ensure_ascii=False)))
+            # Valid for every consumer: a byte of a command line that was not UTF-8 (a lone
+            # surrogate here) becomes the visible text \xNN, as in the exports, and the rest
+            # is ASCII with \u escapes, whatever the output's encoding.
+            clean = json.loads(safetext.json_text(json.dumps(rep, ensure_ascii=False)))
+            json.dump(clean, sys.stdout, indent=1)
         else:
             sys.stdout.write((rule if shown else "") + render(rep))
         sys.stdout.flush()
