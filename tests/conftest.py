@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -49,11 +50,35 @@ def memory_cgroup(name: str):
     return None
 
 
-def mount_tmpfs(path: Path, size: str) -> bool:
-    """A small tmpfs at `path` (made here), to fill the disk under a live sampler."""
-    path.mkdir()
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0750", "tmpfs",
-                           str(path)], capture_output=True).returncode == 0
+@contextlib.contextmanager
+def full_disk(tmp_path: Path, sampler_factory, fakeproc):
+    """A real sampler (ten fixture processes, a tick every 50 ms) recording onto a 512 KiB
+    tmpfs that is then filled up: yields (sampler, mount, filler) before the first tick that
+    hits ENOSPC; unmounted afterwards. Skipped unless root may mount a tmpfs."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tiny tmpfs needs root")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k,mode=0750", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount tmpfs here")
+    try:
+        for pid in range(100, 110):
+            fakeproc.add(pid, ["worker", str(pid)])
+        s = sampler_factory(mnt, "--interval", "0.05", "--rotate-size", "1M", "--proc-root",
+                            str(fakeproc.root), "--no-cgroups", quiet=False)
+        s.wait_stderr("recording to")
+        s.wait_ticks(2)
+        filler = mnt / "filler"
+        with open(filler, "wb", buffering=0) as fh:  # fill the disk
+            try:
+                while True:
+                    fh.write(b"\0" * 4096)
+            except OSError:
+                pass
+        yield s, mnt, filler
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])
 
 
 def wait_for(predicate, timeout: float = 10.0, what: str = "condition", every: float = 0.02):

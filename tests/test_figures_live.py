@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLER, log_text, mount_tmpfs, wait_for
+from conftest import SAMPLER, full_disk, log_text, wait_for
 
 from memtrail.report import analyze, render_text
 
@@ -118,33 +118,13 @@ def test_default_settings_shm_pss_and_forked_children(tmp_path):
 def test_disk_full_gaps_add_up(tmp_path, sampler_factory, fakeproc):
     """A real ENOSPC: the sampler's gap event and the missed ticks are one gap, and the span,
     its gaps and the time at each rate add up."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tiny tmpfs needs root")
-    mnt = tmp_path / "small"
-    if not mount_tmpfs(mnt, "512k"):
-        pytest.skip("cannot mount tmpfs here")
-    try:
-        for pid in range(100, 110):
-            fakeproc.add(pid, ["worker", str(pid)])
-        s = sampler_factory(mnt, "--interval", "0.05", "--rotate-size", "1M", "--proc-root",
-                            str(fakeproc.root), "--no-cgroups", quiet=False)
-        s.wait_stderr("recording to")
-        s.wait_ticks(2)
-        filler = mnt / "filler"
-        with open(filler, "wb", buffering=0) as fh:
-            try:
-                while True:
-                    fh.write(b"\0" * 4096)
-            except OSError:
-                pass
+    with full_disk(tmp_path, sampler_factory, fakeproc) as (s, mnt, filler):
         s.wait_stderr("cannot write")
         filler.unlink()
         wait_for(lambda: " gap " in log_text(mnt), what="a gap record once space returned")
         s.wait_ticks(log_text(mnt).count("\ns ") + 3)
         assert s.stop() == 0
         rep = analyze([str(mnt)])
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)])
     span = rep["span"]
     gaps = span["gaps"]
     assert gaps and any("ENOSPC" in g["reason"] for g in gaps)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLER, log_text, memory_cgroup, mount_tmpfs, records, wait_for
+from conftest import SAMPLER, full_disk, log_text, memory_cgroup, records, wait_for
 
 from memtrail import reader
 
@@ -292,25 +292,7 @@ def test_log_directory_removed_while_running(tmp_path, sampler_factory):
 
 @pytest.mark.root
 def test_disk_full_keeps_sampling_and_logs_a_gap(tmp_path, sampler_factory, fakeproc):
-    if not IS_ROOT:
-        pytest.skip("mounting a tiny tmpfs needs root")
-    mnt = tmp_path / "small"
-    if not mount_tmpfs(mnt, "512k"):
-        pytest.skip("cannot mount tmpfs here")
-    try:
-        for pid in range(100, 110):
-            fakeproc.add(pid, ["worker", str(pid)])
-        s = sampler_factory(mnt, "--interval", "0.05", "--rotate-size", "1M", "--proc-root",
-                            str(fakeproc.root), "--no-cgroups", quiet=False)
-        s.wait_stderr("recording to")
-        s.wait_ticks(2)
-        filler = mnt / "filler"
-        with open(filler, "wb", buffering=0) as fh:  # fill the disk
-            try:
-                while True:
-                    fh.write(b"\0" * 4096)
-            except OSError:
-                pass
+    with full_disk(tmp_path, sampler_factory, fakeproc) as (s, mnt, filler):
         before = log_text(mnt).count("\ns ")
         s.wait_stderr("cannot write")  # a tick hit ENOSPC
         assert s.proc.poll() is None  # still sampling
@@ -324,8 +306,6 @@ def test_disk_full_keeps_sampling_and_logs_a_gap(tmp_path, sampler_factory, fake
         records(mnt, stats)
         assert stats.bad == 0
         assert log_text(mnt).count("\ns ") > before
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)])
 
 
 

@@ -7,8 +7,9 @@ import os
 
 import scenarios
 
-from memtrail import reader, timeline, view
+from memtrail import reader, safetext, timeline, top, view
 from memtrail.model import replay
+from memtrail.units import fmt_bytes
 
 
 def _open(d: str):
@@ -170,19 +171,21 @@ def test_an_endless_line_is_skipped_not_held(tmp_path, monkeypatch):
     assert list(tl.times) == [t.time for t in replay(d)]
 
 
-def test_wide_characters_keep_the_columns(tmp_path):
-    """A program named in CJK takes two cells a character: the console lays out by cells, so
-    its RSS column lines up with every other row's and no line runs past the screen."""
-    from memtrail import safetext
-    from memtrail.units import fmt_bytes
-
-    h = scenarios.Host(str(tmp_path / "w"))
+def _wide_names(directory: str) -> str:
+    """A program named in CJK (pid 10, 300 MiB) beside nginx (pid 11, 200 MiB)."""
+    h = scenarios.Host(directory)
     h.spawn(10, ["/opt/app/数据库服务器进程"], 300)
     h.spawn(11, ["/usr/sbin/nginx"], 200)
     h.start_segment_tick()
     h.tick(3)
     h.stop()
-    _, _, _, c = _open(str(tmp_path / "w"))
+    return directory
+
+
+def test_wide_characters_keep_the_columns(tmp_path):
+    """A program named in CJK takes two cells a character: the console lays out by cells, so
+    its RSS column lines up with every other row's and no line runs past the screen."""
+    _, _, _, c = _open(_wide_names(str(tmp_path / "w")))
     for w in (80, 50):
         lines = c.render(w, 24)
         texts = ["".join(t for t, _ in line) for line in lines]
@@ -194,15 +197,8 @@ def test_wide_characters_keep_the_columns(tmp_path):
 
 
 def test_top_by_program_aligns_wide_names(tmp_path, capsys):
-    from memtrail import safetext, top
-
-    h = scenarios.Host(str(tmp_path / "w"))
-    h.spawn(10, ["/opt/app/数据库服务器"], 300)
-    h.spawn(11, ["/usr/sbin/nginx"], 200)
-    h.start_segment_tick()
-    h.tick(3)
-    h.stop()
-    assert top.main([str(tmp_path / "w"), "--at", "+1s", "--by", "program"]) == 0
+    d = _wide_names(str(tmp_path / "w"))
+    assert top.main([d, "--at", "+1s", "--by", "program"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines()
             if "数据库" in line or line.startswith(("nginx", "PROGRAM"))]
     assert len(rows) == 3

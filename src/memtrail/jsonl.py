@@ -186,25 +186,18 @@ class Writer:
             changed = dict.fromkeys(p for p, _ in tick.changes if p.exited is None)
         detail = dict.fromkeys(tick.details)
         # The usual object (an RSS change, no detail) written inline: a million a day.
-        head, buf, idents, names = self._head("process", t), self._buf, self._idents, \
-            self.names
-        every = flt.programs is None
-        started = self.started
+        head, buf, every, started = self._head("process", t), self._buf, \
+            flt.programs is None, self.started
         for proc in changed:
             if not every and not flt.program_ok(self.name(proc)):
                 continue
-            if started and proc not in detail:
-                ident = idents.get(proc)
-                if ident is None or ident[0] is not proc.cmd or ident[1] != proc.comm \
-                        or ident[2] != proc.cgroup or proc not in names:
-                    self._ident(proc)
-                    ident = idents[proc]
-                rss, shared = proc.rss, proc.shared
-                if type(rss) is int and type(shared) is int:
-                    buf.append(f'{head}{ident[3]},"rss_bytes":{rss},"shared_bytes":{shared}}}\n')
-                    self.n += 1
-                    continue
-            self._process(t, proc, proc in detail or not started)
+            rss, shared = proc.rss, proc.shared
+            if started and proc not in detail and type(rss) is int and type(shared) is int:
+                buf.append(f'{head}{self._ident(proc)},"rss_bytes":{rss},'
+                           f'"shared_bytes":{shared}}}\n')
+                self.n += 1
+            else:
+                self._process(t, proc, proc in detail or not started)
         for proc in detail:
             if proc not in changed and proc.exited is None and flt.program_ok(self.name(proc)):
                 self._process(t, proc, True, rss=False)

@@ -32,7 +32,6 @@ All sizes in the model are **bytes** (the log stores KiB); times are Unix second
 from __future__ import annotations
 
 import itertools
-import operator
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
@@ -80,10 +79,6 @@ _KIB_FIELDS = frozenset(
 _CAPPED = ("available", "free", "cached", "shmem", "slab", "anon_pages", "mlocked",
            "unevictable", "page_tables", "kernel_stack")
 _ZEROS = itertools.repeat(0)
-
-
-def _nothing(_values: object) -> tuple:
-    return ()
 
 # `s` field names whose System attribute is named differently
 _SYSTEM_ATTR = {"mem_total": "total", "mem_available": "available", "mem_free": "free"}
@@ -468,9 +463,6 @@ class Replayer:
         self._pending_gap: Optional[Gap] = None
         self._psi_prev: Optional[Tuple[Optional[int], Optional[int]]] = None
         self._sys_plan: List[Tuple[str, int, int]] = []
-        self._sys_attrs: Tuple[str, ...] = ()  # the plan as columns, for _parse_system
-        self._sys_scales: Tuple[int, ...] = ()
-        self._sys_pick = _nothing
         self._p_idx = (0, 1)
         self._detail_idx: Dict[str, List[Tuple[str, int]]] = {}
         self._headers_seen: set = set()
@@ -611,10 +603,6 @@ class Replayer:
         self._sys_plan = [(_SYSTEM_ATTR.get(name, name), i, KIB if name in _KIB_FIELDS else 1)
                           for name in _SYSTEM_FIELDS
                           for i in (seg.index("s", name),) if i is not None]
-        self._sys_attrs = tuple(attr for attr, _i, _s in self._sys_plan)
-        self._sys_scales = tuple(scale for _a, _i, scale in self._sys_plan)
-        self._sys_pick = operator.itemgetter(*(i for _a, i, _s in self._sys_plan)) \
-            if self._sys_plan else _nothing
         self._p_idx = (seg.index("p", "rss") or 1, seg.index("p", "shared") or 2)
         self._detail_idx = {
             rtype: [(name, i) for name in names for i in (seg.index(rtype, name),)
@@ -774,11 +762,7 @@ class Replayer:
         except ValueError:
             nums = None
         if nums is not None and (not nums or min(nums) >= 0):
-            try:  # every planned field present: picked and scaled in C
-                values = dict(zip(self._sys_attrs, map(operator.mul, self._sys_pick(nums),
-                                                       self._sys_scales)))
-            except (IndexError, TypeError):  # a shorter line (or a plan of one field)
-                values = {attr: nums[i] * scale for attr, i, scale in self._sys_plan if i < n}
+            values = {attr: nums[i] * scale for attr, i, scale in self._sys_plan if i < n}
         else:
             for attr, i, scale in self._sys_plan:
                 if i >= n:

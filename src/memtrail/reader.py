@@ -247,12 +247,12 @@ class SegmentFile:
         except zlib.error as exc:
             raise SegmentError(errno.EIO, f"corrupt compressed data ({exc})") from None
 
-    def lines(self) -> Iterator[bytes]:
-        """Complete lines, without their newline, read CHUNK bytes at a time: the fast way
-        through a whole segment (a week of log is ten million lines; `readline` costs a call
-        and a bomb check per line, this costs them per chunk). A final line with no newline is
-        left in `tail` (a torn write) rather than given out; a line over MAX_LINE is skipped
-        and counted like `readline` does, never held whole."""
+    def chunks(self) -> Iterator[bytes]:
+        """Runs of complete lines, each ending with a newline, read CHUNK bytes at a time: the
+        fast way through a whole segment (a week of log is ten million lines; `readline` costs
+        a call and a bomb check per line, this costs them per chunk). A final line with no
+        newline is left in `tail` (a torn write) rather than given out; a line that grows past
+        MAX_LINE before its newline is skipped as it streams and counted, never held whole."""
         carry = b""
         skipping = False  # inside a line longer than MAX_LINE: drop up to its newline
         self.tail = b""
@@ -269,19 +269,28 @@ class SegmentFile:
                 self._count_long()
             if carry:
                 chunk = carry + chunk
-            parts = chunk.split(b"\n")
-            carry = parts.pop()
+            cut = chunk.rfind(b"\n") + 1
+            carry = chunk[cut:]
             if len(carry) >= MAX_LINE:
                 carry, skipping = b"", True
-            if parts and max(map(len, parts)) >= MAX_LINE:
+            if cut:
+                yield chunk[:cut]
+        if skipping:
+            self._count_long()
+        self.tail = carry
+
+    def lines(self) -> Iterator[bytes]:
+        """The complete lines of `chunks()`, without their newline; a complete line over
+        MAX_LINE is skipped and counted too, like `readline` does."""
+        for chunk in self.chunks():
+            parts = chunk.split(b"\n")
+            parts.pop()  # the empty rest after the chunk's last newline
+            if max(map(len, parts)) >= MAX_LINE:
                 for line in parts:
                     if len(line) >= MAX_LINE:
                         self._count_long()
                 parts = [line for line in parts if len(line) < MAX_LINE]
             yield from parts
-        if skipping:
-            self._count_long()
-        self.tail = carry
 
     def _count_long(self) -> None:
         self.long += 1
@@ -395,20 +404,19 @@ def _records_of(path: str, stats: ReadStats) -> Iterator[Record]:
         text = raw.decode("ascii", "replace")
         if segment is not None and " {" not in text:
             # The common line (`s`, `p`, `d`: no JSON): parse_line's rules, inlined.
-            stats.lines += 1
             parts = text.split(" ")
             rtype = parts[0]
             if rtype in known and len(parts) > 1:
+                stats.lines += 1
                 try:
                     time = float(parts[1])
                 except ValueError:
                     time = NAN
                 if time - time == 0.0:  # not nan, not infinite
                     yield Record(rtype, time, parts[2:], None, segment)
-                    continue
-                stats.bad += 1
+                else:
+                    stats.bad += 1
                 continue
-            stats.lines -= 1  # counted again below
         rec = parse_line(raw, path, segment, stats)
         if rec is not None:
             if rec.type == "H":

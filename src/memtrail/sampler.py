@@ -2109,9 +2109,9 @@ def check_writable(path: str) -> None:
         raise Fatal(f"log directory {path} is not writable by uid {os.geteuid()}")
 
 
-def _own_file(dfd: int, name: str):
-    """lstat of `name` in the directory when it is a regular file of the sampler's user (not a
-    link, FIFO or a stranger's file), else None."""
+def _own_file(dfd, name: str):
+    """lstat of `name` in the directory `dfd` (None: `name` is a path) when it is a regular
+    file of the sampler's user (not a link, FIFO or a stranger's file), else None."""
     try:
         st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
     except OSError:
@@ -2121,7 +2121,7 @@ def _own_file(dfd: int, name: str):
     return st
 
 
-def _unlink_own(dfd: int, name: str) -> bool:
+def _unlink_own(dfd, name: str) -> bool:
     """Delete `name` from the directory only when it is our own regular file."""
     if _own_file(dfd, name) is None:
         return False
@@ -2517,18 +2517,6 @@ def write_pidfile(path: str) -> None:
         raise Fatal(f"--pidfile {path}: cannot write it: {exc.strerror}") from None
     finally:
         os.close(fd)
-
-
-def _unlink(path: str) -> bool:
-    """Remove our pidfile at a clean stop: only while it is still our own regular file."""
-    try:
-        st = os.lstat(path)
-        if st.st_mode & 0o170000 != 0o100000 or st.st_uid != os.geteuid():
-            return False
-        os.unlink(path)
-        return True
-    except OSError:
-        return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -3863,7 +3851,7 @@ class Sampler:
         self.notifier.journal("stop", f"memtrail stopped ({self.stop_reason}) after "
                               f"{self.ticks} ticks", memtrail_ticks=self.ticks)
         if self.cfg.pidfile:
-            _unlink(self.cfg.pidfile)
+            _unlink_own(None, self.cfg.pidfile)  # only while it is still our own file
         if not self.cfg.quiet:
             print(f"memtrail: stopped ({self.stop_reason}) after {self.ticks} ticks",
                   file=sys.stderr)
@@ -3891,12 +3879,12 @@ def _by_rss(st: Proc) -> int:
 
 
 def _moved(before, after, lim: int) -> bool:
-    """Did any value move past `lim` (or appear, or vanish)? `before` is a list, or the text
-    of the values as written (`123 - 45`)."""
+    """Did any value move past `lim` (or appear, or vanish)? `before` is a list, or the bytes
+    of the values as written (`123 - 45`, the PSS tier's)."""
     if before is None:
         return True
-    if isinstance(before, (str, bytes)):
-        before = [None if x in ("-", b"-") else int(x) for x in before.split()]
+    if isinstance(before, bytes):
+        before = [None if x == b"-" else int(x) for x in before.split()]
     for a, b in zip(before, after):
         if (a is None) != (b is None) or (a is not None and abs(a - b) > lim):
             return True

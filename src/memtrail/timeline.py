@@ -166,7 +166,7 @@ class Timeline:
 
     def scan_segment(self, path: str) -> None:
         try:
-            fh = reader.open_segment(path)
+            fh = reader.open_segment(path, self.stats)
         except OSError as exc:
             self.stats.skipped_files.append(f"{path}: {exc.strerror or exc}")
             return
@@ -174,33 +174,16 @@ class Timeline:
         fast = False
         segment = None
         with fh:
-            rest = b""
-            skipping = False  # inside a line longer than reader.MAX_LINE: drop to its end
+            data_chunks = fh.chunks()  # complete lines; an endless one is counted, skipped
             while True:
                 try:
-                    data = fh.read(1 << 22)
-                except (EOFError, OSError) as exc:  # a cut .gz: what came before counts
-                    self.stats.truncated_files.append(f"{path}: {exc}")
-                    break
-                except Exception as exc:  # zlib.error
+                    data = next(data_chunks, b"")
+                except (EOFError, OSError) as exc:  # a cut or corrupt .gz: what came before
                     self.stats.truncated_files.append(f"{path}: {exc}")
                     break
                 if not data:
                     break
-                if skipping:
-                    end = data.find(b"\n")
-                    if end < 0:
-                        continue
-                    data, skipping = data[end + 1:], False
-                data = rest + data
-                cut = data.rfind(b"\n") + 1
-                rest = data[cut:]
-                if len(rest) >= reader.MAX_LINE:
-                    # A hostile log's endless line is never held whole: counted, skipped.
-                    self.stats.long += 1
-                    self.stats.lines += 1
-                    rest, skipping = b"", True
-                for m in _LINE.finditer(data, 0, cut):
+                for m in _LINE.finditer(data):
                     if m.group(1) is not None:
                         if segment is None:
                             continue
