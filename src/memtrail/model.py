@@ -37,7 +37,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from memtrail import progress
 from memtrail.programs import program_name, title_args
-from memtrail.reader import ReadStats, Record, Segment, read
+from memtrail.reader import Packed, ReadStats, Record, Segment, read_packed
 
 KIB = 1024
 # Records outside these times are corrupt (a flipped digit), not a clock: skip and count them.
@@ -820,20 +820,23 @@ class Replayer:
             self._keyframe_seen.add(pid)
 
     def _on_p(self, rec: Record) -> None:
-        # The hottest code of every command (most lines of a log are `p`): keep it lean.
         f = rec.fields
         try:
             if self._p_idx == (1, 2) and len(f) == 3:
-                pid, rss, shared = int(f[0]), int(f[1]) * KIB, \
-                    (int(f[2]) * KIB if f[2] != "-" else 0)
+                pid, rss, shared = int(f[0]), int(f[1]), (int(f[2]) if f[2] != "-" else 0)
             else:
                 pid = int(f[0])
                 ri, si = self._p_idx
-                rss = int(f[ri]) * KIB
+                rss = int(f[ri])
                 shared_raw = f[si] if si < len(f) else "-"
-                shared = int(shared_raw) * KIB if shared_raw != "-" else 0
+                shared = int(shared_raw) if shared_raw != "-" else 0
         except (ValueError, IndexError):
             return
+        self._set_p(pid, rss, shared)
+
+    def _set_p(self, pid: int, rss_kib: int, shared_kib: int) -> None:
+        # The hottest code of every command (most lines of a log are `p`): keep it lean.
+        rss, shared = rss_kib * KIB, shared_kib * KIB
         limit = self._limit
         if rss < 0 or shared < 0 or shared > rss + (64 << 20) \
                 or (limit is not None and rss > limit):  # more than the machine has
@@ -842,15 +845,15 @@ class Replayer:
         proc = self.procs.get(pid)
         if proc is None:
             self.run.orphan_records += 1
-            proc = Proc(pid, -1, boot_id=self._boot)
-            self.procs[pid] = proc
+            proc = self.procs[pid] = Proc(pid, -1, boot_id=self._boot)
         old = proc.rss
         proc.rss, proc.shared = rss, shared
-        self.rss_total += rss - old
         if self._keyframe_seen is not None:
             self._keyframe_seen.add(pid)
-        if self._tick is not None and rss != old:
-            self._tick.changes.append((proc, old))
+        if rss != old:
+            self.rss_total += rss - old
+            if self._tick is not None:
+                self._tick.changes.append((proc, old))
 
     def _mem_limit(self) -> Optional[int]:
         """No process holds more than memory plus swap: past it a figure is corrupt. Worked
@@ -1010,16 +1013,27 @@ def _parse_slabs(fields: List[str]) -> List[Tuple[str, int]]:
     return out
 
 
-def replay_records(records: Iterable[Record], run: Optional[Run] = None) -> Iterator[Tick]:
-    """Ticks from an iterable of records (e.g. `reader.read_path`)."""
+def replay_records(records: Iterable[Packed], run: Optional[Run] = None) -> Iterator[Tick]:
+    """Ticks from an iterable of records (`reader.read`), or of records and packed `p`
+    lines (`reader.read_packed`)."""
     rp = Replayer(run)
-    feed, on_p = rp.feed, rp._on_p
+    feed, on_p, set_p = rp.feed, rp._on_p, rp._set_p
+    live = False  # the last `s` record was in range, not skipped: its packed `p` lines apply
     for rec in records:
+        if rec.__class__ is tuple:  # a packed `p` line, at the time of the last `s` record
+            if live:
+                set_p(*rec)
+            elif not rp._skip_segment:
+                rp.run.problem("bad_time")  # what feed says of that time
+            continue
+        rtype = rec.type
         # Most records are `p` lines inside a tick: straight to their handler (feed's checks
         # in the same order), a call saved ten million times a week.
-        if rec.type == "p" and not rp._skip_segment and TIME_MIN <= rec.time <= TIME_MAX:
+        if rtype == "p" and not rp._skip_segment and TIME_MIN <= rec.time <= TIME_MAX:
             on_p(rec)
             continue
+        if rtype == "s":
+            live = not rp._skip_segment and TIME_MIN <= rec.time <= TIME_MAX
         tick = feed(rec)
         if tick is not None:
             yield tick
@@ -1041,7 +1055,7 @@ def replay(paths: Sequence[str] | str, stats: Optional[ReadStats] = None,
     run = run if run is not None else Run()
     run.paths.extend(paths)
     # on a terminal, a long replay (a week of log) shows how far it is (progress.py)
-    return progress.ticks(replay_records(read(paths, stats), run), paths)
+    return progress.ticks(replay_records(read_packed(paths, stats), run), paths)
 
 
 class TrendTracker:
