@@ -24,7 +24,7 @@ import re
 from typing import IO, Dict, List, Optional, Sequence, Tuple
 
 from memtrail import safetext
-from memtrail.export import DETAIL_SERIES, PROCESS_SERIES, _system_values
+from memtrail.export import DETAIL_SERIES, PROCESS_SERIES, SYSTEM_SERIES
 from memtrail.model import Proc, Run, Tick, oom_victim, replay
 from memtrail.programs import program_name
 from memtrail.reader import ReadStats
@@ -84,6 +84,11 @@ class Writer:
         self._buf: List[str] = []
         self._head_t: Optional[float] = None
         self._heads: Dict[str, str] = {}
+        self._pre: Dict[str, str] = {}  # per object type: the keys before `time`
+        self._time_text = ""
+        self._labels_text = "".join(f",{self.dumps(k)}:{self.dumps(v)}"
+                                    for k, v in labels.items())
+        self._system_keys = [(f"{self.dumps(name)}:", attr) for name, attr in SYSTEM_SERIES]
         self._idents: Dict[Proc, Tuple[object, str, str, str]] = {}
 
     def name(self, proc: Proc) -> str:
@@ -108,15 +113,22 @@ class Writer:
             self._buf = []
 
     def _head(self, otype: str, t: float) -> str:
-        """What emit() would write before an object's own keys (no closing brace)."""
+        """What emit() would write before an object's own keys (no closing brace): the keys
+        before `time` are the recording's, those after it its labels; only `time` and `unix`
+        are made per tick, once for every object of the tick."""
         if t != self._head_t:
+            dumps = self.dumps
             self._head_t, self._heads = t, {}
+            self._time_text = f',"time":{dumps(iso(t))},"unix":{dumps(round(t, 3))}'
         head = self._heads.get(otype)
         if head is None:
-            obj: dict = {"schema": SCHEMA, "type": otype, "run": self.run, "host": self.host,
-                         "time": iso(t), "unix": round(t, 3)}
-            obj.update(self.labels)
-            head = self._heads[otype] = self.dumps(obj)[:-1]
+            dumps = self.dumps
+            pre = self._pre.get(otype)
+            if pre is None:
+                pre = self._pre[otype] = (
+                    f'{{"schema":{dumps(SCHEMA)},"type":{dumps(otype)},"run":{dumps(self.run)}'
+                    f',"host":{dumps(self.host)}')
+            head = self._heads[otype] = pre + self._time_text + self._labels_text
         return head
 
     def _ident(self, proc: Proc) -> str:
@@ -145,6 +157,7 @@ class Writer:
         header = tick.segment.header if tick.segment is not None else {}
         self.run = run_id(header)
         self.host = _text(header.get("host", "?"))
+        self._pre, self._head_t = {}, None
         started = header.get("started")
         self.emit("recording", tick.time, boot_id=_text(header.get("boot_id", "?")),
                   kernel=_text(header.get("kernel")) if header.get("kernel") else None,
@@ -167,9 +180,14 @@ class Writer:
             return
         t = tick.time
         if flt.system:
-            values = "".join(f',"{name}":{v if type(v) is int else self.dumps(v)}'
-                             for name, v in _system_values(tick.system))
-            self._buf.append(f"{self._head('system', t)}{values}}}\n")
+            system, dumps = tick.system, self.dumps
+            parts = [self._head("system", t)]
+            for key, attr in self._system_keys:
+                v = getattr(system, attr)
+                if v is not None:
+                    parts.append(f",{key}{v if type(v) is int else dumps(v)}")
+            parts.append("}\n")
+            self._buf.append("".join(parts))
             self.n += 1
         for event in tick.events:
             self.event(event)
