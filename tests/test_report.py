@@ -346,3 +346,20 @@ def test_a_program_peak_is_a_state_of_the_machine(tmp_path, capsys):
     rep = _json(capsys, str(tmp_path))
     [peak] = rep["program_peaks"]
     assert peak["peak_rss_bytes"] == 400 * MiB and peak["max_count"] == 2
+
+
+@pytest.mark.parametrize("make", [scenarios.oom, scenarios.leak, scenarios.workers])
+def test_a_caller_that_needs_less_gets_the_same_figures(tmp_path, make):
+    """check and jsonl ask the analysis for less (no growth; check without --max-program no
+    program bookkeeping either): the parts they skip are empty, everything else is the full
+    report's, figure for figure."""
+    path = make(str(tmp_path))
+    full = report.analyze([path])
+    assert full["growers"] or full["oom_kills"] or full["program_peaks"]
+    no_growth = report.analyze([path], growth=False)
+    skipped = {"growers": [], "group_growers": []}
+    assert no_growth == {**full, **skipped}
+    bare = report.analyze([path], growth=False, programs=False)
+    skipped.update(programs=[], programs_total=0, programs_time=None, program_peaks=[],
+                   unexplained=None)
+    assert bare == {**full, **skipped}

@@ -187,7 +187,9 @@ def main(argv: List[str]) -> int:
     add_gate_arguments(ap)
     ap.add_argument("--junit", metavar="FILE", help="also write JUnit XML to FILE")
     args = ap.parse_args(argv)
-    reports, errors = load(args.paths, top=0)
+    # Only what the limits read is worked out: without --max-program, no per-program
+    # bookkeeping (most of a week's analysis), and never the growth trends.
+    reports, errors = load(args.paths, top=0, growth=False, programs=bool(args.max_program))
     for err in errors:
         print(f"memtrail check: {err}", file=sys.stderr)
     if errors or not reports:

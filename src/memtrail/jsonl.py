@@ -288,7 +288,7 @@ def write_jsonl(paths: Sequence[str], flt, out: IO[str], stats: ReadStats,
     for group in group_runs(paths):
         run = Run()
         writer = Writer(out, flt, labels or {})
-        analysis = Analysis(top=PEAK_PROGRAMS)
+        analysis = Analysis(top=PEAK_PROGRAMS, growth=False)  # the summary shows no growth
         group_stats = ReadStats()
         for tick in replay(list(group), group_stats, run):
             analysis.add(tick, run)

@@ -152,11 +152,20 @@ class _Snapshot:
 
 
 class Analysis:
-    """Consumes ticks, keeps bounded state, and returns the report dict with `result()`."""
+    """Consumes ticks, keeps bounded state, and returns the report dict with `result()`.
 
-    def __init__(self, ungroup: bool = False, top: int = 10) -> None:
+    A caller that never shows some parts need not pay for them (most of a week's analysis is
+    per RSS change): `growth=False` leaves `growers` and `group_growers` empty (no trend is
+    fitted), `programs=False` also leaves `programs`, `program_peaks` and `unexplained` empty
+    (no per-program totals, no table kept at the peak). `check` without `--max-program` needs
+    neither; jsonl's summary needs no growth."""
+
+    def __init__(self, ungroup: bool = False, top: int = 10, growth: bool = True,
+                 programs: bool = True) -> None:
         self.ungroup = ungroup
         self.top = top
+        self.growth = growth and programs
+        self.programs = programs
         self.names: Dict[Proc, str] = {}
         self.snapshot: Optional[_Snapshot] = None
         self.oom: List[dict] = []
@@ -189,7 +198,7 @@ class Analysis:
         time = tick.time
         used = tick.system.used
         snap = self.snapshot
-        if used is not None and (
+        if self.programs and used is not None and (
                 snap is None or snap.used is None
                 or used > snap.used + max(MiB, snap.used // 1000)
                 or (used > snap.used and time - snap.time > 300)):
@@ -202,7 +211,7 @@ class Analysis:
                     self.triggers_total += 1
                     if len(self.triggers) < MAX_LISTED:
                         self.triggers.append(trigger(event.time, event.data))
-        if tick.changes:
+        if tick.changes and self.programs:
             assert self.window is not None
             self._grow(tick.changes, time)
         for proc in tick.exited:
@@ -217,14 +226,16 @@ class Analysis:
         tick's last one is), so a program's peak and trend look at the tick's end."""
         trackers, names, members, counts = self.trackers, self.names, self.members, \
             self.group_counts
+        growth = self.growth
         delta: Dict[str, int] = {}
         for proc, old in changes:
             rss = proc.rss
-            tracker = trackers.get(proc)
-            if tracker is None:
-                trackers[proc] = TrendTracker(time, rss)
-            else:
-                tracker.update(time, rss)
+            if growth:
+                tracker = trackers.get(proc)
+                if tracker is None:
+                    trackers[proc] = TrendTracker(time, rss)
+                else:
+                    tracker.update(time, rss)
             name = names.get(proc)
             if name is None:
                 name = names[proc] = program_name(proc.cmd, proc.comm)
@@ -245,13 +256,17 @@ class Analysis:
                     peak[0], peak[1], peak[2] = total, count, time
                 if count > peak[3]:
                     peak[3] = count
-            gt = group_trackers.get(name)
-            if gt is None:
-                group_trackers[name] = TrendTracker(time, total)
-            else:
-                gt.update(time, total)
+            if growth:
+                gt = group_trackers.get(name)
+                if gt is None:
+                    group_trackers[name] = TrendTracker(time, total)
+                else:
+                    gt.update(time, total)
 
     def _exit(self, proc: Proc, time: float) -> None:
+        if not self.programs:
+            self.names.pop(proc, None)
+            return
         tracker = self.trackers.pop(proc, None)
         name = self.names.pop(proc, None) or program_name(proc.cmd, proc.comm)
         if tracker is not None:
@@ -613,10 +628,12 @@ def group_runs(paths: Sequence[str]) -> List[List[str]]:
     return groups
 
 
-def analyze(paths: Sequence[str], ungroup: bool = False, top: int = 10) -> dict:
-    """The report dict of one recording made of `paths` (see docs/report-json.md)."""
+def analyze(paths: Sequence[str], ungroup: bool = False, top: int = 10,
+            **parts: bool) -> dict:
+    """The report dict of one recording made of `paths` (see docs/report-json.md); `parts`
+    (growth, programs) as `Analysis` takes them."""
     stats, run = ReadStats(), Run()
-    analysis = Analysis(ungroup=ungroup, top=top)
+    analysis = Analysis(ungroup=ungroup, top=top, **parts)
     for tick in replay(list(paths), stats, run):
         analysis.add(tick, run)
     label = ", ".join(paths)
@@ -1074,8 +1091,8 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def iter_reports(paths: Sequence[str], ungroup: bool = False,
-                 top: int = 10) -> Iterator[Tuple[Optional[dict], Optional[str]]]:
+def iter_reports(paths: Sequence[str], ungroup: bool = False, top: int = 10,
+                 **parts: bool) -> Iterator[Tuple[Optional[dict], Optional[str]]]:
     """(report, None) or (None, error) per recording, one at a time.
 
     Streaming matters for CI fleets: `memtrail report artifacts/*` over a thousand jobs holds
@@ -1086,22 +1103,22 @@ def iter_reports(paths: Sequence[str], ungroup: bool = False,
         for err in errors:
             yield None, err
         return
-    yield from _reports(group_runs(paths), ungroup, top)
+    yield from _reports(group_runs(paths), ungroup, top, **parts)
 
 
-def _reports(groups: List[List[str]], ungroup: bool,
-             top: int) -> Iterator[Tuple[Optional[dict], Optional[str]]]:
+def _reports(groups: List[List[str]], ungroup: bool, top: int,
+             **parts: bool) -> Iterator[Tuple[Optional[dict], Optional[str]]]:
     for group in groups:
-        rep = analyze(group, ungroup=ungroup, top=top)
+        rep = analyze(group, ungroup=ungroup, top=top, **parts)
         problem = usable(rep)
         yield (None, problem) if problem else (rep, None)
 
 
-def load(paths: Sequence[str], ungroup: bool = False, top: int = 10) -> Tuple[List[dict],
-                                                                           List[str]]:
+def load(paths: Sequence[str], ungroup: bool = False, top: int = 10,
+         **parts: bool) -> Tuple[List[dict], List[str]]:
     """Reports for every recording in `paths`, and one-line errors for unusable inputs."""
     reports, errors = [], []
-    for rep, err in iter_reports(paths, ungroup, top):
+    for rep, err in iter_reports(paths, ungroup, top, **parts):
         if err:
             errors.append(err)
         else:
