@@ -7,6 +7,10 @@ peak RSS is the child's own `ru_maxrss` (from wait4, so nothing else is counted)
 is shared: read walls as upper bounds.
 
     python bench/bench_analyzer.py [--dir DIR] [--days 7] [--procs 500] [--runs 3]
+                                   [--python pypy3]
+
+`--python` runs the commands under another interpreter (this checkout's src/ on its path),
+e.g. Debian's pypy3; the console's jump table is then left out.
 
 Generates the log with bench/gen_day.py when DIR holds none, then prints a markdown table.
 """
@@ -21,6 +25,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.join(os.path.dirname(HERE), "src")
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 
 
 def measure(argv: list) -> tuple:
@@ -29,7 +36,7 @@ def measure(argv: list) -> tuple:
     # pipe fills up would deadlock a child that reports a lot of problems.
     with open(os.devnull, "wb") as null, tempfile.TemporaryFile() as errfile:
         t0 = time.perf_counter()
-        child = subprocess.Popen(argv, stdout=null, stderr=errfile)
+        child = subprocess.Popen(argv, stdout=null, stderr=errfile, env=ENV)
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - t0
         child.returncode = os.waitstatus_to_exitcode(status)
@@ -46,6 +53,8 @@ def main(argv=None) -> int:
     ap.add_argument("--days", type=float, default=7.0)
     ap.add_argument("--procs", type=int, default=500)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--python", default=sys.executable,
+                    help="the interpreter to run the commands with (default: this one)")
     args = ap.parse_args(argv)
     if not os.path.isdir(args.dir) or not os.listdir(args.dir):
         t0 = time.perf_counter()
@@ -54,7 +63,10 @@ def main(argv=None) -> int:
         print(f"generated {args.dir} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     files = sorted(os.listdir(args.dir))
     size = sum(os.path.getsize(os.path.join(args.dir, f)) for f in files)
-    py = [sys.executable, "-m", "memtrail"]
+    py = [args.python, "-m", "memtrail"]
+    version = subprocess.run([args.python, "-c", "import platform; print("
+                              "platform.python_implementation(), platform.python_version())"],
+                             capture_output=True, text=True, check=True).stdout.strip()
     html_out = os.path.join(tempfile.gettempdir(), f"memtrail-bench-{os.getpid()}.html")
     whole, top = (30.0, 100.0), (3.0, 100.0)  # (seconds, MiB) wanted
     first = 1763596800.0  # gen_day's start: 2025-11-20T00:00:00Z
@@ -67,13 +79,16 @@ def main(argv=None) -> int:
         ("report --json", py + ["report", "--json", args.dir], whole),
         ("check --no-oom --max-used 100G", py + ["check", args.dir, "--no-oom",
                                                   "--max-used", "100G"], whole),
+        ("check ... --max-program mysqld=4G", py + ["check", args.dir, "--no-oom", "--max-used",
+                                                     "100G", "--max-program", "mysqld=4G"],
+         whole),
         ("html", py + ["html", args.dir, "-o", html_out], whole),
         ("export --format jsonl", py + ["export", args.dir, "--format", "jsonl"], whole),
     ] + [(f"top --at {at(t)}", py + ["top", args.dir, "--at", at(t)], top)
          for t in (first + 3600 + 17, (first + last) / 2 + 1234, last - 3600 - 5)]
     print(f"Log: {len(files)} segment(s), {size / 1e6:.1f} MB on disk, "
-          f"{args.days:g} days at 1 s, ~{args.procs} processes; Python "
-          f"{sys.version.split()[0]}; best and worst of {args.runs} run(s)")
+          f"{args.days:g} days at 1 s, ~{args.procs} processes; {version} "
+          f"({args.python}); best and worst of {args.runs} run(s)")
     print("")
     print("| command | best wall (s) | worst wall (s) | peak RSS (MiB) | wanted | |")
     print("| --- | ---: | ---: | ---: | --- | --- |")
@@ -90,6 +105,8 @@ def main(argv=None) -> int:
             os.remove(html_out)
     print("")
     sys.stdout.flush()
+    if args.python != sys.executable:
+        return 0
     # The console's jumps on the same log (its own table, with a side-by-side ratio).
     subprocess.run([sys.executable, os.path.join(HERE, "view_jump.py"), "--dir", args.dir],
                    check=False)

@@ -1,0 +1,100 @@
+"""The analyzer under PyPy (Debian's `pypy3`): what it writes is CPython's, byte for byte, and
+it starts itself again once with a small nursery so its memory stays near CPython's.
+
+A week of log reads 2-3x quicker under PyPy (bench/RESULTS.md); that is only worth offering if
+the account it gives is the same one. The interpreters are both real: `.ci/run` installs
+pypy3 on Debian and Ubuntu, so these tests run in CI; elsewhere they skip."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import scenarios
+from test_hostile import ENV, hostile_log
+
+from memtrail import cli
+
+PYPY = shutil.which("pypy3")
+needs_pypy = pytest.mark.skipif(PYPY is None, reason="pypy3 is not installed")
+SRC = str(Path(__file__).resolve().parent.parent / "src")
+
+
+def test_the_restart_is_for_pypy_analyzer_commands_only():
+    env = {"PYTHONPATH": "/elsewhere"}
+    argv, new_env = cli.pypy_restart(["report", "x"], env, "pypy", "/usr/bin/pypy3")
+    assert argv == ["/usr/bin/pypy3", "-m", "memtrail", "report", "x"]
+    assert new_env["PYPY_GC_NURSERY"] == cli.PYPY_NURSERY
+    assert new_env["PYTHONPATH"] == os.pathsep.join([SRC, "/elsewhere"])  # this copy first
+    assert cli.pypy_restart(["report"], env, "cpython", sys.executable) is None
+    assert cli.pypy_restart(["record", "--dir", "x"], env, "pypy", "/usr/bin/pypy3") is None
+    assert cli.pypy_restart(["report"], {"PYPY_GC_NURSERY": "8MB"}, "pypy", "p") is None
+    assert cli.pypy_restart([], env, "pypy", "/usr/bin/pypy3") is None
+
+
+def _environ_of(pid: int) -> dict:
+    with open(f"/proc/{pid}/environ", "rb") as fh:
+        items = fh.read().split(b"\0")
+    return dict(i.decode("utf-8", "replace").partition("=")[::2] for i in items if i)
+
+
+@needs_pypy
+@pytest.mark.parametrize("own", [None, "8MB"])
+def test_a_live_pypy_process_runs_with_the_nursery(tmp_path, own):
+    """`tail -f` stays up: once it has printed, the process that printed is the restarted
+    one (same pid: an exec, not a child), with memtrail's nursery or the operator's own."""
+    log = scenarios.workers(str(tmp_path / "log"))
+    env = {**ENV, "PYTHONPATH": SRC}
+    env.pop("PYPY_GC_NURSERY", None)
+    if own:
+        env["PYPY_GC_NURSERY"] = own
+    proc = subprocess.Popen([PYPY, "-m", "memtrail", "tail", "-f", log], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = proc.stdout.readline()
+        assert first, proc.stderr.read().decode("utf-8", "replace")
+        seen = _environ_of(proc.pid)
+        assert seen["PYPY_GC_NURSERY"] == (own or cli.PYPY_NURSERY)
+        assert os.readlink(f"/proc/{proc.pid}/exe") == os.path.realpath(PYPY)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def _outputs(python: str, log: str, tmp: Path) -> dict:
+    """Every analyzer view of `log` under one interpreter: stdout, files, exit codes."""
+    env = {**ENV, "PYTHONPATH": SRC}
+    html = tmp / f"{Path(python).name}.html"
+    commands = {
+        "report": ["report", log], "json": ["report", "--json", log],
+        "markdown": ["report", "--markdown", log], "top": ["top", log, "--at", "+10s"],
+        "check": ["check", log, "--no-oom", "--max-used", "1G", "--max-program", "x=1M"],
+        "csv": ["export", log, "--format", "csv"], "jsonl": ["export", log, "--format", "jsonl"],
+        "openmetrics": ["export", log, "--format", "openmetrics"],
+        "html": ["html", log, "-o", str(html)], "fleet": ["fleet", log],
+    }
+    out = {}
+    for name, args in commands.items():
+        res = subprocess.run([python, "-m", "memtrail", *args], capture_output=True, env=env,
+                             timeout=300)
+        assert b"Traceback" not in res.stderr, res.stderr.decode("utf-8", "replace")
+        out[name] = (res.returncode, res.stdout, res.stderr)
+    out["html file"] = html.read_bytes()
+    return out
+
+
+@needs_pypy
+@pytest.mark.parametrize("make", [scenarios.oom, scenarios.leak, hostile_log])
+def test_pypy_writes_what_cpython_writes(tmp_path, make):
+    log = make(str(tmp_path / "log"))
+    want = _outputs(sys.executable, log, tmp_path)
+    got = _outputs(PYPY, log, tmp_path)
+    assert all(want[name][0] == 0 and want[name][1] for name in want
+               if name not in ("check", "html", "html file")), want
+    assert want["check"][0] == 1 and want["html file"].startswith(b"<!DOCTYPE html>")
+    for name in want:
+        assert got[name] == want[name], name
