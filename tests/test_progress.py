@@ -7,7 +7,7 @@ import io
 
 import scenarios
 
-from memtrail import model, progress, report
+from memtrail import model, progress, reader, report
 
 
 class Terminal(io.StringIO):
@@ -20,8 +20,8 @@ def test_a_terminal_sees_one_line_rewritten_then_wiped(tmp_path, monkeypatch):
     monkeypatch.setattr(progress, "DELAY_S", 0.0)
     monkeypatch.setattr(progress, "EVERY_S", 0.0)
     term = Terminal()
-    ticks = list(progress.ticks(model.replay_records(model.read([d])), [d], "memtrail report",
-                                term))
+    replayed = model.replay_records(reader.read_packed([d]))
+    ticks = list(progress.ticks(replayed, [d], "memtrail report", term))
     # every 256th tick is drawn: a short log gives none; draw one by hand through a bar
     assert ticks and term.getvalue() in ("", "\r\x1b[K")
     bar = progress.Progress("memtrail report", term, delay=0.0)
@@ -37,7 +37,8 @@ def test_long_replays_draw_by_recording_time(tmp_path, monkeypatch):
     monkeypatch.setattr(progress, "DELAY_S", 0.0)
     monkeypatch.setattr(progress, "EVERY_S", 0.0)
     term = Terminal()
-    n = sum(1 for _ in progress.ticks(model.replay_records(model.read([d])), [d], "x", term))
+    replayed = model.replay_records(reader.read_packed([d]))
+    n = sum(1 for _ in progress.ticks(replayed, [d], "x", term))
     assert n == 720
     draws = [s for s in term.getvalue().split("\r") if s.startswith("x:")]
     assert len(draws) == 2  # ticks 256 and 512

@@ -1,5 +1,5 @@
 """The analyzer under PyPy (Debian's `pypy3`): what it writes is CPython's, byte for byte, and
-it starts itself again once with a small nursery so its memory stays near CPython's.
+it starts itself again once with a small nursery so its memory stays within 100 MiB.
 
 A week of log reads 2-3x quicker under PyPy (bench/RESULTS.md); that is only worth offering if
 the account it gives is the same one. The interpreters are both real: `.ci/run` installs
@@ -28,11 +28,12 @@ def test_the_restart_is_for_pypy_analyzer_commands_only():
     env = {"PYTHONPATH": "/elsewhere"}
     argv, new_env = cli.pypy_restart(["report", "x"], env, "pypy", "/usr/bin/pypy3")
     assert argv == ["/usr/bin/pypy3", "-m", "memtrail", "report", "x"]
-    assert new_env["PYPY_GC_NURSERY"] == cli.PYPY_NURSERY
+    assert {k: new_env[k] for k in cli.PYPY_GC} == cli.PYPY_GC
     assert new_env["PYTHONPATH"] == os.pathsep.join([SRC, "/elsewhere"])  # this copy first
     assert cli.pypy_restart(["report"], env, "cpython", sys.executable) is None
     assert cli.pypy_restart(["record", "--dir", "x"], env, "pypy", "/usr/bin/pypy3") is None
     assert cli.pypy_restart(["report"], {"PYPY_GC_NURSERY": "8MB"}, "pypy", "p") is None
+    assert cli.pypy_restart(["report"], {"PYPY_GC_MAX": "1GB"}, "pypy", "p") is None
     assert cli.pypy_restart([], env, "pypy", "/usr/bin/pypy3") is None
 
 
@@ -46,10 +47,13 @@ def _environ_of(pid: int) -> dict:
 @pytest.mark.parametrize("own", [None, "8MB"])
 def test_a_live_pypy_process_runs_with_the_nursery(tmp_path, own):
     """`tail -f` stays up: once it has printed, the process that printed is the restarted
-    one (same pid: an exec, not a child), with memtrail's nursery or the operator's own."""
+    one (same pid: an exec, not a child), with memtrail's collector settings or the
+    operator's own."""
     log = scenarios.workers(str(tmp_path / "log"))
     env = {**ENV, "PYTHONPATH": SRC}
-    env.pop("PYPY_GC_NURSERY", None)
+    for key in list(env):
+        if key.startswith("PYPY_GC_"):
+            del env[key]
     if own:
         env["PYPY_GC_NURSERY"] = own
     proc = subprocess.Popen([PYPY, "-m", "memtrail", "tail", "-f", log], env=env,
@@ -58,7 +62,10 @@ def test_a_live_pypy_process_runs_with_the_nursery(tmp_path, own):
         first = proc.stdout.readline()
         assert first, proc.stderr.read().decode("utf-8", "replace")
         seen = _environ_of(proc.pid)
-        assert seen["PYPY_GC_NURSERY"] == (own or cli.PYPY_NURSERY)
+        if own:  # the operator's tuning, untouched
+            assert seen["PYPY_GC_NURSERY"] == own and "PYPY_GC_MAJOR_COLLECT" not in seen
+        else:
+            assert {k: seen[k] for k in cli.PYPY_GC} == cli.PYPY_GC
         assert os.readlink(f"/proc/{proc.pid}/exe") == os.path.realpath(PYPY)
     finally:
         proc.terminate()
