@@ -317,3 +317,30 @@ def _export_many(paths: list, fmt: str) -> str:
 def _labels_value(text: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith(name + "{") or line.startswith(name + " "))
+
+
+def test_jsonl_lines_are_what_encoding_their_object_gives(oom_log, tmp_path):
+    """Most jsonl objects are assembled from text made once per tick (a week is ten million of
+    them); each must still be exactly the canonical encoding of its object, key order
+    included, as one json.dumps of it would give: for a full `s` layout (one format) and for
+    a sampler that wrote three system fields (the rest missing, key by key)."""
+    short = tmp_path / "short"
+    short.mkdir()
+    (short / "memtrail-20231114T221320Z-000.log").write_text(
+        'H 1700000000.000 memtrail 1 {"format":1,"host":"h","boot_id":"b","started":1,'
+        '"fields":{"p":["pid","rss","shared"],"s":["mem_total","mem_free","mem_available"]}}\n'
+        's 1700000000.000 4000000 1000 2000\n'
+        'P 1700000000.000 7 100 1 0 {"comm":"a","cmd":["a"]}\n'
+        'p 1700000000.000 7 2048 512\n'
+        's 1700000001.000 4000000 900 1900\n'
+        'p 1700000001.000 7 4096 512\n'
+        'X 1700000001.000 7\n'
+        's 1700000002.000 4000000 900 1900\n')
+    for log in (oom_log, str(short)):
+        lines = _export(log, "jsonl", "--label", "job=x").splitlines()
+        kinds = set()
+        for line in lines:
+            obj = json.loads(line)
+            kinds.add(obj["type"])
+            assert json.dumps(obj, ensure_ascii=False, separators=(",", ":")) == line
+        assert {"system", "process", "exit"} <= kinds

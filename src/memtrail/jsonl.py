@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import re
 from typing import IO, Dict, List, Optional, Sequence, Tuple
 
@@ -89,6 +90,9 @@ class Writer:
         self._labels_text = "".join(f",{self.dumps(k)}:{self.dumps(v)}"
                                     for k, v in labels.items())
         self._system_keys = [(f"{self.dumps(name)}:", attr) for name, attr in SYSTEM_SERIES]
+        # The usual `system` object (every figure known, all ints): one getter, one format.
+        self._system_all = operator.attrgetter(*(attr for _n, attr in SYSTEM_SERIES))
+        self._system_form = "".join(f",{key}%s" for key, _a in self._system_keys) + "}\n"
         self._idents: Dict[Proc, Tuple[object, str, str, str]] = {}
 
     def name(self, proc: Proc) -> str:
@@ -181,13 +185,17 @@ class Writer:
         t = tick.time
         if flt.system:
             system, dumps = tick.system, self.dumps
-            parts = [self._head("system", t)]
-            for key, attr in self._system_keys:
-                v = getattr(system, attr)
-                if v is not None:
-                    parts.append(f",{key}{v if type(v) is int else dumps(v)}")
-            parts.append("}\n")
-            self._buf.append("".join(parts))
+            values = self._system_all(system)
+            if None not in values and all(type(v) is int for v in values):
+                self._buf.append(self._head("system", t) + self._system_form % values)
+            else:
+                parts = [self._head("system", t)]
+                for key, attr in self._system_keys:
+                    v = getattr(system, attr)
+                    if v is not None:
+                        parts.append(f",{key}{v if type(v) is int else dumps(v)}")
+                parts.append("}\n")
+                self._buf.append("".join(parts))
             self.n += 1
         for event in tick.events:
             self.event(event)
@@ -222,8 +230,10 @@ class Writer:
         for proc in tick.exited:
             self._idents.pop(proc, None)
             name = self.names.pop(proc, None) or _text(program_name(proc.cmd, proc.comm))
-            if flt.program_ok(name):
-                self.emit("exit", t, pid=proc.pid, program=name)
+            if flt.program_ok(name):  # emit()'s bytes, from the tick's head
+                self._buf.append(f'{self._head("exit", t)},"pid":{self.dumps(proc.pid)},'
+                                 f'"program":{self.dumps(name)}}}\n')
+                self.n += 1
 
     def _process(self, t: float, proc: Proc, details: bool, rss: bool = True) -> None:
         numbers = self._numbers(proc, PROCESS_SERIES) if rss else ""
