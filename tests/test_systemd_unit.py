@@ -317,3 +317,42 @@ def test_sampler_under_systemd(box) -> None:
     score = _exposure(sec.stdout + sec.stderr)
     print(f"systemd-analyze security memtrail.service: {score}")
     assert score <= EXPOSURE_MAX
+
+
+def _trigger_results(box, old: set) -> list:
+    """(result, error) of every `E trigger` event in the unit's segments not in `old`."""
+    return [(r.obj.get("result"), r.obj.get("error")) for seg in _segments(box)
+            if seg not in old for r in records(seg)
+            if r.type == "E" and r.fields[:1] == ["trigger"]]
+
+
+@pytest.mark.root
+def test_signals_to_other_users_need_the_documented_cap_kill_drop_in(box, probe_ready) -> None:
+    """docs/triggers.md: the shipped unit cannot signal another user's process (EPERM, recorded
+    as `failed`); the two-line drop-in it gives makes the same rule's signal `sent`. The
+    target is a real process of another uid (`sleep` as nobody, which ignores WINCH)."""
+    if not os.path.exists(box.host_path("/etc/systemd/system/memtrail.service")):
+        res = subprocess.run([sys.executable, "-m", "memtrail", "install-unit",
+                              "--prefix", box.host_path("/")],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+    box.systemctl("stop", "memtrail", check=False)
+    with open(box.host_path("/etc/default/memtrail"), "a") as f:
+        f.write("MEMTRAIL_INTERVAL=0.2\nMEMTRAIL_TRIGGER=sleep:rss>1K:WINCH\n")
+    box.write("/etc/systemd/system/memtrail.service.d/test.conf",
+              "[Service]\nWatchdogSec=0\nRestart=no\n")
+    drop_in = "/etc/systemd/system/memtrail.service.d/kill.conf"
+    for granted, want in ((False, ("failed", "EPERM")), (True, ("sent", None))):
+        if granted:  # exactly the drop-in docs/triggers.md gives
+            box.write(drop_in, "[Service]\nCapabilityBoundingSet=CAP_KILL\n"
+                               "AmbientCapabilities=CAP_KILL\n")
+        box.systemctl("daemon-reload")
+        old = set(_segments(box))
+        start = box.run("systemctl", "start", "memtrail.service", check=False, timeout=60)
+        assert start.returncode == 0, box.journal("-u", "memtrail", "-o", "cat")
+        wait_for(lambda old=old: _trigger_results(box, old), 20, "a trigger event", 0.05)
+        box.systemctl("stop", "memtrail")
+        results = _trigger_results(box, old)
+        assert results[0] == want, results
+    os.remove(box.host_path(drop_in))
+    box.systemctl("daemon-reload")
