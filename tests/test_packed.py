@@ -13,10 +13,12 @@ from hypothesis import strategies as st
 from memtrail import reader
 from memtrail.model import Run, replay_records
 
+D_STD = '"pid","rss_anon","rss_file","rss_shmem","swap","locked"'
 
-def _header(layout: str = '"pid","rss","shared"', started: int = 1) -> str:
+
+def _header(layout: str = '"pid","rss","shared"', started: int = 1, d: str = D_STD) -> str:
     return ('H 1700000000.000 memtrail 1 {"format":1,"host":"h","boot_id":"b",'
-            f'"started":{started},"fields":{{"p":[{layout}],'
+            f'"started":{started},"fields":{{"p":[{layout}],"d":[{d}],'
             '"s":["mem_total","mem_free","mem_available"]}}')
 
 
@@ -33,9 +35,13 @@ line = st.one_of(
               st.sampled_from(["1", "2"]), st.sampled_from(NUMS)),
     st.builds(lambda t, pid: f"P {t} {pid} 7 1 0 {{\"comm\":\"c{pid}\"}}",
               st.sampled_from(TIMES), st.sampled_from(["1", "2", "3"])),
+    st.builds(lambda t, pid, vals: f"d {t} {pid} {' '.join(vals)}", st.sampled_from(TIMES),
+              st.sampled_from(["1", "2", "3", "9"]),
+              st.lists(st.sampled_from(NUMS), min_size=4, max_size=6)),
     st.builds(lambda t, pid: f"X {t} {pid}", st.sampled_from(TIMES), st.sampled_from("12")),
     st.builds(lambda t: f"K {t} 2 0 {{\"reason\":\"periodic\"}}", st.sampled_from(TIMES)),
     st.sampled_from([_header(), _header('"pid","shared","rss"', 2), _header(started=3),
+                     _header(started=4, d='"pid","swap","rss_anon","rss_file","rss_shmem"'),
                      "p 1700000001.000 1 5 5 {\"x\":1}", "garbage", ""]),
 )
 
@@ -47,8 +53,10 @@ def _outcome(records) -> tuple:
     for tick in replay_records(records, run):
         ticks.append((tick.time, tick.rss_total,
                       [(p.pid, p.rss, old) for p, old in tick.changes],
-                      [p.pid for p in tick.exited],
-                      sorted((pid, p.rss, p.shared, p.start) for pid, p in tick.procs.items())))
+                      [p.pid for p in tick.exited], [p.pid for p in tick.details],
+                      sorted((pid, p.rss, p.shared, p.start, p.rss_anon, p.rss_file,
+                              p.rss_shmem, p.swap, p.locked)
+                             for pid, p in tick.procs.items())))
     return ticks, run.problems, run.orphan_records, run.ticks, run.cut_segments
 
 
@@ -72,13 +80,14 @@ def test_packed_replay_is_the_plain_replay(tmp_path, lines, torn):
 
 
 def test_packing_is_used_and_changes_nothing_on_an_ordinary_log(tmp_path):
-    """The common case really is packed (three ints, not a Record), and it replays the same:
+    """The common case really is packed (ints, not a Record), and it replays the same:
     a tick whose `p` time is spelled differently, a bad number and an out-of-range `s` time
     sit among ordinary ticks (the `1e30` pair packs: the model counts its bad time)."""
     lines = [_header()]
     for t in range(5):
         lines.append(f"s 17000000{t:02d}.000 4000000 1000 2000")
         lines += [f"p 17000000{t:02d}.000 {pid} {100 * t + pid} 10" for pid in (1, 2, 3)]
+        lines.append(f"d 17000000{t:02d}.000 1 {t} 2 3 4 5")
     lines += ["s 1700000005.000 4000000 1000 2000", "p 1700000005.0 1 999 10",
               "p 1700000005.000 2 x 10", "p 1700000005.000 3 77 -",
               "s 1e30 4000000 1000 2000", "p 1e30 1 5 5",
@@ -89,4 +98,5 @@ def test_packing_is_used_and_changes_nothing_on_an_ordinary_log(tmp_path):
     items = list(reader.read_packed(str(path)))
     assert sum(type(i) is tuple for i in items) == 18  # all but the two odd ones
     assert (3, 77, 0) in items  # `-` for shared is 0, as the model reads it
+    assert [i for i in items if type(i) is list] == [[1, t, 2, 3, 4, 5] for t in range(5)]
     _both(tmp_path, text)

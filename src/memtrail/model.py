@@ -665,11 +665,10 @@ class Replayer:
         last = self._last_tick_time
         kind = None
         if last is not None and not self._new_run:
-            explained = any(e.kind in ("gap", "clock") for e in tick.events)
             if t < last:
                 kind = "time_backwards"
-            elif t - last > FAR_S and not explained:
-                kind = "time_far"
+            elif t - last > FAR_S and not any(e.kind in ("gap", "clock") for e in tick.events):
+                kind = "time_far"  # a jump no `gap` or `clock` event explains
         if kind is None:
             self._odd = []
             head = self._header_time
@@ -864,6 +863,22 @@ class Replayer:
             return None
         return system.total + (system.swap_total or 0)
 
+    def _set_d(self, values: List[int]) -> None:
+        """A packed `d` line: pid, then the five sizes in V1's order, in KiB."""
+        proc = self.procs.get(values[0])
+        if proc is None:
+            self.run.orphan_records += 1
+            return
+        limit = self._limit
+        for name, value in zip(_DETAIL_FIELDS["d"], values[1:]):
+            value *= KIB
+            if value < 0 or (limit is not None and value > limit):
+                self.run.problem("bad_value")
+                continue
+            setattr(proc, name, value)
+        if self._tick is not None:
+            self._tick.details.append(proc)
+
     def _on_detail(self, rec: Record) -> None:
         pid = _int(rec.fields, 0)
         proc = self.procs.get(pid) if pid is not None else None
@@ -1017,12 +1032,16 @@ def replay_records(records: Iterable[Packed], run: Optional[Run] = None) -> Iter
     """Ticks from an iterable of records (`reader.read`), or of records and packed `p`
     lines (`reader.read_packed`)."""
     rp = Replayer(run)
-    feed, on_p, set_p = rp.feed, rp._on_p, rp._set_p
-    live = False  # the last `s` record was in range, not skipped: its packed `p` lines apply
+    feed, on_p, set_p, set_d = rp.feed, rp._on_p, rp._set_p, rp._set_d
+    live = False  # the last `s` record was in range, not skipped: its packed lines apply
     for rec in records:
-        if rec.__class__ is tuple:  # a packed `p` line, at the time of the last `s` record
+        cls = rec.__class__
+        if cls is tuple or cls is list:  # a packed `p` or `d` line, at the last `s` time
             if live:
-                set_p(*rec)
+                if cls is tuple:
+                    set_p(*rec)
+                else:
+                    set_d(rec)
             elif not rp._skip_segment:
                 rp.run.problem("bad_time")  # what feed says of that time
             continue

@@ -371,7 +371,8 @@ def _split(line: str) -> Tuple[str, float, List[str], Optional[dict]]:
 
 
 KNOWN_TYPES = frozenset("sKPpXdDCcGbEZ")
-Packed = Union[Record, Tuple[int, int, int]]  # what read_packed gives
+# What read_packed gives: a record, a packed `p` line (a tuple) or a packed `d` line (a list)
+Packed = Union[Record, Tuple[int, int, int], List[int]]
 NAN = float("nan")
 
 
@@ -403,22 +404,36 @@ def _records_of(path: str, stats: ReadStats, packed: bool = False) -> Iterator[P
     known = KNOWN_TYPES
     tok = None  # packed: the time of the last `s` line as written, when `p` lines pack
     std_p = False  # packed: this segment's `p` layout is pid, rss, shared
+    std_d = False  # packed: its `d` layout is V1's (pid and five sizes)
     taken = 0  # `p` lines given out packed (counted in stats.lines at the end)
     try:
         for raw in segment_lines(path, stats):
-            if tok is not None and raw[:2] == b"p ":
-                parts = raw.split(b" ")
-                if len(parts) == 5 and parts[1] == tok:
-                    try:
-                        shared = parts[4]
-                        item = (int(parts[2]), int(parts[3]),
-                                int(shared) if shared != b"-" else 0)
-                    except ValueError:
-                        pass  # the model decides what a bad number is: it gets the record
-                    else:
-                        taken += 1
-                        yield item
-                        continue
+            if tok is not None:
+                head = raw[:2]
+                if head == b"p ":
+                    parts = raw.split(b" ")
+                    if len(parts) == 5 and parts[1] == tok:
+                        try:
+                            shared = parts[4]
+                            item = (int(parts[2]), int(parts[3]),
+                                    int(shared) if shared != b"-" else 0)
+                        except ValueError:
+                            pass  # the model decides what a bad number is: the record
+                        else:
+                            taken += 1
+                            yield item
+                            continue
+                elif head == b"d " and std_d:
+                    parts = raw.split(b" ")
+                    if len(parts) == 8 and parts[1] == tok:
+                        try:
+                            values = list(map(int, parts[2:]))
+                        except ValueError:
+                            pass  # a `-` (not known) or worse: the record
+                        else:
+                            taken += 1
+                            yield values
+                            continue
             text = raw.decode("ascii", "replace")
             if segment is not None and " {" not in text:
                 # The common line (`s`, `p`, `d`: no JSON): parse_line's rules, inlined.
@@ -432,7 +447,7 @@ def _records_of(path: str, stats: ReadStats, packed: bool = False) -> Iterator[P
                         time = NAN
                     if time - time == 0.0:  # not nan, not infinite
                         if rtype == "s" and packed:
-                            tok = raw.split(b" ", 2)[1] if std_p else None
+                            tok = parts[1].encode() if std_p else None
                         yield Record(rtype, time, parts[2:], None, segment)
                     else:
                         stats.bad += 1
@@ -445,6 +460,8 @@ def _records_of(path: str, stats: ReadStats, packed: bool = False) -> Iterator[P
                     segment = rec.segment
                     tok = None
                     std_p = segment.index("p", "rss") == 1 and segment.index("p", "shared") == 2
+                    std_d = all(segment.index("d", name) == i
+                                for i, name in enumerate(V1_FIELDS["d"]))
                     if segment.header["format"] > FORMAT_MAJOR:
                         stats.skipped_files.append(
                             f"{path}: format version {segment.header['format']} is newer "
@@ -517,12 +534,14 @@ def read(paths: Sequence[str] | str, stats: Optional[ReadStats] = None) -> Itera
 
 def read_packed(paths: Sequence[str] | str,
                 stats: Optional[ReadStats] = None) -> Iterator[Packed]:
-    """`read`, with most `p` lines packed: a `(pid, rss_kib, shared_kib)` tuple of ints
-    (`-` for shared given as 0) stands for a well-formed `p` line of the standard layout
-    written at the same time, character for character, as the `s` line before it. Such a
-    line is valid exactly when that `s` line's time is, so the model can skip its checks.
-    Ten million `p` lines a week are then three ints each, not a decoded, split `Record`
-    (model.replay_records takes both); anything else is a `Record` as `read` gives it."""
+    """`read`, with most `p` and `d` lines packed. A `(pid, rss_kib, shared_kib)` tuple of
+    ints (`-` for shared given as 0) stands for a well-formed `p` line of the standard layout
+    written at the same time, character for character, as the `s` line before it; a list
+    `[pid, rss_anon, rss_file, rss_shmem, swap, locked]` (KiB, every one known) for such a
+    `d` line. Such a line is valid exactly when that `s` line's time is, so the model can
+    skip its checks. Ten million `p` lines a week are then three ints each, not a decoded,
+    split `Record` (model.replay_records takes all three); anything else is a `Record` as
+    `read` gives it."""
     return _read(paths, stats, True)
 
 

@@ -236,10 +236,11 @@ class Analysis:
                     trackers[proc] = TrendTracker(time, rss)
                 else:
                     tracker.update(time, rss)
-            name = names.get(proc)
+            name = members.get(proc)  # the name it is counted under, once it is a member
             if name is None:
-                name = names[proc] = program_name(proc.cmd, proc.comm)
-            if proc not in members:
+                name = names.get(proc)
+                if name is None:
+                    name = names[proc] = program_name(proc.cmd, proc.comm)
                 members[proc] = name
                 counts[name] = counts.get(name, 0) + 1
             delta[name] = delta.get(name, 0) + rss - old
