@@ -96,7 +96,9 @@ def test_packing_is_used_and_changes_nothing_on_an_ordinary_log(tmp_path):
     path = tmp_path / "memtrail-20231114T221320Z-000.log"
     path.write_bytes(text.encode())
     items = list(reader.read_packed(str(path)))
-    assert sum(type(i) is tuple for i in items) == 18  # all but the two odd ones
-    assert (3, 77, 0) in items  # `-` for shared is 0, as the model reads it
-    assert [i for i in items if type(i) is list] == [[1, t, 2, 3, 4, 5] for t in range(5)]
+    packed = [line for item in items if type(item) is list for line in item]
+    assert sum(len(line) == 3 for line in packed) == 18  # all but the two odd ones
+    assert (3, 77, 0) in packed  # `-` for shared is 0, as the model reads it
+    assert [line for line in packed if len(line) == 6] == [(1, t, 2, 3, 4, 5) for t in range(5)]
+    assert sum(type(item) is list for item in items) == 8  # a tick's lines in one list
     _both(tmp_path, text)

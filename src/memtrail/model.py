@@ -831,28 +831,40 @@ class Replayer:
                 shared = int(shared_raw) if shared_raw != "-" else 0
         except (ValueError, IndexError):
             return
-        self._set_p(pid, rss, shared)
+        self._set_packed(((pid, rss, shared),))
 
-    def _set_p(self, pid: int, rss_kib: int, shared_kib: int) -> None:
-        # The hottest code of every command (most lines of a log are `p`): keep it lean.
-        rss, shared = rss_kib * KIB, shared_kib * KIB
-        limit = self._limit
-        if rss < 0 or shared < 0 or shared > rss + (64 << 20) \
-                or (limit is not None and rss > limit):  # more than the machine has
-            self.run.problem("bad_value")
-            return
-        proc = self.procs.get(pid)
-        if proc is None:
-            self.run.orphan_records += 1
-            proc = self.procs[pid] = Proc(pid, -1, boot_id=self._boot)
-        old = proc.rss
-        proc.rss, proc.shared = rss, shared
-        if self._keyframe_seen is not None:
-            self._keyframe_seen.add(pid)
-        if rss != old:
-            self.rss_total += rss - old
-            if self._tick is not None:
-                self._tick.changes.append((proc, old))
+    def _set_packed(self, items: Sequence[Tuple[int, ...]]) -> None:
+        """Packed lines (reader.read_packed): `p` figures (pid, rss KiB, shared KiB), or a `d`
+        line's six ints. The hottest code of every command (most lines of a log are `p`): a
+        tick's lines come in one call, the table's state in locals."""
+        procs, seen, limit = self.procs, self._keyframe_seen, self._limit
+        changes = self._tick.changes if self._tick is not None else None
+        total = self.rss_total
+        for item in items:
+            if len(item) != 3:
+                self._set_d(item)
+                continue
+            pid, rss, shared = item
+            rss *= KIB
+            shared *= KIB
+            if rss < 0 or shared < 0 or shared > rss + (64 << 20) \
+                    or (limit is not None and rss > limit):  # more than the machine has
+                self.run.problem("bad_value")
+                continue
+            proc = procs.get(pid)
+            if proc is None:
+                self.run.orphan_records += 1
+                proc = procs[pid] = Proc(pid, -1, boot_id=self._boot)
+            old = proc.rss
+            proc.rss = rss
+            proc.shared = shared
+            if seen is not None:
+                seen.add(pid)
+            if rss != old:
+                total += rss - old
+                if changes is not None:
+                    changes.append((proc, old))
+        self.rss_total = total
 
     def _mem_limit(self) -> Optional[int]:
         """No process holds more than memory plus swap: past it a figure is corrupt. Worked
@@ -863,7 +875,7 @@ class Replayer:
             return None
         return system.total + (system.swap_total or 0)
 
-    def _set_d(self, values: List[int]) -> None:
+    def _set_d(self, values: Sequence[int]) -> None:
         """A packed `d` line: pid, then the five sizes in V1's order, in KiB."""
         proc = self.procs.get(values[0])
         if proc is None:
@@ -1032,18 +1044,14 @@ def replay_records(records: Iterable[Packed], run: Optional[Run] = None) -> Iter
     """Ticks from an iterable of records (`reader.read`), or of records and packed `p`
     lines (`reader.read_packed`)."""
     rp = Replayer(run)
-    feed, on_p, set_p, set_d = rp.feed, rp._on_p, rp._set_p, rp._set_d
+    feed, on_p, set_packed = rp.feed, rp._on_p, rp._set_packed
     live = False  # the last `s` record was in range, not skipped: its packed lines apply
     for rec in records:
-        cls = rec.__class__
-        if cls is tuple or cls is list:  # a packed `p` or `d` line, at the last `s` time
+        if rec.__class__ is list:  # packed `p` and `d` lines, at the last `s` record's time
             if live:
-                if cls is tuple:
-                    set_p(*rec)
-                else:
-                    set_d(rec)
+                set_packed(rec)
             elif not rp._skip_segment:
-                rp.run.problem("bad_time")  # what feed says of that time
+                rp.run.problem("bad_time", len(rec))  # what feed says of that time
             continue
         rtype = rec.type
         # Most records are `p` lines inside a tick: straight to their handler (feed's checks

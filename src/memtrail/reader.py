@@ -371,8 +371,8 @@ def _split(line: str) -> Tuple[str, float, List[str], Optional[dict]]:
 
 
 KNOWN_TYPES = frozenset("sKPpXdDCcGbEZ")
-# What read_packed gives: a record, a packed `p` line (a tuple) or a packed `d` line (a list)
-Packed = Union[Record, Tuple[int, int, int], List[int]]
+# What read_packed gives: a record, or a list of packed `p` and `d` lines (tuples of 3 and 6)
+Packed = Union[Record, List[Tuple[int, ...]]]
 NAN = float("nan")
 
 
@@ -405,7 +405,8 @@ def _records_of(path: str, stats: ReadStats, packed: bool = False) -> Iterator[P
     tok = None  # packed: the time of the last `s` line as written, when `p` lines pack
     std_p = False  # packed: this segment's `p` layout is pid, rss, shared
     std_d = False  # packed: its `d` layout is V1's (pid and five sizes)
-    taken = 0  # `p` lines given out packed (counted in stats.lines at the end)
+    taken = 0  # lines given out packed (counted in stats.lines at the end)
+    batch: List[Tuple[int, ...]] = []  # packed lines in a row, given out as one list
     try:
         for raw in segment_lines(path, stats):
             if tok is not None:
@@ -415,25 +416,23 @@ def _records_of(path: str, stats: ReadStats, packed: bool = False) -> Iterator[P
                     if len(parts) == 5 and parts[1] == tok:
                         try:
                             shared = parts[4]
-                            item = (int(parts[2]), int(parts[3]),
-                                    int(shared) if shared != b"-" else 0)
+                            batch.append((int(parts[2]), int(parts[3]),
+                                          int(shared) if shared != b"-" else 0))
+                            continue
                         except ValueError:
                             pass  # the model decides what a bad number is: the record
-                        else:
-                            taken += 1
-                            yield item
-                            continue
                 elif head == b"d " and std_d:
                     parts = raw.split(b" ")
                     if len(parts) == 8 and parts[1] == tok:
                         try:
-                            values = list(map(int, parts[2:]))
+                            batch.append(tuple(map(int, parts[2:])))
+                            continue
                         except ValueError:
                             pass  # a `-` (not known) or worse: the record
-                        else:
-                            taken += 1
-                            yield values
-                            continue
+            if batch:
+                taken += len(batch)
+                yield batch
+                batch = []
             text = raw.decode("ascii", "replace")
             if segment is not None and " {" not in text:
                 # The common line (`s`, `p`, `d`: no JSON): parse_line's rules, inlined.
@@ -475,6 +474,9 @@ def _records_of(path: str, stats: ReadStats, packed: bool = False) -> Iterator[P
             if segment is None:
                 stats.skipped_files.append(f"{path}: not a memtrail log (no memtrail header)")
                 return
+        if batch:
+            taken += len(batch)
+            yield batch
     finally:
         stats.lines += taken
 
@@ -536,11 +538,12 @@ def read_packed(paths: Sequence[str] | str,
                 stats: Optional[ReadStats] = None) -> Iterator[Packed]:
     """`read`, with most `p` and `d` lines packed. A `(pid, rss_kib, shared_kib)` tuple of
     ints (`-` for shared given as 0) stands for a well-formed `p` line of the standard layout
-    written at the same time, character for character, as the `s` line before it; a list
-    `[pid, rss_anon, rss_file, rss_shmem, swap, locked]` (KiB, every one known) for such a
+    written at the same time, character for character, as the `s` line before it; a tuple
+    `(pid, rss_anon, rss_file, rss_shmem, swap, locked)` (KiB, every one known) for such a
     `d` line. Such a line is valid exactly when that `s` line's time is, so the model can
-    skip its checks. Ten million `p` lines a week are then three ints each, not a decoded,
-    split `Record` (model.replay_records takes all three); anything else is a `Record` as
+    skip its checks. Packed lines in a row come as one list, in order: ten million `p` lines
+    a week are then three ints each in a tick's list, not a decoded, split `Record` handed
+    over one at a time (model.replay_records takes both); anything else is a `Record` as
     `read` gives it."""
     return _read(paths, stats, True)
 
