@@ -94,7 +94,7 @@ def render(d: dict, limit: int) -> str:
 
 def _load(path: str) -> Optional[dict]:
     """The report of one recording (a path is one recording), or None after saying why."""
-    for rep, err in iter_reports([path]):
+    for rep, err in iter_reports([path], growth=False):  # diff compares no growth
         if err:
             print(f"memtrail diff: {err}", file=sys.stderr)
         return rep

@@ -279,7 +279,7 @@ def main(argv: List[str]) -> int:
     roll = Rollup()
     for label, paths in find_runs(args.paths, errors):
         try:
-            rep = analyze(paths, top=TOP_PER_RUN)
+            rep = analyze(paths, top=TOP_PER_RUN, growth=False)  # a row shows no growth
         except LogError as exc:
             row = error_row(label, str(exc))
         else:

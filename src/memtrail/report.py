@@ -158,7 +158,7 @@ class Analysis:
     per RSS change): `growth=False` leaves `growers` and `group_growers` empty (no trend is
     fitted), `programs=False` also leaves `programs`, `program_peaks` and `unexplained` empty
     (no per-program totals, no table kept at the peak). `check` without `--max-program` needs
-    neither; jsonl's summary needs no growth."""
+    neither; jsonl's summary, `fleet` and `diff` need no growth."""
 
     def __init__(self, ungroup: bool = False, top: int = 10, growth: bool = True,
                  programs: bool = True) -> None:
