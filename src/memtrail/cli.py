@@ -95,14 +95,18 @@ PYPY_GC = {"PYPY_GC_NURSERY": "2MB", "PYPY_GC_MAJOR_COLLECT": "1.4"}
 def pypy_restart(args: Sequence[str], env: Dict[str, str], implementation: str,
                  executable: str) -> Optional[Tuple[List[str], Dict[str, str]]]:
     """(argv, environment) to start this command again under PyPy with PYPY_GC, or None:
-    not PyPy, PyPy's collector already tuned, or the sampler (which runs as it was started:
-    its one documented re-exec is its own)."""
+    not PyPy, PyPy's collector already tuned, the sampler (which runs as it was started: its
+    one documented re-exec is its own), not POSIX (an exec there is a new process), or a
+    memtrail that is not a directory of files."""
     if implementation != "pypy" or any(k.startswith("PYPY_GC_") for k in env) \
-            or not executable or not args or args[0] == "record":
+            or not executable or not args or args[0] == "record" or os.name != "posix":
+        return None
+    # The same copy of memtrail, whichever way this one was found (not from inside a zip:
+    # then run as started).
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isdir(os.path.join(here, "memtrail")):
         return None
     new_env = dict(env, **PYPY_GC)
-    # The same copy of memtrail, whichever way this one was found.
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     new_env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
     return [executable, "-m", "memtrail", *args], new_env
 
