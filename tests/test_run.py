@@ -15,6 +15,7 @@ import pytest
 from conftest import ROOT, log_text, wait_for
 
 from memtrail import daemon, reader
+from memtrail import run as run_module
 from memtrail.report import analyze
 
 pytestmark = pytest.mark.live
@@ -356,11 +357,39 @@ def test_a_command_oom_killed_in_a_memory_cgroup_is_named(tmp_path, memory_cgrou
         else:  # the sampler may or may not have caught it in its one tick of life
             assert kill["role"] in ("unseen", "descendant")
             assert "the OOM killer killed a process" in res.stderr
+        if kill["table"]:  # the shell moved itself into the cgroup: the kernel listed it too
+            assert doc["command"]["pid"] in [b["pid"] for b in kill["beside"]], kill["beside"]
+            assert "beside the command's own" in res.stderr
     assert "not the command's" not in res.stderr
     assert kill["rss_bytes"] > 60 << 20
     assert doc["command"]["tree"]["peak_rss_bytes"] >= kill["rss_bytes"]
     assert "FAIL: memtrail check" in res.stderr and "OOM kill" in res.stderr
     assert last_line(tmp_path / "log").startswith("Z ")
+
+
+def test_an_unseen_victim_is_named_beside_the_commands_own_from_the_kernels_table():
+    """A victim that lived less than a tick has no parent in the log; the kernel's task table
+    at the kill is the evidence: the command's own processes (by pid) listed with it, largest
+    first, others not, the victim itself not. The names are the kernel's (hostile text: the
+    views pass the sentence through safetext)."""
+    tree = run_module.CommandTree(10, None)
+    tree.ever.update({10, 11})
+    tree.known.update({10, 11, 50})
+    table = [{"pid": 99, "name": "python3", "rss_bytes": 900 << 20},
+             {"pid": 11, "name": "worker\x1b[2J", "rss_bytes": 300 << 20},
+             {"pid": 50, "name": "postgres", "rss_bytes": 200 << 20},
+             {"pid": 10, "name": "sh", "rss_bytes": 1 << 20}]
+    kill = {"pid": 99, "time": "2025-11-20T10:00:05.000Z", "name": "python3",
+            "program": "python3", "cmdline": None, "rss_bytes": 900 << 20, "table": table}
+    rep = {"oom_kills": [kill, dict(kill, pid=11)]}
+    got = run_module.oom_of_command(rep, tree, 1763632800.0, 1763632810.0)
+    assert [(k["pid"], k["role"]) for k in got] == [(99, "unseen"), (11, "descendant")]
+    assert [b["pid"] for b in got[0]["beside"]] == [11, 10]  # not postgres, not the victim
+    assert [b["pid"] for b in got[1]["beside"]] == [10]
+    text = run_module.oom_sentence(got[0])
+    assert "the kernel's table at the kill lists it beside the command's own" in text
+    assert "(pid 11, 300 MiB), sh (pid 10, 1.0 MiB)" in text and "postgres" not in text
+    assert "beside" not in run_module.oom_sentence(dict(got[0], beside=[]))
 
 
 # -- background mode ---------------------------------------------------------------------------

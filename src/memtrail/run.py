@@ -326,7 +326,11 @@ def analyze_run(segments: List[str], label: str, fg: Foreground) -> Tuple[dict, 
 def oom_of_command(rep: dict, tree: CommandTree, started: float, ended: float) -> List[dict]:
     """OOM kills whose victim was the command (`role` "command") or one of its processes
     ("descendant"). A victim the sampler never saw (it lived less than one tick, so its
-    parent is unknown) killed while the command ran is "unseen": probably the command's."""
+    parent is unknown) killed while the command ran is "unseen": probably the command's.
+
+    `beside`: the command's own processes (by pid) in the kernel's task table at the kill,
+    largest first, at most BESIDE_SHOWN. For an unseen victim that is the evidence the log
+    has: the kernel found it among them (in the same memory cgroup, for a cgroup's kill)."""
     out = []
     for kill in rep["oom_kills"]:
         pid = kill.get("pid")
@@ -340,8 +344,14 @@ def oom_of_command(rep: dict, tree: CommandTree, started: float, ended: float) -
             role = "unseen"
         else:
             continue
-        out.append(dict(kill, role=role))
+        ours = tree.ever | {tree.root}
+        beside = [{"pid": r["pid"], "name": r["name"], "rss_bytes": r["rss_bytes"]}
+                  for r in kill.get("table") or [] if r.get("pid") in ours and r["pid"] != pid]
+        out.append(dict(kill, role=role, beside=beside[:BESIDE_SHOWN]))
     return out
+
+
+BESIDE_SHOWN = 3
 
 
 def oom_sentence(kill: dict) -> str:
@@ -368,6 +378,11 @@ def oom_sentence(kill: dict) -> str:
     else:
         text += (" (it lived less than one tick: its command line was never seen; "
                  f"{kill.get('name') or '?'} is the kernel's name for it)")
+    beside = kill.get("beside")
+    if beside and kill.get("role") != "command":
+        text += ("; the kernel's table at the kill lists it beside the command's own "
+                 + ", ".join(f"{b['name']} (pid {b['pid']}, {fmt_bytes(b['rss_bytes'])})"
+                             for b in beside))
     return text
 
 
