@@ -26,15 +26,23 @@ SRC = str(Path(__file__).resolve().parent.parent / "src")
 
 def test_the_restart_is_for_pypy_analyzer_commands_only():
     env = {"PYTHONPATH": "/elsewhere"}
-    argv, new_env = cli.pypy_restart(["report", "x"], env, "pypy", "/usr/bin/pypy3")
+    path = ["/usr/lib/pypy3.9", SRC]
+
+    def restart(args, env=env, impl="pypy", path=path):
+        return cli.pypy_restart(args, env, impl, "/usr/bin/pypy3", path)
+    argv, new_env = restart(["report", "x"])
     assert argv == ["/usr/bin/pypy3", "-m", "memtrail", "report", "x"]
     assert {k: new_env[k] for k in cli.PYPY_GC} == cli.PYPY_GC
-    assert new_env["PYTHONPATH"] == os.pathsep.join([SRC, "/elsewhere"])  # this copy first
-    assert cli.pypy_restart(["report"], env, "cpython", sys.executable) is None
-    assert cli.pypy_restart(["record", "--dir", "x"], env, "pypy", "/usr/bin/pypy3") is None
-    assert cli.pypy_restart(["report"], {"PYPY_GC_NURSERY": "8MB"}, "pypy", "p") is None
-    assert cli.pypy_restart(["report"], {"PYPY_GC_MAX": "1GB"}, "pypy", "p") is None
-    assert cli.pypy_restart([], env, "pypy", "/usr/bin/pypy3") is None
+    assert new_env["PYTHONPATH"] == "/elsewhere"  # memtrail is found as it was: unchanged
+    # Found some other way: its directory is added, after what was there (a site-packages
+    # directory first on the path would shadow the standard library)
+    _argv, new_env = restart(["report"], path=["/usr/lib/pypy3.9"])
+    assert new_env["PYTHONPATH"] == os.pathsep.join(["/elsewhere", SRC])
+    assert restart(["report"], impl="cpython") is None
+    assert restart(["record", "--dir", "x"]) is None
+    assert restart(["report"], env={"PYPY_GC_NURSERY": "8MB"}) is None
+    assert restart(["report"], env={"PYPY_GC_MAX": "1GB"}) is None
+    assert restart([]) is None
 
 
 def _environ_of(pid: int) -> dict:

@@ -93,28 +93,33 @@ PYPY_GC = {"PYPY_GC_NURSERY": "2MB", "PYPY_GC_MAJOR_COLLECT": "1.4"}
 
 
 def pypy_restart(args: Sequence[str], env: Dict[str, str], implementation: str,
-                 executable: str) -> Optional[Tuple[List[str], Dict[str, str]]]:
+                 executable: str, path: Sequence[str]) -> Optional[Tuple[List[str],
+                                                                   Dict[str, str]]]:
     """(argv, environment) to start this command again under PyPy with PYPY_GC, or None:
     not PyPy, PyPy's collector already tuned, the sampler (which runs as it was started: its
     one documented re-exec is its own), not POSIX (an exec there is a new process), or a
-    memtrail that is not a directory of files."""
+    memtrail that is not a directory of files.
+
+    The new image finds memtrail as this one did (`-m memtrail`, the same interpreter, the
+    environment and the working directory): `path` is this image's sys.path, and only when
+    memtrail's directory is not on it is that directory added to PYTHONPATH. A site-packages
+    directory put there would come before the standard library and could shadow it."""
     if implementation != "pypy" or any(k.startswith("PYPY_GC_") for k in env) \
             or not executable or not args or args[0] == "record" or os.name != "posix":
         return None
-    # The same copy of memtrail, whichever way this one was found (not from inside a zip:
-    # then run as started).
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     if not os.path.isdir(os.path.join(here, "memtrail")):
-        return None
+        return None  # inside a zip: run as started
     new_env = dict(env, **PYPY_GC)
-    new_env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
+    if here not in {os.path.abspath(p or os.curdir) for p in path}:
+        new_env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), here) if p)
     return [executable, "-m", "memtrail", *args], new_env
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     restart = pypy_restart(args, dict(os.environ), sys.implementation.name,
-                           sys.executable) if argv is None else None
+                           sys.executable, sys.path) if argv is None else None
     if restart is not None:
         sys.stdout.flush()
         try:

@@ -1041,8 +1041,8 @@ def _parse_slabs(fields: List[str]) -> List[Tuple[str, int]]:
 
 
 def replay_records(records: Iterable[Packed], run: Optional[Run] = None) -> Iterator[Tick]:
-    """Ticks from an iterable of records (`reader.read`), or of records and packed `p`
-    lines (`reader.read_packed`)."""
+    """Ticks from an iterable of records (`reader.read`), or of records and lists of packed
+    `p` and `d` lines (`reader.read_packed`)."""
     rp = Replayer(run)
     feed, on_p, set_packed = rp.feed, rp._on_p, rp._set_packed
     live = False  # the last `s` record was in range, not skipped: its packed lines apply
