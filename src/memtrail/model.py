@@ -877,39 +877,34 @@ class Replayer:
 
     def _set_d(self, values: Sequence[int]) -> None:
         """A packed `d` line: pid, then the five sizes in V1's order, in KiB."""
-        proc = self.procs.get(values[0])
+        self._detail(values[0], zip(_DETAIL_FIELDS["d"], values[1:]))
+
+    def _on_detail(self, rec: Record) -> None:
+        fields = rec.fields
+        n = len(fields)
+        known = []  # (attribute, KiB) of the fields written as numbers (`-`: not known)
+        for name, i in self._detail_idx.get(rec.type, ()):
+            if i < n and fields[i] != "-":
+                try:
+                    known.append((name, int(fields[i])))
+                except ValueError:
+                    continue
+        self._detail(_int(fields, 0), known)
+
+    def _detail(self, pid: Optional[int], sizes: Iterable[Tuple[str, int]]) -> None:
+        """A `d` or `D` line's sizes (attribute, KiB) set on its process; an impossible one is
+        counted and left out."""
+        proc = self.procs.get(pid) if pid is not None else None
         if proc is None:
             self.run.orphan_records += 1
             return
         limit = self._limit
-        for name, value in zip(_DETAIL_FIELDS["d"], values[1:]):
+        for name, value in sizes:
             value *= KIB
             if value < 0 or (limit is not None and value > limit):
                 self.run.problem("bad_value")
                 continue
             setattr(proc, name, value)
-        if self._tick is not None:
-            self._tick.details.append(proc)
-
-    def _on_detail(self, rec: Record) -> None:
-        pid = _int(rec.fields, 0)
-        proc = self.procs.get(pid) if pid is not None else None
-        if proc is None:
-            self.run.orphan_records += 1
-            return
-        fields = rec.fields
-        n = len(fields)
-        limit = self._limit
-        for name, i in self._detail_idx.get(rec.type, ()):
-            if i < n and fields[i] != "-":
-                try:
-                    value = int(fields[i]) * KIB
-                except ValueError:
-                    continue
-                if value < 0 or (limit is not None and value > limit):
-                    self.run.problem("bad_value")
-                    continue
-                setattr(proc, name, value)
         if self._tick is not None:
             self._tick.details.append(proc)
 
