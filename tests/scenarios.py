@@ -56,6 +56,7 @@ class SimProc:
                  comm: str, cg: str, ppid: int, uid: int) -> None:
         self.pid, self.start, self.cmd, self.rss, self.shared = pid, start, cmd, rss, shared
         self.comm, self.cg, self.ppid, self.uid = comm, cg, ppid, uid
+        self.mcg = ""  # the v1 memory cgroup of a hybrid host, when another path
         self.written_rss: Optional[int] = None  # last `p` value
         self.detail: Optional[List[int]] = None  # rss_anon rss_file rss_shmem swap locked
         self.pss: Optional[List[int]] = None
@@ -97,11 +98,12 @@ class Host:
     # -- scripting -----------------------------------------------------------------------
     def spawn(self, pid: int, cmd: List[str], rss_mib: float, shared_mib: float = 4,
               comm: Optional[str] = None, cg: str = "/system.slice/app.service",
-              ppid: int = 1, uid: int = 0) -> None:
+              ppid: int = 1, uid: int = 0, mcg: str = "") -> None:
         self.next_start += 7
         comm = comm or os.path.basename(cmd[0] if cmd else "?")[:15]
         self.procs[pid] = SimProc(pid, self.next_start, cmd, int(rss_mib * MiB),
                                   int(shared_mib * MiB), comm, cg, ppid, uid)
+        self.procs[pid].mcg = mcg
 
     def set_rss(self, pid: int, rss_mib: float) -> None:
         self.procs[pid].rss = int(rss_mib * MiB)
@@ -193,7 +195,8 @@ class Host:
         for proc in self.procs.values():
             if segment_start or not proc.identity_written:
                 out.append(f"P {t} {proc.pid} {proc.start} {proc.ppid} {proc.uid} "
-                           + _j({"comm": proc.comm, "cmd": proc.cmd, "cg": proc.cg}))
+                           + _j({"comm": proc.comm, "cmd": proc.cmd, "cg": proc.cg,
+                                 **({"mcg": proc.mcg} if proc.mcg else {})}))
                 proc.identity_written = True
                 proc.written_rss = None
             last = proc.written_rss

@@ -16,13 +16,17 @@ JOB = "/ci/job-7"
 VICTIM_CMD = ["/usr/bin/python3", "/opt/ci/build.py", "--all"]
 
 
-def memcg_kill(directory: str, table: bool = True, memcg: bool = True) -> str:
-    """A 3 GiB java outside; in the job's cgroup a shell and a python that grows to its limit."""
+def memcg_kill(directory: str, table: bool = True, memcg: bool = True,
+               hybrid: bool = False) -> str:
+    """A 3 GiB java outside; in the job's cgroup a shell and a python that grows to its limit.
+    `hybrid`: a v1/v2 host where the job's v2 path is another one than its v1 memory cgroup
+    (the one the kernel names), as the sampler then records them (`cg` and `mcg`)."""
     h = Host(directory, mem_total=8 * GiB)
     h.spawn(700, ["java", "-Xmx3g", "-jar", "/opt/big/service.jar"], 3000, comm="java",
             cg="/system.slice/big.service")
-    h.spawn(701, ["/bin/sh", "-c", "make ci"], 3, comm="sh", cg=JOB)
-    h.spawn(702, VICTIM_CMD, 20, comm="python3", cg=JOB, ppid=701)
+    where = dict(cg="/system.slice/docker-7.scope", mcg=JOB) if hybrid else dict(cg=JOB)
+    h.spawn(701, ["/bin/sh", "-c", "make ci"], 3, comm="sh", **where)
+    h.spawn(702, VICTIM_CMD, 20, comm="python3", ppid=701, **where)
     h.start_segment_tick()
     for step in range(8):
         h.set_rss(702, 20 + step * 15)
@@ -75,6 +79,17 @@ def test_a_memcg_kill_without_a_table_uses_the_cgroups_members(tmp_path, capsys)
     assert kill["top_source"] == "cgroup"
     assert {p["pid"] for p in kill["top"]} == {701, 702}
     assert kill["table"] == [] and kill["table_rows"] is None
+
+
+def test_a_hybrid_hosts_kill_without_a_table_finds_members_by_their_v1_memory_cgroup(
+        tmp_path, capsys):
+    """On a hybrid v1/v2 host the kernel names the v1 memory cgroup, which the processes' v2
+    path need not resemble: the members are found by the `mcg` the sampler recorded."""
+    d = memcg_kill(str(tmp_path / "log"), table=False, hybrid=True)
+    kill = rep_of(capsys, d, "--json")["oom_kills"][0]
+    assert kill["scope"] == "memcg" and kill["memcg"] == JOB
+    assert kill["top_source"] == "cgroup"
+    assert {p["pid"] for p in kill["top"]} == {701, 702}
 
 
 def test_the_text_never_explains_a_cgroup_kill_by_another_cgroup(tmp_path, capsys):

@@ -385,8 +385,27 @@ def test_parse_stat_with_hostile_comm():
 
 def test_cgroup_line_choice():
     hybrid = b"4:memory:/process_api/abc\n1:cpu:/\n0::/\n"
-    assert S.parse_cgroup(hybrid) == "/process_api/abc"
-    assert S.parse_cgroup(b"0::/system.slice/web.service\n") == "/system.slice/web.service"
+    assert S.parse_cgroup(hybrid) == ("/process_api/abc", "")
+    assert S.parse_cgroup(b"0::/system.slice/web.service\n") == ("/system.slice/web.service", "")
+    # A hybrid host whose v1 memory path is another one: both (an OOM kill names the v1 one)
+    both = b"9:memory:/docker/abc\n1:name=systemd:/x\n0::/system.slice/docker-abc.scope\n"
+    assert S.parse_cgroup(both) == ("/system.slice/docker-abc.scope", "/docker/abc")
+    same = b"9:memory:/system.slice/web.service\n0::/system.slice/web.service\n"
+    assert S.parse_cgroup(same) == ("/system.slice/web.service", "")
+
+
+def test_a_hybrid_hosts_own_memory_cgroup_is_recorded_beside_the_v2_path(fakeproc, tmp_path):
+    """docs/format.md: `mcg` in a `P` record is the v1 memory cgroup when it is not `cg`
+    (what a hybrid host's OOM kill names), and is left out otherwise."""
+    fakeproc.add(100, ["app"])
+    fakeproc._write("100/cgroup", "9:memory:/docker/abc\n0::/system.slice/docker-abc.scope\n")
+    fakeproc.add(101, ["web"])
+    s = make(fakeproc, tmp_path)
+    objs = {int(line.split(" ")[2]): json.loads(line.split(" ", 6)[6])
+            for line in of(Clock().tick(s, new_segment=True), "P")}
+    assert objs[100]["cg"] == "/system.slice/docker-abc.scope"
+    assert objs[100]["mcg"] == "/docker/abc"
+    assert objs[101]["cg"] == "/system.slice/test.service" and "mcg" not in objs[101]
 
 
 def test_written_lines_read_back_through_the_reader(fakeproc, tmp_path):

@@ -144,7 +144,7 @@ class Proc:
     """
 
     __slots__ = (
-        "pid", "start", "ppid", "uid", "comm", "cmd", "cgroup", "boot_id",
+        "pid", "start", "ppid", "uid", "comm", "cmd", "cgroup", "memcg", "boot_id",
         "rss", "shared", "rss_anon", "rss_file", "rss_shmem", "swap", "locked",
         "pss", "pss_anon", "pss_file", "pss_shmem", "swap_pss", "exited",
     )
@@ -159,6 +159,7 @@ class Proc:
         self.comm = comm
         self.cmd: List[str] = cmd if cmd is not None else []
         self.cgroup = cgroup
+        self.memcg = ""  # a hybrid host's v1 memory cgroup, when not `cgroup` (P's "mcg")
         self.boot_id = boot_id
         self.rss = 0
         self.shared = 0
@@ -805,6 +806,7 @@ class Replayer:
         cmd = [str(a) for a in cmd] if isinstance(cmd, list) else []
         comm = str(obj.get("comm", "?"))
         cgroup = str(obj.get("cg", "") or "")
+        memcg = str(obj.get("mcg", "") or "")
         proc = self.procs.get(pid)
         if proc is not None and (proc.start == start or proc.start == -1):
             # A repeat at a segment start, or a fork+exec replacement: same process.
@@ -815,6 +817,7 @@ class Replayer:
                 self._remove(proc, rec.time)
             proc = Proc(pid, start, _int(f, 2), _int(f, 3), comm, cmd, cgroup, self._boot)
             self.procs[pid] = proc
+        proc.memcg = memcg
         if self._keyframe_seen is not None:
             self._keyframe_seen.add(pid)
 

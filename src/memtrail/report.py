@@ -380,8 +380,9 @@ class Analysis:
         if table:
             top, source = table[:TOP_BEFORE_OOM], "kernel"
         elif scope == "memcg" and memcg is not None:
+            # the v1 memory path too: on a hybrid host the kernel names that one
             members = [(p, r) for p, r in before.items() if _in_cgroup(p.cgroup, memcg)
-                       or p is victim]
+                       or _in_cgroup(p.memcg, memcg) or p is victim]
             top = [_proc_row(p, r, self.name(p)) for p, r in heapq.nlargest(
                 TOP_BEFORE_OOM, members, key=lambda kv: kv[1])]
             source = "cgroup"

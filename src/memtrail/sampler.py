@@ -1308,8 +1308,10 @@ def parse_stat(data: bytes):
     return comm, int(rest[1]), int(rest[6]), int(rest[19])
 
 
-def parse_cgroup(data: bytes) -> str:
-    """The v2 path when it says something, else the v1 memory controller's path."""
+def parse_cgroup(data: bytes):
+    """(path, memory): the v2 path when it says something, else the v1 memory controller's
+    path; and the v1 memory controller's path when it is another one, else "". On a hybrid
+    host a memory cgroup's OOM kill names the v1 path, which the v2 one need not resemble."""
     v2 = mem = ""
     for line in data.decode("utf-8", "replace").splitlines():
         hid, _c, rest = line.partition(":")
@@ -1319,8 +1321,8 @@ def parse_cgroup(data: bytes) -> str:
         elif "memory" in controllers.split(","):
             mem = path
     if v2 and v2 != "/":
-        return v2
-    return mem or v2
+        return v2, (mem if mem and mem != v2 else "")
+    return mem or v2, ""
 
 
 def read_cmdline(base: str):
@@ -3207,7 +3209,9 @@ class Sampler:
             obj["cmd_truncated"] = True
         cg = read_file(base + "cgroup", 4096)
         if cg:
-            obj["cg"] = parse_cgroup(cg)
+            obj["cg"], memory = parse_cgroup(cg)
+            if memory:
+                obj["mcg"] = memory
         return f"{name} {start} {ppid} {uid} {_json(obj)}"
 
     def _open_statm(self, name: str) -> int:
