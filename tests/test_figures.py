@@ -36,14 +36,15 @@ def _climb_then_flat(directory, climb_s: int, flat_s: int) -> None:
 
 
 def test_a_climb_then_a_plateau_in_measured_sizes(tmp_path):
-    _climb_then_flat(tmp_path / "log", 60, 40)
+    flat = 40  # scripted ticks of 1 s after the climb
+    _climb_then_flat(tmp_path / "log", 60, flat)
     rep, text = _report(tmp_path / "log")
     [g] = rep["growers"]
     assert abs(g["first_bytes"] - 7.3 * 2**20) < 2**16
     assert abs(g["last_bytes"] - 611 * 2**20) < 2**20 and g["max_bytes"] == g["last_bytes"]
     assert g["from_bytes"] == g["first_bytes"] and g["to_bytes"] == g["last_bytes"]
-    # the log's clock is the script's (Host), so the plateau is exactly its 40 ticks
-    assert g["grew_until"] is not None and g["flat_s"] == 40.0
+    # the log's clock is the script's (Host), so the plateau is exactly its scripted ticks
+    assert g["grew_until"] is not None and g["flat_s"] == flat
     # measured while growing: ~604 MiB in 60 s = ~35 GiB/h
     assert 34 * 2**30 <= g["growing_rate_bytes_per_hour"] <= 37 * 2**30
     assert "7.3 MiB -> 611 MiB, +" in text and "GiB/h while growing, then flat for 4" in text
@@ -51,10 +52,11 @@ def test_a_climb_then_a_plateau_in_measured_sizes(tmp_path):
 
 
 def test_a_climb_that_stopped_long_ago_is_still_reported(tmp_path):
-    _climb_then_flat(tmp_path / "log", 40, 300)  # a line through both fits neither
+    flat = 300  # scripted ticks of 1 s: a line through climb and plateau fits neither
+    _climb_then_flat(tmp_path / "log", 40, flat)
     rep, text = _report(tmp_path / "log")
     [g] = rep["growers"]
-    assert g["fitted_over"] == "climb" and g["flat_s"] == 300.0  # the script's 300 ticks
+    assert g["fitted_over"] == "climb" and g["flat_s"] == flat  # the script's own clock
     assert "then flat for 5m" in text
 
 
@@ -73,9 +75,10 @@ def test_ticks_at_each_rate_add_up(tmp_path):
     h.spawn(910, ["/usr/bin/app"], 100)
     h.start_segment_tick()
     h.tick(99)
+    fast = 400  # scripted ticks at 0.1 s
     h.interval = 0.1
     h.event("rate", {"interval_ms": 100, "reason": "MemAvailable 8.1%"})
-    h.tick(400)
+    h.tick(fast)
     h.interval = 1.0
     h.event("rate", {"interval_ms": 1000, "reason": "recovered"})
     h.tick(60)
@@ -84,8 +87,9 @@ def test_ticks_at_each_rate_add_up(tmp_path):
     span = rep["span"]
     assert span["gaps"] == [] and span["ticks"] == 560
     rates = {r["interval_s"]: r for r in span["rates"]}
-    # 400 scripted ticks 0.1 s apart, times written to the millisecond
-    assert rates[0.1]["ticks"] == 400 and rates[0.1]["seconds"] == pytest.approx(40, abs=1e-3)
+    # the scripted ticks 0.1 s apart, times written to the millisecond
+    assert rates[0.1]["ticks"] == fast
+    assert rates[0.1]["seconds"] == pytest.approx(fast * 0.1, abs=1e-3)
     assert rates[1.0]["ticks"] == 160
     assert abs(rates[0.1]["seconds"] + rates[1.0]["seconds"] - span["duration_s"]) < 0.01
     assert ("560 ticks: every 1 s, and every 0.1 s for 40 s (400 ticks) while the host was "

@@ -45,6 +45,7 @@ from memtrail.timeparse import iso
 from memtrail.units import fmt_bytes, fmt_duration
 
 SCHEMA = "memtrail.run/1"
+BESIDE_SHOWN = 3  # the command's own processes named beside an OOM victim
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
@@ -332,6 +333,7 @@ def oom_of_command(rep: dict, tree: CommandTree, started: float, ended: float) -
     largest first, at most BESIDE_SHOWN. For an unseen victim that is the evidence the log
     has: the kernel found it among them (in the same memory cgroup, for a cgroup's kill)."""
     out = []
+    ours = tree.ever | {tree.root}
     for kill in rep["oom_kills"]:
         pid = kill.get("pid")
         when = kill.get("time")  # ISO 8601 UTC: compares as text
@@ -344,14 +346,10 @@ def oom_of_command(rep: dict, tree: CommandTree, started: float, ended: float) -
             role = "unseen"
         else:
             continue
-        ours = tree.ever | {tree.root}
         beside = [{"pid": r["pid"], "name": r["name"], "rss_bytes": r["rss_bytes"]}
                   for r in kill.get("table") or [] if r.get("pid") in ours and r["pid"] != pid]
         out.append(dict(kill, role=role, beside=beside[:BESIDE_SHOWN]))
     return out
-
-
-BESIDE_SHOWN = 3
 
 
 def oom_sentence(kill: dict) -> str:
