@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import scenarios
@@ -80,9 +81,9 @@ def test_a_live_pypy_process_runs_with_the_nursery(tmp_path, own):
         proc.wait(timeout=60)
 
 
-def _outputs(python: str, log: str, tmp: Path) -> dict:
+def _outputs(python: str, log: str, tmp: Path, extra_env: Optional[dict] = None) -> dict:
     """Every analyzer view of `log` under one interpreter: stdout, files, exit codes."""
-    env = {**ENV, "PYTHONPATH": SRC}
+    env = {**ENV, "PYTHONPATH": SRC, **(extra_env or {})}
     html = tmp / f"{Path(python).name}.html"
     commands = {
         "report": ["report", log], "json": ["report", "--json", log],

@@ -35,9 +35,9 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from memtrail import progress
+from memtrail import progress, readahead
 from memtrail.programs import program_name, title_args
-from memtrail.reader import Packed, ReadStats, Record, Segment, read_packed
+from memtrail.reader import Packed, ReadStats, Record, Segment
 
 KIB = 1024
 # Records outside these times are corrupt (a flipped digit), not a clock: skip and count them.
@@ -1080,7 +1080,7 @@ def replay(paths: Sequence[str] | str, stats: Optional[ReadStats] = None,
     run = run if run is not None else Run()
     run.paths.extend(paths)
     # on a terminal, a long replay (a week of log) shows how far it is (progress.py)
-    return progress.ticks(replay_records(read_packed(paths, stats), run), paths)
+    return progress.ticks(replay_records(readahead.read_packed(paths, stats), run), paths)
 
 
 class TrendTracker:
