@@ -350,16 +350,19 @@ def test_a_program_peak_is_a_state_of_the_machine(tmp_path, capsys):
 
 @pytest.mark.parametrize("make", [scenarios.oom, scenarios.leak, scenarios.workers])
 def test_a_caller_that_needs_less_gets_the_same_figures(tmp_path, make):
-    """check and jsonl ask the analysis for less (no growth; check without --max-program no
-    program bookkeeping either): the parts they skip are empty, everything else is the full
-    report's, figure for figure."""
+    """check and jsonl ask the analysis for less (no growth; jsonl no per-program peaks;
+    check without --max-program no program bookkeeping at all): the parts they skip are
+    empty, everything else is the full report's, figure for figure."""
     path = make(str(tmp_path))
     full = report.analyze([path])
     assert full["growers"] or full["oom_kills"] or full["program_peaks"]
     no_growth = report.analyze([path], growth=False)
     skipped = {"growers": [], "group_growers": []}
     assert no_growth == {**full, **skipped}
+    no_peaks = report.analyze([path], growth=False, peaks=False)
+    skipped.update(program_peaks=[])
+    assert no_peaks == {**full, **skipped}
+    assert report.analyze([path], peaks=False) == no_peaks  # growth needs the peaks' totals
     bare = report.analyze([path], growth=False, programs=False)
-    skipped.update(programs=[], programs_total=0, programs_time=None, program_peaks=[],
-                   unexplained=None)
+    skipped.update(programs=[], programs_total=0, programs_time=None, unexplained=None)
     assert bare == {**full, **skipped}

@@ -36,6 +36,8 @@ from memtrail.triggers import trigger
 SCHEMA = "memtrail.jsonl/1"
 PEAK_PROGRAMS = 10  # peak_program objects per recording
 LABEL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+INT_ONLY = {int}
+FLUSH_OBJECTS = 2048  # objects joined per write (~0.5 MB): fewer, larger writes
 
 
 def parse_labels(items: Optional[Sequence[str]]) -> Dict[str, str]:
@@ -121,9 +123,13 @@ class Writer:
         before `time` are the recording's, those after it its labels; only `time` and `unix`
         are made per tick, once for every object of the tick."""
         if t != self._head_t:
-            dumps = self.dumps
             self._head_t, self._heads = t, {}
-            self._time_text = f',"time":{dumps(iso(t))},"unix":{dumps(round(t, 3))}'
+            # dumps()'s text without its calls: the stamp is ASCII digits and punctuation, a
+            # finite float is its repr
+            stamp, unix = iso(t), round(t, 3)
+            stamp_text = self.dumps(stamp) if stamp is None else f'"{stamp}"'
+            unix_text = repr(unix) if unix - unix == 0.0 else self.dumps(unix)
+            self._time_text = f',"time":{stamp_text},"unix":{unix_text}'
         head = self._heads.get(otype)
         if head is None:
             dumps = self.dumps
@@ -186,7 +192,7 @@ class Writer:
         if flt.system:
             system, dumps = tick.system, self.dumps
             values = self._system_all(system)
-            if None not in values and all(type(v) is int for v in values):
+            if set(map(type, values)) == INT_ONLY:  # no None, no float
                 self._buf.append(self._head("system", t) + self._system_form % values)
             else:
                 parts = [self._head("system", t)]
@@ -202,31 +208,40 @@ class Writer:
         if flt.processes:
             self._processes(tick)
         self.started = True
-        self.flush()
+        if len(self._buf) >= FLUSH_OBJECTS:
+            self.flush()
 
     def _processes(self, tick: Tick) -> None:
         flt, t = self.flt, tick.time
         if not self.started:  # the first tick in the window lists every live process
             changed = dict.fromkeys(tick.procs.values())
-        else:
-            changed = dict.fromkeys(p for p, _ in tick.changes if p.exited is None)
+        else:  # (one that also exited this tick is skipped below)
+            changed = dict.fromkeys([p for p, _ in tick.changes])
         detail = dict.fromkeys(tick.details)
-        # The usual object (an RSS change, no detail) written inline: a million a day.
+        # The usual object (an RSS change, no detail) written inline, its identity from
+        # _ident's cache when no `P` changed it: a million a day.
         head, buf, every, started = self._head("process", t), self._buf, \
             flt.programs is None, self.started
+        idents, append, inline = self._idents, buf.append, 0
         for proc in changed:
-            if not every and not flt.program_ok(self.name(proc)):
+            if proc.exited is not None or not every and not flt.program_ok(self.name(proc)):
                 continue
             rss, shared = proc.rss, proc.shared
             if started and proc not in detail and type(rss) is int and type(shared) is int:
-                buf.append(f'{head}{self._ident(proc)},"rss_bytes":{rss},'
+                cached = idents.get(proc)
+                if cached is not None and cached[0] is proc.cmd and cached[1] == proc.comm \
+                        and cached[2] == proc.cgroup:
+                    append(f'{head}{cached[3]},"rss_bytes":{rss},"shared_bytes":{shared}}}\n')
+                else:
+                    append(f'{head}{self._ident(proc)},"rss_bytes":{rss},'
                            f'"shared_bytes":{shared}}}\n')
-                self.n += 1
+                inline += 1
             else:
-                self._process(t, proc, proc in detail or not started)
+                self._process(head, proc, proc in detail or not started)
+        self.n += inline
         for proc in detail:
             if proc not in changed and proc.exited is None and flt.program_ok(self.name(proc)):
-                self._process(t, proc, True, rss=False)
+                self._process(head, proc, True, rss=False)
         for proc in tick.exited:
             self._idents.pop(proc, None)
             name = self.names.pop(proc, None) or _text(program_name(proc.cmd, proc.comm))
@@ -235,11 +250,11 @@ class Writer:
                                  f'"program":{self.dumps(name)}}}\n')
                 self.n += 1
 
-    def _process(self, t: float, proc: Proc, details: bool, rss: bool = True) -> None:
+    def _process(self, head: str, proc: Proc, details: bool, rss: bool = True) -> None:
         numbers = self._numbers(proc, PROCESS_SERIES) if rss else ""
         if details:
             numbers += self._numbers(proc, DETAIL_SERIES)
-        self._buf.append(f"{self._head('process', t)}{self._ident(proc)}{numbers}}}\n")
+        self._buf.append(f"{head}{self._ident(proc)}{numbers}}}\n")
         self.n += 1
 
     def event(self, event) -> None:
@@ -298,7 +313,8 @@ def write_jsonl(paths: Sequence[str], flt, out: IO[str], stats: ReadStats,
     for group in group_runs(paths):
         run = Run()
         writer = Writer(out, flt, labels or {})
-        analysis = Analysis(top=PEAK_PROGRAMS, growth=False)  # the summary shows no growth
+        # the summary shows the table at the peak: no growth, no per-program peaks
+        analysis = Analysis(top=PEAK_PROGRAMS, growth=False, peaks=False)
         group_stats = ReadStats()
         for tick in replay(list(group), group_stats, run):
             analysis.add(tick, run)

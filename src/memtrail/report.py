@@ -156,16 +156,18 @@ class Analysis:
 
     A caller that never shows some parts need not pay for them (most of a week's analysis is
     per RSS change): `growth=False` leaves `growers` and `group_growers` empty (no trend is
-    fitted), `programs=False` also leaves `programs`, `program_peaks` and `unexplained` empty
-    (no per-program totals, no table kept at the peak). `check` without `--max-program` needs
-    neither; jsonl's summary, `fleet` and `diff` need no growth."""
+    fitted), `peaks=False` also leaves `program_peaks` empty (no per-program totals kept per
+    change), `programs=False` also `programs` and `unexplained` (no table kept at the peak).
+    `check` without `--max-program` needs none of them; `fleet` and `diff` need no growth,
+    jsonl's summary no per-program peaks either."""
 
     def __init__(self, ungroup: bool = False, top: int = 10, growth: bool = True,
-                 programs: bool = True) -> None:
+                 programs: bool = True, peaks: bool = True) -> None:
         self.ungroup = ungroup
         self.top = top
-        self.growth = growth and programs
         self.programs = programs
+        self.peaks = peaks and programs
+        self.growth = growth and self.peaks
         self.names: Dict[Proc, str] = {}
         self.snapshot: Optional[_Snapshot] = None
         self.oom: List[dict] = []
@@ -211,7 +213,7 @@ class Analysis:
                     self.triggers_total += 1
                     if len(self.triggers) < MAX_LISTED:
                         self.triggers.append(trigger(event.time, event.data))
-        if tick.changes and self.programs:
+        if tick.changes and self.peaks:
             assert self.window is not None
             self._grow(tick.changes, time)
         for proc in tick.exited:
@@ -265,7 +267,7 @@ class Analysis:
                     gt.update(time, total)
 
     def _exit(self, proc: Proc, time: float) -> None:
-        if not self.programs:
+        if not self.peaks:
             self.names.pop(proc, None)
             return
         tracker = self.trackers.pop(proc, None)
@@ -633,7 +635,7 @@ def group_runs(paths: Sequence[str]) -> List[List[str]]:
 def analyze(paths: Sequence[str], ungroup: bool = False, top: int = 10,
             **parts: bool) -> dict:
     """The report dict of one recording made of `paths` (see docs/report-json.md); `parts`
-    (growth, programs) as `Analysis` takes them."""
+    (growth, peaks, programs) as `Analysis` takes them."""
     stats, run = ReadStats(), Run()
     analysis = Analysis(ungroup=ungroup, top=top, **parts)
     for tick in replay(list(paths), stats, run):
