@@ -21,7 +21,7 @@ from test_hostile import hostile_log
 from test_packed import _header, line
 from test_pypy import _outputs
 
-from memtrail import readahead, reader
+from memtrail import model, readahead, reader
 
 
 def _norm(items) -> list:
@@ -119,6 +119,61 @@ def test_a_real_log_crosses_many_frames_and_reads_the_same(tmp_path, forced):
     assert (items, stats) == _plain(path)
     assert stats["files"] == 3 and stats["lines"] == 3 * (1 + 400 * 6 + 8)
     assert sum(kind == "packed" for kind, *_ in items) == 3 * 400
+
+
+def _header_at(time: str, started: int, s_layout: str) -> str:
+    return (f'H {time} memtrail 1 {{"format":1,"host":"h","boot_id":"b","started":{started},'
+            f'"fields":{{"p":["pid","rss","shared"],"s":[{s_layout}]}}}}')
+
+
+S_LAYOUTS = ['"mem_total","mem_free","mem_available"', '"mem_free","mem_total"',
+             '"mem_total","mem_free","mem_available","hugepages_total","hugepage_size"']
+header = st.builds(_header_at, st.sampled_from(["1700000000.000", "1700000000.500", "nan", "5"]),
+                   st.integers(0, 2), st.sampled_from(S_LAYOUTS))
+s_line = st.builds(lambda t, vals: f"s {t} {' '.join(vals)}".rstrip(),
+                   st.sampled_from(["1700000001.000", "1700000002.000", "1e30"]),
+                   st.lists(st.sampled_from(["4000000", "100", "0", "-5", "-", "x", "99999999"]),
+                            max_size=6))
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(files=st.lists(st.lists(st.one_of(header, s_line, line), max_size=25), min_size=1,
+                      max_size=3))
+def test_figures_worked_out_ahead_replay_the_same(tmp_path_factory, forced, files):
+    """With the model's system reader the child works out the usual `s` lines' figures. Under
+    headers the model applies or refuses (an impossible time, the same segment twice), with
+    layouts that change and `s` lines of every shape, the replay is the in-process one: each
+    tick's figures, tables and the problems counted."""
+    directory = tmp_path_factory.mktemp("log")
+    bodies = ["\n".join([_header_at("1700000000.000", i, S_LAYOUTS[i % 3]), *lines]) + "\n"
+              for i, lines in enumerate(files)]
+    path = _write_segments(directory, bodies)
+    plain = list(reader.read_packed(path))
+    ahead = list(readahead.read_packed(path, None, model.system_reader))
+    assert len(ahead) == len(plain)
+    for mine, theirs in zip(ahead, plain):
+        if mine.__class__ is reader.Figures:
+            assert theirs.type == "s" and theirs.time == mine.time
+    assert _system_ticks(ahead) == _system_ticks(plain)
+
+
+def _system_ticks(items) -> tuple:
+    run = model.Run()
+    ticks = [(tick.time, sorted(vars(tick.system).items()), tick.rss_total,
+              sorted((pid, p.rss) for pid, p in tick.procs.items()))
+             for tick in model.replay_records(items, run)]
+    return ticks, run.problems, run.orphan_records, run.ticks, run.segments
+
+
+def test_the_usual_s_lines_come_as_figures(tmp_path, forced):
+    path = _big(tmp_path / "log", ticks=30, files=2)
+    items = list(readahead.read_packed(path, None, model.system_reader))
+    figures = [i for i in items if i.__class__ is reader.Figures]
+    assert len(figures) == 60 and all(i.fields == [] for i in figures)
+    assert figures[0].obj == {"total": 4000000 * 1024, "free": 1000 * 1024,
+                              "available": 2000 * 1024}
+    assert _system_ticks(items) == _system_ticks(list(reader.read_packed(path)))
 
 
 @pytest.mark.parametrize("frames", [0, 1, 2, 5, 40, 200, 401, 402, 403, 900])

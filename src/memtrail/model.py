@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from memtrail import progress, readahead
 from memtrail.programs import program_name, title_args
-from memtrail.reader import Packed, ReadStats, Record, Segment
+from memtrail.reader import Figures, Packed, ReadStats, Record, Segment
 
 KIB = 1024
 # Records outside these times are corrupt (a flipped digit), not a clock: skip and count them.
@@ -436,6 +436,37 @@ class Run:
         return gap
 
 
+def system_plan(seg: Segment) -> List[Tuple[str, int, int]]:
+    """(System attribute, position in the segment's `s` record, bytes per unit): how its `s`
+    lines read, worked out once per segment."""
+    return [(_SYSTEM_ATTR.get(name, name), i, KIB if name in _KIB_FIELDS else 1)
+            for name in _SYSTEM_FIELDS for i in (seg.index("s", name),) if i is not None]
+
+
+def system_figures(fields: Sequence[str], plan: List[Tuple[str, int, int]]) -> Optional[dict]:
+    """The usual `s` line's figures by System attribute, in bytes (one conversion pass), or
+    None when a field is not a number or is negative: the model then reads that line field
+    by field and counts what is wrong. Pure, so readahead's child can run it."""
+    try:
+        nums = list(map(int, fields))
+    except ValueError:
+        return None
+    if nums and min(nums) < 0:
+        return None
+    n = len(nums)
+    return {attr: nums[i] * scale for attr, i, scale in plan if i < n}
+
+
+def system_reader(seg: Segment, time: float) -> Optional[Callable[[List[str]], Optional[dict]]]:
+    """How the replay will read `s` lines after this header, for a reader working ahead of it
+    (readahead.py): their figures under the segment's plan, or None when the replay does not
+    apply a header at that time (out of range: it keeps the last plan)."""
+    if not TIME_MIN <= time <= TIME_MAX:
+        return None
+    plan = system_plan(seg)
+    return lambda fields: system_figures(fields, plan)
+
+
 def _gap_threshold(interval_s: float) -> float:
     """Time between ticks beyond which nobody was looking (overruns stretch a tick a bit)."""
     return max(3.0 * interval_s, interval_s + 2.0)
@@ -600,10 +631,7 @@ class Replayer:
             for proc in list(self.procs.values()):
                 self._remove(proc, rec.time)
             self._boot = boot
-        # (System attribute, position in the `s` record, bytes per unit): one pass per tick
-        self._sys_plan = [(_SYSTEM_ATTR.get(name, name), i, KIB if name in _KIB_FIELDS else 1)
-                          for name in _SYSTEM_FIELDS
-                          for i in (seg.index("s", name),) if i is not None]
+        self._sys_plan = system_plan(seg)
         self._p_idx = (seg.index("p", "rss") or 1, seg.index("p", "shared") or 2)
         self._detail_idx = {
             rtype: [(name, i) for name in names for i in (seg.index(rtype, name),)
@@ -754,16 +782,14 @@ class Replayer:
             run.max_procs = nprocs
 
     def _parse_system(self, rec: Record) -> System:
-        fields = rec.fields
-        n = len(fields)
-        values: dict = {}
-        try:  # the usual line: every field a number, none negative (one conversion pass)
-            nums = list(map(int, fields))
-        except ValueError:
-            nums = None
-        if nums is not None and (not nums or min(nums) >= 0):
-            values = {attr: nums[i] * scale for attr, i, scale in self._sys_plan if i < n}
+        if rec.__class__ is Figures:  # read ahead: system_figures() of this segment's plan
+            values = rec.obj
         else:
+            values = system_figures(rec.fields, self._sys_plan)
+        if values is None:  # something else than the usual line: field by field
+            fields = rec.fields
+            n = len(fields)
+            values = {}
             for attr, i, scale in self._sys_plan:
                 if i >= n:
                     continue
@@ -1080,7 +1106,8 @@ def replay(paths: Sequence[str] | str, stats: Optional[ReadStats] = None,
     run = run if run is not None else Run()
     run.paths.extend(paths)
     # on a terminal, a long replay (a week of log) shows how far it is (progress.py)
-    return progress.ticks(replay_records(readahead.read_packed(paths, stats), run), paths)
+    records = readahead.read_packed(paths, stats, system_reader)
+    return progress.ticks(replay_records(records, run), paths)
 
 
 class TrendTracker:

@@ -8,9 +8,13 @@ marshal frames through a pipe: a tick's packed lines stay a list of int tuples, 
 becomes (type, time, fields, obj), and unpacking that in C costs the parent a fraction of
 parsing it.
 
-The parent gets exactly the items and the ReadStats an in-process read gives (a test
-compares them on hostile logs). If the child cannot start or dies (killed, out of memory),
-the parent reads the rest itself from where the child stopped: slower, never different.
+The model's replay also hands the child its reader of `s` lines, and the child sends the
+usual `s` line as its figures (`reader.Figures`), leaving the replay only their checks.
+
+The parent gets exactly the items and the ReadStats an in-process read gives, those figures
+aside (tests compare the items, and the replays, on hostile logs). If the child cannot
+start or dies (killed, out of memory), the parent reads the rest itself from where the child
+stopped: slower, never different.
 
 Only the analyzer does this: the sampler never forks. No child where there is no fork
 (Windows), one CPU, a log too small to pay for the fork, or MEMTRAIL_READ_AHEAD=0;
@@ -24,9 +28,22 @@ import os
 import pickle
 import signal
 import struct
-from typing import IO, Iterator, List, Optional, Sequence
+from typing import IO, Callable, Iterator, List, Optional, Sequence
 
-from memtrail.reader import Packed, ReadStats, Record, _header_record, _records_of, segments
+from memtrail.reader import (
+    Figures,
+    Packed,
+    ReadStats,
+    Record,
+    Segment,
+    _header_record,
+    _records_of,
+    segments,
+)
+
+# The model's reader of `s` lines under a header at a time (model.system_reader): the
+# figures of a line (or None: not the usual line), or None for a header the model won't apply
+SystemReader = Callable[[Segment, float], Optional[Callable[[List[str]], Optional[dict]]]]
 
 MIN_BYTES = 4 << 20  # below this much log (on disk), the fork costs more than it saves
 CHUNK_LINES = 4096  # lines per frame: big enough to amortise a frame, small enough to stream
@@ -77,9 +94,18 @@ def _send(out: IO[bytes], kind: bytes, payload: bytes) -> None:
     out.write(payload)
 
 
-def _child(fd: int, seg_paths: Sequence[str], packed: bool) -> None:
+def _child(fd: int, seg_paths: Sequence[str], packed: bool,
+           system: Optional[SystemReader]) -> None:
     """Frames: b"C" a chunk of items (marshal; b"P" pickle if marshal refuses one), b"S" the
-    end of one segment file with its ReadStats."""
+    end of one segment file with its ReadStats.
+
+    An item is a list of packed lines, a record as (type, time, fields, obj), or an `s`
+    record's figures as ("s", time, None, figures): worked out here (the model's own
+    function) when the line is the usual one and the model reads it under the plan of the
+    record's own segment, i.e. it applied that segment's header (`system` says whether it
+    will); the model then only checks them against each other."""
+    plan_seg: Optional[Segment] = None  # the segment whose header the model applies last
+    figures = None
     with os.fdopen(fd, "wb", buffering=1 << 16) as out:
         for path in seg_paths:
             st = ReadStats()
@@ -89,9 +115,24 @@ def _child(fd: int, seg_paths: Sequence[str], packed: bool) -> None:
                 if type(item) is list:
                     lines += len(item)
                     chunk.append(item)
+                    if lines >= CHUNK_LINES:
+                        _send_chunk(out, chunk)
+                        chunk, lines = [], 0
+                    continue
+                lines += 1
+                rtype = item.type
+                values = None
+                if rtype == "s":
+                    if figures is not None and item.segment is plan_seg:
+                        values = figures(item.fields)
+                elif rtype == "H" and system is not None:
+                    reads = system(item.segment, item.time)
+                    if reads is not None:
+                        plan_seg, figures = item.segment, reads
+                if values is not None:
+                    chunk.append(("s", item.time, None, values))
                 else:
-                    lines += 1
-                    chunk.append((item.type, item.time, item.fields, item.obj))
+                    chunk.append((rtype, item.time, item.fields, item.obj))
                 if lines >= CHUNK_LINES:
                     _send_chunk(out, chunk)
                     chunk, lines = [], 0
@@ -107,7 +148,8 @@ def _send_chunk(out: IO[bytes], chunk: list) -> None:
         _send(out, b"P", pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL))
 
 
-def _start(seg_paths: Sequence[str], packed: bool) -> Optional[tuple]:
+def _start(seg_paths: Sequence[str], packed: bool,
+           system: Optional[SystemReader]) -> Optional[tuple]:
     try:
         rfd, wfd = os.pipe()
     except OSError:
@@ -123,7 +165,7 @@ def _start(seg_paths: Sequence[str], packed: bool) -> Optional[tuple]:
         try:
             os.close(rfd)
             signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: gone, no traceback
-            _child(wfd, seg_paths, packed)
+            _child(wfd, seg_paths, packed, system)
             code = 0
         except BaseException:  # noqa: BLE001 - the parent reads on by itself
             pass
@@ -156,10 +198,11 @@ def _stop(pid: int, src: IO[bytes]) -> None:
         pass
 
 
-def read_segments(seg_paths: Sequence[str], stats: ReadStats,
-                  packed: bool) -> Iterator[Packed]:
-    """`_records_of` over each segment file in turn, parsed in a child when one starts."""
-    started = _start(seg_paths, packed)
+def read_segments(seg_paths: Sequence[str], stats: ReadStats, packed: bool,
+                  system: Optional[SystemReader] = None) -> Iterator[Packed]:
+    """`_records_of` over each segment file in turn, parsed in a child when one starts (with
+    `system`, the usual `s` records come as `Figures`)."""
+    started = _start(seg_paths, packed, system)
     done_files = 0
     given = 0  # items of the current file given out
     last_len = 0  # the length of the last one, when it was a list of packed lines
@@ -190,7 +233,9 @@ def read_segments(seg_paths: Sequence[str], stats: ReadStats,
                         yield item
                         continue
                     rtype, time, fields, obj = item
-                    if rtype == "H":
+                    if fields is None:
+                        rec = Figures(rtype, time, [], obj, segment)
+                    elif rtype == "H":
                         rec = _header_record(time, fields, obj, path)
                         segment = rec.segment
                     else:
@@ -223,16 +268,17 @@ def _rest(path: str, stats: ReadStats, packed: bool, skip: int,
         _merge(stats, _stats_frame(st))
 
 
-def read_packed(paths: Sequence[str] | str,
-                stats: Optional[ReadStats] = None) -> Iterator[Packed]:
-    """`reader.read_packed`, each path's segments parsed ahead in a child when `wanted`."""
+def read_packed(paths: Sequence[str] | str, stats: Optional[ReadStats] = None,
+                system: Optional[SystemReader] = None) -> Iterator[Packed]:
+    """`reader.read_packed`, each path's segments parsed ahead in a child when `wanted`, and
+    with `system` (the model's) the usual `s` records as `Figures`."""
     if isinstance(paths, str):
         paths = [paths]
     stats = stats if stats is not None else ReadStats()
     for path in paths:
         seg_paths = segments(path)
         if wanted(seg_paths):
-            yield from read_segments(seg_paths, stats, True)
+            yield from read_segments(seg_paths, stats, True, system)
         else:
             for seg_path in seg_paths:
                 yield from _records_of(seg_path, stats, True)

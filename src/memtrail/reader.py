@@ -157,6 +157,14 @@ class Record:
         return f"Record({self.type!r}, {self.time}, {self.fields!r}, {self.obj!r})"
 
 
+class Figures(Record):
+    """An `s` record parsed ahead by readahead's child: `obj` holds the figures the model's
+    `system_figures` gives for its fields under its segment's plan (a new dict each), and
+    `fields` is empty. Only the model's replay of `readahead.read_packed` meets one."""
+
+    __slots__ = ()
+
+
 def is_segment_name(name: str) -> bool:
     return bool(SEGMENT_RE.match(name))
 
