@@ -103,4 +103,9 @@ def iso(t: Optional[float]) -> Optional[str]:
         dt = datetime.fromtimestamp(t, timezone.utc)
     except (ValueError, OverflowError, OSError):
         return None
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    if dt.year < 1000:  # strftime's %Y is not padded there (glibc): its text, as it was
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    # strftime's text, at half its cost (jsonl stamps every tick of a week with this); %
+    # formatting measured a quarter quicker than the f-string here
+    return "%d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (dt.year, dt.month, dt.day, dt.hour,  # noqa: UP031
+                                                  dt.minute, dt.second, dt.microsecond // 1000)
