@@ -10,14 +10,16 @@ from __future__ import annotations
 import gzip
 import os
 import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import scenarios
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_hostile import hostile_log
+from test_hostile import ENV, hostile_log
 from test_packed import _header, line
 from test_pypy import _outputs
 
@@ -260,3 +262,61 @@ def test_every_view_writes_the_same_bytes_with_a_child(tmp_path, make):
     assert want["report"][0] == 0 and want["report"][1]
     for name in want:
         assert got[name] == want[name], name
+
+
+def _state(pid: int):
+    """The kernel's state letter for pid, or None once it is gone (reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rpartition(")")[2].split()[0]
+    except OSError:
+        return None
+
+
+def _await(predicate, what: str, timeout: float = 60.0):
+    """Poll the kernel's view until `predicate()` holds (no fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "reader gone"])
+def test_an_interrupted_command_takes_its_child_with_it(tmp_path, how):
+    """Ctrl-C reaches the whole process group; `memtrail report | head` closes the pipe. In
+    both cases the command exits without a traceback and its child is gone, not a zombie."""
+    path = _big(tmp_path / "log", ticks=20000, files=2)
+    env = {**ENV, "MEMTRAIL_READ_AHEAD": "1"}
+    if how == "ctrl-c":
+        args = ["report", path]
+    else:  # a reader that takes a little and leaves
+        args = ["export", path, "--format", "csv"]
+    proc = subprocess.Popen([sys.executable, "-m", "memtrail", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        children = f"/proc/{proc.pid}/task/{proc.pid}/children"
+        found: list = []
+
+        def child_running() -> bool:
+            try:
+                with open(children) as fh:
+                    found[:] = [int(p) for p in fh.read().split()]
+            except OSError:
+                return False
+            return bool(found)
+        _await(child_running, "the read-ahead child never started")
+        child = found[0]
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.stdout.readline()
+            proc.stdout.close()
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert b"Traceback" not in err, err.decode("utf-8", "replace")
+    assert proc.returncode in (0, 1, 130), (proc.returncode, err)
+    _await(lambda: _state(child) is None, f"child {child} left behind: {_state(child)}")
