@@ -320,3 +320,17 @@ def test_an_interrupted_command_takes_its_child_with_it(tmp_path, how):
     assert b"Traceback" not in err, err.decode("utf-8", "replace")
     assert proc.returncode in (0, 1, 130), (proc.returncode, err)
     _await(lambda: _state(child) is None, f"child {child} left behind: {_state(child)}")
+
+
+def test_the_child_holds_none_of_the_commands_stdio(tmp_path, forced):
+    """The pipe the command writes to ends when the command does: the child's own fds 0-2
+    are /dev/null, read from the kernel while it runs."""
+    path = _big(tmp_path / "log", ticks=3000)
+    items = readahead.read_packed(path)
+    next(items)
+    (child,) = _children()
+    try:
+        for fd in (0, 1, 2):
+            assert os.readlink(f"/proc/{child}/fd/{fd}") == os.devnull
+    finally:
+        items.close()

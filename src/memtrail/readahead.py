@@ -171,6 +171,11 @@ def _start(seg_paths: Sequence[str], packed: bool,
         try:
             os.close(rfd)
             signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: gone, no traceback
+            # Hold none of the command's stdio: whoever reads its output (a pipe, a CI log)
+            # sees the end when the command ends, whatever the child is doing.
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
             _child(wfd, seg_paths, packed, system)
             code = 0
         except BaseException:  # noqa: BLE001 - the parent reads on by itself
