@@ -334,3 +334,29 @@ def test_the_child_holds_none_of_the_commands_stdio(tmp_path, forced):
             assert os.readlink(f"/proc/{child}/fd/{fd}") == os.devnull
     finally:
         items.close()
+
+
+def test_the_deepest_json_a_line_may_hold_crosses_the_pipe(tmp_path, forced):
+    """json.loads refuses nesting past the recursion limit (a bad line); anything it takes,
+    marshal carries: the item, not a fallback, reaches the parent."""
+    depth = 900
+    deep = '{"a":' * depth + "1" + "}" * depth
+    body = "\n".join([_header(), "s 1700000001.000 4000000 1000 2000",
+                      f"E 1700000001.000 warn {deep}", "p 1700000001.000 1 5 5"]) + "\n"
+    path = _write_segments(tmp_path / "log", [body])
+    items, stats = _ahead(path)
+    assert (items, stats) == _plain(path)
+    assert [i for i in items if i[0] == "E"] and stats["bad"] == 0
+
+
+def test_files_the_reader_refuses_are_counted_the_same(tmp_path, forced):
+    """A foreign file, a FIFO and an empty gzip named like segments, between good ones: the
+    child says what it skipped and why, as the parent would have."""
+    path = _big(tmp_path / "log", ticks=40, files=2)
+    directory = Path(path)
+    (directory / "memtrail-20231114T221250Z-000.log").write_text("not a memtrail log\n")
+    os.mkfifo(directory / "memtrail-20231114T221251Z-000.log")
+    (directory / "memtrail-20231114T221399Z-000.log.gz").write_bytes(b"")
+    items, stats = _ahead(path)
+    assert (items, stats) == _plain(path)
+    assert len(stats["skipped_files"]) >= 2 and stats["files"] >= 2

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import marshal
 import os
-import pickle
 import signal
 import struct
 import sys
@@ -102,8 +101,8 @@ def _send(out: IO[bytes], kind: bytes, payload: bytes) -> None:
 
 def _child(fd: int, seg_paths: Sequence[str], packed: bool,
            system: Optional[SystemReader]) -> None:
-    """Frames: b"C" a chunk of items (marshal; b"P" pickle if marshal refuses one), b"S" the
-    end of one segment file with its ReadStats.
+    """Frames: b"C" a chunk of items (marshal), b"S" the end of one segment file with its
+    ReadStats.
 
     An item is a list of packed lines, a record as (type, time, fields, obj), or an `s`
     record's figures as ("s", time, None, figures): worked out here (the model's own
@@ -148,10 +147,10 @@ def _child(fd: int, seg_paths: Sequence[str], packed: bool,
 
 
 def _send_chunk(out: IO[bytes], chunk: list) -> None:
-    try:
-        _send(out, b"C", marshal.dumps(chunk))
-    except ValueError:  # something marshal will not take (nested too deep): pickle does
-        _send(out, b"P", pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL))
+    # Everything a record holds is marshal's (a JSON object's depth is json's own recursion
+    # limit, below marshal's); were anything refused, the child would end and the parent
+    # read on by itself
+    _send(out, b"C", marshal.dumps(chunk))
 
 
 def _start(seg_paths: Sequence[str], packed: bool,
@@ -232,9 +231,11 @@ def read_segments(seg_paths: Sequence[str], stats: ReadStats, packed: bool,
                     given = last_len = 0
                     segment = None
                     continue
+                if kind != b"C":
+                    break  # not a frame of ours: read on here
                 try:
-                    items = marshal.loads(payload) if kind == b"C" else pickle.loads(payload)
-                except Exception:  # noqa: BLE001 - a torn frame: read on here
+                    items = marshal.loads(payload)
+                except (EOFError, ValueError, TypeError):  # a torn frame: read on here
                     break
                 path = seg_paths[done_files]
                 for item in items:
