@@ -12,11 +12,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import scenarios
+from conftest import wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_hostile import ENV, hostile_log
@@ -273,14 +273,6 @@ def _state(pid: int):
         return None
 
 
-def _await(predicate, what: str, timeout: float = 60.0):
-    """Poll the kernel's view until `predicate()` holds (no fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
-
-
 @pytest.mark.parametrize("how", ["ctrl-c", "reader gone"])
 def test_an_interrupted_command_takes_its_child_with_it(tmp_path, how):
     """Ctrl-C reaches the whole process group; `memtrail report | head` closes the pipe. In
@@ -305,7 +297,7 @@ def test_an_interrupted_command_takes_its_child_with_it(tmp_path, how):
             except OSError:
                 return False
             return bool(found)
-        _await(child_running, "the read-ahead child never started")
+        wait_for(child_running, 60, "the read-ahead child to start")
         child = found[0]
         if how == "ctrl-c":
             os.killpg(proc.pid, signal.SIGINT)
@@ -319,7 +311,7 @@ def test_an_interrupted_command_takes_its_child_with_it(tmp_path, how):
             proc.wait()
     assert b"Traceback" not in err, err.decode("utf-8", "replace")
     assert proc.returncode in (0, 1, 130), (proc.returncode, err)
-    _await(lambda: _state(child) is None, f"child {child} left behind: {_state(child)}")
+    wait_for(lambda: _state(child) is None, 60, f"child {child} to be gone")
 
 
 def test_the_child_holds_none_of_the_commands_stdio(tmp_path, forced):
