@@ -46,6 +46,24 @@ def test_the_restart_is_for_pypy_analyzer_commands_only():
     assert restart([]) is None
 
 
+def test_the_collector_is_tuned_for_analyzer_commands_under_cpython_only():
+    assert cli.analyzer_gc(["report", "x"], "cpython") == cli.ANALYZER_GC
+    assert cli.analyzer_gc(["export", "x", "--format", "jsonl"], "cpython") == cli.ANALYZER_GC
+    assert cli.analyzer_gc(["record", "--dir", "x"], "cpython") is None  # the sampler's own
+    assert cli.analyzer_gc(["report"], "pypy") is None
+    assert cli.analyzer_gc([], "cpython") is None
+
+
+def test_a_real_command_runs_with_the_tuned_collector(tmp_path):
+    """Seen from inside a real `memtrail` process: its thresholds when it reads a log."""
+    probe = ("import gc, sys; from memtrail import cli, report\n"
+             "report.main = lambda argv: print(gc.get_threshold()) or 0\n"
+             "sys.argv = ['memtrail', 'report', 'x']; sys.exit(cli.main())")
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env={**ENV, "PYTHONPATH": SRC}, timeout=60)
+    assert res.stdout.strip() == str(cli.ANALYZER_GC), res.stderr
+
+
 def _environ_of(pid: int) -> dict:
     with open(f"/proc/{pid}/environ", "rb") as fh:
         items = fh.read().split(b"\0")
