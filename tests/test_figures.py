@@ -14,12 +14,27 @@ from conftest import call_main
 from scenarios import GiB, Host
 
 from memtrail import check
+from memtrail.model import replay
 from memtrail.report import analyze, render_markdown, render_text
 
 
 def _report(directory):
     rep = analyze([str(directory)])
     return rep, render_text(rep)
+
+
+def _recorded(directory) -> list:
+    """Each tick as the log holds it: (time, interval_ms, {pid: rss}). The control the report's
+    durations are compared with: the recording's own timestamps, not any clock of the test."""
+    return [(t.time, t.system.interval_ms, {pid: p.rss for pid, p in t.procs.items()})
+            for t in replay([str(directory)])]
+
+
+def _plateau(ticks, pid: int) -> tuple:
+    """(seconds, ticks) from the tick where `pid`'s RSS last rose to the last tick, in the
+    log's own timestamps."""
+    last_rise = max(i for i in range(1, len(ticks)) if ticks[i][2][pid] > ticks[i - 1][2][pid])
+    return ticks[-1][0] - ticks[last_rise][0], len(ticks) - 1 - last_rise
 
 
 # -- growers ------------------------------------------------------------------------------------
@@ -43,8 +58,10 @@ def test_a_climb_then_a_plateau_in_measured_sizes(tmp_path):
     assert abs(g["first_bytes"] - 7.3 * 2**20) < 2**16
     assert abs(g["last_bytes"] - 611 * 2**20) < 2**20 and g["max_bytes"] == g["last_bytes"]
     assert g["from_bytes"] == g["first_bytes"] and g["to_bytes"] == g["last_bytes"]
-    # the log's clock is the script's (Host), so the plateau is exactly its scripted ticks
-    assert g["grew_until"] is not None and g["flat_s"] == flat
+    # the plateau as the log's own timestamps measure it: the scripted ticks after the climb
+    recorded_s, recorded_ticks = _plateau(_recorded(tmp_path / "log"), 900)
+    assert g["grew_until"] is not None and g["flat_s"] == recorded_s
+    assert recorded_ticks == flat
     # measured while growing: ~604 MiB in 60 s = ~35 GiB/h
     assert 34 * 2**30 <= g["growing_rate_bytes_per_hour"] <= 37 * 2**30
     assert "7.3 MiB -> 611 MiB, +" in text and "GiB/h while growing, then flat for 4" in text
@@ -56,7 +73,9 @@ def test_a_climb_that_stopped_long_ago_is_still_reported(tmp_path):
     _climb_then_flat(tmp_path / "log", 40, flat)
     rep, text = _report(tmp_path / "log")
     [g] = rep["growers"]
-    assert g["fitted_over"] == "climb" and g["flat_s"] == flat  # the script's own clock
+    recorded_s, recorded_ticks = _plateau(_recorded(tmp_path / "log"), 900)
+    assert g["fitted_over"] == "climb" and g["flat_s"] == recorded_s  # the log's timestamps
+    assert recorded_ticks == flat
     assert "then flat for 5m" in text
 
 
@@ -89,7 +108,11 @@ def test_ticks_at_each_rate_add_up(tmp_path):
     rates = {r["interval_s"]: r for r in span["rates"]}
     # the scripted ticks 0.1 s apart, times written to the millisecond
     assert rates[0.1]["ticks"] == fast
-    assert rates[0.1]["seconds"] == pytest.approx(fast * 0.1, abs=1e-3)
+    # the time the log spends at 0.1 s, from its own timestamps: each tick's time since the
+    # one before, credited to the earlier tick's interval
+    ticks = _recorded(tmp_path / "log")
+    at_fast = sum(b[0] - a[0] for a, b in zip(ticks, ticks[1:]) if a[1] == 100)
+    assert rates[0.1]["seconds"] == pytest.approx(at_fast, abs=1e-3)
     assert rates[1.0]["ticks"] == 160
     assert abs(rates[0.1]["seconds"] + rates[1.0]["seconds"] - span["duration_s"]) < 0.01
     assert ("560 ticks: every 1 s, and every 0.1 s for 40 s (400 ticks) while the host was "
