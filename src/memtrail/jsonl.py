@@ -221,23 +221,16 @@ class Writer:
         else:  # (one that also exited this tick is skipped below)
             changed = dict.fromkeys([p for p, _ in tick.changes])
         detail = dict.fromkeys(tick.details)
-        # The usual object (an RSS change, no detail) written inline, its identity from
-        # _ident's cache when no `P` changed it: a million a day.
+        # The usual object (an RSS change, no detail) written inline: a million a day.
         head, buf, every, started = self._head("process", t), self._buf, \
             flt.programs is None, self.started
-        idents, append, inline = self._idents, buf.append, 0
+        ident, append, inline = self._ident, buf.append, 0
         for proc in changed:
             if proc.exited is not None or not every and not flt.program_ok(self.name(proc)):
                 continue
             rss, shared = proc.rss, proc.shared
             if started and proc not in detail and type(rss) is int and type(shared) is int:
-                cached = idents.get(proc)
-                if cached is not None and cached[0] is proc.cmd and cached[1] == proc.comm \
-                        and cached[2] == proc.cgroup:
-                    append(f'{head}{cached[3]},"rss_bytes":{rss},"shared_bytes":{shared}}}\n')
-                else:
-                    append(f'{head}{self._ident(proc)},"rss_bytes":{rss},'
-                           f'"shared_bytes":{shared}}}\n')
+                append(f'{head}{ident(proc)},"rss_bytes":{rss},"shared_bytes":{shared}}}\n')
                 inline += 1
             else:
                 self._process(head, proc, proc in detail or not started)
@@ -323,16 +316,6 @@ def write_jsonl(paths: Sequence[str], flt, out: IO[str], stats: ReadStats,
             analysis.add(tick, run)
             writer.tick(tick)
         writer.finish(analysis.result(run, group_stats, ", ".join(group)))
-        _merge(stats, group_stats)
+        stats.add(group_stats)
         n += writer.n
     return n
-
-
-def _merge(total: ReadStats, part: ReadStats) -> None:
-    for key, value in vars(part).items():
-        mine = getattr(total, key, None)
-        if isinstance(value, int) and isinstance(mine, int):
-            setattr(total, key, mine + value)
-        elif isinstance(value, list) and isinstance(mine, list):
-            mine.extend(value)
-

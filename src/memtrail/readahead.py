@@ -48,7 +48,6 @@ SystemReader = Callable[[Segment, float], Optional[Callable[[List[str]], Optiona
 MIN_BYTES = 4 << 20  # below this much log (on disk), the fork costs more than it saves
 CHUNK_LINES = 4096  # lines per frame: big enough to amortise a frame, small enough to stream
 _FRAME = struct.Struct("<cI")
-_STATS_INTS = ("files", "lines", "torn", "long", "bad", "unknown")
 
 
 def wanted(seg_paths: Sequence[str], env: Optional[dict] = None,
@@ -81,17 +80,6 @@ def wanted(seg_paths: Sequence[str], env: Optional[dict] = None,
     return False
 
 
-def _stats_frame(st: ReadStats) -> bytes:
-    return marshal.dumps((tuple(getattr(st, k) for k in _STATS_INTS), st.skipped_files,
-                          st.truncated_files))
-
-
-def _merge(stats: ReadStats, payload: bytes) -> None:
-    ints, skipped, truncated = marshal.loads(payload)
-    for name, value in zip(_STATS_INTS, ints):
-        setattr(stats, name, getattr(stats, name) + value)
-    stats.skipped_files.extend(skipped)
-    stats.truncated_files.extend(truncated)
 
 
 def _send(out: IO[bytes], kind: bytes, payload: bytes) -> None:
@@ -120,30 +108,25 @@ def _child(fd: int, seg_paths: Sequence[str], packed: bool,
                 if type(item) is list:
                     lines += len(item)
                     chunk.append(item)
-                    if lines >= CHUNK_LINES:
-                        _send_chunk(out, chunk)
-                        chunk, lines = [], 0
-                    continue
-                lines += 1
-                rtype = item.type
-                values = None
-                if rtype == "s":
-                    if figures is not None and item.segment is plan_seg:
-                        values = figures(item.fields)
-                elif rtype == "H" and system is not None:
-                    reads = system(item.segment, item.time)
-                    if reads is not None:
-                        plan_seg, figures = item.segment, reads
-                if values is not None:
-                    chunk.append(("s", item.time, None, values))
                 else:
-                    chunk.append((rtype, item.time, item.fields, item.obj))
+                    lines += 1
+                    rtype = item.type
+                    values = None
+                    if rtype == "s":
+                        if figures is not None and item.segment is plan_seg:
+                            values = figures(item.fields)
+                    elif rtype == "H" and system is not None:
+                        reads = system(item.segment, item.time)
+                        if reads is not None:
+                            plan_seg, figures = item.segment, reads
+                    chunk.append(("s", item.time, None, values) if values is not None
+                                 else (rtype, item.time, item.fields, item.obj))
                 if lines >= CHUNK_LINES:
                     _send_chunk(out, chunk)
                     chunk, lines = [], 0
             if chunk:
                 _send_chunk(out, chunk)
-            _send(out, b"S", _stats_frame(st))
+            _send(out, b"S", marshal.dumps(vars(st)))
 
 
 def _send_chunk(out: IO[bytes], chunk: list) -> None:
@@ -226,7 +209,7 @@ def read_segments(seg_paths: Sequence[str], stats: ReadStats, packed: bool,
                     break  # the child died: read on here
                 kind, payload = frame
                 if kind == b"S":
-                    _merge(stats, payload)
+                    stats.add(ReadStats(**marshal.loads(payload)))
                     done_files += 1
                     given = last_len = 0
                     segment = None
@@ -277,7 +260,7 @@ def _rest(path: str, stats: ReadStats, packed: bool, skip: int,
                 continue
             yield item
     finally:
-        _merge(stats, _stats_frame(st))
+        stats.add(st)
 
 
 def read_packed(paths: Sequence[str] | str, stats: Optional[ReadStats] = None,

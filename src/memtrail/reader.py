@@ -72,6 +72,16 @@ class ReadStats:
     skipped_files: List[str] = field(default_factory=list)  # "path: reason"
     truncated_files: List[str] = field(default_factory=list)  # compressed files cut short
 
+    def add(self, other: ReadStats) -> None:
+        """Count another read's lines and problems into these: a recording read in parts
+        (one group of a fleet, one segment parsed by readahead's child)."""
+        for name, value in vars(other).items():
+            mine = getattr(self, name)
+            if isinstance(mine, list):
+                mine.extend(value)
+            else:
+                setattr(self, name, mine + value)
+
     @property
     def problems(self) -> int:
         return self.torn + self.bad + self.long + len(self.skipped_files) \
