@@ -5,9 +5,12 @@ seconds, before the first periodic keyframe (every 300 s) and before the PSS tie
 crowd once, so it misses what a sampler holds after hours. Here the sampler runs with a
 keyframe every few seconds, long enough for several keyframes and a whole PSS round, and its
 VmRSS is read at the end. Side by side against the same crowd, in the same run: as the unit
-and the script start it (the re-exec fixes glibc's mmap threshold), and with an operator's
-`MALLOC_ARENA_MAX=8` in the environment, which leaves glibc's dynamic threshold in place (the
-control: what it held before the fix).
+and the script start it (the re-exec fixes glibc's mmap threshold); a fresh copy run with `-B`,
+which has no .pyc and compiles itself at every start (the script compiles before its re-exec
+and hands the code over); the same started as the re-exec did before that (the new image
+compiling the file: a control); and with an operator's `MALLOC_ARENA_MAX=8` in the
+environment, which leaves glibc's dynamic threshold in place (the control: what it held
+before the fix).
 
     python bench/rss_big.py [N] [--seconds 60] [--keyframe 5]    (prints a markdown section)
 """
@@ -27,18 +30,24 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import spawn  # noqa: E402
+
+sys.path.insert(0, str(HERE.parent / "src"))
 from measure import status_kib  # noqa: E402
 from render import put_section  # noqa: E402
 from run import BIG_KIB_SPAN, fit_crowd, real_python  # noqa: E402
 
+from memtrail import sampler  # noqa: E402
+
 SAMPLER = HERE.parent / "src" / "memtrail" / "sampler.py"
 
 
-def run_sampler(python: str, env: dict, seconds: float, keyframe: float) -> dict:
-    """Start the sampler as a script, let it run, read its memory and its log's keyframes."""
+def run_sampler(python: str, env: dict, seconds: float, keyframe: float,
+                start: list = None) -> dict:
+    """Start the sampler (as a script, or by `start`: the interpreter's arguments before the
+    sampler's own), let it run, read its memory and its log's keyframes."""
     logdir = Path(tempfile.mkdtemp(prefix="memtrail-rss-"))
     os.chmod(logdir, 0o700)
-    argv = [python, "-I", "-S", str(SAMPLER), "--dir", str(logdir), "--quiet",
+    argv = [python, "-I", "-S", *(start or [str(SAMPLER)]), "--dir", str(logdir), "--quiet",
             "--journal", "no", "--keyframe", f"{keyframe:g}s",
             "--psi-full-pct", "100", "--low-pct", "0", "--low-step", "1T"]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
@@ -75,18 +84,27 @@ def main(argv=None) -> int:
     try:
         base = {k: v for k, v in os.environ.items()
                 if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+        fixed = dict(base, MALLOC_MMAP_THRESHOLD_=sampler.HEAP_MMAP_THRESHOLD)
+        fresh = Path(tempfile.mkdtemp(prefix="memtrail-copy-")) / "sampler.py"
+        shutil.copy(SAMPLER, fresh)
         rows = []
-        for label, env in (("as the unit and the script start it", base),
-                           ("control: MALLOC_ARENA_MAX=8 set, glibc's dynamic threshold",
-                            dict(base, MALLOC_ARENA_MAX="8"))):
-            rows.append((label, run_sampler(python, env, args.seconds, args.keyframe)))
+        for label, env, start in (
+                ("as the unit and the script start it (.pyc cached)", base, None),
+                ("a fresh copy with -B: compiled before the re-exec, handed over", base,
+                 ["-B", str(fresh)]),
+                ("control: the same copy, the re-executed image compiling it", fixed,
+                 ["-B", "-c", sampler._LOAD_BY_PATH, str(fresh)]),
+                ("control: MALLOC_ARENA_MAX=8 set, glibc's dynamic threshold",
+                 dict(base, MALLOC_ARENA_MAX="8"), None)):
+            rows.append((label, run_sampler(python, env, args.seconds, args.keyframe, start)))
+        shutil.rmtree(fresh.parent, ignore_errors=True)
     finally:
         crowd.stop()
     lines = [
         f"## Sampler memory at {n} processes, keyframes included (`bench/rss_big.py`)", "",
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {n} idle processes "
         f"(bench/spawner.c), the sampler run as a script with {python}, a keyframe every "
-        f"{args.keyframe:g} s, VmRSS after {args.seconds:g} s; the two runs one after the "
+        f"{args.keyframe:g} s, VmRSS after {args.seconds:g} s; the runs one after the "
         "other against the same crowd. Target (issue 17): <= 24 MiB.", "",
         "| started | heap | keyframes | PSS rounds | VmRSS (MiB) | peak VmHWM (MiB) |",
         "| --- | --- | ---: | ---: | ---: | ---: |"]

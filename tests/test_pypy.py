@@ -132,3 +132,30 @@ def test_pypy_writes_what_cpython_writes(tmp_path, make):
     assert want["check"][0] == 1 and want["html file"].startswith(b"<!DOCTYPE html>")
     for name in want:
         assert got[name] == want[name], name
+
+
+@needs_pypy
+def test_the_sampler_records_the_same_lines_under_pypy(fakeproc, tmp_path):
+    """The single file run with whatever python3 a box has: under PyPy (no os.writev, no
+    _json, a _ctypes without dlsym) it still records, the same lines as CPython, and says
+    in its residency event that memory could not be locked."""
+    fakeproc.add(100, ["/usr/bin/python3", "app.py", "--token", "s3cret"], rss_kib=40960)
+    fakeproc.add(101, ["caf\udce9", "x"], comm="weird) name")
+    sampler = Path(SRC) / "memtrail" / "sampler.py"
+    lines = {}
+    for name, python in (("cpython", sys.executable), ("pypy", PYPY)):
+        logdir = tmp_path / name
+        run = subprocess.run(
+            [python, str(sampler), "--dir", str(logdir), "--proc-root", str(fakeproc.root),
+             "--kmsg", "", "--no-cgroups", "--no-oom-adj", "--quiet", "--journal", "no",
+             "--interval", "0.2", "--duration", "0.5"],
+            capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0 and run.stderr == "", run.stderr
+        text = "".join(p.read_text() for p in sorted(logdir.glob("*.log")))
+        assert text.splitlines()[-1].startswith("Z ")
+        first = [line.split(" ", 2) for line in text.splitlines() if line[:2] in ("P ", "p ")]
+        lines[name] = sorted((kind, rest) for kind, _ts, rest in first)
+        if name == "pypy":
+            assert '"mlock":"unavailable' in text
+    assert lines["pypy"] == lines["cpython"] and lines["cpython"]
+    assert any('"--token","***"' in rest for _k, rest in lines["cpython"])

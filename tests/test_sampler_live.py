@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import random
 import shutil
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLER, full_disk, log_text, memory_cgroup, records, wait_for
 
-from memtrail import reader
+from memtrail import reader, sampler
 
 pytestmark = pytest.mark.live
 IS_ROOT = os.geteuid() == 0
@@ -105,6 +106,11 @@ def test_sampler_never_forks_and_execs_only_itself_once_before_sampling(tmp_path
     first, second = (calls[i] for i in execs)
     assert f'execve("{sys.executable}"' in first and f'execve("{sys.executable}"' in second
     assert '"-c"' in second and "SourceFileLoader" in second and str(SAMPLER) in second
+    # The script compiled (or loaded) itself before the exec and handed the code over in a
+    # memfd: the new image never opens the file or a .pyc, so it never compiles it again.
+    assert "marshal.loads" in second
+    own = (str(SAMPLER), str(SAMPLER.parent / "__pycache__" / "sampler."))
+    assert not [c for c in calls[execs[1] + 1:] if any(name in c for name in own)]
     meminfo = [i for i, c in enumerate(calls) if '/meminfo"' in c]
     assert meminfo and min(meminfo) > execs[1]  # re-executed before the first tick
     assert len({c.split()[0] for c in calls}) == 1  # one pid throughout: an exec, not a child
@@ -125,9 +131,12 @@ def test_a_copied_script_reexecutes_as_an_import_of_itself(tmp_path):
                  what="two ticks")
         argv = open(f"/proc/{proc.pid}/cmdline", "rb").read().split(b"\0")[:-1]
         assert argv[0].decode() == sys.executable and argv[1:5] == [b"-I", b"-S", b"-B", b"-c"]
-        assert b"SourceFileLoader" in argv[5] and argv[6:] == [
-            str(copy).encode(), b"--dir", str(logdir).encode(), b"--interval", b"0.1",
-            b"--quiet"]
+        assert b"SourceFileLoader" in argv[5] and argv[6] == str(copy).encode()
+        assert argv[7].isdigit() and argv[8:] == [
+            b"--dir", str(logdir).encode(), b"--interval", b"0.1", b"--quiet"]
+        # the compiled code came in a memfd, closed once read
+        fds = os.listdir(f"/proc/{proc.pid}/fd")
+        assert not [fd for fd in fds if "memtrail-sampler-code" in _link(proc.pid, fd)]
         header = json.loads(log_text(logdir).split("\n", 1)[0].split(" ", 4)[4])
         assert header["pid"] == proc.pid
         # the new image starts with glibc's mmap threshold fixed, and says so
@@ -140,6 +149,37 @@ def test_a_copied_script_reexecutes_as_an_import_of_itself(tmp_path):
         assert proc.wait(timeout=30) == 0, proc.stderr.read()
     assert not (copy.parent / "__pycache__").exists()  # -B was kept
     assert log_text(logdir).splitlines()[-1].startswith("Z ")
+
+
+def _link(pid: int, fd: str) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/fd/{fd}")
+    except OSError:  # closed meanwhile
+        return ""
+
+
+def test_the_compiled_code_handed_over_is_this_files(tmp_path, monkeypatch):
+    """What the new image runs: the file's own code, from an inheritable memfd at offset 0;
+    without a usable descriptor the command line falls back to loading the file by path."""
+    copy = tmp_path / "my-sampler.py"
+    shutil.copy(SAMPLER, copy)
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # -B: nothing written
+    os.close(sampler.compiled_code_fd(str(copy)))
+    assert not (tmp_path / "__pycache__").exists()
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    fd = sampler.compiled_code_fd(str(copy))
+    assert fd >= 0
+    try:
+        assert os.get_inheritable(fd) and os.lseek(fd, 0, os.SEEK_CUR) == 0
+        code = marshal.loads(os.read(fd, 1 << 24))
+        assert code.co_filename == str(copy) and "lean_reexec" in code.co_names
+        args = sampler.lean_reexec_argv(str(copy), ["--quiet"], fd)
+        assert args[-3:] == [str(copy), str(fd), "--quiet"] and "marshal" in args[-4]
+    finally:
+        os.close(fd)
+    assert (tmp_path / "__pycache__").exists()  # and the importer cached it, as an import does
+    args = sampler.lean_reexec_argv(str(copy), ["--quiet"])
+    assert args[-2:] == [str(copy), "--quiet"] and "exec_module" in args[-3]
 
 
 def test_the_reexec_leaves_an_operators_malloc_tuning_alone(tmp_path):

@@ -21,11 +21,13 @@ JSON writer and the text matching below are written out by hand.
 
 from __future__ import annotations
 
+import _frozen_importlib_external  # already loaded: the importer's own file loader
 import _signal  # `signal` without its enum layer: the same functions, signals as plain ints
 import _socket  # `socket` without enum and selectors: a datagram socket and sendto are enough
 import errno
 import faulthandler
 import itertools
+import marshal  # built in: hands the compiled file to the re-executed image (lean_reexec)
 import os
 import resource
 import select
@@ -37,9 +39,12 @@ from _operator import attrgetter, ne  # `operator` without its pure-Python layer
 try:  # C JSON string codecs: exactly what json.dumps/json.loads use for strings
     from _json import encode_basestring_ascii as _json_str
     from _json import scanstring as _json_scan
-except ImportError:  # pragma: no cover - a Python built without the accelerator
-    from json.decoder import py_scanstring as _json_scan
-    from json.encoder import py_encode_basestring_ascii as _json_str
+except ImportError:  # PyPy, or a CPython built without the accelerator: the same functions
+    from json import decoder as _json_decoder
+    from json import encoder as _json_encoder
+    _json_scan = getattr(_json_decoder, "py_scanstring", _json_decoder.scanstring)
+    _json_str = getattr(_json_encoder, "py_encode_basestring_ascii",
+                        _json_encoder.encode_basestring_ascii)
 
 try:  # mlockall: ctypes' C core is enough (the ctypes package costs ~0.8 MiB more)
     import _ctypes
@@ -2477,6 +2482,13 @@ class LogWriter:
         self.total = total
 
 
+def _write_joined(fd: int, views: list) -> int:
+    return os.write(fd, b"".join(views))  # one write(2) all the same: a crash tears one line
+
+
+_writev = getattr(os, "writev", _write_joined)  # PyPy has no os.writev
+
+
 def write_all(fd: int, data) -> None:
     """Write every byte of `data` (bytes, or a list of buffers gathered by one writev) or
     raise OSError; a write that makes no progress is EIO.
@@ -2488,7 +2500,7 @@ def write_all(fd: int, data) -> None:
     views = [memoryview(b) for b in ([data] if isinstance(data, (bytes, bytearray)) else data)]
     views = [v for v in views if v.nbytes]
     while views:
-        n = os.writev(fd, views)
+        n = _writev(fd, views)
         if n <= 0:
             raise OSError(errno.EIO, "short write")
         while views and n >= views[0].nbytes:
@@ -3911,8 +3923,10 @@ def main(argv=None) -> int:
         return 1
 
 
-def lean_reexec_argv(path: str, argv: list):
-    """The command line that runs the file `path` as an imported module, or None.
+def lean_reexec_argv(path: str, argv: list, code_fd: int = -1):
+    """The command line that runs the file `path` as an imported module, or None. With
+    `code_fd`, a descriptor holding the file's compiled code (compiled_code_fd), the new image
+    runs that code rather than compiling the file again.
 
     CPython keeps the parse tree of a script for as long as the script runs (it is freed when
     the module's code returns, which a recorder's never does): about 5.5 MiB, locked in memory
@@ -3936,6 +3950,9 @@ def lean_reexec_argv(path: str, argv: list):
         opts += ["-X", key if value is True else f"{key}={value}"]
     for warning in sys.warnoptions:
         opts += ["-W", warning]
+    if code_fd >= 0:
+        return [sys.executable, *opts, "-c", _LOAD_CODE, os.path.abspath(path), str(code_fd),
+                *argv]
     return [sys.executable, *opts, "-c", _LOAD_BY_PATH, os.path.abspath(path), *argv]
 
 
@@ -3946,6 +3963,45 @@ _LOAD_BY_PATH = (
     "l = e.SourceFileLoader('sampler', sys.argv.pop(1)); "
     "m = b.module_from_spec(b.spec_from_loader(l.name, l)); "
     "sys.modules[l.name] = m; l.exec_module(m); sys.exit(m.main())")
+
+# The same, running the code the script compiled before the exec: read from the inherited
+# descriptor that follows the path, then closed.
+_LOAD_CODE = (
+    "import sys, posix, marshal, _frozen_importlib as b, _frozen_importlib_external as e; "
+    "l = e.SourceFileLoader('sampler', sys.argv.pop(1)); f = int(sys.argv.pop(1)); "
+    "m = b.module_from_spec(b.spec_from_loader(l.name, l)); sys.modules[l.name] = m; "
+    "d = b''.join(iter(lambda: posix.read(f, 1 << 20), b'')); posix.close(f); "
+    "exec(marshal.loads(d), m.__dict__); del d; sys.exit(m.main())")
+
+
+def compiled_code_fd(path: str) -> int:
+    """A descriptor (memfd, inherited by the exec) holding this file's compiled code, or -1.
+
+    Why: compiling a 4000-line file leaves the compiler's freed working memory scattered
+    through the heap, among objects that live on: a sampler that compiled itself at start-up
+    held 2-3 MiB more for good (7 MiB more at 20,000 processes) than one that loaded a
+    `.pyc` (bench/RESULTS.md). That is every start of a copy run with `-B`, from a read-only
+    directory, or new. Compiled here, in the image the exec is about to discard (and written
+    to __pycache__ when the importer may), the sampler itself only unmarshals it."""
+    memfd_create = getattr(os, "memfd_create", None)  # Linux 3.17, glibc 2.27
+    if memfd_create is None:
+        return -1
+    try:
+        loader = _frozen_importlib_external.SourceFileLoader("sampler", path)
+        data = marshal.dumps(loader.get_code("sampler"))
+        fd = memfd_create("memtrail-sampler-code", 0)  # no MFD_CLOEXEC: the exec inherits it
+    except (OSError, ImportError, ValueError):
+        return -1
+    try:
+        os.set_inheritable(fd, True)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.lseek(fd, 0, os.SEEK_SET)
+        return fd
+    except OSError:
+        os.close(fd)
+        return -1
 
 
 def lean_reexec() -> None:
@@ -3960,9 +4016,10 @@ def lean_reexec() -> None:
     31 MiB resident against 26 MiB fixed (bench/RESULTS.md). It must be set before the
     interpreter starts (mallopt() from Python, after start-up, did not give the same). The
     sampler runs nothing, so no other program inherits it."""
-    args = lean_reexec_argv(__file__, sys.argv[1:])
-    if args is None:
+    if not sys.executable:
         return
+    code_fd = compiled_code_fd(__file__)
+    args = lean_reexec_argv(__file__, sys.argv[1:], code_fd)
     env = os.environ
     if not any(k.startswith("MALLOC_") or k == "GLIBC_TUNABLES" for k in env):
         env = dict(env, MALLOC_MMAP_THRESHOLD_=HEAP_MMAP_THRESHOLD)
@@ -3971,7 +4028,8 @@ def lean_reexec() -> None:
         sys.stderr.flush()
         os.execve(args[0], args, env)
     except OSError:
-        pass
+        if code_fd >= 0:
+            os.close(code_fd)
 
 
 if __name__ == "__main__":
