@@ -151,6 +151,29 @@ def test_a_copied_script_reexecutes_as_an_import_of_itself(tmp_path):
     assert log_text(logdir).splitlines()[-1].startswith("Z ")
 
 
+def test_a_script_started_with_stderr_closed_writes_nothing_astray(tmp_path):
+    """`python3 sampler.py 2>&-`: the handed-over code's descriptor must not take fd 2, or
+    the new image would adopt it as stderr and, once it is closed and reused, print its
+    start-up line into whatever file got the number next (a log segment)."""
+    logdir = tmp_path / "log"
+    proc = subprocess.Popen(
+        ["sh", "-c", 'exec "$@" 2>&-', "sh", sys.executable, "-I", "-S", str(SAMPLER),
+         "--dir", str(logdir), "--interval", "0.1"], stdout=subprocess.PIPE)
+    try:
+        wait_for(lambda: logdir.exists() and " residency " in log_text(logdir),
+                 what="the residency event")
+        argv = open(f"/proc/{proc.pid}/cmdline", "rb").read().split(b"\0")
+        assert int(argv[argv.index(str(SAMPLER).encode()) + 1]) >= 3
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    text = log_text(logdir)
+    assert "recording to" not in text and text.splitlines()[-1].startswith("Z ")
+    stats = reader.ReadStats()
+    records(logdir, stats)
+    assert stats.problems == 0
+
+
 def _link(pid: int, fd: str) -> str:
     try:
         return os.readlink(f"/proc/{pid}/fd/{fd}")

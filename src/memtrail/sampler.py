@@ -399,7 +399,7 @@ class Settings:
 
 def _usage_error(message: str):
     """One line, not the whole usage: the operator sees it in journalctl or CI logs."""
-    sys.stderr.write(f"{PROG}: {message} (see --help)\n")
+    print(f"{PROG}: {message} (see --help)", file=sys.stderr)  # (None: stdout, if open)
     raise SystemExit(2)
 
 
@@ -3909,7 +3909,8 @@ def _moved(before, after, lim: int) -> bool:
 
 def main(argv=None) -> int:
     cfg = parse_args(sys.argv[1:] if argv is None else argv)
-    faulthandler.enable()  # a watchdog SIGABRT then shows where it was stuck (in the journal)
+    if sys.stderr is not None:  # None: started with stderr closed (`2>&-`)
+        faulthandler.enable()  # a watchdog SIGABRT then shows where it was stuck (journal)
     try:
         check_log_dir(cfg.dir, cfg.dir_managed)
         check_writable(cfg.dir)
@@ -3992,16 +3993,23 @@ def compiled_code_fd(path: str) -> int:
         fd = memfd_create("memtrail-sampler-code", 0)  # no MFD_CLOEXEC: the exec inherits it
     except (OSError, ImportError, ValueError):
         return -1
+    held = [fd]
     try:
+        while fd < 3:  # never 0-2: with stdio closed, the new image would take it for stderr
+            fd = os.dup(fd)
+            held.append(fd)
+        held.pop()
         os.set_inheritable(fd, True)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
         os.lseek(fd, 0, os.SEEK_SET)
-        return fd
     except OSError:
-        os.close(fd)
-        return -1
+        held.append(fd)
+        fd = -1
+    for x in set(held):
+        os.close(x)
+    return fd
 
 
 def lean_reexec() -> None:
@@ -4024,8 +4032,9 @@ def lean_reexec() -> None:
     if not any(k.startswith("MALLOC_") or k == "GLIBC_TUNABLES" for k in env):
         env = dict(env, MALLOC_MMAP_THRESHOLD_=HEAP_MMAP_THRESHOLD)
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:  # None: started with that descriptor closed
+                stream.flush()
         os.execve(args[0], args, env)
     except OSError:
         if code_fd >= 0:
