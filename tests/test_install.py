@@ -130,7 +130,8 @@ def test_unwritable_prefix_fails_cleanly(tmp_path: Path) -> None:
 
 
 def test_installed_sampler_starts_from_bytecode(tmp_path):
-    """The unit's launcher imports the sampler from the .pyc compiled at install time."""
+    """The unit's launcher imports the sampler from the .pyc compiled at install time (and
+    re-executes it as the script does: tests/test_systemd_unit.py)."""
     res = run("--prefix", str(tmp_path), "--python", sys.executable, timeout=120)
     assert res.returncode == 0, res.stderr
     lib = tmp_path / "usr/local/lib/memtrail"

@@ -269,6 +269,11 @@ def test_sampler_under_systemd(box) -> None:
     assert start_ev and start_ev[0].obj["kmsg"] == "ok", start_ev
     residency = [r.obj for r in recs if r.type == "E" and r.fields[:1] == ["residency"]]
     assert residency and residency[0]["mlock"].startswith("locked"), residency
+    # The launcher made the sampler's one re-exec: the same pid, now running the handed-over
+    # code, with the heap setting the script gets (docs/sampler.md).
+    assert residency[0]["heap"] == "mmap threshold 131072 bytes", residency
+    argv = Path(box.host_path(f"/proc/{first_pid}/cmdline")).read_bytes().split(b"\0")
+    assert b"-c" in argv and b"/usr/local/lib/memtrail/sampler.py" in argv, argv
 
     # The start entry is in the journal, with our MESSAGE_ID and fields.
     entries = [json.loads(ln) for ln in box.journal(

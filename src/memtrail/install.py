@@ -1,7 +1,7 @@
 """`memtrail install-unit`: put the standalone sampler, the systemd unit and its settings in place.
 
 The unit runs the sampler as one file from a fixed path (/usr/local/lib/memtrail/sampler.py,
-imported from its byte-compiled cache by a three-line launcher beside it)
+imported from its byte-compiled cache by a short launcher beside it)
 with Debian's /usr/bin/python3, not from wherever pip put the package: the service must not
 depend on a virtualenv or a home directory (the unit hides /home), and it must keep working
 when the analyzer package is upgraded or removed. `--prefix` installs under another root (a
