@@ -4013,9 +4013,9 @@ def compiled_code_fd(path: str) -> int:
 
 
 def lean_reexec() -> None:
-    """Run as a script, become an import of this same file: once, at start-up, before any
-    sampling; an exec (same pid, descriptors and environment), never a fork. The only exec
-    the sampler ever makes. When it cannot, the script simply runs on as it is.
+    """Run as a script (or by the unit's launcher), become an import of this same file: once,
+    at start-up, before any sampling; an exec (same pid, descriptors and environment), never
+    a fork. The only exec the sampler ever makes. When it cannot, it simply runs on as it is.
 
     The new image also starts with glibc's mmap threshold fixed (MALLOC_MMAP_THRESHOLD_,
     unless the environment already tunes malloc). Left dynamic, glibc raises it each time a
