@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import scenarios
+from conftest import SAMPLER
 
 
 def _big(directory: str) -> str:
@@ -45,6 +46,29 @@ def test_a_reader_that_leaves_early_is_no_error(big_log, args):
     proc.stderr.close()
     assert proc.wait(timeout=120) == 0, err
     assert first and err == ""
+
+
+@pytest.mark.parametrize("args", [
+    ["report"], ["check", "--max-used", "1T"], ["export", "--format", "csv"], ["diff"],
+    ["report", "--help"],
+])
+def test_a_closed_stdout_is_one_line_not_a_traceback(big_log, args):
+    """`memtrail report >&-`: Python starts with no sys.stdout; the command says so, as
+    `ls >&-` does, and exits 2 (a check must not look passed)."""
+    paths = [big_log, big_log] if args[0] == "diff" else [big_log]
+    cmd = ["sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-m", "memtrail", args[0],
+           *paths, *args[1:]]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr == (f"memtrail {args[0]}: cannot write the output: standard output is "
+                          "closed (redirect it, or give -o FILE where the command has it)\n")
+
+
+def test_the_sampler_with_stdout_closed_answers_help_quietly():
+    cmd = ["sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-I", "-S", str(SAMPLER),
+           "--help"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stderr == ""
 
 
 def test_record_help_names_the_daemon_mode():

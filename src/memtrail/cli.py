@@ -52,25 +52,37 @@ class ReaderGone(BaseException):
     message: it travels up to `main`, which exits quietly."""
 
 
+class StdoutClosed(Exception):
+    """The command was started with its standard output closed (`memtrail report >&-`):
+    Python then has no sys.stdout at all. Said in one line, as `ls >&-` does."""
+
+
 class _GuardedOutput:
-    """sys.stdout, with a broken pipe on write or flush raised as `ReaderGone`."""
+    """sys.stdout, with a broken pipe on write or flush raised as `ReaderGone`, and any use
+    of a stdout that was closed before we started as `StdoutClosed`."""
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
 
     def write(self, text: str) -> int:
+        if self._stream is None:
+            raise StdoutClosed
         try:
             return self._stream.write(text)
         except BrokenPipeError:
             raise ReaderGone from None
 
     def flush(self) -> None:
+        if self._stream is None:
+            return  # nothing was written (a write would have raised)
         try:
             self._stream.flush()
         except BrokenPipeError:
             raise ReaderGone from None
 
     def __getattr__(self, name: str) -> Any:
+        if self._stream is None:
+            raise StdoutClosed
         return getattr(self._stream, name)
 
 
@@ -182,6 +194,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return status
     except KeyboardInterrupt:
         return 130
+    except StdoutClosed:
+        print(f"memtrail {name}: cannot write the output: standard output is closed "
+              "(redirect it, or give -o FILE where the command has it)", file=sys.stderr)
+        return 2
     except (ReaderGone, BrokenPipeError):  # `memtrail report | head`: quietly, every command
         sys.stdout = real_stdout
         _quiet_stdout()

@@ -549,11 +549,11 @@ def parse_args(argv) -> Settings:
             if has_value:
                 name = "-h/--help" if flag in ("-h", "--help") else flag
                 _usage_error(f"argument {name}: ignored explicit argument {explicit!r}")
-            if flag in ("-h", "--help"):
-                sys.stdout.write(format_help())
+            if flag in ("-h", "--help"):  # print: nothing at all when stdout was closed
+                print(format_help(), end="")
                 raise SystemExit(0)
             if flag == "--version":
-                sys.stdout.write(f"memtrail sampler {__version__}\n")
+                print(f"memtrail sampler {__version__}")
                 raise SystemExit(0)
             setattr(cfg, _dest(flag), True)
             continue
