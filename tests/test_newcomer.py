@@ -71,6 +71,24 @@ def test_the_sampler_with_stdout_closed_answers_help_quietly():
     assert run.returncode == 0 and run.stderr == ""
 
 
+def test_recording_with_stdio_closed_ends_cleanly(tmp_path):
+    """`memtrail record ... >&- 2>&-` (a CI step that discards everything, a cron line): the
+    sampler records and the command ends with 0, in the foreground and as a daemon."""
+    logdir, pidfile = tmp_path / "log", tmp_path / "rec.pid"
+    memtrail = [sys.executable, "-m", "memtrail"]
+    for args in (["record", "--dir", str(logdir), "--interval", "0.1", "--duration", "0.5"],
+                 ["record", "--daemon", "--pidfile", str(pidfile), "--dir",
+                  str(tmp_path / "daemon"), "--interval", "0.1"]):
+        run = subprocess.run(["sh", "-c", 'exec "$@" >&- 2>&-', "sh", *memtrail, *args],
+                             timeout=120)
+        assert run.returncode == 0, args
+    segments = sorted(logdir.glob("*.log"))
+    assert segments and segments[-1].read_text().splitlines()[-1].startswith("Z ")
+    stop = subprocess.run([*memtrail, "stop", "--pidfile", str(pidfile)],
+                          capture_output=True, text=True, timeout=120)
+    assert stop.returncode == 0 and "stopped cleanly" in stop.stderr + stop.stdout
+
+
 def test_record_help_names_the_daemon_mode():
     res = subprocess.run([sys.executable, "-m", "memtrail", "record", "--help"],
                          capture_output=True, text=True, timeout=60)

@@ -190,7 +190,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.stdout = _GuardedOutput(real_stdout)
     try:
         status = int(func(rest) or 0)
-        sys.stdout.flush()  # a reader that left during the last lines is seen here
+        if sys.stdout is not None:  # (`record` started with stdout closed has none)
+            sys.stdout.flush()  # a reader that left during the last lines is seen here
         return status
     except KeyboardInterrupt:
         return 130
