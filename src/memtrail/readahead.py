@@ -80,8 +80,6 @@ def wanted(seg_paths: Sequence[str], env: Optional[dict] = None,
     return False
 
 
-
-
 def _send(out: IO[bytes], kind: bytes, payload: bytes) -> None:
     out.write(_FRAME.pack(kind, len(payload)))
     out.write(payload)

@@ -3993,21 +3993,20 @@ def compiled_code_fd(path: str) -> int:
         fd = memfd_create("memtrail-sampler-code", 0)  # no MFD_CLOEXEC: the exec inherits it
     except (OSError, ImportError, ValueError):
         return -1
-    held = [fd]
+    spare = []  # closed on the way out: the numbers 0-2 it got first, or all of it on failure
     try:
         while fd < 3:  # never 0-2: with stdio closed, the new image would take it for stderr
+            spare.append(fd)
             fd = os.dup(fd)
-            held.append(fd)
-        held.pop()
         os.set_inheritable(fd, True)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
         os.lseek(fd, 0, os.SEEK_SET)
     except OSError:
-        held.append(fd)
+        spare.append(fd)
         fd = -1
-    for x in set(held):
+    for x in set(spare):
         os.close(x)
     return fd
 
