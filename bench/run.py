@@ -154,7 +154,7 @@ def psutil_python(install: bool, notes: list[str]) -> str | None:
     return str(py)
 
 
-BIG_ONLY = {"memtrail", "python floor", "python floor, fds held", "C floor"}
+BIG_ONLY = {"memtrail", "python floor", "python floor, fds held", "C floor", "C floor, fds held"}
 BIG_KIB_SPAN = 64  # each child of a big crowd touches 64-128 KiB (20,000 x 960 would be 11 GiB)
 
 
@@ -221,6 +221,10 @@ def contenders(
         st = tmp / "cfloor.status"
         out.append(measure.Contender(
             "C floor", [str(exe), str(fast), str(st)], fast, ticks="status", status_file=st))
+        st = tmp / "cheld.status"
+        out.append(measure.Contender(
+            "C floor, fds held", [str(exe), str(fast), str(st), "held"], fast, ticks="status",
+            status_file=st, note="one pread per process a tick: the kernel's least"))
     if mode.peers and peers.get("psutil"):
         st = tmp / "psutil.status"
         out.append(measure.Contender(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,66 @@ def test_crowd_starts_and_is_gone_after_stop():
     assert len(members) >= 4  # the parent and its 3 children
     crowd.stop()
     assert not [n for n in os.listdir("/proc") if n.isdigit() and _pgid(n) == pgid]
+
+
+@linux
+@pytest.mark.live
+def test_c_held_floor_reads_a_process_started_between_ticks_and_lets_go_of_it(tmp_path):
+    """The held floor is the least one statm read per process a tick costs; it is only that if
+    it reads what the sampler reads: newcomers (it lists /proc again when the last pid moves)
+    and not the dead (their descriptor is closed on ESRCH)."""
+    exe = spawn.compile_c("floor", tmp_path / "bin")
+    if exe is None:
+        pytest.skip("no C compiler")
+    status = tmp_path / "status"
+    floor = subprocess.Popen([str(exe), "0.05", str(status), "held"])
+    child = None
+    try:
+        _await_ticks(status, 2)
+        child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                                 stdin=subprocess.PIPE)
+        target = f"/proc/{child.pid}/statm"
+        _await(lambda: target in _links(floor.pid), "the floor to open the newcomer's statm")
+        child.stdin.close()
+        child.wait(timeout=60)
+        _await(lambda: target not in _links(floor.pid), "the floor to close the dead's statm")
+    finally:
+        if child is not None and child.poll() is None:
+            child.kill()
+        floor.kill()
+        floor.wait()
+
+
+def _links(pid: int) -> set:
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            continue
+    return out
+
+
+def _ticks(status: Path) -> int:
+    try:
+        return int(status.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _await_ticks(status: Path, n: int) -> None:
+    _await(lambda: _ticks(status) >= n, f"{n} ticks")
+
+
+def _await(cond, what: str, timeout: float = 60.0) -> None:
+    """Poll for an event the program shows only in /proc (no notification exists for it)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
 
 
 def _pgid(pid: str) -> int | None:
@@ -86,5 +147,10 @@ def test_run_py_smoke_mode_writes_json_and_markdown(tmp_path):
         assert mt["error"] is None, mt["error"]
         assert mt["median_ms"] > 0
         assert mt["logsize"]["ticks"] >= 2
+    if shutil.which("gcc") or shutil.which("cc"):  # the C floors, held descriptors included
+        for name in ("C floor", "C floor, fds held"):
+            row = rows[(name, "5 idle")]
+            assert row["error"] is None, row["error"]
+            assert row["ticks"] >= 2 and row["median_ms"] > 0
     text = md.read_text()
     assert "## CPU per tick" in text and "python floor" in text

@@ -505,3 +505,45 @@ def test_write_all_gathers_sections_through_partial_writes():
     t.join()
     os.close(rfd)
     assert b"".join(got) == b"".join(parts)
+
+
+def _kv_by_lines(data: bytes, keys) -> list:
+    """The line-by-line parse parse_kv_kib replaced (the last line of a key wins; the kernel
+    never repeats one): what it must still give."""
+    found = {}
+    for line in data.split(b"\n"):
+        name, sep, rest = line.partition(b":")
+        if sep and name in keys:
+            parts = rest.split()
+            if parts:
+                found[name] = int(parts[0])
+    return [found.get(k) for k in keys]
+
+
+def test_parse_kv_kib_takes_whole_names_only():
+    rollup = (b"55963e245000-7ffd2bc11000 ---p 00000000 00:00 0   [rollup]\n"
+              b"Rss:                1740 kB\nPss:                 861 kB\n"
+              b"Pss_Dirty:           112 kB\nPss_Anon:            112 kB\n"
+              b"Pss_File:            749 kB\nSwap:                  0 kB\n"
+              b"SwapPss:               7 kB\nLocked:                0 kB")  # no final newline
+    assert S.parse_kv_kib(rollup, S.SMAPS_KEYS) == [861, 112, 749, None, 0, 7]
+    # A name is escaped by the kernel, but a fixture or an old kernel may hold anything: a
+    # key inside a value, or a line that is only a key, is not a value.
+    status = (b"Name:\tRssAnon: 999 kB\\nx\nUmask:\t0022\nRssAnon:\t  4 kB\n"
+              b"RssFile:\nRssShmem:\t0 kB\nVmLck:\t12 kB\n")
+    assert S.parse_kv_kib(status, S.STATUS_KEYS) == [4, None, 0, None, 12]
+    assert S.parse_kv_kib(b"VmLck: 5 kB\n", S.STATUS_KEYS) == [None] * 4 + [5]  # first line
+    assert S.parse_kv_kib(b"", S.SMAPS_KEYS) == [None] * 6
+
+
+def test_parse_kv_kib_agrees_with_a_line_by_line_parse_on_live_files():
+    for path, keys in (("/proc/self/smaps_rollup", S.SMAPS_KEYS),
+                       ("/proc/self/status", S.STATUS_KEYS),
+                       ("/proc/meminfo", tuple(k for k, _n in S.MEMINFO_KEYS))):
+        try:
+            data = Path(path).read_bytes()
+        except OSError:
+            continue
+        got = S.parse_kv_kib(data, keys)
+        assert got == _kv_by_lines(data, keys)
+        assert any(v is not None for v in got), path

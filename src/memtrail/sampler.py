@@ -1193,15 +1193,24 @@ def read_file(path: str, size: int = 65536, whole: bool = False):
 
 
 def parse_kv_kib(data: bytes, keys) -> list:
-    """Values (first number) of 'Key:  123 kB' lines, in the order of `keys`; None if absent."""
-    found = {}
-    for line in data.split(b"\n"):
-        name, sep, rest = line.partition(b":")
-        if sep and name in keys:
-            parts = rest.split()
-            if parts:
-                found[name] = int(parts[0])
-    return [found.get(k) for k in keys]
+    """Values (first number) of 'Key:  123 kB' lines, in the order of `keys`; None if absent.
+
+    Looks each key up with find rather than splitting every line: the PSS tier parses one
+    smaps_rollup per member of the largest programs (20,000 a minute on some hosts), and a
+    key is only ever a whole line's name (the kernel escapes a newline in a process name)."""
+    text = b"\n" + data
+    find = text.find
+    out = []
+    for key in keys:
+        i = find(b"\n" + key + b":")
+        if i < 0:
+            out.append(None)
+            continue
+        i += len(key) + 2
+        end = find(b"\n", i)
+        parts = (text[i:end] if end >= 0 else text[i:]).split(None, 1)
+        out.append(int(parts[0]) if parts else None)
+    return out
 
 
 class SystemReader:
