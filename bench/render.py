@@ -75,7 +75,7 @@ def _size(b: float | None) -> str:
     return f"{b:.0f} B"
 
 
-def _floors(result: dict, scen: str, floor_ms: float) -> str:
+def _floors(result: dict, scen: str, floor_ms: float, key: str = "median_ms") -> str:
     """The held-descriptor floors beside a ratio to the Python floor. The C one is one pread
     per process a tick and nothing else, so a ratio at or below it is out of any exact
     sampler's reach on that machine: it shows when a target measures the kernel and the CPU
@@ -84,8 +84,8 @@ def _floors(result: dict, scen: str, floor_ms: float) -> str:
     for name, label in (("python floor, fds held", "fds-held floor"),
                         ("C floor, fds held", "C fds-held floor (one pread a process)")):
         r = _get(result, name, scen)
-        if r and r.get("median_ms"):
-            parts.append(f"{label} {r['median_ms'] / floor_ms:.2f}x")
+        if r and r.get(key):
+            parts.append(f"{label} {r[key] / floor_ms:.2f}x")
     return "".join(f"; {p}" for p in parts)
 
 
@@ -125,11 +125,15 @@ def targets(result: dict) -> list[tuple[str, str, str, bool | None]]:
     big = [sc for sc in _scenarios(result) if int(sc.split()[0]) >= 10000]
     for scen in big:
         m, f = _get(result, "memtrail", scen), _get(result, "python floor", scen)
-        if m and m.get("median_ms") and f and f.get("median_ms"):
-            r = m["median_ms"] / f["median_ms"]
-            out.append((f"sampler per 1 s tick / Python floor, {scen}",
-                        f"{r:.2f}x ({_ms(m['median_ms'])} vs {_ms(f['median_ms'])} ms"
-                        f"{_floors(result, scen, f['median_ms'])})",
+        if m and m.get("mean_ms") and f and f.get("mean_ms"):
+            # The mean over a whole minute: the PSS tier reads every member of the largest
+            # programs once a minute (the crowd is one program), spread over many ticks, so a
+            # median of short windows would show or hide it by chance.
+            r = m["mean_ms"] / f["mean_ms"]
+            out.append((f"sampler per 1 s tick / Python floor, {scen} (mean over "
+                        f"{m.get('ticks')} ticks, a PSS round included)",
+                        f"{r:.2f}x ({_ms(m['mean_ms'])} vs {_ms(f['mean_ms'])} ms"
+                        f"{_floors(result, scen, f['mean_ms'], 'mean_ms')})",
                         f"<= {TARGETS['big_ratio']}x", r <= TARGETS["big_ratio"]))
         if m and m.get("vm_rss_kib"):
             rss, hwm = m["vm_rss_kib"] / 1024, (m.get("vm_hwm_kib") or 0) / 1024
@@ -194,7 +198,9 @@ def markdown(result: dict) -> str:
              "and sadc every 1 s (their smallest interval). Scenario = processes on the host "
              "(idle crowd, or churning: each tick 1% of them exit and are replaced and 5% "
              "change their RSS). Scenarios of 10,000 processes or more: memtrail and the floors "
-             "only, every 1 s (the unit's tick), 3 windows of 5 ticks; the memtrail row there "
+             "only, every 1 s (the unit's tick), 4 windows of 15 ticks (a minute: one round of the "
+             "PSS tier, which reads every member of the largest programs once a minute, so its "
+             "target is read from the mean); the memtrail row there "
              "also has the charge of its own memory cgroup (user and kernel memory, what the "
              "unit's MemoryMax= caps).\n")
 
@@ -442,7 +448,7 @@ def svg(result: dict) -> str | None:
 
 
 KEPT = tuple((f"<!-- {name}:begin -->", f"<!-- {name}:end -->")  # other scripts' sections
-             for name in ("pss_cost", "fleet_scale", "rss_big"))
+             for name in ("history", "pss_cost", "fleet_scale", "rss_big"))
 
 
 def put_section(md: Path, name: str, body: str) -> None:

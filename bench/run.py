@@ -160,8 +160,9 @@ BIG_KIB_SPAN = 64  # each child of a big crowd touches 64-128 KiB (20,000 x 960 
 
 def big_mode(mode: Mode) -> Mode:
     """A big crowd: the sampler at the unit's 1 s tick next to the floors (the peers would
-    take most of a second per sample), fewer and shorter windows."""
-    return replace(mode, fast_s=1.0, peers=False, windows=3, fast_ticks=5)
+    take most of a second per sample), over a minute: the PSS tier's period, whose round at
+    this size is spread over a third of it and is part of what a tick costs on average."""
+    return replace(mode, fast_s=1.0, peers=False, windows=4, fast_ticks=15)
 
 
 def fit_crowd(n: int) -> int:
