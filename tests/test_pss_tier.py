@@ -67,6 +67,25 @@ def test_a_round_is_spread_over_ticks_by_the_budget(fakeproc, tmp_path):
     assert [r["read"] for r in rounds] == [10]
 
 
+def test_members_waiting_in_a_round_do_not_start_their_program_again(fakeproc, tmp_path):
+    """A program read over many ticks has members not read yet at every status tick; they
+    are the round's, not new members, so each process is read once a round."""
+    for pid in range(200, 210):
+        fakeproc.add(pid, ["/usr/bin/worker"], rss_kib=20480)
+    s = make(fakeproc, tmp_path, "--pss-programs", "1", "--pss-top-n", "0",
+             "--status-every", "1", "--pss-budget", "0.000001")  # plans every tick, 1 read
+    clock = Clock()
+    s.pss.force = True  # write every D line, so the lines count the reads
+    seen, rounds = [], []
+    for i in range(12):
+        lines = clock.tick(s, new_segment=not i)
+        s.pss.force = True
+        seen += _pss_lines(lines)
+        rounds += events(lines, "pss")
+    assert sorted(seen) == list(range(200, 210))
+    assert [(r["planned"], r["read"]) for r in rounds] == [(10, 10)]
+
+
 def test_a_new_member_gets_its_whole_program_read_again(fakeproc, tmp_path):
     for pid in (200, 201):
         fakeproc.add(pid, ["/usr/bin/worker"], rss_kib=20480)

@@ -1450,12 +1450,15 @@ class PssTier:
         wanted = extra + members
         if not full:
             # A program with a member never looked at is read again whole: sharing changed.
-            fresh = {st.prog for st in wanted if st.pss is None}
+            # A member still waiting in the round under way is not new: counting it put a
+            # program of thousands, read over many ticks, back into its own round at every
+            # status tick (34,564 reads for 19,900 processes, measured).
+            queued = set(self.queue[self.pos:]) if self.stats is not None else ()
+            fresh = {st.prog for st in wanted if st.pss is None and st not in queued}
             if not fresh:
                 return
             wanted = [st for st in wanted if st.prog in fresh]
             if self.stats is not None:  # a round is under way: add to it
-                queued = set(self.queue[self.pos:])
                 self.queue.extend(st for st in wanted if st not in queued)
                 self.stats["planned"] = len(self.queue)
                 return
