@@ -136,7 +136,7 @@ def memory(py: str, tmp: Path, args: list[str]) -> list[dict]:
          [py, "-I", "-S", str(src / "sampler.py")]),
         ("sampler as a script, --no-mlock",
          [py, "-I", "-S", str(src / "sampler.py"), "--no-mlock"]),
-        ("sampler imported from .pyc (as the unit starts it)",
+        ("sampler imported from .pyc, run in place (python3 -m memtrail.sampler, memtrail record)",
          [py, "-I", "-S", "-c", LAUNCH, str(src), "-"]),
         ("sampler from .pyc + malloc_trim once warm",
          [py, "-I", "-S", "-c", LAUNCH, str(src), "trim"]),

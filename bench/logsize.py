@@ -8,6 +8,11 @@ log is split by what drives each record, and each part is scaled to a day at a 1
   time-driven (d D)                                               -> bytes per second x 86400
   a periodic keyframe (its s/K/p/c/b lines)                       -> x 86400 / keyframe_s
   segment opening (header + identities P/C of the first keyframe) -> x segments per day
+  the first PSS round's D lines (every member's first values)      -> once per run (left out)
+A sampler writes a `D` line when a process's PSS moved, but its first round writes one for
+every member of the largest programs, spread over as many ticks as its time budget needs
+(several at 2000 processes). Counted as a rate, that one round became most of a modelled
+day, so `D` lines before the first round's `pss` event are the start's, not the day's.
 Compression is measured the same way (gzip of each part, level 6 as zlib's default).
 """
 
@@ -59,6 +64,7 @@ def analyze(
     times: list[float] = []
     keyframe_s = 300.0
     first_kf_time: bytes | None = None
+    first_round_done = False  # the first PSS round's `pss` event seen
     for seg in segs:
         groups: dict[bytes, list[bytes]] = {}  # a tick's time -> its lines, in log order
         with open(seg, "rb") as f:
@@ -91,10 +97,15 @@ def analyze(
                     keyframe += [ln for ln, k in zip(lines, kinds) if k not in ("P", "C", "E")]
                 continue
             for ln, k in zip(lines, kinds):
+                if k == "D" and not first_round_done:
+                    continue  # the first round: once per run, not a rate
                 if k in TIME_DRIVEN:
                     time_lines.append(ln)
                 elif k != "Z":
                     ticks_lines.append(ln)
+            if any(k == "E" and ln.split(b" ", 3)[2:3] == [b"pss"]
+                   for ln, k in zip(lines, kinds)):
+                first_round_done = True
     n_ticks = sum(1 for ln in ticks_lines if ln.startswith(b"s "))
     if n_ticks == 0 or len(times) < 2:
         return None

@@ -13,6 +13,10 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+# breakdown.py's case of the sampler imported and run in place (not re-executed)
+PYC_CASE = ("sampler imported from .pyc, run in place "
+            "(python3 -m memtrail.sampler, memtrail record)")
+
 MiB = 1024 * 1024
 TARGETS = {"floor_ratio": 1.5, "atop_ratio": 5.0, "rss_mib": 12.0, "log_ratio": 50.0,
            # issue 17: below the held-descriptor floor, 20,000 processes, the script as lean
@@ -148,10 +152,10 @@ def targets(result: dict) -> list[tuple[str, str, str, bool | None]]:
     cases = {r["case"]: r for r in (result.get("profile") or {}).get("memory", [])
              if "VmRSS" in r}
     script = cases.get("sampler run as a script (python3 sampler.py)")
-    unit = cases.get("sampler imported from .pyc (as the unit starts it)")
+    unit = cases.get(PYC_CASE)
     if script:
         rss, hwm = script["VmRSS"] / 1024, script.get("VmHWM", 0) / 1024
-        ref = (f"; as the unit starts it {unit['VmRSS'] / 1024:.1f} MiB (peak "
+        ref = (f"; imported in place {unit['VmRSS'] / 1024:.1f} MiB (peak "
                f"{unit.get('VmHWM', 0) / 1024:.1f})" if unit else "")
         out.append(("sampler RSS as a script (python3 sampler.py), 2000 processes",
                     f"{rss:.1f} MiB (peak {hwm:.1f} MiB{ref})",
@@ -319,7 +323,7 @@ def _gaps(result: dict) -> list[str]:
         bare = cases.get("bare interpreter (-I -S)")
         imp = cases.get("interpreter + the sampler's imports")
         unit = cases.get("sampler run as a script (python3 sampler.py)")
-        pyc = cases.get("sampler imported from .pyc (as the unit starts it)")
+        pyc = cases.get(PYC_CASE)
         heap = prof.get("heap") or {}
         out.append(f"**Missed: sampler RSS {mt['vm_rss_kib'] / 1024:.1f} MiB at 2000 processes "
                    f"(target {TARGETS['rss_mib']:.0f} MiB).** Where it goes (breakdown below):")

@@ -42,8 +42,9 @@ SAMPLER = ROOT / "src" / "memtrail" / "sampler.py"
 # but not the cost being compared here, so the triggers are set out of reach.
 STEADY_FLAGS = ["--psi-full-pct", "100", "--low-pct", "0", "--low-step", "1T"]
 VENV = HERE / "out" / "venv"
-MINIMAL_FLAGS = [
-    "--top-n", "0", "--pss-top-n", "0", "--no-cgroups", "--no-slab", "--no-kmsg",
+MINIMAL_FLAGS = [  # every tier off: the PSS tier has two halves (programs and top N)
+    "--top-n", "0", "--pss-top-n", "0", "--pss-programs", "0", "--no-cgroups", "--no-slab",
+    "--no-kmsg",
 ]
 
 
@@ -154,7 +155,8 @@ def psutil_python(install: bool, notes: list[str]) -> str | None:
     return str(py)
 
 
-BIG_ONLY = {"memtrail", "python floor", "python floor, fds held", "C floor", "C floor, fds held"}
+BIG_ONLY = {"memtrail", "memtrail minimal", "python floor", "python floor, fds held", "C floor",
+            "C floor, fds held"}
 BIG_KIB_SPAN = 64  # each child of a big crowd touches 64-128 KiB (20,000 x 960 would be 11 GiB)
 
 

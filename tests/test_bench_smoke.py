@@ -124,6 +124,25 @@ def test_logsize_model_separates_ticks_keyframes_and_detail(tmp_path):
     assert 0 < r.gz_per_day < r.raw_per_day * 2
 
 
+def test_logsize_counts_the_first_pss_round_once_not_as_a_rate(tmp_path):
+    """The first round writes every member's D line over a few ticks; later rounds only the
+    ones that moved. Modelled as a rate, that one round was most of a day's log."""
+    lines = ['H 100.000 memtrail 1 {"format":1,"settings":{"keyframe_s":600}}',
+             "s 100.000 1 2 3", "K 100.000 2 0 {}"]
+    for t in range(1, 11):
+        lines.append(f"s {100 + t}.000 1 2 3")
+        if t <= 3:  # the first round, spread over three ticks by its budget
+            lines += [f"D {100 + t}.000 {pid} 1 2 3 4 5 6" for pid in range(100)]
+        if t == 3:
+            lines.append(f'E {100 + t}.000 pss {{"programs":1,"planned":300,"read":300}}')
+        if t == 8:  # a later change
+            lines.append(f"D {100 + t}.000 7 9 2 3 4 5 6")
+    (tmp_path / "memtrail-20261120T000000Z-000.log").write_text("\n".join(lines) + "\n")
+    r = logsize.analyze(tmp_path, tick_s=1.0)
+    assert r is not None
+    assert r.time_bytes_per_s == len("D 108.000 7 9 2 3 4 5 6\n") / 10
+
+
 @linux
 @pytest.mark.live
 @pytest.mark.slow
