@@ -126,6 +126,27 @@ def test_the_log_is_the_same_byte_for_byte_with_and_without_listing(tmp_path, li
     assert n_b == 70 and n_a < 40  # most ticks of the idle minute never listed /proc
 
 
+def test_a_pid_taken_again_between_two_ticks_is_seen_at_the_next(tmp_path, listings):
+    """A process exits and its pid goes to a new one before the next tick: that listing
+    holds the name, so it counted as known, and only its held descriptor's read fails (ESRCH
+    on a live kernel; a directory's descriptor stands in for it here). The sampler lists again
+    on the next tick, where the name is new, rather than waiting for the next pid."""
+    kernel = Kernel(tmp_path / "k")
+    s = make(kernel.root, tmp_path, "log")
+    kernel.add(100, ["/usr/bin/app"], rss_kib=10000)
+    kernel.add(150, ["/usr/bin/other"], rss_kib=10000)  # the last pid: 150
+    t = 1_700_000_000.0
+    s.tick(t, t, 0.0, new_segment=True)
+    kernel.add(100, ["/usr/bin/newcomer"], rss_kib=20000)  # pid 100 again: the counter moved
+    dead = os.open(kernel.root, os.O_RDONLY)  # reads fail, as a reaped process's statm does
+    os.close(s.procs["100"].fd)
+    s.procs["100"].fd = dead
+    second = s.tick(t + 1, t + 1, 0.0, new_segment=False)
+    assert b"X " in second and b"newcomer" not in second
+    third = s.tick(t + 2, t + 2, 0.0, new_segment=False)  # the pid counter did not move
+    assert b"P " in third and b"newcomer" in third
+
+
 def test_a_process_is_seen_exactly_when_the_kernel_says_one_appeared(tmp_path, listings):
     kernel = Kernel(tmp_path / "proc")
     kernel.add(100, ["app"])

@@ -3385,6 +3385,9 @@ class Sampler:
                     continue
                 except OSError:
                     gone.append(name)
+                    # Listed but gone: reaped since the listing, or its pid already taken
+                    # by a new process this listing counted as known: list again next tick
+                    self.must_list = True
                     continue
             if data == st.statm:
                 if not keyframe:
