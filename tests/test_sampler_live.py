@@ -80,6 +80,34 @@ def test_real_child_appears_grows_and_exits(tmp_path, sampler_factory):
     assert stats.problems == 0
 
 
+def test_a_real_shell_that_execs_later_gets_its_new_identity(tmp_path, sampler_factory):
+    """`sh` waits (as an entrypoint waits for its database), then execs another program:
+    the sampler, which has recorded the shell for several ticks, writes the new identity."""
+    logdir = tmp_path / "log"
+    s = sampler_factory(logdir, "--interval", "0.1")
+    s.wait_ticks(2)
+    tag = f"memtrail-exec-{os.getpid()}"
+    shell = subprocess.Popen(["/bin/sh", "-c", f'read x; exec {sys.executable} -c "$x" {tag}'],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    pid = str(shell.pid)
+
+    def idents():
+        return [json.loads(line[line.index("{"):])["cmd"] for line in lines_of(logdir, "P")
+                if line.split()[2] == pid]
+    wait_for(lambda: idents(), what="the shell's identity")
+    seen = log_text(logdir).count("\ns ")
+    s.wait_ticks(seen + 3)  # no longer young: only the code-size rule can see the exec
+    assert idents()[-1][0] == "/bin/sh"
+    shell.stdin.write("import sys; print('ready', flush=True); sys.stdin.read()\n")
+    shell.stdin.flush()
+    assert shell.stdout.readline() == "ready\n"  # the exec is done
+    wait_for(lambda: idents()[-1][-1] == tag, what="the new identity")
+    assert idents()[-1][0] == sys.executable
+    shell.stdin.close()
+    shell.wait(10)
+    assert s.stop() == 0
+
+
 def test_sampler_never_forks_and_execs_only_itself_once_before_sampling(tmp_path):
     """Run as a script it re-executes itself once, at start-up, as an import of the same file
     (sampler.lean_reexec): that execve, of the same interpreter, is the only one after the

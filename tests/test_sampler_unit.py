@@ -547,3 +547,24 @@ def test_parse_kv_kib_agrees_with_a_line_by_line_parse_on_live_files():
         got = S.parse_kv_kib(data, keys)
         assert got == _kv_by_lines(data, keys)
         assert any(v is not None for v in got), path
+
+
+def test_a_process_that_execs_later_in_life_gets_its_new_identity(fakeproc, tmp_path):
+    """A shell that waits, then execs its server: statm's code size (`text`) changes with the
+    new image, and the sampler writes the process's new identity the same tick."""
+    fakeproc.add(300, ["/bin/sh", "/wait-for-db.sh"], rss_kib=2000)
+    s = make(fakeproc, tmp_path)
+    clock = Clock()
+    clock.tick(s, new_segment=True)
+    for rss in (2100, 2400, 2500):  # the shell's own changes: the same code size
+        fakeproc.set_rss(300, rss)
+        assert of(clock.tick(s), "P") == []
+    pk = fakeproc.page_kib
+    fakeproc._write("300/cmdline", b"/usr/bin/postgres\0-D\0/data\0")
+    fakeproc._write("300/statm", f"{400000 // pk} {800000 // pk} {2048 // pk} 1700 0 9 0\n")
+    lines = clock.tick(s)
+    [ident] = of(lines, "P")
+    assert ident.split()[2:4] == ["300", "1000"]  # the same pid and start: the same process
+    assert json.loads(ident.split(" ", 6)[6])["cmd"] == ["/usr/bin/postgres", "-D", "/data"]
+    assert lines.index(ident) < lines.index(of(lines, "p")[0])  # before this tick's RSS
+    assert of(clock.tick(s), "P") == []  # said once

@@ -3107,6 +3107,8 @@ class Sampler:
         self.clk_tck = os.sysconf("SC_CLK_TCK")
         self.procs = {}  # pid string -> Proc
         self.young = []  # Procs first seen last tick: their command line is read once more
+        self.execed = []  # Procs whose statm's code size changed this tick: a new image
+        self.rechecked = []  # the young ones whose identity was read again this tick
         self.detail_vals = {}  # pid -> last written `d` values (top N only)
         self.pss = PssTier(cfg, self.proc)
         self.rss_delta_kib = cfg.rss_delta // 1024
@@ -3393,7 +3395,10 @@ class Sampler:
                 if not keyframe:
                     continue
             else:  # (a keyframe keeps what is unchanged: 20,000 fresh objects each keyframe
-                st.statm = data  # would scatter the heap the long-lived ones live in)
+                # would scatter the heap the long-lived ones live in)
+                if data.split(b" ", 4)[3:4] != st.statm.split(b" ", 4)[3:4]:
+                    self.execed.append(st)  # the code size: see recheck_execed
+                st.statm = data
             fields = data.split(b" ", 3)
             rss = int(fields[1]) << shift
             if keyframe or abs(rss - st.rss) > st.lim:
@@ -3458,8 +3463,10 @@ class Sampler:
 
     def _statm_changed(self, st: Proc, data: bytes, ts: str, out_p: list, watch) -> None:
         """A process whose statm changed: a `p` line when its RSS left its band."""
-        st.statm = data
-        fields = data.split(b" ", 3)
+        old, st.statm = st.statm, data
+        fields = data.split(b" ", 4)
+        if fields[3:4] != old.split(b" ", 4)[3:4]:
+            self.execed.append(st)
         rss = int(fields[1]) << self.shift
         if abs(rss - st.rss) > st.lim:
             self._band(st, rss)
@@ -3488,12 +3495,35 @@ class Sampler:
         """A process first seen right after fork may exec a moment later: look once more."""
         young, self.young = self.young, []
         for st in young:
-            fresh = self._identify(st.pid, st.fd)
-            if fresh and fresh != st.ident:
-                st.ident = fresh
-                st.prog = None
-                self.announced.add(st.pid)
-                out_new.append(f"P {ts} {st.ident}\n")
+            self._reidentify(st, ts, out_new)
+        self.rechecked = young  # read this tick already: recheck_execed need not again
+
+    def recheck_execed(self, ts: str, out_new: list) -> None:
+        """Processes that exec'd later in life (a shell that waits, then `exec`s the server:
+        an entrypoint's usual end). statm's fourth field, `text` (the code size), is set by
+        exec alone, so a change there is a new program image: its identity is read again, and
+        the memory from this tick on is the new program's, not the shell's.
+        An exec of the same binary (a program re-executing itself) keeps the code size and is
+        not seen here."""
+        execed, self.execed = self.execed, []
+        procs = self.procs
+        done = set(self.rechecked) if self.rechecked else ()
+        for st in execed:
+            if st in done:
+                continue
+            if procs.get(st.pid) is st and self._reidentify(st, ts, out_new):
+                st.pss = None  # a new member for the PSS tier: its program is read again
+
+    def _reidentify(self, st: Proc, ts: str, out_new: list) -> bool:
+        """Read a process's identity again; a `P` line (and True) when it changed."""
+        fresh = self._identify(st.pid, st.fd)
+        if not fresh or fresh == st.ident:
+            return False
+        st.ident = fresh
+        st.prog = None
+        self.announced.add(st.pid)
+        out_new.append(f"P {ts} {st.ident}\n")
+        return True
 
     def top(self, n: int) -> list:
         """The n largest by RSS (ties in table order, as heapq.nlargest gives them)."""
@@ -3643,6 +3673,8 @@ class Sampler:
         out_detail, out_cg, out_slab = Lines(), Lines(), Lines()
         self.recheck_young(ts, out_new)  # those first seen last tick, before new ones join
         self.scan_processes(ts, keyframe, out_x, out_p, out_new, initial)
+        if self.execed:
+            self.recheck_execed(ts, out_new)
         if self.triggers is not None:
             self.triggers.evaluate(self.procs, total, avail if low else None, mono, keyframe,
                                    self.events, self.notifier)
