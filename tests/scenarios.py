@@ -108,6 +108,13 @@ class Host:
     def set_rss(self, pid: int, rss_mib: float) -> None:
         self.procs[pid].rss = int(rss_mib * MiB)
 
+    def exec_(self, pid: int, cmd: List[str], rss_mib: float) -> None:
+        """The process execs another program: same pid and start, a new identity (`P`)."""
+        proc = self.procs[pid]
+        proc.cmd, proc.comm = cmd, os.path.basename(cmd[0])[:15]
+        proc.rss = int(rss_mib * MiB)
+        proc.identity_written = False
+
     def set_detail(self, pid: int, anon_mib: float, file_mib: float, shmem_mib: float = 0,
                    swap_mib: float = 0, locked_mib: float = 0) -> None:
         self.procs[pid].detail = [int(x * MiB) for x in

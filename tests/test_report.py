@@ -366,3 +366,52 @@ def test_a_caller_that_needs_less_gets_the_same_figures(tmp_path, make):
     bare = report.analyze([path], growth=False, programs=False)
     skipped.update(programs=[], programs_total=0, programs_time=None, unexplained=None)
     assert bare == {**full, **skipped}
+
+
+def _exec_log(directory: str) -> str:
+    """Entrypoint shells that exec their servers: one right after it started, one after
+    waiting a minute; then the host's peak."""
+    host = scenarios.Host(directory)
+    host.spawn(100, ["/usr/sbin/sshd", "-D"], 10)
+    host.spawn(200, ["/bin/sh", "/entrypoint.sh"], 2)
+    host.spawn(300, ["/bin/sh", "/wait-for-db.sh"], 2)
+    host.tick(2)
+    host.exec_(200, ["/usr/bin/java", "-jar", "app.jar"], 900)
+    host.tick(60)
+    host.exec_(300, ["/usr/lib/postgresql/16/bin/postgres", "-D", "/data"], 800)
+    host.tick(5)
+    host.set_rss(300, 1200)
+    host.tick(5)
+    host.stop()
+    return directory
+
+
+def test_a_process_that_execs_is_counted_under_its_new_program(tmp_path, capsys):
+    rep = _json(capsys, _exec_log(str(tmp_path)))
+    programs = {p["name"]: p for p in rep["programs"]}
+    assert programs["app.jar"]["rss_bytes"] == 900 * MiB  # `java -jar app.jar`
+    assert programs["postgres"]["rss_bytes"] == 1200 * MiB
+    assert "entrypoint.sh" not in programs and "wait-for-db.sh" not in programs
+    peaks = {p["name"]: p for p in rep["program_peaks"]}
+    assert peaks["postgres"]["peak_rss_bytes"] == 1200 * MiB and peaks["postgres"]["count"] == 1
+    assert peaks["app.jar"]["peak_rss_bytes"] == 900 * MiB
+    assert peaks["wait-for-db.sh"]["peak_rss_bytes"] == 2 * MiB  # what the shell itself held
+    rc = report.main([str(tmp_path)])
+    text = capsys.readouterr().out
+    assert rc == 0 and "postgres" in text and "wait-for-db" not in text.split("Top programs")[1]
+
+
+def test_exports_name_the_new_program_after_an_exec(tmp_path, capsys):
+    from memtrail import export
+
+    _exec_log(str(tmp_path))
+    assert export.main([str(tmp_path), "--format", "csv"]) == 0
+    rows = [line.split(",") for line in capsys.readouterr().out.splitlines()]
+    header = rows[0]
+    pid_i, prog_i = header.index("pid"), header.index("program")
+    names = [r[prog_i] for r in rows[1:] if r[pid_i] == "300" and r[prog_i]]
+    assert names[0] == "wait-for-db.sh" and names[-1] == "postgres"
+    assert export.main([str(tmp_path), "--format", "jsonl"]) == 0
+    objs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    progs = [o.get("program") for o in objs if o.get("pid") == 300 and o.get("program")]
+    assert progs[0] == "wait-for-db.sh" and progs[-1] == "postgres"

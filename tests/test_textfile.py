@@ -226,3 +226,20 @@ def test_follow_a_real_sampler_across_a_new_segment(tmp_path, sampler_factory):
         writer.send_signal(signal.SIGTERM)
         assert writer.wait(30) == 0, writer.stderr.read()
     assert s.stop() == 0
+
+
+def test_a_process_that_execs_is_labelled_with_its_new_program(tmp_path):
+    log = tmp_path / "log"
+    h = _host(log)
+    h.spawn(300, ["/bin/sh", "/wait-for-db.sh"], 60)  # among the 4 largest
+    h.tick(2)
+    live = textfile.Live(str(log), textfile.LiveState(processes=4), idle_flush=0)
+    fams = _render(live)
+    assert value(fams, "memtrail_process_rss_bytes", pid="300", program="wait-for-db.sh")
+    h.exec_(300, ["/usr/lib/postgresql/16/bin/postgres", "-D", "/data"], 800)
+    h.tick(2)
+    fams = _render(live)
+    rows = {lab["pid"]: lab["program"] for lab, _ in fams["memtrail_process_rss_bytes"]["samples"]}
+    assert rows["300"] == "postgres"
+    progs = {lab["program"] for lab, _ in fams["memtrail_program_rss_bytes"]["samples"]}
+    assert "postgres" in progs and "wait-for-db.sh" not in progs

@@ -113,6 +113,8 @@ class Rows:
 
     def ticks(self, tick: Tick) -> Iterator[tuple]:
         flt = self.flt
+        for proc in tick.renamed:  # an exec: the next row names the new program
+            self.names.pop(proc, None)
         if not flt.time_ok(tick.time):
             for proc in tick.exited:
                 self.names.pop(proc, None)

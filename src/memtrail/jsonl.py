@@ -185,6 +185,9 @@ class Writer:
         if self.run is None:
             self._begin(tick)
         flt = self.flt
+        for proc in tick.renamed:  # an exec: the next object names the new program
+            self.names.pop(proc, None)
+            self._idents.pop(proc, None)
         if not flt.time_ok(tick.time):
             for proc in tick.exited:
                 self.names.pop(proc, None)

@@ -322,6 +322,8 @@ class Tick:
     - `changes`: (proc, previous_rss_bytes) for every process whose RSS was written this tick
       (previous is 0 for one that appeared);
     - `exited`: processes that left the table at this tick (X, PID reuse, keyframe absence);
+    - `renamed`: processes whose identity a `P` changed this tick (an exec: same pid and start,
+      another command line or name); a view that keeps a name per process looks again;
     - `gap`: a gap that ends at this tick, if any;
     - `details`: processes that got a `d`/`D` detail line this tick;
     - `psi_some_us` / `psi_full_us`: microseconds of memory stall since the previous tick of
@@ -340,6 +342,7 @@ class Tick:
     events: List[Event] = field(default_factory=list)
     changes: List[Tuple[Proc, int]] = field(default_factory=list)
     exited: List[Proc] = field(default_factory=list)
+    renamed: List[Proc] = field(default_factory=list)
     details: List[Proc] = field(default_factory=list)
     gap: Optional[Gap] = None
     psi_some_us: Optional[int] = None
@@ -835,7 +838,10 @@ class Replayer:
         memcg = str(obj.get("mcg", "") or "")
         proc = self.procs.get(pid)
         if proc is not None and (proc.start == start or proc.start == -1):
-            # A repeat at a segment start, or a fork+exec replacement: same process.
+            # A repeat at a segment start, or an exec: the same process, maybe a new program.
+            if (proc.cmd != cmd or proc.comm != comm) and self._tick is not None \
+                    and proc not in self._tick.renamed:
+                self._tick.renamed.append(proc)
             proc.start, proc.comm, proc.cmd, proc.cgroup = start, comm, cmd, cgroup
             proc.ppid, proc.uid = _int(f, 2), _int(f, 3)
         else:

@@ -213,6 +213,8 @@ class Analysis:
                     self.triggers_total += 1
                     if len(self.triggers) < MAX_LISTED:
                         self.triggers.append(trigger(event.time, event.data))
+        if tick.renamed:
+            self._renamed(tick, time)
         if tick.changes and self.peaks:
             assert self.window is not None
             self._grow(tick.changes, time)
@@ -221,6 +223,39 @@ class Analysis:
         for proc in tick.details:
             if proc.locked:
                 self._locked(proc)
+
+    def _renamed(self, tick: Tick, time: float) -> None:
+        """Processes that exec'd: their memory moves to the new program's total from this
+        tick (before its own changes are counted, so at the RSS it had before them)."""
+        before = {proc: old for proc, old in tick.changes} if tick.changes else {}
+        names, members, counts, totals = self.names, self.members, self.group_counts, \
+            self.group_totals
+        for proc in tick.renamed:
+            names.pop(proc, None)
+            old_name = members.pop(proc, None)
+            if old_name is None:  # not counted anywhere yet: its first change does it
+                continue
+            rss = before.get(proc, proc.rss)
+            counts[old_name] = counts.get(old_name, 1) - 1
+            totals[old_name] = totals.get(old_name, 0) - rss
+            gt = self.group_trackers.get(old_name)
+            if gt is not None:
+                gt.update(time, totals[old_name])
+            name = self.name(proc)
+            members[proc] = name
+            counts[name] = counts.get(name, 0) + 1
+            totals[name] = totals.get(name, 0) + rss
+            peak = self.group_peaks.get(name)
+            if peak is None:
+                self.group_peaks[name] = [totals[name], counts[name], time, counts[name]]
+            elif totals[name] > peak[0]:
+                peak[0], peak[1], peak[2] = totals[name], counts[name], time
+            if self.growth:
+                gt = self.group_trackers.get(name)
+                if gt is None:
+                    self.group_trackers[name] = TrendTracker(time, totals[name])
+                else:
+                    gt.update(time, totals[name])
 
     def _grow(self, changes: List[Tuple[Proc, int]], time: float) -> None:
         """One tick's RSS changes: each process's trend, then each program's total once. The

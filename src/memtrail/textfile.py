@@ -156,6 +156,8 @@ class LiveState:
             self.run_key = key
             self._reset(header)
         self.tick = tick
+        for proc in tick.renamed:  # an exec: its series carry the new program's name
+            self.names.pop(proc, None)
         s = tick.system
         if s.used is not None and (self.peak_used is None or s.used > self.peak_used):
             self.peak_used = s.used
