@@ -415,3 +415,25 @@ def test_exports_name_the_new_program_after_an_exec(tmp_path, capsys):
     objs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     progs = [o.get("program") for o in objs if o.get("pid") == 300 and o.get("program")]
     assert progs[0] == "wait-for-db.sh" and progs[-1] == "postgres"
+
+
+def test_a_log_renaming_processes_twice_in_a_tick_counts_each_once(tmp_path, capsys):
+    """Hostile: one tick renames 2000 processes, each twice. Each is counted once, under
+    its last name, and the repeats leave the totals alone."""
+    host = scenarios.Host(str(tmp_path))
+    n = 2000
+    for pid in range(1000, 1000 + n):
+        host.spawn(pid, ["/bin/sh"], 0.25, shared_mib=0.1)  # 500 MiB in all
+    host.tick(1)
+    for name in ("a", "b"):
+        for pid in range(1000, 1000 + n):
+            proc = host.procs[pid]
+            proc.cmd, proc.comm = [f"/bin/{name}"], name
+            host.pending.append(f"P {{t}} {pid} {proc.start} 1 0 "
+                                + scenarios._j({"comm": name, "cmd": proc.cmd}))
+    host.tick(2)
+    host.stop()
+    rep = _json(capsys, str(tmp_path))
+    peaks = {p["name"]: p for p in rep["program_peaks"]}
+    assert peaks["b"]["count"] == n and peaks["b"]["peak_rss_bytes"] == n * MiB // 4
+    assert {p["name"] for p in rep["programs"]} == {"b"}

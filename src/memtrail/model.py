@@ -839,8 +839,9 @@ class Replayer:
         proc = self.procs.get(pid)
         if proc is not None and (proc.start == start or proc.start == -1):
             # A repeat at a segment start, or an exec: the same process, maybe a new program.
-            if (proc.cmd != cmd or proc.comm != comm) and self._tick is not None \
-                    and proc not in self._tick.renamed:
+            # (Listed again if a log renames it twice in a tick: views take a rename twice
+            # alike, and a membership test per line would be quadratic on a hostile log.)
+            if (proc.cmd != cmd or proc.comm != comm) and self._tick is not None:
                 self._tick.renamed.append(proc)
             proc.start, proc.comm, proc.cmd, proc.cgroup = start, comm, cmd, cgroup
             proc.ppid, proc.uid = _int(f, 2), _int(f, 3)
