@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -50,14 +51,15 @@ def test_c_held_floor_reads_a_process_started_between_ticks_and_lets_go_of_it(tm
     floor = subprocess.Popen([str(exe), "0.05", str(status), "held"])
     child = None
     try:
-        _await_ticks(status, 2)
+        wait_for(lambda: _ticks(status) >= 2, 60, "2 ticks")
         child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
                                  stdin=subprocess.PIPE)
         target = f"/proc/{child.pid}/statm"
-        _await(lambda: target in _links(floor.pid), "the floor to open the newcomer's statm")
+        wait_for(lambda: target in _links(floor.pid), 60, "the floor to open the newcomer's statm")
         child.stdin.close()
         child.wait(timeout=60)
-        _await(lambda: target not in _links(floor.pid), "the floor to close the dead's statm")
+        wait_for(lambda: target not in _links(floor.pid), 60,
+                 "the floor to close the dead's statm")
     finally:
         if child is not None and child.poll() is None:
             child.kill()
@@ -80,21 +82,6 @@ def _ticks(status: Path) -> int:
         return int(status.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return 0
-
-
-def _await_ticks(status: Path, n: int) -> None:
-    _await(lambda: _ticks(status) >= n, f"{n} ticks")
-
-
-def _await(cond, what: str, timeout: float = 60.0) -> None:
-    """Poll for an event the program shows only in /proc (no notification exists for it)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def _pgid(pid: str) -> int | None:
@@ -140,6 +127,7 @@ def test_logsize_counts_the_first_pss_round_once_not_as_a_rate(tmp_path):
     (tmp_path / "memtrail-20261120T000000Z-000.log").write_text("\n".join(lines) + "\n")
     r = logsize.analyze(tmp_path, tick_s=1.0)
     assert r is not None
+    assert r.seconds == 10  # the log's own timestamps, 100.000 to 110.000: no clock involved
     assert r.time_bytes_per_s == len("D 108.000 7 9 2 3 4 5 6\n") / 10
 
 

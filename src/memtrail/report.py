@@ -228,34 +228,20 @@ class Analysis:
         """Processes that exec'd: their memory moves to the new program's total from this
         tick (before its own changes are counted, so at the RSS it had before them)."""
         before = {proc: old for proc, old in tick.changes} if tick.changes else {}
-        names, members, counts, totals = self.names, self.members, self.group_counts, \
-            self.group_totals
+        names, members, counts = self.names, self.members, self.group_counts
+        delta: Dict[str, int] = {}
         for proc in tick.renamed:
             names.pop(proc, None)
             old_name = members.pop(proc, None)
             if old_name is None:  # not counted anywhere yet: its first change does it
                 continue
             rss = before.get(proc, proc.rss)
+            name = members[proc] = self.name(proc)
             counts[old_name] = counts.get(old_name, 1) - 1
-            totals[old_name] = totals.get(old_name, 0) - rss
-            gt = self.group_trackers.get(old_name)
-            if gt is not None:
-                gt.update(time, totals[old_name])
-            name = self.name(proc)
-            members[proc] = name
             counts[name] = counts.get(name, 0) + 1
-            totals[name] = totals.get(name, 0) + rss
-            peak = self.group_peaks.get(name)
-            if peak is None:
-                self.group_peaks[name] = [totals[name], counts[name], time, counts[name]]
-            elif totals[name] > peak[0]:
-                peak[0], peak[1], peak[2] = totals[name], counts[name], time
-            if self.growth:
-                gt = self.group_trackers.get(name)
-                if gt is None:
-                    self.group_trackers[name] = TrendTracker(time, totals[name])
-                else:
-                    gt.update(time, totals[name])
+            delta[old_name] = delta.get(old_name, 0) - rss
+            delta[name] = delta.get(name, 0) + rss
+        self._programs_moved(delta, time)
 
     def _grow(self, changes: List[Tuple[Proc, int]], time: float) -> None:
         """One tick's RSS changes: each process's trend, then each program's total once. The
@@ -281,8 +267,13 @@ class Analysis:
                 members[proc] = name
                 counts[name] = counts.get(name, 0) + 1
             delta[name] = delta.get(name, 0) + rss - old
+        self._programs_moved(delta, time)
+
+    def _programs_moved(self, delta: Dict[str, int], time: float) -> None:
+        """Programs' totals moved by `delta` (counts already current): their peaks and trends."""
         totals, peaks, group_trackers = self.group_totals, self.group_peaks, \
             self.group_trackers
+        counts, growth = self.group_counts, self.growth
         for name, change in delta.items():
             total = totals[name] = totals.get(name, 0) + change
             count = counts[name]

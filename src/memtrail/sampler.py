@@ -3108,7 +3108,6 @@ class Sampler:
         self.procs = {}  # pid string -> Proc
         self.young = []  # Procs first seen last tick: their command line is read once more
         self.execed = []  # Procs whose statm's code size changed this tick: a new image
-        self.rechecked = []  # the young ones whose identity was read again this tick
         self.detail_vals = {}  # pid -> last written `d` values (top N only)
         self.pss = PssTier(cfg, self.proc)
         self.rss_delta_kib = cfg.rss_delta // 1024
@@ -3394,12 +3393,13 @@ class Sampler:
             if data == st.statm:
                 if not keyframe:
                     continue
+                fields = data.split(b" ", 4)
             else:  # (a keyframe keeps what is unchanged: 20,000 fresh objects each keyframe
                 # would scatter the heap the long-lived ones live in)
-                if data.split(b" ", 4)[3:4] != st.statm.split(b" ", 4)[3:4]:
-                    self.execed.append(st)  # the code size: see recheck_execed
+                fields = data.split(b" ", 4)
+                if _new_image(st.statm, fields):
+                    self.execed.append(st)
                 st.statm = data
-            fields = data.split(b" ", 3)
             rss = int(fields[1]) << shift
             if keyframe or abs(rss - st.rss) > st.lim:
                 if rss != st.rss:
@@ -3463,10 +3463,10 @@ class Sampler:
 
     def _statm_changed(self, st: Proc, data: bytes, ts: str, out_p: list, watch) -> None:
         """A process whose statm changed: a `p` line when its RSS left its band."""
-        old, st.statm = st.statm, data
         fields = data.split(b" ", 4)
-        if fields[3:4] != old.split(b" ", 4)[3:4]:
+        if _new_image(st.statm, fields):
             self.execed.append(st)
+        st.statm = data
         rss = int(fields[1]) << self.shift
         if abs(rss - st.rss) > st.lim:
             self._band(st, rss)
@@ -3491,14 +3491,15 @@ class Sampler:
                 os.close(st.fd)
             out_x.append(f"X {ts} {name}\n")
 
-    def recheck_young(self, ts: str, out_new: list) -> None:
-        """A process first seen right after fork may exec a moment later: look once more."""
+    def recheck_young(self, ts: str, out_new: list) -> list:
+        """A process first seen right after fork may exec a moment later: look once more.
+        Returns those looked at (recheck_execed need not read them again this tick)."""
         young, self.young = self.young, []
         for st in young:
             self._reidentify(st, ts, out_new)
-        self.rechecked = young  # read this tick already: recheck_execed need not again
+        return young
 
-    def recheck_execed(self, ts: str, out_new: list) -> None:
+    def recheck_execed(self, ts: str, out_new: list, rechecked: list) -> None:
         """Processes that exec'd later in life (a shell that waits, then `exec`s the server:
         an entrypoint's usual end). statm's fourth field, `text` (the code size), is set by
         exec alone, so a change there is a new program image: its identity is read again, and
@@ -3507,7 +3508,7 @@ class Sampler:
         not seen here."""
         execed, self.execed = self.execed, []
         procs = self.procs
-        done = set(self.rechecked) if self.rechecked else ()
+        done = set(rechecked) if rechecked else ()
         for st in execed:
             if st in done:
                 continue
@@ -3671,10 +3672,10 @@ class Sampler:
         self.announced, self.announced_cg = set(), set()
         out_x, out_p, out_new = Lines(), Lines(), Lines()
         out_detail, out_cg, out_slab = Lines(), Lines(), Lines()
-        self.recheck_young(ts, out_new)  # those first seen last tick, before new ones join
+        young = self.recheck_young(ts, out_new)  # first seen last tick, before new ones join
         self.scan_processes(ts, keyframe, out_x, out_p, out_new, initial)
         if self.execed:
-            self.recheck_execed(ts, out_new)
+            self.recheck_execed(ts, out_new, young)
         if self.triggers is not None:
             self.triggers.evaluate(self.procs, total, avail if low else None, mono, keyframe,
                                    self.events, self.notifier)
@@ -3939,6 +3940,12 @@ _repeat = itertools.repeat
 
 def _by_rss(st: Proc) -> int:
     return st.rss
+
+
+def _new_image(old: bytes, fields: list) -> bool:
+    """Did statm's `text` (its fourth field, the code size, which only exec sets) change?
+    `fields`: the new statm split at its first four spaces. See Sampler.recheck_execed."""
+    return fields[3:4] != old.split(b" ", 4)[3:4]
 
 
 def _moved(before, after, lim: int) -> bool:
