@@ -392,6 +392,96 @@ def test_an_unseen_victim_is_named_beside_the_commands_own_from_the_kernels_tabl
     assert "beside" not in run_module.oom_sentence(dict(got[0], beside=[]))
 
 
+
+FORKED_SERVER = """
+import os, sys
+b = bytearray(48 << 20)  # touched: anonymous pages every child shares copy-on-write
+for i in range(0, len(b), 4096):
+    b[i] = 1
+r, w = os.pipe()
+kids = []
+for _ in range(3):
+    pid = os.fork()
+    if pid == 0:
+        os.close(w)
+        os.read(r, 1)  # until the parent closes the pipe
+        os._exit(0)
+    kids.append(pid)
+os.close(r)
+print(os.getpid(), *kids, flush=True)
+sys.stdin.readline()
+more = bytearray(8 << 20)  # the parent grows: the tree's peak comes after the PSS reads
+for i in range(0, len(more), 4096):
+    more[i] = 1
+print("grown", flush=True)
+sys.stdin.readline()
+os.close(w)
+for pid in kids:
+    os.waitpid(pid, 0)
+"""
+
+
+def _records_of(logdir: Path, kind: str) -> list:
+    return [line.split() for line in log_text(logdir).splitlines() if line.startswith(kind + " ")]
+
+
+def test_a_forked_servers_own_memory_is_said_beside_its_rss_sum(tmp_path):
+    """Four processes sharing 48 MiB copy-on-write sum to ~4x48 MiB of RSS; the short report
+    says what they hold (private from PSS, read for all four), and the top programs line gives
+    the program's PSS. The command signals its stages through stdin/stdout: the test waits for
+    the sampler's PSS records of all four before the parent grows to its peak."""
+    js, logdir = tmp_path / "run.json", tmp_path / "log"
+    env = dict(ENV, MEMTRAIL_PSS_EVERY="0.2")
+    proc = subprocess.Popen(memtrail(*run_args(tmp_path, "--json", str(js), "--", PY, "-c",
+                                               FORKED_SERVER)),
+                            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        pids = proc.stdout.readline().split()
+        assert len(pids) == 4, pids
+        wait_for(lambda: set(pids) <= {r[2] for r in _records_of(logdir, "D")}, timeout=30,
+                 what="PSS records of the command's four processes")
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == "grown\n"
+        wait_for(lambda: any(r[2] == pids[0] and int(r[3]) >= 56 << 10
+                             for r in _records_of(logdir, "p")), timeout=30,
+                 what="a tick with the parent grown")
+        proc.stdin.write("end\n")
+        proc.stdin.flush()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    tree = json.loads(js.read_text())["command"]["tree"]
+    assert tree["processes_at_peak"] == 4 and tree["peak_private_from_pss"] == 4, tree
+    assert tree["peak_rss_bytes"] >= 4 * (48 << 20)
+    # Each child's own share of the 48 MiB is a quarter of what its RSS says.
+    assert tree["peak_private_bytes"] < tree["peak_rss_bytes"] / 2, tree
+    assert "of their own (shared pages counted once: PSS read for all)" in err, err
+
+
+def test_own_memory_and_program_pss_are_said_only_when_measured_and_telling():
+    """No PSS read, a single process, a partial PSS sum, or sharing too small to matter: the
+    RSS figure alone, as before. The kernel's figure at an OOM kill replaces the peak and
+    leaves no own-memory figure for it."""
+    tree = {"peak_rss_bytes": 400 << 20, "processes_at_peak": 4, "peak_private_bytes": 100 << 20,
+            "peak_private_from_pss": 3}
+    assert run_module._own_memory(tree) == (", holding 100 MiB of their own (shared pages "
+                                            "counted once: PSS read for 3 of 4)")
+    assert run_module._own_memory(dict(tree, peak_private_from_pss=0)) == ""
+    assert run_module._own_memory(dict(tree, peak_private_bytes=380 << 20)) == ""
+    assert run_module._own_memory(dict(tree, peak_private_bytes=None)) == ""
+    g = {"name": "gunicorn", "count": 4, "rss_bytes": 400 << 20, "pss_bytes": 120 << 20,
+         "pss_count": 4}
+    assert run_module._program_figure(g) == "400 MiB RSS (PSS 120 MiB)"
+    assert run_module._program_figure(dict(g, pss_count=3)) == "400 MiB"
+    assert run_module._program_figure(dict(g, count=1, pss_count=1)) == "400 MiB"
+    assert run_module._program_figure(dict(g, pss_bytes=390 << 20)) == "400 MiB"
+    assert run_module._program_figure(dict(g, pss_bytes=None, pss_count=0)) == "400 MiB"
+
+
 # -- background mode ---------------------------------------------------------------------------
 def record_daemon(*args: str) -> subprocess.CompletedProcess:
     """`memtrail record --daemon ARGS` (the route cli.py takes to daemon.main)."""

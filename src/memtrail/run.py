@@ -38,13 +38,15 @@ from memtrail.check import Parser, add_gate_arguments, evaluate, verdict
 from memtrail.model import Proc, Run, Tick, replay
 from memtrail.programs import program_name, title_args
 from memtrail.reader import ReadStats
-from memtrail.report import Analysis, render_markdown, usable
+from memtrail.report import Analysis, private_part, render_markdown, usable
 from memtrail.safetext import markdown, markdown_code, terminal
 from memtrail.sampler import redact
 from memtrail.timeparse import iso
 from memtrail.units import fmt_bytes, fmt_duration
 
 SCHEMA = "memtrail.run/1"
+# Own memory below this share of RSS is worth a word: forked processes share most of their RSS.
+SHARED_WORTH_SAYING = 0.9
 BESIDE_SHOWN = 3  # the command's own processes named beside an OOM victim
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
@@ -262,6 +264,8 @@ class CommandTree:
         self.peak = 0
         self.peak_time: Optional[float] = None
         self.peak_count = 0
+        self.peak_private = 0  # the members' own memory at the peak (report.private_part)
+        self.peak_from_pss = 0  # how many of them that figure had a PSS read for
         self.largest: Optional[Tuple[int, int, str, List[str]]] = None  # rss, pid, name, cmd
 
     def _is_root(self, proc: Proc) -> bool:
@@ -300,12 +304,20 @@ class CommandTree:
                 self.total -= proc.rss
         if self.total > self.peak:
             self.peak, self.peak_time, self.peak_count = self.total, tick.time, len(self.members)
+            # Summed only at a new peak: RSS counts a page a forked worker shares with its
+            # parent once per process, so a prefork server's RSS sum can be several times what
+            # it holds; PSS (read by the sampler's tier) says what it holds.
+            members = self.members
+            self.peak_private = sum(private_part(p.rss, p.shared, p.pss_anon) for p in members)
+            self.peak_from_pss = sum(1 for p in members if p.pss_anon is not None)
 
     def result(self) -> dict:
         lg = self.largest
         return {
             "peak_rss_bytes": self.peak, "peak_time": iso(self.peak_time),
             "processes_at_peak": self.peak_count, "processes": len(self.ever),
+            "peak_private_bytes": self.peak_private if self.peak_count else None,
+            "peak_private_from_pss": self.peak_from_pss,
             "largest": None if lg is None else {"rss_bytes": lg[0], "pid": lg[1],
                                                 "name": lg[2], "cmdline": lg[3]},
         }
@@ -395,9 +407,36 @@ def tree_sentence(tree: dict) -> Optional[str]:
     lg = tree["largest"]
     return (f"the command's processes peaked at {fmt_bytes(tree['peak_rss_bytes'])} "
             f"RSS at {_t(tree['peak_time'])} ({tree['processes_at_peak']} process(es), "
-            f"{tree['processes']} in all)"
+            f"{tree['processes']} in all)" + _own_memory(tree)
             + (f"; largest: {lg['name']} (pid {lg['pid']}) "
                f"{fmt_bytes(lg['rss_bytes'])}" if lg else ""))
+
+
+def _own_memory(tree: dict) -> str:
+    """`, holding 310 MiB of their own (PSS: ...)` when sharing makes the RSS sum mislead.
+
+    Said only when the PSS tier read at least one of them: without it, own memory is RSS
+    minus file pages, which still counts a copy-on-write page once per process and so cannot
+    show the sharing this sentence is for."""
+    own, rss = tree.get("peak_private_bytes"), tree["peak_rss_bytes"]
+    if own is None or not tree.get("peak_private_from_pss") \
+            or own >= rss * SHARED_WORTH_SAYING:
+        return ""
+    n, k = tree["processes_at_peak"], tree["peak_private_from_pss"]
+    read = "all" if k >= n else f"{k} of {n}"
+    return (f", holding {fmt_bytes(own)} of their own (shared pages counted once: PSS read "
+            f"for {read})")
+
+
+def _program_figure(g: dict) -> str:
+    """A program's RSS sum, and its PSS when every member's was read and its processes share
+    much (a single process's PSS below RSS is only its shared libraries: not worth a word)."""
+    text = fmt_bytes(g["rss_bytes"])
+    pss = g.get("pss_bytes")
+    if pss is not None and g["count"] > 1 and g.get("pss_count") == g["count"] \
+            and pss < g["rss_bytes"] * SHARED_WORTH_SAYING:
+        text += f" RSS (PSS {fmt_bytes(pss)})"
+    return text
 
 
 OOM_LEAD = {
@@ -444,7 +483,7 @@ def short_report(doc: dict) -> List[str]:
     if rep["programs"]:
         lines.append("top programs at that peak: " + ", ".join(
             f"{g['name']}" + (f" x{g['count']}" if g["count"] > 1 else "")
-            + f" {fmt_bytes(g['rss_bytes'])}" for g in rep["programs"][:4]))
+            + f" {_program_figure(g)}" for g in rep["programs"][:4]))
     gate = doc["gate"]
     if gate["verdict"]:
         lines.append(gate["verdict"])
@@ -486,7 +525,7 @@ def summary_markdown(doc: dict) -> str:
     tree = cmd["tree"]
     if tree["peak_rss_bytes"] and tree["processes"]:
         out.append(f"- the command's processes peaked at **{fmt_bytes(tree['peak_rss_bytes'])}"
-                   f"** RSS ({tree['processes']} process(es) in all)")
+                   f"** RSS ({tree['processes']} process(es) in all)" + _own_memory(tree))
     elif tree["peak_rss_bytes"]:
         out.append(f"- {tree_sentence(tree)}")
     if doc["gate"]["verdict"]:
@@ -577,7 +616,8 @@ def main_run(argv: List[str]) -> int:
         # The kernel's figure at the kill is the tree's real peak: it died between two ticks.
         if (kill.get("rss_bytes") or 0) > tree["peak_rss_bytes"]:
             tree.update(peak_rss_bytes=kill["rss_bytes"], peak_time=kill.get("time"),
-                        peak_source="oom_kill")
+                        peak_source="oom_kill", peak_private_bytes=None,
+                        peak_private_from_pss=0)
     problem = usable(rep)
     outcomes = evaluate(rep, args.max_used, args.min_available, args.no_oom,
                         args.max_program) if gated and not problem else []
