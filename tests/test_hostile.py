@@ -261,6 +261,55 @@ def test_fifo_and_dev_zero_with_segment_names_are_skipped(tmp_path):
     assert "the sampler was looking the whole time" not in said
 
 
+
+def test_header_values_of_the_wrong_type_and_non_finite_numbers_are_read_as_absent(tmp_path):
+    """A header whose host is an object made every view fail on hashing it; a first tick
+    dated `nan` made `top` fail on formatting it; NaN and 1e999 in a record's JSON passed
+    every later comparison as false. Now each such value is absent: a header value is counted
+    as a data problem, a line whose time is not a finite number is a bad line, and the rest
+    of the log reads as before."""
+    d = _good(tmp_path / "log")
+    seg = next(d.glob("memtrail-*.log"))
+    lines = seg.read_text().splitlines(keepends=True)
+    head, obj = lines[0].split(" {", 1)
+    header = json.loads("{" + obj)
+    header.update(host={"a": 1}, boot_id=["x"], started=True, pid="12", clk_tck=[])
+    header.pop("mono", None)
+    header.pop("interval_s", None)
+    text = json.dumps(header)[:-1] + ', "mono": NaN, "interval_s": 1e999}'
+    lines[0] = f"{head} {text}\n"
+    first = next(i for i, line in enumerate(lines) if line.startswith("s "))
+    lines.insert(first, "s nan" + lines[first][lines[first].index(" ", 2):])
+    lines.insert(first + 2, 'E 1763676001.5 gap {"from": NaN, "to": Infinity, "reason": "x"}\n')
+    seg.write_text("".join(lines))
+    _every_command(d)
+    doc = json.loads(run("report", "--json", str(d)).stdout)
+    assert doc["reading"]["data_problems"].get("bad_value") == 7, doc["reading"]
+    assert doc["reading"]["bad_lines"] == 1  # the `nan` tick
+    assert doc["span"]["ticks"] == 6 and doc["span"]["gaps"] == []
+    assert doc["programs"][0]["name"] == "app"
+
+
+
+def test_an_oom_event_with_values_of_the_wrong_type_is_told_without_them(tmp_path):
+    """The report kept an `oom_kill` event's pid, uid, constraint and cgroup paths as written;
+    a pid that was an object made `html` fail on hashing it. Each is now read as absent."""
+    d = _good(tmp_path / "log")
+    seg = next(d.glob("memtrail-*.log"))
+    lines = seg.read_text().splitlines(keepends=True)
+    third = [i for i, line in enumerate(lines) if line.startswith("s ")][2]
+    when = lines[third].split(" ")[1]
+    bad = {"pid": {"a": 1}, "name": ["x"], "uid": [], "constraint": {"x": 1}, "oom_memcg": 5,
+           "task_memcg": [], "source": {}, "oom_score_adj": "0", "cmd": "not a list"}
+    lines.insert(third + 1, f"E {when} oom_kill {json.dumps(bad)}\n")
+    seg.write_text("".join(lines))
+    _every_command(d)
+    kill = json.loads(run("report", "--json", str(d)).stdout)["oom_kills"][0]
+    assert [kill[k] for k in ("pid", "uid", "constraint", "oom_memcg", "task_memcg", "source",
+                              "oom_score_adj", "cmdline")] == [None] * 8, kill
+    assert kill["name"] is None and kill["program"] == "?"
+
+
 def _gzip_of(text: bytes) -> bytes:
     return gzip.compress(text)
 

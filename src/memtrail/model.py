@@ -248,8 +248,10 @@ def oom_victim(data: dict) -> OomVictim:
     """Read an `oom_kill` event's details defensively (logs are untrusted input)."""
     cmd = data.get("cmd")
     cmd = [str(a) for a in cmd] if isinstance(cmd, list) and cmd else None
-    name = str(data.get("name") or "?")
-    pid = data.get("pid") if isinstance(data.get("pid"), int) else None
+    name = data.get("name")
+    name = name if isinstance(name, str) and name else "?"
+    pid = data.get("pid")
+    pid = pid if isinstance(pid, int) and not isinstance(pid, bool) else None
     parts = {}
     for key in ("anon", "file", "shmem"):
         value = data.get(key + "_kib")
@@ -598,6 +600,8 @@ class Replayer:
             self._skip_segment = True
             return
         self._headers_seen.add(identity)
+        if rec.segment.bad_header:
+            run.problem("bad_value", rec.segment.bad_header)
         self._skip_segment = False
         self._header_time = rec.time
         self._segment_ticks = 0

@@ -115,6 +115,7 @@ class Segment:
     header: dict
     time: float
     fields: Dict[str, Tuple[str, ...]]
+    bad_header: int = 0  # header values of the wrong type, read as absent (a data problem)
     _index: Dict[Tuple[str, str], int] = field(default_factory=dict, repr=False)
 
     def index(self, rtype: str, name: str) -> Optional[int]:
@@ -366,13 +367,43 @@ def open_segment(path: str, stats: Optional[ReadStats] = None) -> SegmentFile:
         raise
 
 
+def _no_constant(_name: str) -> None:
+    """NaN and Infinity in a record's JSON are read as null (absent): every view does
+    arithmetic on what it reads, and a NaN passes every comparison as false."""
+    return None
+
+
+def _finite_or_none(text: str) -> Optional[float]:
+    value = float(text)  # 1e999 is inf: absent too
+    return value if value - value == 0.0 else None
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_or_none)
+
+
+def decode_json(text: Union[str, bytes]):
+    """The one JSON decoder for log lines (timeline.py reads lines its own way, with it too)."""
+    if isinstance(text, bytes):
+        text = text.decode("ascii", "replace")  # the sampler writes JSON escapes, never UTF-8
+    return _DECODER.decode(text)
+
+
+def finite_float(raw: Union[str, bytes]) -> float:
+    """A time or size from a log line: ValueError for anything but a finite number (`nan`,
+    `inf` and `1e999` parse as floats, and would pass every later check as false)."""
+    value = float(raw)
+    if value - value != 0.0:
+        raise ValueError("not a finite number")
+    return value
+
+
 def _split(line: str) -> Tuple[str, float, List[str], Optional[dict]]:
     """Parse one complete line; raises ValueError on anything malformed."""
     brace = line.find(" {")
     if brace >= 0:
         head, tail = line[:brace], line[brace + 1:]
         try:
-            obj = json.loads(tail)
+            obj = decode_json(tail)
         except RecursionError:  # `[[[[...` nested a million deep
             raise ValueError("trailing JSON nested too deep") from None
         if not isinstance(obj, dict):
@@ -382,10 +413,7 @@ def _split(line: str) -> Tuple[str, float, List[str], Optional[dict]]:
     parts = head.split(" ")
     if len(parts) < 2 or not parts[0] or not parts[0][0].isalpha():
         raise ValueError("no record type and time")
-    time = float(parts[1])
-    if time != time or time in (float("inf"), float("-inf")):
-        raise ValueError("bad time")
-    return parts[0], time, parts[2:], obj
+    return parts[0], finite_float(parts[1]), parts[2:], obj
 
 
 KNOWN_TYPES = frozenset("sKPpXdDCcGbEZ")
@@ -499,17 +527,34 @@ def _records_of(path: str, stats: ReadStats, packed: bool = False) -> Iterator[P
         stats.lines += taken
 
 
+_NUMBER = (int, float)
+# The header keys readers use, and the JSON types they must have (docs/format.md). A key of
+# another type is removed, so every reader can take `header.get(key)` as either absent or
+# right: a `host` that is an object once made every view fail on hashing it.
+HEADER_TYPES: Dict[str, Tuple[type, ...]] = {
+    "sampler": (str,), "host": (str,), "boot_id": (str,), "kernel": (str,), "arch": (str,),
+    "clock": (str,), "segment": (str,), "proc_root": (str,), "page_size": (int,),
+    "clk_tck": (int,), "pid": (int,), "uid": (int,), "interval_s": _NUMBER, "mono": _NUMBER,
+    "started": _NUMBER, "settings": (dict,), "fields": (dict,),
+}
+
+
 def _header_record(time: float, fields: List[str], obj: Optional[dict],
                    path: str) -> Record:
     header = obj or {}
     try:
         header["format"] = int(header.get("format", fields[1] if len(fields) > 1 else 1))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError("bad format version") from None
+    bad = [key for key, types in HEADER_TYPES.items() if key in header and (
+        not isinstance(header[key], types) or isinstance(header[key], bool))]
+    for key in bad:
+        del header[key]
     raw_fields = header.get("fields")
-    names = {k: tuple(v) for k, v in raw_fields.items() if isinstance(v, list)} \
+    names = {k: tuple(v) for k, v in raw_fields.items()
+             if isinstance(v, list) and all(isinstance(n, str) for n in v)} \
         if isinstance(raw_fields, dict) else {}
-    seg = Segment(path=path, header=header, time=time, fields=names)
+    seg = Segment(path=path, header=header, time=time, fields=names, bad_header=len(bad))
     return Record("H", time, fields, header, seg)
 
 

@@ -396,7 +396,7 @@ class Analysis:
         rss = said.rss_bytes
         if rss is None and victim is not None:
             rss = before.get(victim)
-        name = data.get("name") or (victim.comm if victim else None)
+        name = _text_or_none(data.get("name")) or (victim.comm if victim else None)
         scope = oom_scope(data)
         memcg = _text_or_none(data.get("oom_memcg")) or _text_or_none(data.get("task_memcg"))
         if scope == "memcg" and memcg is None and victim is not None and victim.cgroup:
@@ -420,16 +420,18 @@ class Analysis:
             top, source = host, "host"
         invoker = data.get("invoker")
         self.oom.append({
-            "time": iso(event.time), "t": event.time, "pid": pid, "name": name,
+            "time": iso(event.time), "t": event.time, "pid": said.pid, "name": name,
             # always a name to group by: the program when the command line is known, else
             # the kernel's (or the table's) process name
             "program": program_name(cmd, said.name) if cmd else (name or "?"),
             "cmdline": cmd, "rss_bytes": rss, **said.parts,
-            "uid": data.get("uid"), "oom_score_adj": _int_or_none(data.get("oom_score_adj")),
-            "constraint": data.get("constraint"),
-            "oom_memcg": data.get("oom_memcg"), "task_memcg": data.get("task_memcg"),
+            "uid": _int_or_none(data.get("uid")),
+            "oom_score_adj": _int_or_none(data.get("oom_score_adj")),
+            "constraint": _text_or_none(data.get("constraint")),
+            "oom_memcg": _text_or_none(data.get("oom_memcg")),
+            "task_memcg": _text_or_none(data.get("task_memcg")),
             "scope": scope, "memcg": memcg if scope == "memcg" else None,
-            "source": data.get("source"),
+            "source": _text_or_none(data.get("source")),
             "invoker": _invoker(invoker) if isinstance(invoker, dict) else None,
             "top": top, "top_source": source,
             "host_top": host if scope == "memcg" else None,

@@ -26,6 +26,7 @@ from memtrail.reader import (
     ReadStats,
     Record,
     Segment,
+    finite_float,
     open_segment,
     parse_line,
     segment_lines,
@@ -47,7 +48,7 @@ def first_tick_time(path: str) -> Optional[float]:
                     return None
                 parts = line.split(b" ", 2)
                 if len(parts) >= 2 and parts[0] in (b"H", b"s"):
-                    return float(parts[1])
+                    return finite_float(parts[1])
     except (OSError, EOFError, ValueError):
         return None
     return None
@@ -74,7 +75,7 @@ def pick_segment(starts: Sequence[Tuple[str, Optional[float]]], when: float) -> 
 
 def _tick_time(raw: bytes) -> Optional[float]:
     try:
-        return float(raw[2:raw.index(b" ", 2)])
+        return finite_float(raw[2:raw.index(b" ", 2)])
     except ValueError:
         return None
 

@@ -19,7 +19,6 @@ The curses layer (`view.py`) only draws frames and turns keys into calls on thes
 from __future__ import annotations
 
 import bisect
-import json
 import os
 import re
 import time
@@ -211,7 +210,7 @@ class Timeline:
 
     def _tick_fields(self, t: bytes, total: bytes, avail: bytes) -> None:
         try:
-            time_ = float(t)
+            time_ = reader.finite_float(t)
         except ValueError:
             self.stats.bad += 1
             return
@@ -224,13 +223,13 @@ class Timeline:
 
     def _other_line(self, kind: bytes, t: bytes, rest: bytes) -> None:
         try:
-            time_ = float(t)
+            time_ = reader.finite_float(t)
         except ValueError:
             self.stats.bad += 1
             return
         if kind == b"Z":
             try:
-                obj = json.loads(rest) if rest.startswith(b"{") else {}
+                obj = reader.decode_json(rest) if rest.startswith(b"{") else {}
             except ValueError:
                 obj = {}
             self.add_end(time_, str(obj.get("reason", "end")) if isinstance(obj, dict)
@@ -241,7 +240,7 @@ class Timeline:
         if kind_s not in MARK_KINDS and kind_s != "rate":
             return
         try:
-            obj = json.loads(obj_raw) if obj_raw.startswith(b"{") else {}
+            obj = reader.decode_json(obj_raw) if obj_raw.startswith(b"{") else {}
         except ValueError:
             self.stats.bad += 1
             return

@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 from memtrail import safetext
 from memtrail.model import Gap, Proc, Replayer, Run, Tick
 from memtrail.programs import program_name
-from memtrail.reader import LogError, ReadStats, check_paths, open_segment, segments
+from memtrail.reader import LogError, ReadStats, check_paths, finite_float, open_segment, segments
 from memtrail.safetext import terminal
 from memtrail.seek import records_from
 from memtrail.timeparse import fmt_time, glue_time_values, parse_time
@@ -32,7 +32,7 @@ def _first_time(path: str) -> Optional[float]:
                     return None
                 parts = line.split(b" ", 2)
                 if len(parts) >= 2 and parts[0] == b"s":
-                    return float(parts[1])
+                    return finite_float(parts[1])
     except (OSError, EOFError, ValueError):
         return None
     return None
@@ -56,7 +56,7 @@ def _last_time(path: str) -> Optional[float]:
     if not last:
         return None
     try:
-        return float(last.split(b" ", 2)[1])
+        return finite_float(last.split(b" ", 2)[1])
     except (IndexError, ValueError):
         return None
 
