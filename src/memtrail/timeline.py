@@ -104,8 +104,14 @@ class Timeline:
                     and self.marks[-1].time >= last):
                 self._mark(time_, "gap", {"from": last, "to": time_,
                                           "reason": "missed ticks"})
+        if total_kib is not None and not 0 <= total_kib < _KIB_MAX:
+            total_kib = None
+        if avail_kib is not None and not 0 <= avail_kib < _KIB_MAX:
+            avail_kib = None
         if total_kib is not None:
             self.total_kib = total_kib
+        if avail_kib is not None and total_kib is not None and avail_kib > total_kib:
+            avail_kib = None  # MemAvailable above MemTotal: impossible, so unknown (model.py)
         used = total_kib - avail_kib if total_kib is not None and avail_kib is not None else -1
         self.times.append(time_)
         self.used.append(used)
@@ -324,13 +330,21 @@ class Timeline:
         return "".join(cells), cell
 
 
+# An exbibyte in KiB: a larger size is a corrupt line, not a host (and would not fit the
+# index's 64-bit arrays). Impossible sizes are absent, the model's rule.
+_KIB_MAX = 1 << 50
+
+
 def _kib(raw: bytes) -> Optional[int]:
+    """A size from an `s` line, or None for `-` or a bad number (add_tick drops impossible
+    ones)."""
     if raw == b"-":
         return None
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         return None
+    return value
 
 
 # -- frames: the state at one tick -----------------------------------------------------------
