@@ -32,7 +32,7 @@ FIELDS = {
     "p": ["pid", "rss", "shared"],
     "X": ["pid"],
     "d": ["pid", "rss_anon", "rss_file", "rss_shmem", "swap", "locked"],
-    "D": ["pid", "pss", "pss_anon", "pss_file", "pss_shmem", "swap", "swap_pss"],
+    "D": ["pid", "pss", "pss_anon", "pss_file", "pss_shmem", "swap", "swap_pss", "rss"],
     "C": ["cgid"],
     "c": ["cgid", "current", "peak", "oom", "oom_kill", "psi_some_us", "psi_full_us"],
     "G": ["cgid"],
@@ -214,7 +214,8 @@ class Host:
                 if proc.detail:
                     out.append(f"d {t} {proc.pid} " + " ".join(map(str, proc.detail)))
                 if proc.pss:
-                    out.append(f"D {t} {proc.pid} " + " ".join(map(str, proc.pss)))
+                    out.append(f"D {t} {proc.pid} " + " ".join(map(str, proc.pss))
+                               + f" {proc.rss}")
         for cgid, cg in self.cgroups.items():
             if cg["new"]:
                 out.append(f"C {t} {cgid} " + _j({"path": cg["path"], "hier": "v2"}))

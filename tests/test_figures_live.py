@@ -171,3 +171,60 @@ def test_a_climb_then_a_plateau_and_fast_ticking_recorded(tmp_path, sampler_fact
     assert "every 0.1 s for" in text and "while the host was short of memory" in text
     looked = sum(r["seconds"] for r in rep["span"]["rates"])
     assert abs(looked + rep["span"]["gap_seconds"] - rep["span"]["duration_s"]) < 0.2
+
+
+GROWER = r"""
+import sys
+blob = bytearray(b"\x01") * (200 << 20)
+sys.stdout.write("ready\n"); sys.stdout.flush()
+sys.stdin.readline()
+more = bytearray(b"\x01") * (300 << 20)  # private growth after the PSS read
+sys.stdout.write("grown\n"); sys.stdout.flush()
+sys.stdin.readline()
+"""
+
+
+def test_a_process_that_grew_after_its_pss_read_is_read_again_before_the_next_round(
+        tmp_path, sampler_factory):
+    """A real process read by the PSS tier at 200 MiB grows 300 MiB: with rounds an hour
+    apart, the sampler reads it again at a status tick, its `D` line carries the RSS the new
+    figures describe, and the report counts its PSS at the end as current."""
+    script = tmp_path / "grower.py"
+    script.write_text(GROWER)
+    proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    logdir = tmp_path / "log"
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        # No snapshot either (a new MemAvailable low would start a full round): the read
+        # can only come from the status tick's check.
+        s = sampler_factory(logdir, "--interval", "0.2", "--status-every", "0.4",
+                            "--pss-every", "1h", "--pss-top-n", "3", "--low-pct", "0",
+                            "--low-step", "1T", "--psi-full-pct", "100")
+        s.wait_ticks(1)
+
+        def d_lines():
+            return [line.split() for line in log_text(logdir).splitlines()
+                    if line.startswith("D ") and line.split()[2] == str(proc.pid)]
+
+        wait_for(lambda: d_lines(), timeout=30, what="the grower's first PSS read")
+        first = d_lines()[0]
+        assert 190 << 10 < int(first[-1]) < 260 << 10, first  # KiB: read at ~200 MiB
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == "grown\n"
+        wait_for(lambda: int(d_lines()[-1][-1]) > 450 << 10, timeout=30,
+                 what="a PSS read at the grown size")
+        last = d_lines()[-1]
+        assert int(last[4]) > 450 << 10, last  # Pss_Anon (KiB) now includes the growth
+        assert s.stop() == 0
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+    rounds = [line for line in log_text(logdir).splitlines() if line.startswith("E ")
+              and line.split()[2] == "pss"]
+    assert len(rounds) == 1, rounds  # the first round only: no other full round ran
+    rep = analyze([str(logdir)], top=0)
+    [g] = [g for g in rep["programs"] if g["name"] == script.name]
+    assert g["pss_count"] == 1 and g["pss_bytes"] > 450 * MiB, g

@@ -173,3 +173,27 @@ def test_a_member_whose_values_did_not_move_is_not_written_again(fakeproc, tmp_p
     for _ in range(6):
         written += _pss_lines(clock.tick(s))
     assert written == [201, 203]
+
+
+def test_a_member_whose_rss_moved_far_is_read_again_alone_at_the_next_status_tick(fakeproc,
+                                                                                  tmp_path):
+    """Its last PSS no longer describes it (the analyzer would count it as not read until the
+    next round, a minute on): it is read again at the next status tick, by itself, and its
+    `D` line ends with the RSS (KiB) the figures describe. A member that moved less than an
+    eighth and 4 MiB waits for the round, as does the rest of its program."""
+    for pid in range(200, 204):
+        fakeproc.add(pid, ["/usr/bin/worker"], rss_kib=20480)
+    s = make(fakeproc, tmp_path, "--pss-programs", "1", "--pss-top-n", "0",
+             "--pss-every", "1h", "--status-every", "5s")
+    clock = Clock()
+    first = of(clock.tick(s, new_segment=True), "D")
+    assert sorted(int(d.split()[2]) for d in first) == [200, 201, 202, 203]
+    assert {d.split()[-1] for d in first} == {"20480"}
+    fakeproc.add(201, ["/usr/bin/worker"], rss_kib=20480 + (1 << 20))  # grew 1 GiB
+    fakeproc.add(202, ["/usr/bin/worker"], rss_kib=20480 + 2048)  # 2 MiB: under the line
+    written = []
+    for _ in range(12):  # two status ticks (1 s a tick), and no PSS round (1 h)
+        written += of(clock.tick(s), "D")
+    assert [d.split()[2] for d in written] == ["201"], written
+    fields = written[0].split()
+    assert int(fields[-1]) == 20480 + (1 << 20) and int(fields[3]) == (20480 + (1 << 20)) // 2

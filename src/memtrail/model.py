@@ -146,7 +146,7 @@ class Proc:
     __slots__ = (
         "pid", "start", "ppid", "uid", "comm", "cmd", "cgroup", "memcg", "boot_id",
         "rss", "shared", "rss_anon", "rss_file", "rss_shmem", "swap", "locked",
-        "pss", "pss_anon", "pss_file", "pss_shmem", "swap_pss", "exited",
+        "pss", "pss_anon", "pss_file", "pss_shmem", "swap_pss", "pss_rss", "exited",
     )
 
     def __init__(self, pid: int, start: int, ppid: Optional[int] = None,
@@ -173,6 +173,7 @@ class Proc:
         self.pss_file: Optional[int] = None
         self.pss_shmem: Optional[int] = None
         self.swap_pss: Optional[int] = None
+        self.pss_rss: Optional[int] = None  # its RSS when the last `D` was written
         self.exited: Optional[float] = None  # time it left the table (exit, reuse, keyframe)
 
     @property
@@ -242,6 +243,22 @@ class OomVictim:
     def cmdline(self) -> str:
         args = title_args(self.cmd or [])
         return " ".join(args) if args else f"[{self.name}]"
+
+
+# A PSS read describes a process only while its RSS stays near what it was then: the sampler
+# reads PSS once a minute (a process whose RSS moved this far since is read again at the next
+# status tick), and a process that grew 1 GiB since its read would show its old PSS beside
+# its new RSS, and its growth as memory no process explains.
+PSS_STALE_MIN = 4 << 20
+
+
+def pss_current(proc: Proc) -> bool:
+    """Whether the process's last PSS figures still describe it: its RSS is within an eighth
+    (and at least 4 MiB) of the RSS they were read at (when that is known)."""
+    if proc.pss is None:
+        return False
+    at = proc.pss_rss
+    return at is None or abs(proc.rss - at) <= max(PSS_STALE_MIN, at >> 3)
 
 
 def oom_victim(data: dict) -> OomVictim:
@@ -502,6 +519,7 @@ class Replayer:
         self._sys_plan: List[Tuple[str, int, int]] = []
         self._p_idx = (0, 1)
         self._detail_idx: Dict[str, List[Tuple[str, int]]] = {}
+        self._d_rss: Optional[int] = None  # position of D's `rss` (None: an older sampler)
         self._headers_seen: set = set()
         self._skip_segment = False
         self._header_time: Optional[float] = None  # time of the current segment's header
@@ -644,6 +662,7 @@ class Replayer:
             rtype: [(name, i) for name in names for i in (seg.index(rtype, name),)
                     if i is not None]
             for rtype, names in _DETAIL_FIELDS.items()}
+        self._d_rss = seg.index("D", "rss")
 
     # -- ticks ---------------------------------------------------------------------------
     def _open_tick(self, rec: Record) -> None:
@@ -929,15 +948,27 @@ class Replayer:
                     known.append((name, int(fields[i])))
                 except ValueError:
                     continue
-        self._detail(_int(fields, 0), known)
+        proc = self._detail(_int(fields, 0), known)
+        if proc is not None and rec.type == "D" and proc.pss is not None:
+            # The RSS the figures describe: written with them since D's `rss` field; before,
+            # the RSS the process had then, when the replay knows it (a seek skips the `p`
+            # lines a keyframe restates: unknown, and the figures are taken as current).
+            i = self._d_rss
+            at = None
+            if i is not None and i < n and fields[i] != "-":
+                try:
+                    at = int(fields[i]) * KIB
+                except ValueError:
+                    pass
+            proc.pss_rss = at if at is not None and at >= 0 else (proc.rss or None)
 
-    def _detail(self, pid: Optional[int], sizes: Iterable[Tuple[str, int]]) -> None:
+    def _detail(self, pid: Optional[int], sizes: Iterable[Tuple[str, int]]) -> Optional[Proc]:
         """A `d` or `D` line's sizes (attribute, KiB) set on its process; an impossible one is
         counted and left out."""
         proc = self.procs.get(pid) if pid is not None else None
         if proc is None:
             self.run.orphan_records += 1
-            return
+            return None
         limit = self._limit
         for name, value in sizes:
             value *= KIB
@@ -947,6 +978,7 @@ class Replayer:
             setattr(proc, name, value)
         if self._tick is not None:
             self._tick.details.append(proc)
+        return proc
 
     def _remove(self, proc: Proc, time: float) -> None:
         if self.procs.get(proc.pid) is proc:

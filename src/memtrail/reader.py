@@ -47,7 +47,7 @@ V1_FIELDS: Dict[str, Tuple[str, ...]] = {
     "p": ("pid", "rss", "shared"),
     "X": ("pid",),
     "d": ("pid", "rss_anon", "rss_file", "rss_shmem", "swap", "locked"),
-    "D": ("pid", "pss", "pss_anon", "pss_file", "pss_shmem", "swap", "swap_pss"),
+    "D": ("pid", "pss", "pss_anon", "pss_file", "pss_shmem", "swap", "swap_pss", "rss"),
     "C": ("cgid",),
     "c": ("cgid", "current", "peak", "oom", "oom_kill", "psi_some_us", "psi_full_us"),
     "G": ("cgid",),

@@ -30,6 +30,7 @@ from memtrail.model import (
     oom_scope,
     oom_table,
     oom_victim,
+    pss_current,
     replay,
 )
 from memtrail.programs import program_name
@@ -107,7 +108,7 @@ def _proc_row(proc: Proc, rss: int, name: Optional[str] = None) -> dict:
         "name": name or program_name(proc.cmd, proc.comm),
         "comm": proc.comm,
         "rss_bytes": rss,
-        "pss_bytes": proc.pss,
+        "pss_bytes": proc.pss if pss_current(proc) else None,
         "swap_bytes": proc.swap,
         "cmdline": proc.cmd,
         "cgroup": proc.cgroup or None,
@@ -147,7 +148,11 @@ class _Snapshot:
         self.used = tick.system.used
         self.system = tick.system
         self.slabs = list(tick.slabs)
-        self.rows = [(p, p.rss, p.shared, p.pss, p.swap, p.pss_anon)
+        # PSS figures that no longer describe the process (it grew or shrank far since they
+        # were read) count as not read: its program's PSS is then partial, its private
+        # memory RSS minus shared, never its old size.
+        self.rows = [(p, p.rss, p.shared, p.pss, p.swap, p.pss_anon) if pss_current(p)
+                     else (p, p.rss, p.shared, None, p.swap, None)
                      for p in tick.procs.values()]
 
 
@@ -448,7 +453,7 @@ class Analysis:
             "name": self.name(proc) if cmd else row.name,
             "comm": row.name,
             "rss_bytes": row.rss_bytes,
-            "pss_bytes": proc.pss if proc is not None else None,
+            "pss_bytes": proc.pss if proc is not None and pss_current(proc) else None,
             "swap_bytes": row.swap_bytes,
             "cmdline": cmd,
             "cgroup": (proc.cgroup or None) if proc is not None else None,

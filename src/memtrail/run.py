@@ -35,7 +35,7 @@ from typing import Dict, List, Optional, Set, Tuple
 
 from memtrail import daemon, output
 from memtrail.check import Parser, add_gate_arguments, evaluate, verdict
-from memtrail.model import Proc, Run, Tick, replay
+from memtrail.model import Proc, Run, Tick, pss_current, replay
 from memtrail.programs import program_name, title_args
 from memtrail.reader import ReadStats
 from memtrail.report import Analysis, private_part, render_markdown, usable
@@ -307,9 +307,12 @@ class CommandTree:
             # Summed only at a new peak: RSS counts a page a forked worker shares with its
             # parent once per process, so a prefork server's RSS sum can be several times what
             # it holds; PSS (read by the sampler's tier) says what it holds.
-            members = self.members
-            self.peak_private = sum(private_part(p.rss, p.shared, p.pss_anon) for p in members)
-            self.peak_from_pss = sum(1 for p in members if p.pss_anon is not None)
+            own, read = 0, 0
+            for p in self.members:
+                current = p.pss_anon is not None and pss_current(p)
+                own += private_part(p.rss, p.shared, p.pss_anon if current else None)
+                read += current
+            self.peak_private, self.peak_from_pss = own, read
 
     def result(self) -> dict:
         lg = self.largest

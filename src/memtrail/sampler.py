@@ -82,7 +82,7 @@ FIELDS = {
     "p": ["pid", "rss", "shared"],
     "X": ["pid"],
     "d": ["pid", "rss_anon", "rss_file", "rss_shmem", "swap", "locked"],
-    "D": ["pid", "pss", "pss_anon", "pss_file", "pss_shmem", "swap", "swap_pss"],
+    "D": ["pid", "pss", "pss_anon", "pss_file", "pss_shmem", "swap", "swap_pss", "rss"],
     "C": ["cgid"],
     "c": ["cgid", "current", "peak", "oom", "oom_kill", "psi_some_us", "psi_full_us"],
     "G": ["cgid"],
@@ -1394,6 +1394,7 @@ def fit_cmdline(args: list):
 # process is skipped before its first read rather than stalled once to learn.
 PSS_PRIOR_US_PER_MIB = 25.0
 PSS_EVENT_LIST_MAX = 16  # pids listed per kind in a `pss` event (the rest are counted)
+PSS_STALE_MIN_KIB = 4096  # RSS moved this much (and an eighth) since a PSS read: read again
 
 
 class PssTier:
@@ -1455,9 +1456,13 @@ class PssTier:
             # status tick (34,564 reads for 19,900 processes, measured).
             queued = set(self.queue[self.pos:]) if self.stats is not None else ()
             fresh = {st.prog for st in wanted if st.pss is None and st not in queued}
-            if not fresh:
+            # A member whose RSS moved far from the RSS its last PSS figures describe is read
+            # again alone, first: a process that grew 1 GiB since would show its old PSS for
+            # up to a minute (the analyzer then counts it as not read: model.pss_current).
+            movers = _pss_stale(wanted, queued, fresh)
+            if not fresh and not movers:
                 return
-            wanted = [st for st in wanted if st.prog in fresh]
+            wanted = movers + [st for st in wanted if st.prog in fresh]
             if self.stats is not None:  # a round is under way: add to it
                 self.queue.extend(st for st in wanted if st not in queued)
                 self.stats["planned"] = len(self.queue)
@@ -1520,6 +1525,9 @@ class PssTier:
                 continue
             stats["read"] += 1
             vals = parse_kv_kib(data, SMAPS_KEYS)
+            # Last, the RSS these figures describe (statm's, as in the `p` line), so a reader
+            # can tell when they went stale, and the tier when to read the process again.
+            vals.append(st.rss)
             if self.force or _moved(st.pss or None, vals, self.cfg.rss_delta // 1024):
                 # kept as the line's text: a short string, where a list of ints costs ~270
                 # bytes, times every member of the largest programs (20,000 on some hosts)
@@ -1558,6 +1566,28 @@ class PssTier:
         if stats["gone"]:
             obj["gone"] = stats["gone"]
         events.append(("pss", obj))
+
+
+def _pss_stale(wanted: list, queued, fresh: set) -> list:
+    """The processes of `wanted` (not queued, not of a program read whole anyway) whose RSS
+    moved by more than an eighth and PSS_STALE_MIN_KIB from the RSS their last PSS figures
+    describe (the last value of `st.pss`): model.pss_current's rule. A loop, not a call per
+    process: it runs over every member of the largest programs at each status tick (3.6 ms
+    for 19 900, measured)."""
+    out = []
+    least = PSS_STALE_MIN_KIB
+    for st in wanted:
+        text = st.pss
+        if not text or st in queued or st.prog in fresh:
+            continue
+        try:
+            at = int(text[text.rfind(b" ") + 1:])
+        except ValueError:
+            continue
+        moved = st.rss - at
+        if (moved > least or moved < -least) and (moved > at >> 3 or -moved > at >> 3):
+            out.append(st)
+    return out
 
 
 def _second(item):

@@ -28,7 +28,18 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from memtrail import events, reader, safetext, seek
-from memtrail.model import TIME_MAX, TIME_MIN, Event, Gap, Proc, Replayer, System, Tick, oom_victim
+from memtrail.model import (
+    TIME_MAX,
+    TIME_MIN,
+    Event,
+    Gap,
+    Proc,
+    Replayer,
+    System,
+    Tick,
+    oom_victim,
+    pss_current,
+)
 from memtrail.programs import program_name, title_args
 from memtrail.reader import LogError, ReadStats, Record
 
@@ -428,7 +439,8 @@ def frame_of(tick: Tick, index: int, prev_time: Optional[float] = None) -> Frame
 def _row(p: Proc, change: Optional[int], victims: Set[int]) -> Row:
     anon = p.rss_anon
     return Row(p.pid, safetext.terminal(program_name(p.cmd, p.comm)),
-               display_command(p.cmd, p.comm), p.rss, p.shared, p.pss, p.swap, anon, change,
+               display_command(p.cmd, p.comm), p.rss, p.shared,
+               p.pss if pss_current(p) else None, p.swap, anon, change,
                victim=p.pid in victims)
 
 
