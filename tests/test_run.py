@@ -459,7 +459,7 @@ def test_a_forked_servers_own_memory_is_said_beside_its_rss_sum(tmp_path):
     assert tree["peak_rss_bytes"] >= 4 * (48 << 20)
     # Each child's own share of the 48 MiB is a quarter of what its RSS says.
     assert tree["peak_private_bytes"] < tree["peak_rss_bytes"] / 2, tree
-    assert "of their own (shared pages counted once: PSS read for all)" in err, err
+    assert "of their own (shared pages counted once: PSS read for each)" in err, err
 
 
 def test_own_memory_and_program_pss_are_said_only_when_measured_and_telling():
@@ -467,12 +467,18 @@ def test_own_memory_and_program_pss_are_said_only_when_measured_and_telling():
     RSS figure alone, as before. The kernel's figure at an OOM kill replaces the peak and
     leaves no own-memory figure for it."""
     tree = {"peak_rss_bytes": 400 << 20, "processes_at_peak": 4, "peak_private_bytes": 100 << 20,
-            "peak_private_from_pss": 3}
+            "peak_private_from_pss": 4}
     assert run_module._own_memory(tree) == (", holding 100 MiB of their own (shared pages "
-                                            "counted once: PSS read for 3 of 4)")
+                                            "counted once: PSS read for each)")
+    assert run_module._own_memory(dict(tree, peak_private_from_pss=3)) == ""  # the rest overcount
     assert run_module._own_memory(dict(tree, peak_private_from_pss=0)) == ""
     assert run_module._own_memory(dict(tree, peak_private_bytes=380 << 20)) == ""
     assert run_module._own_memory(dict(tree, peak_private_bytes=None)) == ""
+    small = dict(tree, peak_rss_bytes=12 << 20, peak_private_bytes=4 << 20)  # libraries only
+    assert run_module._own_memory(small) == ""
+    assert run_module._own_memory(dict(small, cgroup="/ci/job\x1b[2J", cgroup_peak_bytes=9 << 20)) \
+        == ("; their memory cgroup /ci/job\x1b[2J (theirs alone) peaked at 9.0 MiB (the kernel's "
+            "count: each page once, page cache included)")  # (views pass it through safetext)
     g = {"name": "gunicorn", "count": 4, "rss_bytes": 400 << 20, "pss_bytes": 120 << 20,
          "pss_count": 4}
     assert run_module._program_figure(g) == "400 MiB RSS (PSS 120 MiB)"
@@ -647,3 +653,58 @@ def test_an_inherited_ignored_sigint_stays_ignored(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert out == "got 0\n" and proc.returncode == 40, err
+
+
+SHARING_CHILDREN = """
+import os, sys
+blob = bytearray(b"\\x01") * (48 << 20)
+r, w = os.pipe()
+kids = []
+for _ in range(2):
+    pid = os.fork()
+    if pid == 0:
+        os.close(w)
+        os.read(r, 1)
+        os._exit(0)
+    kids.append(pid)
+os.close(r)
+print("ready", flush=True)
+sys.stdin.readline()
+os.close(w)
+for pid in kids:
+    os.waitpid(pid, 0)
+"""
+
+
+@pytest.mark.root
+def test_a_command_in_a_memory_cgroup_of_its_own_gets_the_cgroups_peak(tmp_path,
+                                                                      memory_cgroup):
+    """Three processes sharing 48 MiB copy-on-write sum to ~170 MiB of RSS; the memory cgroup
+    the command moved itself into held only them, and its peak (the kernel's count, each page
+    once) is said beside the RSS sum, well under it."""
+    procs = memory_cgroup / "cgroup.procs"  # limited to 96 MiB by the fixture: room enough
+    js = tmp_path / "run.json"
+    script = f"echo $$ > {procs}; exec {PY} -c '{SHARING_CHILDREN}'"
+    proc = subprocess.Popen(memtrail(*run_args(tmp_path, "--json", str(js), "--", "sh", "-c",
+                                               script)),
+                            env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        logdir = tmp_path / "log"
+        # Until a tick has the three in the cgroup, with the command re-identified there.
+        wait_for(lambda: sum(1 for line in log_text(logdir).splitlines()
+                             if line.startswith("P ") and memory_cgroup.name in line) >= 3,
+                 timeout=30, what="the three processes recorded in the cgroup")
+        proc.stdin.write("end\n")
+        proc.stdin.flush()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    tree = json.loads(js.read_text())["command"]["tree"]
+    assert tree["cgroup"].endswith("/" + memory_cgroup.name), tree
+    assert tree["peak_rss_bytes"] > 140 << 20
+    assert 48 << 20 < tree["cgroup_peak_bytes"] < tree["peak_rss_bytes"] * 0.75, tree
+    assert f"their memory cgroup {tree['cgroup']} (theirs alone) peaked at" in err, err

@@ -45,8 +45,11 @@ from memtrail.timeparse import iso
 from memtrail.units import fmt_bytes, fmt_duration
 
 SCHEMA = "memtrail.run/1"
-# Own memory below this share of RSS is worth a word: forked processes share most of their RSS.
+# Own memory below this share of RSS, and this much below it, is worth a word: forked
+# processes share most of their RSS (a single small process's PSS is below its RSS by its
+# shared libraries alone).
 SHARED_WORTH_SAYING = 0.9
+SHARED_WORTH_SAYING_BYTES = 16 << 20
 BESIDE_SHOWN = 3  # the command's own processes named beside an OOM victim
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
@@ -260,6 +263,8 @@ class CommandTree:
         self.ever: Set[int] = set()  # every pid that ever belonged
         self.seen: Set[Proc] = set()  # classified (member or not)
         self.known: Set[int] = set()  # every pid the log ever showed
+        self.everyone: List[Proc] = []  # every member ever (their cgroups at the end)
+        self.others: Set[str] = set()  # the memory cgroup of every other process, when seen
         self.total = 0
         self.peak = 0
         self.peak_time: Optional[float] = None
@@ -281,6 +286,7 @@ class CommandTree:
             for proc in fresh:
                 if self._is_root(proc) or proc.ppid in self.pids:
                     self.members.add(proc)
+                    self.everyone.append(proc)
                     self.pids.add(proc.pid)
                     self.ever.add(proc.pid)
                     self.seen.add(proc)
@@ -289,6 +295,7 @@ class CommandTree:
                     rest.append(proc)
             fresh = rest
         self.seen.update(fresh)
+        self.others.update(p.memcg or p.cgroup for p in fresh)
         self.known.update(p.pid for p, _ in tick.changes)
         for proc, old in tick.changes:
             if proc in self.members:
@@ -314,6 +321,23 @@ class CommandTree:
                 read += current
             self.peak_private, self.peak_from_pss = own, read
 
+    def own_cgroup(self) -> Optional[str]:
+        """The memory cgroup that held the command's processes and nothing else, if there was
+        one (`systemd-run --scope`, a container, a CI step in a cgroup of its own): its peak
+        is the kernel's own count of their memory, each page once."""
+        # The members' last cgroups: a command that moves itself into a cgroup of its own
+        # (`echo $$ > cgroup.procs; exec ...`) is seen again at its exec.
+        paths = {p.memcg or p.cgroup for p in self.everyone}
+        if len(paths) != 1:
+            return None
+        path = paths.pop()
+        if path in ("", "/"):
+            return None
+        below = path.rstrip("/") + "/"
+        if any(o == path or o.startswith(below) for o in self.others):
+            return None
+        return path
+
     def result(self) -> dict:
         lg = self.largest
         return {
@@ -321,6 +345,7 @@ class CommandTree:
             "processes_at_peak": self.peak_count, "processes": len(self.ever),
             "peak_private_bytes": self.peak_private if self.peak_count else None,
             "peak_private_from_pss": self.peak_from_pss,
+            "cgroup": self.own_cgroup(), "cgroup_peak_bytes": None,
             "largest": None if lg is None else {"rss_bytes": lg[0], "pid": lg[1],
                                                 "name": lg[2], "cmdline": lg[3]},
         }
@@ -416,19 +441,27 @@ def tree_sentence(tree: dict) -> Optional[str]:
 
 
 def _own_memory(tree: dict) -> str:
-    """`, holding 310 MiB of their own (PSS: ...)` when sharing makes the RSS sum mislead.
+    """`, holding 310 MiB of their own (...)` when sharing makes the RSS sum mislead, and the
+    peak of a memory cgroup that held the command alone (the kernel's count).
 
-    Said only when the PSS tier read at least one of them: without it, own memory is RSS
-    minus file pages, which still counts a copy-on-write page once per process and so cannot
-    show the sharing this sentence is for."""
+    Own memory is said only when the PSS tier had read every one of them: for the others it
+    is RSS minus file pages, which counts a copy-on-write page once per process, the very
+    overcount this sentence is there to undo."""
     own, rss = tree.get("peak_private_bytes"), tree["peak_rss_bytes"]
-    if own is None or not tree.get("peak_private_from_pss") \
-            or own >= rss * SHARED_WORTH_SAYING:
-        return ""
-    n, k = tree["processes_at_peak"], tree["peak_private_from_pss"]
-    read = "all" if k >= n else f"{k} of {n}"
-    return (f", holding {fmt_bytes(own)} of their own (shared pages counted once: PSS read "
-            f"for {read})")
+    text = ""
+    if own is not None and tree.get("peak_private_from_pss") == tree["processes_at_peak"] \
+            and _shares_much(own, rss):
+        text = (f", holding {fmt_bytes(own)} of their own (shared pages counted once: PSS "
+                f"read for each)")
+    if tree.get("cgroup_peak_bytes") is not None:
+        text += (f"; their memory cgroup {tree['cgroup']} (theirs alone) peaked at "
+                 f"{fmt_bytes(tree['cgroup_peak_bytes'])} (the kernel's count: each page once, "
+                 f"page cache included)")
+    return text
+
+
+def _shares_much(part: int, rss: int) -> bool:
+    return part < rss * SHARED_WORTH_SAYING and rss - part >= SHARED_WORTH_SAYING_BYTES
 
 
 def _program_figure(g: dict) -> str:
@@ -437,7 +470,7 @@ def _program_figure(g: dict) -> str:
     text = fmt_bytes(g["rss_bytes"])
     pss = g.get("pss_bytes")
     if pss is not None and g["count"] > 1 and g.get("pss_count") == g["count"] \
-            and pss < g["rss_bytes"] * SHARED_WORTH_SAYING:
+            and _shares_much(pss, g["rss_bytes"]):
         text += f" RSS (PSS {fmt_bytes(pss)})"
     return text
 
@@ -528,7 +561,8 @@ def summary_markdown(doc: dict) -> str:
     tree = cmd["tree"]
     if tree["peak_rss_bytes"] and tree["processes"]:
         out.append(f"- the command's processes peaked at **{fmt_bytes(tree['peak_rss_bytes'])}"
-                   f"** RSS ({tree['processes']} process(es) in all)" + _own_memory(tree))
+                   f"** RSS ({tree['processes']} process(es) in all)"
+                   + markdown(_own_memory(tree)))  # a cgroup path is the log's: hostile
     elif tree["peak_rss_bytes"]:
         out.append(f"- {tree_sentence(tree)}")
     if doc["gate"]["verdict"]:
@@ -621,6 +655,10 @@ def main_run(argv: List[str]) -> int:
             tree.update(peak_rss_bytes=kill["rss_bytes"], peak_time=kill.get("time"),
                         peak_source="oom_kill", peak_private_bytes=None,
                         peak_private_from_pss=0)
+    if tree["cgroup"] is not None:
+        unit = next((u for u in rep.get("units") or [] if u["path"] == tree["cgroup"]), None)
+        if unit is not None:
+            tree["cgroup_peak_bytes"] = unit["peak_bytes"]
     problem = usable(rep)
     outcomes = evaluate(rep, args.max_used, args.min_available, args.no_oom,
                         args.max_program) if gated and not problem else []
