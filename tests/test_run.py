@@ -3,6 +3,7 @@ real commands, real signals, a real OOM kill in a memory cgroup."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -425,18 +426,34 @@ def _records_of(logdir: Path, kind: str) -> list:
     return [line.split() for line in log_text(logdir).splitlines() if line.startswith(kind + " ")]
 
 
-def test_a_forked_servers_own_memory_is_said_beside_its_rss_sum(tmp_path):
-    """Four processes sharing 48 MiB copy-on-write sum to ~4x48 MiB of RSS; the short report
-    says what they hold (private from PSS, read for all four), and the top programs line gives
-    the program's PSS. The command signals its stages through stdin/stdout: the test waits for
-    the sampler's PSS records of all four before the parent grows to its peak."""
-    js, logdir = tmp_path / "run.json", tmp_path / "log"
-    env = dict(ENV, MEMTRAIL_PSS_EVERY="0.2")
-    proc = subprocess.Popen(memtrail(*run_args(tmp_path, "--json", str(js), "--", PY, "-c",
-                                               FORKED_SERVER)),
+@contextlib.contextmanager
+def _staged_run(tmp_path, command, env=ENV):
+    """`memtrail run --json run.json -- COMMAND`, driven through the command's stdin and
+    stdout by the block; on leaving it, "end" goes to the command and the run is awaited.
+    Afterwards `proc.err` is memtrail's stderr, and run.json its document."""
+    proc = subprocess.Popen(memtrail(*run_args(tmp_path, "--json", str(tmp_path / "run.json"),
+                                               "--", *command)),
                             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
+        yield proc
+        proc.stdin.write("end\n")
+        proc.stdin.flush()
+        _, proc.err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, proc.err
+
+
+def test_a_forked_servers_own_memory_is_said_beside_its_rss_sum(tmp_path):
+    """Four processes sharing 48 MiB copy-on-write sum to ~4x48 MiB of RSS; the short report
+    says what they hold (private from PSS, read for all four). The command signals its stages
+    through stdin/stdout: the test waits for the sampler's PSS records of all four before the
+    parent grows to its peak."""
+    logdir = tmp_path / "log"
+    with _staged_run(tmp_path, [PY, "-c", FORKED_SERVER],
+                     dict(ENV, MEMTRAIL_PSS_EVERY="0.2")) as proc:
         pids = proc.stdout.readline().split()
         assert len(pids) == 4, pids
         wait_for(lambda: set(pids) <= {r[2] for r in _records_of(logdir, "D")}, timeout=30,
@@ -447,14 +464,8 @@ def test_a_forked_servers_own_memory_is_said_beside_its_rss_sum(tmp_path):
         wait_for(lambda: any(r[2] == pids[0] and int(r[3]) >= 56 << 10
                              for r in _records_of(logdir, "p")), timeout=30,
                  what="a tick with the parent grown")
-        proc.stdin.write("end\n")
-        proc.stdin.flush()
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
-    tree = json.loads(js.read_text())["command"]["tree"]
+    err = proc.err
+    tree = json.loads((tmp_path / "run.json").read_text())["command"]["tree"]
     assert tree["processes_at_peak"] == 4 and tree["peak_private_from_pss"] == 4, tree
     assert tree["peak_rss_bytes"] >= 4 * (48 << 20)
     # Each child's own share of the 48 MiB is a quarter of what its RSS says.
@@ -683,27 +694,16 @@ def test_a_command_in_a_memory_cgroup_of_its_own_gets_the_cgroups_peak(tmp_path,
     the command moved itself into held only them, and its peak (the kernel's count, each page
     once) is said beside the RSS sum, well under it."""
     procs = memory_cgroup / "cgroup.procs"  # limited to 96 MiB by the fixture: room enough
-    js = tmp_path / "run.json"
     script = f"echo $$ > {procs}; exec {PY} -c '{SHARING_CHILDREN}'"
-    proc = subprocess.Popen(memtrail(*run_args(tmp_path, "--json", str(js), "--", "sh", "-c",
-                                               script)),
-                            env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
+    with _staged_run(tmp_path, ["sh", "-c", script]) as proc:
         assert proc.stdout.readline() == "ready\n"
         logdir = tmp_path / "log"
         # Until a tick has the three in the cgroup, with the command re-identified there.
         wait_for(lambda: sum(1 for line in log_text(logdir).splitlines()
                              if line.startswith("P ") and memory_cgroup.name in line) >= 3,
                  timeout=30, what="the three processes recorded in the cgroup")
-        proc.stdin.write("end\n")
-        proc.stdin.flush()
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
-    tree = json.loads(js.read_text())["command"]["tree"]
+    err = proc.err
+    tree = json.loads((tmp_path / "run.json").read_text())["command"]["tree"]
     assert tree["cgroup"].endswith("/" + memory_cgroup.name), tree
     assert tree["peak_rss_bytes"] > 140 << 20
     assert 48 << 20 < tree["cgroup_peak_bytes"] < tree["peak_rss_bytes"] * 0.75, tree
