@@ -83,6 +83,7 @@ class Host:
         self.slabs: Dict[str, int] = {}
         self.shmem = 64 * MiB
         self.page_tables = 20 * MiB
+        self.anon_pages: Optional[int] = None  # KiB; None: half of used
         self.oom_kill = 0
         self.psi_some = 0
         self.psi_full = 0
@@ -181,7 +182,8 @@ class Host:
             "shmem": self.shmem, "slab": slab, "sreclaimable": slab // 2,
             "sunreclaim": slab - slab // 2, "swap_total": 0, "swap_free": 0,
             "committed_as": used * 2, "unevictable": locked, "mlocked": locked,
-            "anon_pages": used // 2, "page_tables": self.page_tables, "kernel_stack": 8 * MiB,
+            "anon_pages": used // 2 if self.anon_pages is None else self.anon_pages,
+            "page_tables": self.page_tables, "kernel_stack": 8 * MiB,
             "hugepages_total": 0, "hugepages_free": 0, "hugepage_size": 2048,
             "oom_kill": self.oom_kill, "pgmajfault": 10, "pgscan_kswapd": 0,
             "pgscan_direct": 0, "pgsteal_kswapd": 0, "pgsteal_direct": 0, "pswpin": 0,

@@ -337,3 +337,34 @@ def test_pss_read_before_a_process_grew_far_is_not_shown_as_its_pss(tmp_path, ca
     _, out, _ = call_main(capsys, top.main, str(d), "--at", f"+{read_at - start:.0f}s")
     [parent] = [line for line in out.splitlines() if line.lstrip().startswith("990 ")]
     assert parent.split()[7:9] == ["55.0", "MiB"], parent  # before the growth: current
+
+
+def test_processes_own_memory_is_capped_by_the_kernels_count_of_anonymous_pages(tmp_path):
+    """Four forked processes whose PSS was never read: RSS minus shared counts the 200 MiB they
+    share four times (824 MiB), the kernel counts 260 MiB of anonymous pages. The kernel's
+    count is the processes' memory in "memory no process explains", and the text says why;
+    before, the overcount made that section's parts larger than their total."""
+    d = tmp_path / "log"
+    h = Host(str(d))
+    for pid in range(990, 994):
+        h.spawn(pid, ["/usr/bin/forker"], 210)
+    h.anon_pages = 260 * scenarios.MiB
+    h.start_segment_tick()
+    h.tick(3)
+    h.stop()
+    rep, text = _report(d)
+    un = rep["unexplained"]
+    assert un["process_private_sum_bytes"] == 4 * 206 * 2**20
+    assert un["anon_pages_bytes"] == un["process_private_bytes"] == 260 * 2**20
+    assert un["bytes"] == un["used_bytes"] - 260 * 2**20
+    assert "private = the kernel's count of anonymous pages (AnonPages), each page once; the " \
+           "processes' own figures sum to 824 MiB, counting pages forked processes share " \
+           "once per process where PSS was not read" in text
+    h2 = Host(str(tmp_path / "plain"))  # no sharing: the processes' sum stands
+    h2.spawn(990, ["/usr/bin/app"], 100)
+    h2.anon_pages = 500 * scenarios.MiB
+    h2.start_segment_tick()
+    h2.tick(2)
+    h2.stop()
+    un = _report(tmp_path / "plain")[0]["unexplained"]
+    assert un["process_private_bytes"] == un["process_private_sum_bytes"] == 96 * 2**20
