@@ -197,3 +197,21 @@ def test_a_member_whose_rss_moved_far_is_read_again_alone_at_the_next_status_tic
     assert [d.split()[2] for d in written] == ["201"], written
     fields = written[0].split()
     assert int(fields[-1]) == 20480 + (1 << 20) and int(fields[3]) == (20480 + (1 << 20)) // 2
+
+
+def test_a_mover_backed_off_or_predicted_slow_waits_for_the_round(fakeproc, tmp_path):
+    """Read again at a status tick, it would only be skipped again, and said in a `pss` event
+    at every status tick: it waits for the round, which says so once a round."""
+    for pid in (200, 201):
+        fakeproc.add(pid, ["/usr/bin/worker"], rss_kib=20480)
+    s = make(fakeproc, tmp_path, "--pss-programs", "1", "--pss-top-n", "0",
+             "--pss-every", "1h", "--status-every", "2s", "--pss-slow", "0.5")
+    clock = Clock()
+    assert _pss_lines(clock.tick(s, new_segment=True)) == [200, 201]
+    s.pss.backoff["200"] = (float("inf"), 1)  # a slow read backed it off
+    fakeproc.add(200, ["/usr/bin/worker"], rss_kib=20480 + (1 << 20))
+    fakeproc.add(201, ["/usr/bin/worker"], rss_kib=40 << 20)  # 40 GiB: predicted 1 s at 25 us/MiB
+    lines = []
+    for _ in range(8):
+        lines += clock.tick(s)
+    assert _pss_lines(lines) == [] and events(lines, "pss") == []

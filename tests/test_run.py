@@ -17,6 +17,7 @@ from conftest import ROOT, log_text, wait_for
 
 from memtrail import daemon, reader
 from memtrail import run as run_module
+from memtrail.model import Proc
 from memtrail.report import analyze
 
 pytestmark = pytest.mark.live
@@ -708,3 +709,20 @@ def test_a_command_in_a_memory_cgroup_of_its_own_gets_the_cgroups_peak(tmp_path,
     assert tree["peak_rss_bytes"] > 140 << 20
     assert 48 << 20 < tree["cgroup_peak_bytes"] < tree["peak_rss_bytes"] * 0.75, tree
     assert f"their memory cgroup {tree['cgroup']} (theirs alone) peaked at" in err, err
+
+
+def test_a_cgroup_is_the_commands_own_only_when_no_other_process_was_seen_in_it():
+    """Its peak is the command's memory only if nothing else was charged to it: another
+    process in it or below it, members in two cgroups, or the root cgroup: no such figure.
+    A sibling whose name merely begins the same (/ci-job2 beside /ci-job) is not inside."""
+    def tree_with(member_cgs, other_cgs):
+        tree = run_module.CommandTree(10, None)
+        tree.everyone = [Proc(10 + i, 1, cgroup=cg) for i, cg in enumerate(member_cgs)]
+        tree.others = set(other_cgs)
+        return tree.own_cgroup()
+
+    assert tree_with(["/ci-job", "/ci-job"], ["/ci-job2", "/system.slice/x"]) == "/ci-job"
+    assert tree_with(["/ci-job"], ["/ci-job"]) is None
+    assert tree_with(["/ci-job"], ["/ci-job/helper"]) is None
+    assert tree_with(["/ci-job", "/other"], []) is None
+    assert tree_with(["/"], []) is None and tree_with([""], []) is None

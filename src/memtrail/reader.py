@@ -24,7 +24,7 @@ import re
 import stat
 import zlib
 from dataclasses import dataclass, field
-from typing import IO, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import IO, Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 FORMAT_MAJOR = 1
 MAX_LINE = 1 << 20  # the longest line read (the sampler's longest is a few KiB)
@@ -381,7 +381,7 @@ def _finite_or_none(text: str) -> Optional[float]:
 _DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_or_none)
 
 
-def decode_json(text: Union[str, bytes]):
+def decode_json(text: Union[str, bytes]) -> Any:
     """The one JSON decoder for log lines (timeline.py reads lines its own way, with it too)."""
     if isinstance(text, bytes):
         text = text.decode("ascii", "replace")  # the sampler writes JSON escapes, never UTF-8

@@ -1459,7 +1459,7 @@ class PssTier:
             # A member whose RSS moved far from the RSS its last PSS figures describe is read
             # again alone, first: a process that grew 1 GiB since would show its old PSS for
             # up to a minute (the analyzer then counts it as not read: model.pss_current).
-            movers = _pss_stale(wanted, queued, fresh)
+            movers = self._movers(wanted, queued, fresh)
             if not fresh and not movers:
                 return
             wanted = movers + [st for st in wanted if st.prog in fresh]
@@ -1537,6 +1537,32 @@ class PssTier:
         if self.pos >= len(queue):
             self._close(events)
 
+    def _movers(self, wanted: list, queued, fresh: set) -> list:
+        """The processes of `wanted` (not queued, not of a program read whole anyway) whose
+        RSS moved by more than an eighth and PSS_STALE_MIN_KIB from the RSS their last PSS
+        figures describe (the last value of `st.pss`): model.pss_current's rule. One backed
+        off, or now predicted to read slowly, waits for the round, which says so once (here it
+        would be skipped, and said, at every status tick). A loop, not a call per process: it
+        runs over every member of the largest programs at each status tick (3.6 ms for 19 900,
+        measured)."""
+        out = []
+        least = PSS_STALE_MIN_KIB
+        backoff, cost, slow_us = self.backoff, self.cost, self.cfg.pss_slow * 1e6
+        for st in wanted:
+            text = st.pss
+            if not text or st in queued or st.prog in fresh:
+                continue
+            try:
+                at = int(text[text.rfind(b" ") + 1:])
+            except ValueError:
+                continue
+            moved = st.rss - at
+            if (moved > least or moved < -least) and (moved > at >> 3 or -moved > at >> 3) \
+                    and st.pid not in backoff \
+                    and st.rss / 1024 * cost.get(st.pid, PSS_PRIOR_US_PER_MIB) <= slow_us:
+                out.append(st)
+        return out
+
     @staticmethod
     def _note(items: list, pid: str, why: str, rss: int) -> None:
         if len(items) < PSS_EVENT_LIST_MAX:
@@ -1566,28 +1592,6 @@ class PssTier:
         if stats["gone"]:
             obj["gone"] = stats["gone"]
         events.append(("pss", obj))
-
-
-def _pss_stale(wanted: list, queued, fresh: set) -> list:
-    """The processes of `wanted` (not queued, not of a program read whole anyway) whose RSS
-    moved by more than an eighth and PSS_STALE_MIN_KIB from the RSS their last PSS figures
-    describe (the last value of `st.pss`): model.pss_current's rule. A loop, not a call per
-    process: it runs over every member of the largest programs at each status tick (3.6 ms
-    for 19 900, measured)."""
-    out = []
-    least = PSS_STALE_MIN_KIB
-    for st in wanted:
-        text = st.pss
-        if not text or st in queued or st.prog in fresh:
-            continue
-        try:
-            at = int(text[text.rfind(b" ") + 1:])
-        except ValueError:
-            continue
-        moved = st.rss - at
-        if (moved > least or moved < -least) and (moved > at >> 3 or -moved > at >> 3):
-            out.append(st)
-    return out
 
 
 def _second(item):

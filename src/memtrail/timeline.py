@@ -352,10 +352,9 @@ def _kib(raw: bytes) -> Optional[int]:
     if raw == b"-":
         return None
     try:
-        value = int(raw)
+        return int(raw)
     except ValueError:
         return None
-    return value
 
 
 # -- frames: the state at one tick -----------------------------------------------------------
