@@ -215,3 +215,24 @@ def test_a_mover_backed_off_or_predicted_slow_waits_for_the_round(fakeproc, tmp_
     for _ in range(8):
         lines += clock.tick(s)
     assert _pss_lines(lines) == [] and events(lines, "pss") == []
+
+
+def test_a_tiny_process_is_kept_without_its_rss_and_counts_as_moved_past_twice_the_line(
+        fakeproc, tmp_path):
+    """Its `D` line has the `rss` field like any other; the tier's own copy of its values
+    does not (the memory of 20,000 small processes). Read at 1 MiB, it is read again at a
+    status tick once past 8 MiB; at 6 MiB it waits for the round."""
+    for pid in (200, 201):
+        fakeproc.add(pid, ["/usr/bin/tiny"], rss_kib=1024)
+    s = make(fakeproc, tmp_path, "--pss-programs", "1", "--pss-top-n", "0",
+             "--pss-every", "1h", "--status-every", "2s")
+    clock = Clock()
+    first = of(clock.tick(s, new_segment=True), "D")
+    assert [d.split()[-1] for d in first] == ["1024", "1024"]
+    assert all(st.pss.count(b" ") == 5 for st in s.procs.values() if st.pss)
+    fakeproc.add(200, ["/usr/bin/tiny"], rss_kib=6 << 10)
+    fakeproc.add(201, ["/usr/bin/tiny"], rss_kib=9 << 10)
+    lines = []
+    for _ in range(6):
+        lines += clock.tick(s)
+    assert _pss_lines(lines) == [201]
