@@ -1209,8 +1209,17 @@ def parse_kv_kib(data: bytes, keys) -> list:
         i += len(key) + 2
         end = find(b"\n", i)
         parts = (text[i:end] if end >= 0 else text[i:]).split(None, 1)
-        out.append(int(parts[0]) if parts else None)
+        out.append(_num(parts[0]) if parts else None)
     return out
+
+
+def _num(raw: bytes):
+    """An integer from a /proc file, or None: a kernel (or a FUSE /proc such as lxcfs in a
+    container) that writes something else there costs that one value, never the sampler."""
+    try:
+        return int(raw)
+    except ValueError:
+        return None
 
 
 class SystemReader:
@@ -1250,17 +1259,17 @@ class SystemReader:
                     vm[name] = num
         for key in VMSTAT_KEYS:
             if key == "allocstall":
-                stalls = [int(v) for k, v in vm.items() if k.startswith(b"allocstall")]
-                values.append(sum(stalls) if stalls else None)
+                stalls = [_num(v) for k, v in vm.items() if k.startswith(b"allocstall")]
+                values.append(sum(stalls) if stalls and None not in stalls else None)
             else:
                 raw = vm.get(key.encode())
-                values.append(int(raw) if raw is not None else None)
+                values.append(_num(raw) if raw is not None else None)
         some = full = None
         data = self._pread(self.psi, 512)
         if data:
             for line in data.split(b"\n"):
                 if b"total=" in line:
-                    total = int(line.rsplit(b"total=", 1)[1])
+                    total = _num(line.rsplit(b"total=", 1)[1])
                     if line.startswith(b"some"):
                         some = total
                     elif line.startswith(b"full"):
@@ -2076,20 +2085,20 @@ class CgroupTracker:
             some = full = None
             for line in psi.split(b"\n"):
                 if b"total=" in line:
-                    total = int(line.rsplit(b"total=", 1)[1])
+                    total = _num(line.rsplit(b"total=", 1)[1])
                     if line.startswith(b"some"):
                         some = total
                     else:
                         full = total
             return (int(peak) // 1024 if peak and peak.strip().isdigit() else None,
-                    int(ev[b"oom"]) if b"oom" in ev else None,
-                    int(ev[b"oom_kill"]) if b"oom_kill" in ev else None, some, full)
+                    _num(ev[b"oom"]) if b"oom" in ev else None,
+                    _num(ev[b"oom_kill"]) if b"oom_kill" in ev else None, some, full)
         peak = read_file(base + "memory.max_usage_in_bytes", 64)
         ctl = read_file(base + "memory.oom_control", 512) or b""
         ev = dict(line.split(b" ", 1) for line in ctl.split(b"\n") if b" " in line)
         return (int(peak) // 1024 if peak and peak.strip().isdigit() else None,
-                int(ev[b"under_oom"]) if b"under_oom" in ev else None,
-                int(ev[b"oom_kill"]) if b"oom_kill" in ev else None, None, None)
+                _num(ev[b"under_oom"]) if b"under_oom" in ev else None,
+                _num(ev[b"oom_kill"]) if b"oom_kill" in ev else None, None, None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -3176,6 +3185,7 @@ class Sampler:
         self.fd_ceiling = self.fd_limit - FD_RESERVE  # statm/cgroup descriptors stop below
         self.unread = 0  # processes not read at the last tick for want of a descriptor
         self.unread_said = 0  # ... as the last `unread` event said
+        self.unparsed_said: set = set()  # kinds of /proc file already said not to parse
         self.kmsg = KmsgReader("" if cfg.no_kmsg else cfg.kmsg, cfg.kmsg_backlog)
         self.oom = OomParser(self.page_kib)
         self.notifier = Notifier(cfg.journal)
@@ -3445,13 +3455,17 @@ class Sampler:
                 if _new_image(st.statm, fields):
                     self.execed.append(st)
                 st.statm = data
-            rss = int(fields[1]) << shift
-            if keyframe or abs(rss - st.rss) > st.lim:
-                if rss != st.rss:
-                    self._band(st, rss)
-                out_p.append(f"p {ts} {name} {st.rss} {int(fields[2]) << shift}\n")
-                if watch is not None:
-                    watch.append(st)
+            try:
+                rss = int(fields[1]) << shift
+                if keyframe or abs(rss - st.rss) > st.lim:
+                    shared = int(fields[2]) << shift
+                    if rss != st.rss:
+                        self._band(st, rss)
+                    out_p.append(f"p {ts} {name} {st.rss} {shared}\n")
+                    if watch is not None:
+                        watch.append(st)
+            except (ValueError, IndexError):
+                self._unparsed("statm", name, data)  # its last figures stand
         # Exits show as ESRCH on the held descriptor; a listing diff also catches processes
         # read by path and fixture trees (whose files stay readable once opened).
         listed_names = set(names)
@@ -3486,17 +3500,25 @@ class Sampler:
                 else:
                     self.must_list = True  # there a moment ago: look again next tick
                 continue
+            fields = data.split(b" ", 3)
+            try:
+                rss, shared = int(fields[1]) << shift, int(fields[2]) << shift
+            except (ValueError, IndexError):
+                self._unparsed("statm", name, data)
+                if fd >= 0:
+                    os.close(fd)
+                self.must_list = True  # looked at again next tick
+                continue
             st = Proc(name, fd)
             st.ident = ident
             st.statm = data
             if not initial:
                 self.young.append(st)
-            fields = data.split(b" ", 3)
-            self._band(st, int(fields[1]) << shift)
+            self._band(st, rss)
             procs[name] = st
             self.announced.add(name)
             out_new.append(f"P {ts} {st.ident}\n")
-            out_p.append(f"p {ts} {name} {st.rss} {int(fields[2]) << shift}\n")
+            out_p.append(f"p {ts} {name} {st.rss} {shared}\n")
             if watch is not None:
                 watch.append(st)
         self.unread = unread
@@ -3512,12 +3534,16 @@ class Sampler:
         if _new_image(st.statm, fields):
             self.execed.append(st)
         st.statm = data
-        rss = int(fields[1]) << self.shift
-        if abs(rss - st.rss) > st.lim:
-            self._band(st, rss)
-            out_p.append(f"p {ts} {st.pid} {rss} {int(fields[2]) << self.shift}\n")
-            if watch is not None:
-                watch.append(st)
+        try:
+            rss = int(fields[1]) << self.shift
+            if abs(rss - st.rss) > st.lim:
+                shared = int(fields[2]) << self.shift
+                self._band(st, rss)
+                out_p.append(f"p {ts} {st.pid} {rss} {shared}\n")
+                if watch is not None:
+                    watch.append(st)
+        except (ValueError, IndexError):
+            self._unparsed("statm", st.pid, data)  # its last figures stand
 
     def _set_order(self, order: list) -> None:
         self.order = order
@@ -3535,6 +3561,15 @@ class Sampler:
             if st.fd >= 0:
                 os.close(st.fd)
             out_x.append(f"X {ts} {name}\n")
+
+    def _unparsed(self, what: str, pid: str, data: bytes) -> None:
+        """A /proc file that did not parse (a kernel or a FUSE /proc writing something else):
+        said once per kind of file, in a `warn` event with an example, then skipped quietly."""
+        if what not in self.unparsed_said:
+            self.unparsed_said.add(what)
+            self.events.append(("warn", {"msg": f"/proc/{pid}/{what} did not parse "
+                                         f"({data[:60]!r}): skipped, here and wherever it "
+                                         f"happens again (said once)"}))
 
     def recheck_young(self, ts: str, out_new: list) -> list:
         """A process first seen right after fork may exec a moment later: look once more.
