@@ -9,8 +9,10 @@ ways for one such file to end the sampler (statm, meminfo, vmstat, PSI and statu
 
 from __future__ import annotations
 
+import os
 import random
 
+from fakeproc import FakeProc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_sampler_unit import Clock, events, make, of
@@ -41,8 +43,6 @@ def _mutate(path, rnd: random.Random) -> None:
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.integers(0, 2 ** 32), st.lists(st.integers(1, 3), min_size=1, max_size=6))
 def test_the_sampler_ticks_on_over_unexpected_proc_files(tmp_path_factory, seed, bursts):
-    from fakeproc import FakeProc
-
     rnd = random.Random(seed)
     base = tmp_path_factory.mktemp("fuzz")
     fakeproc = FakeProc(base / "proc")
@@ -62,8 +62,6 @@ def test_the_sampler_ticks_on_over_unexpected_proc_files(tmp_path_factory, seed,
 def _release(s) -> None:
     """The descriptors one in-process sampler holds (the process's end closes them in real
     use): 150 examples would otherwise hold thousands, past a default limit of 1024."""
-    import os
-
     fds = [st.fd for st in s.procs.values()]
     fds += [getattr(s.sys, name, -1) for name in ("meminfo", "vmstat", "psi")]
     fds += [s.writer.fd, getattr(s.writer, "dfd", -1)]
