@@ -9,13 +9,19 @@ ways for one such file to end the sampler (statm, meminfo, vmstat, PSI and statu
 
 from __future__ import annotations
 
+import json
 import os
 import random
 
+import pytest
+from conftest import log_text
 from fakeproc import FakeProc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_sampler_unit import Clock, events, make, of
+
+from memtrail import reader, report
+from memtrail import sampler as S
 
 ODD = ["", "\n", "-1", "99999999999999999999999", "nan", "x", "\x00", "1 2", " ", "0",
        "18446744073709551615", "\u0663", "1e9", "kB", ":"]
@@ -93,3 +99,56 @@ def test_a_statm_that_does_not_parse_keeps_the_last_figures_and_is_said_once(fak
     fakeproc.set_rss(102, 4096)
     lines = clock.tick(s)
     assert sorted(line.split()[2] for line in of(lines, "p")) == ["100", "102"]
+
+
+def _flaky_scan(monkeypatch, fails) -> list:
+    """Make the sampler's process scan raise at the calls numbered in `fails` (1-based): a bug
+    of its own, injected where a real one would surface."""
+    real = S.Sampler.scan_processes
+    calls = []
+
+    def scan(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) in fails:
+            raise RuntimeError(f"injected at scan {len(calls)}")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(S.Sampler, "scan_processes", scan)
+    return calls
+
+
+def test_a_tick_that_raises_is_said_and_the_recording_goes_on(fakeproc, tmp_path, monkeypatch):
+    """The failed tick is lost, an `error` event says why, and a new segment restates every
+    identity; the report counts it. Before, the exception ended the sampler."""
+    fakeproc.add(100, ["/usr/bin/app"], rss_kib=20480)
+    s = make(fakeproc, tmp_path, "--interval", "0.05", "--duration", "1")
+    calls = _flaky_scan(monkeypatch, {3})
+    assert s.run() == 0
+    assert len(calls) > 5
+    logdir = tmp_path / "log"
+    text = log_text(logdir)
+    [error] = [line for line in text.splitlines() if line.startswith("E ") and " error " in line]
+    data = json.loads(error[error.index("{"):])
+    assert data["error"] == "RuntimeError: injected at scan 3" and data["in_a_row"] == 1
+    assert data["where"].startswith("scan:")
+    segs = reader.segments(str(logdir))
+    assert len(segs) == 2  # closed at the failure; the next one restates the process
+    with open(segs[1]) as fh:
+        second = fh.read()
+    assert "\nP " in second and " error " in second and "\nZ " in second
+    rep = report.analyze([str(logdir)])
+    assert rep["span"]["tick_errors"] == 1
+    assert "1 tick(s) failed in the sampler and are missing from the log" in \
+        report.render_text(rep)
+
+
+def test_ticks_failing_in_a_row_end_the_sampler_with_the_error(fakeproc, tmp_path,
+                                                                monkeypatch):
+    """A bug that fails every tick is not hidden: after TICK_FAILURES_MAX in a row the
+    sampler ends with the exception (under systemd the unit is restarted)."""
+    fakeproc.add(100, ["/usr/bin/app"], rss_kib=20480)
+    s = make(fakeproc, tmp_path, "--interval", "0.01", "--duration", "5")
+    calls = _flaky_scan(monkeypatch, set(range(3, 100)))
+    with pytest.raises(RuntimeError, match="injected"):
+        s.run()
+    assert len(calls) == 2 + S.TICK_FAILURES_MAX

@@ -21,7 +21,7 @@ from memtrail.units import fmt_bytes, fmt_duration
 ALERT, WARN, INFO = "alert", "warn", "info"
 
 SEVERITY: Dict[str, str] = {
-    "oom_kill": ALERT, "cgroup_oom": ALERT, "oom_counter": ALERT,
+    "oom_kill": ALERT, "cgroup_oom": ALERT, "oom_counter": ALERT, "error": ALERT,
     "low": WARN, "gap": WARN, "overrun": WARN, "clock": WARN, "warn": WARN, "rate": WARN,
     "trigger": WARN,
 }
@@ -147,6 +147,11 @@ def _warn(d: dict) -> str:
     return f"sampler warning: {_t(d.get('msg', '?'))}"
 
 
+def _error(d: dict) -> str:
+    return (f"a sampler tick failed and is missing ({_t(d.get('error', '?'))} in "
+            f"{_t(d.get('where', '?'))}): a memtrail bug, please report it")
+
+
 def _rotate(d: dict) -> str:
     nxt = d.get("next")
     return "segment closed" + (f", next {_t(nxt)}" if nxt else "")
@@ -167,7 +172,7 @@ _SENTENCES: Dict[str, Callable[[dict], str]] = {
     "oom_kill": _oom_kill, "cgroup_oom": _cgroup_oom, "oom_counter": _oom_counter,
     "low": _low, "rate": _rate, "gap": _gap, "overrun": _overrun, "clock": _clock,
     "start": _start, "snapshot": _snapshot, "warn": _warn, "rotate": _rotate,
-    "residency": _residency, "trigger": _trigger,
+    "residency": _residency, "trigger": _trigger, "error": _error,
 }
 
 

@@ -45,6 +45,7 @@ from memtrail.report import (
     pss_text,
     rates_text,
     render_text,
+    tick_errors_text,
     unread_files,
     usable,
 )
@@ -816,6 +817,8 @@ def run_section(index: int, count: int, rep: dict, charts: Charts, run: Run,
     parts = [tag("h2", {}, esc(heading)), headline(rep, charts)]
     if problems:
         parts.append(tag("p", {"class": "warn"}, esc("Reading problems: " + problems[0])))
+    if rep["span"].get("tick_errors"):
+        parts.append(tag("p", {"class": "warn"}, esc(tick_errors_text(rep["span"]))))
     data = data_problems_text(reading)
     if data:
         parts.append(tag("p", {"class": "warn"}, esc("Data problems (skipped, not shown as "

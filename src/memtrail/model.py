@@ -399,6 +399,8 @@ class Run:
     gaps: List[Gap] = field(default_factory=list)
     overruns: int = 0
     worst_overrun_ms: float = 0.0
+    tick_errors: int = 0  # ticks the sampler lost to a bug of its own (`error` events)
+    first_tick_error: Optional[dict] = None  # {"time", "error", "where"} of the first
     events: Dict[str, int] = field(default_factory=dict)  # kind -> count
     oom_kills: List[Event] = field(default_factory=list)
     oom_counter_total: int = 0  # sum of /proc/vmstat oom_kill steps seen between ticks
@@ -1031,6 +1033,13 @@ class Replayer:
             delta = event.data.get("delta")
             if isinstance(delta, int):
                 run.oom_counter_total += delta
+        elif kind == "error":
+            run.tick_errors += 1
+            if run.first_tick_error is None:
+                data = event.data
+                run.first_tick_error = {"time": event.time,
+                                        "error": str(data.get("error", "?"))[:300],
+                                        "where": str(data.get("where", "?"))[:100]}
         elif kind == "overrun":
             run.overruns += 1
             took = event.data.get("took_ms")

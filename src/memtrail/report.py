@@ -587,6 +587,9 @@ class Analysis:
                            "reasons": run.rate_reasons.get(ms, [])}
                           for ms in sorted(run.rate_ticks, reverse=True)],
                 "overruns": run.overruns, "worst_overrun_ms": run.worst_overrun_ms,
+                "tick_errors": run.tick_errors,
+                "first_tick_error": None if run.first_tick_error is None else dict(
+                    run.first_tick_error, time=iso(run.first_tick_error["time"])),
                 "clean_end": run.end_reason is not None and not run.cut_segments,
                 "end_reason": run.end_reason,
                 "cut_segments": [os.path.basename(s) for s in run.cut_segments],
@@ -756,6 +759,15 @@ def rates_text(span: dict) -> str:
     return ": " + ", and ".join(parts)
 
 
+def tick_errors_text(span: dict) -> str:
+    """The sampler's own failures: ticks missing from the log, and why (terminal-safe)."""
+    first = span.get("first_tick_error") or {}
+    return safetext.terminal(
+        f"{span['tick_errors']} tick(s) failed in the sampler and are missing from the log "
+        f"(first at {_t(first.get('time'))}: {first.get('error', '?')} in "
+        f"{first.get('where', '?')}): a memtrail bug, please report it")
+
+
 def overrun_text(span: dict) -> str:
     n = span["overruns"]
     return (f"{n} overrun(s): a tick took longer to collect than its interval, so the next "
@@ -840,6 +852,8 @@ def render_text(rep: dict) -> str:
           f"(see reading problems): what the sampler saw then is unknown")
     if span["overruns"]:
         w(f"  {overrun_text(span)}")
+    if span.get("tick_errors"):
+        w(f"  {tick_errors_text(span)}")
     if span["clean_end"]:
         w(f"  ended cleanly ({span['end_reason']})")
     elif span["cut_segments"]:
@@ -1059,6 +1073,8 @@ def render_markdown(rep: dict) -> str:
       + (f" ({fmt_duration(span['gap_seconds'])} not recording)" if span["gaps"] else "")
       + (f"; **{unread_files(rep)} file(s) unreadable: coverage unknown**"
          if unread_files(rep) else ""))
+    if span.get("tick_errors"):
+        w(f"- **{md(tick_errors_text(span))}**")
     if psi["some_pct"] is not None:
         w(f"- PSI stall: some {psi['some_pct']:.2f}%, full {psi['full_pct']:.2f}%")
     reading = _reading_line(rep["reading"])

@@ -1404,6 +1404,7 @@ def fit_cmdline(args: list):
 PSS_PRIOR_US_PER_MIB = 25.0
 PSS_EVENT_LIST_MAX = 16  # pids listed per kind in a `pss` event (the rest are counted)
 PSS_STALE_MIN_KIB = 4096  # RSS moved this much (and an eighth) since a PSS read: read again
+TICK_FAILURES_MAX = 5  # ticks failing in a row that end the sampler (one is a bug said in the log)
 
 
 class PssTier:
@@ -3186,6 +3187,7 @@ class Sampler:
         self.unread = 0  # processes not read at the last tick for want of a descriptor
         self.unread_said = 0  # ... as the last `unread` event said
         self.unparsed_said: set = set()  # kinds of /proc file already said not to parse
+        self.failed_ticks = 0  # ticks in a row that raised (see _tick_failed)
         self.kmsg = KmsgReader("" if cfg.no_kmsg else cfg.kmsg, cfg.kmsg_backlog)
         self.oom = OomParser(self.page_kib)
         self.notifier = Notifier(cfg.journal)
@@ -3562,6 +3564,25 @@ class Sampler:
                 os.close(st.fd)
             out_x.append(f"X {ts} {name}\n")
 
+    def _tick_failed(self, exc: Exception) -> None:
+        """A bug in a tick (a /proc or a kernel format the sampler did not foresee): the
+        recording goes on. The tick is lost and said in an `error` event, which the next tick
+        writes; the segment is closed, so the next one restates every identity (the lost tick
+        may have taken in processes whose `P` lines went with it). TICK_FAILURES_MAX ticks
+        failing in a row end the sampler with the traceback (systemd restarts the unit)."""
+        self.failed_ticks += 1
+        if self.failed_ticks >= TICK_FAILURES_MAX:
+            raise exc
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = f"{tb.tb_frame.f_code.co_name}:{tb.tb_lineno}" if tb is not None else "?"
+        error = f"{type(exc).__name__}: {exc}"[:300]
+        self.events.append(("error", {"error": error, "where": where,
+                                      "in_a_row": self.failed_ticks}))
+        print(f"memtrail: a tick failed ({error}, at {where}); the recording goes on "
+              f"(please report it)", file=sys.stderr, flush=True)
+
     def _unparsed(self, what: str, pid: str, data: bytes) -> None:
         """A /proc file that did not parse (a kernel or a FUSE /proc writing something else):
         said once per kind of file, in a `warn` event with an example, then skipped quietly."""
@@ -3907,8 +3928,17 @@ class Sampler:
                 self.events += [("warn", {"msg": msg}) for msg in writer.notes]
                 writer.notes = []
             new_segment = writer.fd is None
-            data = self.tick_sections(now, mono, cpu0, new_segment)
-            if not new_segment:
+            try:
+                data = self.tick_sections(now, mono, cpu0, new_segment)
+                self.failed_ticks = 0
+            except Exception as exc:  # noqa: BLE001 - a bug must not end the recording
+                self._tick_failed(exc)
+                if writer.fd is not None:
+                    writer.close_segment(f"E {now:.3f} rotate {{}}\n".encode())
+                data = None
+            if data is None:
+                pass  # the failed tick is lost; its `error` event goes out with the next
+            elif not new_segment:
                 writer.write(data, now, mono)  # a failure closes it: next tick starts anew
             else:
                 gap = ""
