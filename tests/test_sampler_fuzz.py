@@ -124,7 +124,7 @@ def test_a_tick_that_raises_is_said_and_the_recording_goes_on(fakeproc, tmp_path
     s = make(fakeproc, tmp_path, "--interval", "0.05", "--duration", "1")
     calls = _flaky_scan(monkeypatch, {3})
     assert s.run() == 0
-    assert len(calls) > 5
+    assert len(calls) >= 4  # at least one tick after the failure (a stop takes a last one)
     logdir = tmp_path / "log"
     text = log_text(logdir)
     [error] = [line for line in text.splitlines() if line.startswith("E ") and " error " in line]
