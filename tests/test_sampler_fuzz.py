@@ -121,7 +121,7 @@ def test_a_tick_that_raises_is_said_and_the_recording_goes_on(fakeproc, tmp_path
     """The failed tick is lost, an `error` event says why, and a new segment restates every
     identity; the report counts it. Before, the exception ended the sampler."""
     fakeproc.add(100, ["/usr/bin/app"], rss_kib=20480)
-    s = make(fakeproc, tmp_path, "--interval", "0.05", "--duration", "1")
+    s = make(fakeproc, tmp_path, "--interval", "0.05", "--duration", "2")
     calls = _flaky_scan(monkeypatch, {3})
     assert s.run() == 0
     assert len(calls) >= 4  # at least one tick after the failure (a stop takes a last one)
