@@ -395,14 +395,18 @@ def test_an_unseen_victim_is_named_beside_the_commands_own_from_the_kernels_tabl
 
 
 
-FORKED_SERVER = """
+def _sharing_children(kids: int, then: str) -> str:
+    """A parent with 48 MiB of touched anonymous memory and `kids` forked children sharing it
+    copy-on-write, which live until the parent closes their pipe; `then` is the parent's
+    script in between (it has `kids`, the children's pids). No single quote: `sh -c` carries it."""
+    return f"""
 import os, sys
-b = bytearray(48 << 20)  # touched: anonymous pages every child shares copy-on-write
+b = bytearray(48 << 20)
 for i in range(0, len(b), 4096):
     b[i] = 1
 r, w = os.pipe()
 kids = []
-for _ in range(3):
+for _ in range({kids}):
     pid = os.fork()
     if pid == 0:
         os.close(w)
@@ -410,17 +414,22 @@ for _ in range(3):
         os._exit(0)
     kids.append(pid)
 os.close(r)
-print(os.getpid(), *kids, flush=True)
-sys.stdin.readline()
-more = bytearray(8 << 20)  # the parent grows: the tree's peak comes after the PSS reads
-for i in range(0, len(more), 4096):
-    more[i] = 1
-print("grown", flush=True)
+{then}
 sys.stdin.readline()
 os.close(w)
 for pid in kids:
     os.waitpid(pid, 0)
 """
+
+
+FORKED_SERVER = _sharing_children(3, """
+print(os.getpid(), *kids, flush=True)
+sys.stdin.readline()
+more = bytearray(8 << 20)  # the parent grows: the peak comes after the PSS reads
+for i in range(0, len(more), 4096):
+    more[i] = 1
+print("grown", flush=True)
+""")
 
 
 def _records_of(logdir: Path, kind: str) -> list:
@@ -667,25 +676,7 @@ def test_an_inherited_ignored_sigint_stays_ignored(tmp_path):
     assert out == "got 0\n" and proc.returncode == 40, err
 
 
-SHARING_CHILDREN = """
-import os, sys
-blob = bytearray(b"\\x01") * (48 << 20)
-r, w = os.pipe()
-kids = []
-for _ in range(2):
-    pid = os.fork()
-    if pid == 0:
-        os.close(w)
-        os.read(r, 1)
-        os._exit(0)
-    kids.append(pid)
-os.close(r)
-print("ready", flush=True)
-sys.stdin.readline()
-os.close(w)
-for pid in kids:
-    os.waitpid(pid, 0)
-"""
+SHARING_CHILDREN = _sharing_children(2, 'print("ready", flush=True)')
 
 
 @pytest.mark.root
