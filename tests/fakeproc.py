@@ -47,17 +47,40 @@ oom_kill {oom_kill}
 """
 
 
-class FakeProc:
-    """A writable fake procfs. Sizes in KiB; the sampler multiplies pages by the page size."""
+def smaps_vma(head: str, rss: int, pss: int, anon: int, swap: int, swap_pss: bool) -> str:
+    """One mapping of /proc/PID/smaps as the kernel writes it (its first lines, then the
+    sizes; SwapPss from 4.3)."""
+    lines = [head, f"Size:               {rss * 2} kB", f"Rss:                {rss} kB",
+             f"Pss:                {pss} kB", f"Shared_Clean:       {rss - pss} kB",
+             "Shared_Dirty:          0 kB", "Private_Clean:         0 kB",
+             f"Private_Dirty:      {pss} kB", f"Referenced:         {rss} kB",
+             f"Anonymous:          {anon} kB", "AnonHugePages:         0 kB",
+             f"Swap:               {swap} kB"]
+    if swap_pss:
+        lines.append(f"SwapPss:            {swap} kB")
+    lines += ["KernelPageSize:        4 kB", "MMUPageSize:           4 kB",
+              "Locked:                0 kB", "VmFlags: rd wr mr mw me ac"]
+    return "\n".join(lines) + "\n"
 
-    def __init__(self, root: Path) -> None:
+
+class FakeProc:
+    """A writable fake procfs. Sizes in KiB; the sampler multiplies pages by the page size.
+
+    `kernel` shapes the files as that kernel version writes them: no Pss_Anon in
+    smaps_rollup before 5.7, no PSI before 4.20, no smaps_rollup (only smaps) before 4.14, no
+    RssAnon/RssFile/RssShmem in status before 4.5, no SwapPss before 4.3, no MemAvailable
+    before 3.14."""
+
+    def __init__(self, root: Path, kernel: tuple = (6, 6)) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.kernel = kernel
         self.page_kib = os.sysconf("SC_PAGE_SIZE") // 1024
         self.set_meminfo()
         self.set_vmstat()
-        (self.root / "pressure").mkdir(exist_ok=True)
-        self.set_psi(0, 0)
+        if kernel >= (4, 20):
+            (self.root / "pressure").mkdir(exist_ok=True)
+            self.set_psi(0, 0)
         (self.root / "sys/kernel/random").mkdir(parents=True, exist_ok=True)
         (self.root / "sys/kernel/random/boot_id").write_text("0f0f0f0f-test-boot\n")
         (self.root / "self").mkdir(exist_ok=True)
@@ -65,7 +88,11 @@ class FakeProc:
 
     def set_meminfo(self, total: int = 8 << 20, avail: int = 6 << 20, free: int = 5 << 20,
                     slab: int = 100000) -> None:
-        self._write("meminfo", MEMINFO.format(total=total, avail=avail, free=free, slab=slab))
+        text = MEMINFO.format(total=total, avail=avail, free=free, slab=slab)
+        if self.kernel < (3, 14):
+            text = "".join(line + "\n" for line in text.splitlines()
+                           if not line.startswith("MemAvailable:"))
+        self._write("meminfo", text)
 
     def set_vmstat(self, oom_kill: int = 0) -> None:
         self._write("vmstat", VMSTAT.format(oom_kill=oom_kill))
@@ -96,14 +123,33 @@ class FakeProc:
         self._write(f"{pid}/cmdline", raw)
         self._write(f"{pid}/cgroup", f"0::{cgroup}\n")
         self.set_rss(pid, rss_kib, shared_kib)
-        st = {"RssAnon": rss_kib - shared_kib, "RssFile": shared_kib, "RssShmem": 0,
-              "VmSwap": 0, "VmLck": 0}
+        st = ({"RssAnon": rss_kib - shared_kib, "RssFile": shared_kib, "RssShmem": 0}
+              if self.kernel >= (4, 5) else {"VmRSS": rss_kib})
+        st.update({"VmSwap": 0, "VmLck": 0})
         st.update(status or {})
         self._write(f"{pid}/status", f"Name:\t{comm}\n" + "".join(
             f"{k}:\t{v} kB\n" for k, v in st.items()))
-        self._write(f"{pid}/smaps_rollup", f"Rss: {rss_kib} kB\nPss: {rss_kib // 2} kB\n"
-                    f"Pss_Anon: {rss_kib // 2} kB\nPss_File: 0 kB\nPss_Shmem: 0 kB\n"
-                    f"Swap: 0 kB\nSwapPss: 0 kB\n")
+        self.set_pss(pid, rss_kib, rss_kib // 2)
+
+    def set_pss(self, pid: int, rss_kib: int, pss_kib: int, swap_kib: int = 0) -> None:
+        """smaps_rollup (or, before 4.14, smaps: three mappings holding the same totals),
+        with the fields `kernel` writes."""
+        if self.kernel < (4, 14):
+            heap, stack = pss_kib // 2, pss_kib // 4
+            parts = [("00400000-00600000 r-xp 00000000 08:01 1234 /usr/bin/python3.8",
+                      rss_kib // 2, pss_kib - heap - stack, 0, 0),
+                     ("01000000-09000000 rw-p 00000000 00:00 0 [heap]",
+                      rss_kib // 4, heap, rss_kib // 4, swap_kib),
+                     ("7ffd0000-7fff0000 rw-p 00000000 00:00 0 [stack]",
+                      rss_kib - rss_kib // 2 - rss_kib // 4, stack, 0, 0)]
+            self._write(f"{pid}/smaps", "".join(
+                smaps_vma(head, r, p, a, w, self.kernel >= (4, 3)) for head, r, p, a, w in parts))
+            return
+        text = f"Rss: {rss_kib} kB\nPss: {pss_kib} kB\n"
+        if self.kernel >= (5, 7):
+            text += f"Pss_Anon: {pss_kib} kB\nPss_File: 0 kB\nPss_Shmem: 0 kB\n"
+        text += f"Swap: {swap_kib} kB\nSwapPss: {swap_kib} kB\n"
+        self._write(f"{pid}/smaps_rollup", text)
 
     def set_rss(self, pid: int, rss_kib: int, shared_kib: int = 2048) -> None:
         pk = self.page_kib

@@ -572,7 +572,8 @@ def test_unprivileged_user_records_and_says_what_it_could_not(tmp_path):
     os.chown(logdir, 65534, 65534)
     run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                           sys.executable, "-I", "-S", str(SAMPLER), "--dir", str(logdir),
-                          "--duration", "1", "--interval", "0.2", "--quiet"],
+                          "--duration", "1", "--interval", "0.2", "--quiet",
+                          "--status-every", "0.2", "--pss-every", "0.2"],
                          capture_output=True, text=True, timeout=60)
     if "Permission denied" in run.stderr and "python" in run.stderr:
         pytest.skip(f"nobody cannot run {sys.executable} here")
@@ -581,6 +582,9 @@ def test_unprivileged_user_records_and_says_what_it_could_not(tmp_path):
     assert text.splitlines()[-1].startswith("Z ")
     assert '"kmsg":"/dev/kmsg: Permission denied"' in text or " oom_counter" not in text
     assert "slabinfo unreadable" in text and "memory not locked" in text
+    # root's largest processes refuse their smaps_rollup: said as refused, never as gone
+    pss = [json.loads(x[x.index("{"):]) for x in text.splitlines() if " pss {" in x]
+    assert pss and all(e.get("denied", 0) >= 1 for e in pss), pss
     stats = reader.ReadStats()
     recs = records(logdir, stats)
     assert stats.problems == 0 and sum(r.type == "P" for r in recs) > 1  # others' processes too

@@ -89,6 +89,20 @@ _DETAIL_FIELDS = {
 }
 
 
+def available_estimate(values: dict) -> Optional[int]:
+    """MemAvailable for a kernel that does not give it (before 3.14; RHEL 7's 3.10 has it):
+    free memory plus the page cache and slab the kernel can reclaim. Shmem sits in Cached but
+    is not reclaimable without swap, so it is taken out. The kernel's own figure also keeps
+    back its reserves and part of the cache, so this errs high by those. Within [MemFree,
+    MemTotal]; None without MemFree."""
+    free = values.get("free")
+    if free is None:
+        return None
+    cache = (values.get("buffers") or 0) + (values.get("cached") or 0) \
+        - (values.get("shmem") or 0) + (values.get("sreclaimable") or 0)
+    return min(free + max(cache, 0), values["total"])
+
+
 @dataclass
 class System:
     """One `s` record in bytes (None where the kernel lacked the field)."""
@@ -120,6 +134,8 @@ class System:
     tick_cpu_us: Optional[int] = None
     tick_wall_us: Optional[int] = None
     interval_ms: Optional[int] = None
+
+    available_estimated: bool = False  # no MemAvailable (before 3.14): available_estimate
 
     @property
     def used(self) -> Optional[int]:
@@ -414,6 +430,8 @@ class Run:
     low_time: Optional[float] = None
     psi_some_us: int = 0
     psi_full_us: int = 0
+    psi_seen: bool = False  # a tick had PSI: kernels before 4.20 (or without psi=1) have none
+    available_estimated: bool = False  # a tick's MemAvailable was System.available_estimated
     max_procs: int = 0
     sampler_cpu_us: int = 0
     interval_s: Optional[float] = None
@@ -788,6 +806,8 @@ class Replayer:
         if avail is not None and (run.low_available is None or avail < run.low_available):
             run.low_available, run.low_time = avail, tick.time
         some, full = system.psi_some_us, system.psi_full_us
+        if some is not None:
+            run.psi_seen = True
         if self._psi_prev is not None:
             psome, pfull = self._psi_prev
             if some is not None and psome is not None and some >= psome:
@@ -841,6 +861,12 @@ class Replayer:
                 if values.get(name, 0) > total:
                     self.run.problem("bad_value")
                     del values[name]
+        if "available" not in values and total is not None:
+            estimate = available_estimate(values)
+            if estimate is not None:
+                values["available"] = estimate
+                values["available_estimated"] = True
+                self.run.available_estimated = True
         # Made without the dataclass's 28-argument __init__ (once a tick, 600,000 times a
         # week): a field the line lacks reads the class default, None.
         values["time"] = rec.time

@@ -82,13 +82,28 @@ def _steady(growth: float, r2: float, wobble: float, n: int) -> bool:
 
 
 # -- per-process rows --------------------------------------------------------------------------
-def private_part(rss: int, shared: int, pss_anon: Optional[int]) -> int:
+AVAILABLE_ESTIMATED = ("available estimated: the kernel gave no MemAvailable (before 3.14), so "
+                       "MemFree + Buffers + Cached - Shmem + SReclaimable, which overstates it "
+                       "by the kernel's own reserves")
+PSI_NONE = ("not recorded: the kernel gave no /proc/pressure/memory (Linux before 4.20, or "
+            "booted without psi=1)")
+
+
+def private_part(rss: int, shared: int, pss_anon: Optional[int],
+                 pss: Optional[int] = None) -> int:
     """A process's own memory: its proportional share of anonymous pages (Pss_Anon) where the
     sampler read smaps_rollup, else RSS minus its file/shmem part. The fallback counts a page
     a forked child still shares with its parent (copy-on-write) once per process; PSS divides
-    it between them, so a forking server's workers are not counted N times."""
+    it between them, so a forking server's workers are not counted N times.
+
+    Kernels before 5.7 (Ubuntu 20.04's 5.4, RHEL 8's 4.18) give PSS without Pss_Anon. PSS is
+    Pss_Anon plus the process's shares of file and shmem pages, and RSS minus shared is its
+    anonymous RSS, so each is at least Pss_Anon: the lesser of the two is the closest bound
+    from above, and still divides a forked worker's shared pages."""
     if pss_anon is not None:
         return pss_anon
+    if pss is not None:
+        return max(min(rss - shared, pss), 0)
     return max(rss - shared, 0)
 
 
@@ -473,7 +488,7 @@ class Analysis:
                                     "swap_bytes": None, "largest": None, "_largest": -1}
             g["count"] += 1
             g["rss_bytes"] += rss
-            g["private_bytes"] += private_part(rss, shared, pss_anon)
+            g["private_bytes"] += private_part(rss, shared, pss_anon, pss)
             if pss is not None:
                 g["pss_bytes"] = (g["pss_bytes"] or 0) + pss
                 g["pss_count"] += 1
@@ -493,6 +508,8 @@ class Analysis:
         summed = sum(g["private_bytes"] for g in programs)
         from_pss = sum(g["pss_count"] for g in programs)
         nprocs = sum(g["count"] for g in programs)
+        # PSS read without Pss_Anon (kernels before 5.7): private is private_part's bound
+        bound = sum(1 for row in snap.rows if row[3] is not None and row[5] is None)
         # The kernel's count of the anonymous pages mapped by all processes (AnonPages) has
         # each page once. The processes' own figures add up to more exactly when they count
         # a page forked processes share once per process (RSS minus shared, for processes
@@ -527,6 +544,7 @@ class Analysis:
             "time": iso(snap.time), "used_bytes": used, "process_private_bytes": private,
             "process_private_sum_bytes": summed, "anon_pages_bytes": anon,
             "processes": nprocs, "private_from_pss": from_pss,
+            "private_pss_bound": bound,
             "bytes": unexplained, "slab_bytes": slab,
             "slab_reclaimable_bytes": system.sreclaimable, "shmem_bytes": shmem,
             "page_tables_bytes": page_tables, "kernel_stack_bytes": kstack,
@@ -605,7 +623,8 @@ class Analysis:
                 "unread_processes": run.unread_procs,
                 "data_problems": dict(sorted(run.problems.items())),
             },
-            "memory": {"total_bytes": run.mem_total},
+            "memory": {"total_bytes": run.mem_total,
+                       "available_estimated": run.available_estimated},
             "peak": {
                 "time": iso(run.peak_time), "used_bytes": run.peak_used,
                 "available_bytes": run.peak_available,
@@ -613,9 +632,14 @@ class Analysis:
             },
             "lowest_available": {"time": iso(run.low_time), "bytes": run.low_available},
             "psi": {
-                "some_us": run.psi_some_us, "full_us": run.psi_full_us,
-                "some_pct": round(100 * run.psi_some_us / (span * 1e6), 3) if span else None,
-                "full_pct": round(100 * run.psi_full_us / (span * 1e6), 3) if span else None,
+                # None, never 0, where the kernel gave no PSI: no stall is not the same as
+                # no way to tell (kernels before 4.20, RHEL 8 without psi=1)
+                "some_us": run.psi_some_us if run.psi_seen else None,
+                "full_us": run.psi_full_us if run.psi_seen else None,
+                "some_pct": round(100 * run.psi_some_us / (span * 1e6), 3)
+                if span and run.psi_seen else None,
+                "full_pct": round(100 * run.psi_full_us / (span * 1e6), 3)
+                if span and run.psi_seen else None,
             },
             "oom_kills": oom_kills,
             "oom_counter": run.oom_counter_total,
@@ -817,13 +841,20 @@ def _private_source(un: dict) -> str:
                 f"the processes' own figures sum to {fmt_bytes(summed)}, {why}")
     if n is None or k is None:
         return "private = RSS minus shared"
+    # Kernels before 5.7 read PSS without its anonymous part: say what stood in for it.
+    bound = un.get("private_pss_bound") or 0
+    pss = "PSS" if bound and bound == k else "PSS of anonymous pages"
+    old = ("" if not bound else
+           f"; the kernel gave no Pss_Anon (before 5.7), so "
+           f"{'for each' if bound == k else f'for {bound} of them'}: PSS or RSS minus shared, "
+           f"whichever is less, a bound from above")
     if n and k == n:
-        return f"private = PSS of anonymous pages, read for all {n} processes"
+        return f"private = {pss}, read for all {n} processes{old}"
     fallback = ("RSS minus shared: pages a forked child shares with its parent count once per "
                 "process there")
     if k == 0:
         return f"private = {fallback}"
-    return f"private = PSS of anonymous pages for {k} of {n} processes, {fallback} for the rest"
+    return f"private = {pss} for {k} of {n} processes{old}; {fallback} for the rest"
 
 
 def render_text(rep: dict) -> str:
@@ -873,10 +904,14 @@ def render_text(rep: dict) -> str:
       + (f" of {fmt_bytes(total)}" if total else "")
       + f" at {_t(peak['time'])} (available then {fmt_bytes(peak['available_bytes'])})")
     w(f"  lowest avail.   {fmt_bytes(low['bytes'])} at {_t(low['time'])}")
+    if rep["memory"].get("available_estimated"):
+        w(f"  ({AVAILABLE_ESTIMATED})")
     if psi["some_pct"] is not None:
         w(f"  PSI stall       some {fmt_duration(psi['some_us'] / 1e6)} "
           f"({psi['some_pct']:.2f}%), full {fmt_duration(psi['full_us'] / 1e6)} "
           f"({psi['full_pct']:.2f}%) of the span")
+    elif psi["some_us"] is None:
+        w(f"  PSI stall       {PSI_NONE}")
     w("")
     kills = rep["oom_kills"]
     w(f"OOM kills: {len(kills)}" + ("" if kills or not rep["oom_counter"] else
@@ -1077,6 +1112,10 @@ def render_markdown(rep: dict) -> str:
         w(f"- **{md(tick_errors_text(span))}**")
     if psi["some_pct"] is not None:
         w(f"- PSI stall: some {psi['some_pct']:.2f}%, full {psi['full_pct']:.2f}%")
+    elif psi["some_us"] is None:
+        w(f"- PSI stall: {PSI_NONE}")
+    if rep["memory"].get("available_estimated"):
+        w(f"- {AVAILABLE_ESTIMATED}")
     reading = _reading_line(rep["reading"])
     if reading:
         w(f"- reading problems: {md(reading)}")

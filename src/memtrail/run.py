@@ -316,8 +316,9 @@ class CommandTree:
             # it holds; PSS (read by the sampler's tier) says what it holds.
             own, read = 0, 0
             for p in self.members:
-                current = p.pss_anon is not None and pss_current(p)
-                own += private_part(p.rss, p.shared, p.pss_anon if current else None)
+                current = p.pss is not None and pss_current(p)
+                own += (private_part(p.rss, p.shared, p.pss_anon, p.pss) if current
+                        else private_part(p.rss, p.shared, None))
                 read += current
             self.peak_private, self.peak_from_pss = own, read
 

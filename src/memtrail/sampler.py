@@ -1174,6 +1174,7 @@ def read_to_end(read, size: int, whole: bool):
 # that got None can tell "no descriptor left" from "gone" or "needs root".
 READ_ERRNO = [0, 0]
 _NO_FDS = (errno.EMFILE, errno.ENFILE)
+_DENIED = (errno.EACCES, errno.EPERM)  # a read refused: not root, or a hardened /proc
 
 
 def read_file(path: str, size: int = 65536, whole: bool = False):
@@ -1214,6 +1215,73 @@ def parse_kv_kib(data: bytes, keys) -> list:
         except ValueError:
             out.append(None)
     return out
+
+
+SMAPS_SUMMED = (b"\nPss:", b"\nSwap:", b"\nSwapPss:")  # summed over a whole smaps (< 4.14)
+
+
+def sum_smaps(path: str):
+    """SMAPS_KEYS' values for a process from `/proc/PID/smaps`, for kernels without
+    smaps_rollup (before 4.14: RHEL 7's 3.10): Pss, Swap and SwapPss (4.3 on) summed over its
+    mappings, the rest None (Pss_Anon and its kin exist only in the rollup, 5.7 on). None
+    when the process is gone, or has no mappings (a zombie).
+
+    Read in 64 KiB pieces and summed as they come: a JVM's smaps runs to megabytes, which
+    the sampler must never hold at once."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        READ_ERRNO[0] = exc.errno
+        return None
+    READ_ERRNO[0] = 0
+    totals, seen, rest = [0, 0, 0], [False, False, False], b""
+    try:
+        while True:
+            chunk = os.read(fd, 65536)
+            if chunk:
+                text = rest + chunk
+                cut = text.rfind(b"\n") + 1
+                rest, block = text[cut:], b"\n" + text[:cut]
+            else:
+                block, rest = b"\n" + rest, b""
+            find = block.find
+            for n, key in enumerate(SMAPS_SUMMED):
+                i = find(key)
+                while i >= 0:
+                    i += len(key)
+                    end = find(b"\n", i)
+                    parts = block[i:end if end >= 0 else len(block)].split(None, 1)
+                    try:
+                        totals[n] += int(parts[0])
+                        seen[n] = True
+                    except (ValueError, IndexError):
+                        pass  # that mapping's value is lost, never the process's sum
+                    i = find(key, end) if end >= 0 else -1
+            if not chunk:
+                break
+    except OSError:
+        return None  # exited while being read
+    finally:
+        os.close(fd)
+    if not seen[0]:
+        return None
+    pss, swap, swap_pss = totals
+    return [pss, None, None, None, swap if seen[1] else None, swap_pss if seen[2] else None]
+
+
+_ESTIMATE = tuple(S_INDEX[n] for n in ("buffers", "cached", "sreclaimable"))
+
+
+def available_kib(system: list):
+    """MemAvailable, or on a kernel without it (before 3.14) MemFree + Buffers + Cached -
+    Shmem + SReclaimable: the sampler still ticks faster and snapshots at lows there. The
+    log keeps the kernel's `-`; the analyzer makes the same estimate (model.py)."""
+    avail = system[S_INDEX["mem_available"]]
+    free = system[S_INDEX["mem_free"]]
+    if avail is not None or free is None:
+        return avail
+    cache = sum(system[i] or 0 for i in _ESTIMATE) - (system[S_INDEX["shmem"]] or 0)
+    return min(free + max(cache, 0), system[S_INDEX["mem_total"]] or free)
 
 
 def _num(raw: bytes):
@@ -1433,6 +1501,7 @@ class PssTier:
         self.backoff = {}  # pid -> (skip until this monotonic time, times backed off)
         self.cost = {}  # pid -> us per MiB of RSS its last read took (processes >= 64 MiB)
         self.stats = None  # the round being read: counters for its `pss` event
+        self.rollup = True  # False once a kernel without smaps_rollup (< 4.14) was seen
 
     def gone(self, pid: str) -> None:
         self.backoff.pop(pid, None)
@@ -1487,7 +1556,7 @@ class PssTier:
         self.stats = {"full": full, "programs": len({st.prog for st in wanted}),
                       "planned": len(wanted), "read": 0, "ms": 0.0, "max_ms": 0.0,
                       "max_pid": None, "slow": [], "skipped": [], "unfinished": 0,
-                      "gone": 0}
+                      "gone": 0, "denied": 0}
 
     def drain(self, ts: str, mono: float, share: float, out: list, events: list) -> None:
         """Read the round's next processes until this tick's budget is spent (`share`: the
@@ -1522,7 +1591,7 @@ class PssTier:
                            st.rss)
                 continue
             t0 = clock()
-            data = read_file(f"{self.proc}/{pid}/smaps_rollup", 4096)
+            vals = self._read(pid, events)
             took = clock() - t0
             stats["ms"] += took * 1000
             if took * 1000 > stats["max_ms"]:
@@ -1533,11 +1602,10 @@ class PssTier:
                 times = held[1] + 1 if held is not None else 1
                 self.backoff[pid] = (mono + cfg.pss_every * (1 << min(times, 6)), times)
                 self._note(stats["slow"], pid, f"{took * 1000:.0f} ms", st.rss)
-            if not data:
-                stats["gone"] += 1
+            if vals is None:  # not readable is not gone: a sampler without root is refused
+                stats["denied" if READ_ERRNO[0] in _DENIED else "gone"] += 1
                 continue
             stats["read"] += 1
-            vals = parse_kv_kib(data, SMAPS_KEYS)
             # Last, the RSS these figures describe (statm's, as in the `p` line), so a reader
             # can tell when they went stale, and the tier when to read the process again.
             vals.append(st.rss)
@@ -1553,6 +1621,21 @@ class PssTier:
                 out.append(f"D {ts} {pid} {text}\n")
         if self.pos >= len(queue):
             self._close(events)
+
+    def _read(self, pid: str, events: list):
+        """A process's SMAPS_KEYS values, or None (gone, a zombie, or no permission)."""
+        if self.rollup:
+            data = read_file(f"{self.proc}/{pid}/smaps_rollup", 4096)
+            if data is not None or READ_ERRNO[0] != errno.ENOENT:
+                return parse_kv_kib(data, SMAPS_KEYS) if data else None
+            try:  # no rollup where the process still has its smaps: a kernel before 4.14
+                os.stat(f"{self.proc}/{pid}/smaps")
+            except OSError:
+                return None
+            self.rollup = False
+            events.append(("warn", {"msg": "no /proc/PID/smaps_rollup (Linux before 4.14): PSS "
+                                           "is summed from /proc/PID/smaps, a slower read"}))
+        return sum_smaps(f"{self.proc}/{pid}/smaps")
 
     def _movers(self, wanted: list, queued, fresh: set) -> list:
         """The processes of `wanted` (not queued, not of a program read whole anyway) whose
@@ -1613,8 +1696,9 @@ class PssTier:
                 obj[key + "_count"] = len(stats[key])
         if stats["unfinished"]:
             obj["unfinished"] = stats["unfinished"]
-        if stats["gone"]:
-            obj["gone"] = stats["gone"]
+        for key in ("gone", "denied"):
+            if stats[key]:
+                obj[key] = stats[key]
         events.append(("pss", obj))
 
 
@@ -3763,7 +3847,7 @@ class Sampler:
         periodic = mono - self.last_keyframe >= cfg.keyframe
         self.read_kmsg()  # before the scan, so a victim's command line is still known
         system = self.sys.read()
-        avail, total = system[S_INDEX["mem_available"]], system[S_INDEX["mem_total"]]
+        avail, total = available_kib(system), system[S_INDEX["mem_total"]]
         low = self._rate_and_lows(now, mono, system)
         if low:
             snapshot = snapshot or "low"
@@ -3845,7 +3929,7 @@ class Sampler:
         """Adapt the interval to the host's state; True at a new low of MemAvailable."""
         cfg = self.cfg
         total = system[S_INDEX["mem_total"]]
-        avail = system[S_INDEX["mem_available"]]
+        avail = available_kib(system)
         psi_full = system[S_INDEX["psi_full_us"]]
         full_pct = 0.0
         if self.prev is not None:

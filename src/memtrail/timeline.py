@@ -37,6 +37,7 @@ from memtrail.model import (
     Replayer,
     System,
     Tick,
+    available_estimate,
     oom_victim,
     pss_current,
 )
@@ -203,10 +204,12 @@ class Timeline:
                     if m.group(1) is not None:
                         if segment is None:
                             continue
-                        if fast:
+                        if fast and m.group(3) != b"-":  # `-`: no MemAvailable, estimated
                             self._tick_fields(m.group(1), m.group(2), m.group(3))
-                        else:
-                            self._tick_line(m.group(0), segment)
+                        else:  # the whole line: the pattern matched its first fields only
+                            end = data.find(b"\n", m.end())
+                            self._tick_line(data[m.start():end if end >= 0 else len(data)],
+                                            segment)
                         continue
                     kind = m.group(4)
                     if kind == b"H":
@@ -236,7 +239,11 @@ class Timeline:
     def _tick_line(self, raw: bytes, segment: reader.Segment) -> None:
         rec = reader.parse_line(raw + b"\n", segment.path, segment, self.stats)
         if rec is not None:
-            self.add_tick(rec.time, rec.int("mem_total"), rec.int("mem_available"))
+            total, avail = rec.int("mem_total"), rec.int("mem_available")
+            if avail is None and total is not None:  # a kernel before 3.14: as the model does
+                avail = available_estimate({"total": total, **{
+                    name: rec.int(field) for name, field in _ESTIMATE_FIELDS}})
+            self.add_tick(rec.time, total, avail)
 
     def _other_line(self, kind: bytes, t: bytes, rest: bytes) -> None:
         try:
@@ -344,6 +351,11 @@ class Timeline:
 # An exbibyte in KiB: a larger size is a corrupt line, not a host (and would not fit the
 # index's 64-bit arrays). Impossible sizes are absent, the model's rule.
 _KIB_MAX = 1 << 50
+
+
+# available_estimate's inputs: System attribute, `s` field
+_ESTIMATE_FIELDS = (("free", "mem_free"), ("buffers", "buffers"), ("cached", "cached"),
+                    ("shmem", "shmem"), ("sreclaimable", "sreclaimable"))
 
 
 def _kib(raw: bytes) -> Optional[int]:
