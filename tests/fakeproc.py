@@ -87,11 +87,18 @@ class FakeProc:
         (self.root / "self/mountinfo").write_text("")
 
     def set_meminfo(self, total: int = 8 << 20, avail: int = 6 << 20, free: int = 5 << 20,
-                    slab: int = 100000) -> None:
+                    slab: int = 100000, percpu: int = 2048, vmalloc: int = 30000,
+                    zswap: int = 0) -> None:
         text = MEMINFO.format(total=total, avail=avail, free=free, slab=slab)
         if self.kernel < (3, 14):
             text = "".join(line + "\n" for line in text.splitlines()
                            if not line.startswith("MemAvailable:"))
+        if self.kernel >= (4, 14):
+            text += f"Percpu:          {percpu} kB\n"
+        # VmallocUsed: 0 from 4.4 until 5.3 counted it again
+        text += f"VmallocUsed:     {vmalloc if not (4, 4) <= self.kernel < (5, 3) else 0} kB\n"
+        if self.kernel >= (5, 19):
+            text += f"Zswap:           {zswap} kB\n"
         self._write("meminfo", text)
 
     def set_vmstat(self, oom_kill: int = 0) -> None:

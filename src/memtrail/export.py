@@ -53,6 +53,8 @@ SYSTEM_SERIES: Tuple[Tuple[str, str], ...] = (
     ("hugetlb_bytes", "hugetlb"), ("processes", "nprocs"),
     ("oom_kill_total", "oom_kill"), ("pgmajfault_total", "pgmajfault"),
     ("psi_some_us_total", "psi_some_us"), ("psi_full_us_total", "psi_full_us"),
+    ("percpu_bytes", "percpu"), ("vmalloc_used_bytes", "vmalloc_used"),
+    ("zswap_bytes", "zswap"),
 )
 PROCESS_SERIES = (("rss_bytes", "rss"), ("shared_bytes", "shared"))
 DETAIL_SERIES = (("pss_bytes", "pss"), ("swap_bytes", "swap"), ("anon_bytes", "rss_anon"),

@@ -82,6 +82,9 @@ def _steady(growth: float, r2: float, wobble: float, n: int) -> bool:
 
 
 # -- per-process rows --------------------------------------------------------------------------
+# Parts of kernel memory recorded since 2026-12-02: shown where the log has them
+LATE_PARTS = (("percpu_bytes", "per-CPU"), ("vmalloc_bytes", "vmalloc beyond stacks"),
+              ("zswap_bytes", "zswap pool"))
 AVAILABLE_ESTIMATED = ("available estimated: the kernel gave no MemAvailable (before 3.14), so "
                        "MemFree + Buffers + Cached - Shmem + SReclaimable, which overstates it "
                        "by the kernel's own reserves")
@@ -524,7 +527,14 @@ class Analysis:
         page_tables = system.page_tables or 0
         kstack = system.kernel_stack or 0
         hugetlb = system.hugetlb or 0
-        other = max(unexplained - slab - shmem - page_tables - kstack - hugetlb, 0)
+        # Recorded from 2026-12-02 (None before: not shown). Kernel stacks are vmalloc'd on
+        # most kernels (VMAP_STACK), so VmallocUsed counts them again: only what it holds
+        # beyond them is its own part (never more, where stacks are not vmalloc'd).
+        percpu, zswap = system.percpu, system.zswap
+        vmalloc = (max(system.vmalloc_used - kstack, 0) if system.vmalloc_used is not None
+                   else None)
+        other = max(unexplained - slab - shmem - page_tables - kstack - hugetlb - (percpu or 0)
+                    - (vmalloc or 0) - (zswap or 0), 0)
         top_slabs = [{"name": n, "bytes": b} for n, b in snap.slabs[:10]]
         biggest_proc = max((row[1] for row in snap.rows), default=0)
         biggest_group = programs[0]["rss_bytes"] if programs else 0
@@ -540,6 +550,13 @@ class Analysis:
         elif shmem > biggest_group and shmem > used * 0.3:
             sentence = (f"shared memory (tmpfs, SysV, memfd: {fmt_bytes(shmem)}) is more than "
                         f"any program holds.")
+        elif percpu and percpu > biggest_group and percpu > used * 0.3:
+            sentence = (f"per-CPU kernel memory (Percpu: {fmt_bytes(percpu)}) is more than any "
+                        f"program holds; memory cgroups removed but not yet freed by the "
+                        f"kernel are the usual cause.")
+        elif vmalloc and vmalloc > biggest_group and vmalloc > used * 0.3:
+            sentence = (f"vmalloc memory ({fmt_bytes(vmalloc)} beyond kernel stacks: drivers, "
+                        f"BPF maps, modules) is more than any program holds.")
         return {
             "time": iso(snap.time), "used_bytes": used, "process_private_bytes": private,
             "process_private_sum_bytes": summed, "anon_pages_bytes": anon,
@@ -548,7 +565,8 @@ class Analysis:
             "bytes": unexplained, "slab_bytes": slab,
             "slab_reclaimable_bytes": system.sreclaimable, "shmem_bytes": shmem,
             "page_tables_bytes": page_tables, "kernel_stack_bytes": kstack,
-            "hugetlb_bytes": hugetlb, "other_bytes": other, "top_slabs": top_slabs,
+            "hugetlb_bytes": hugetlb, "percpu_bytes": percpu, "vmalloc_bytes": vmalloc,
+            "zswap_bytes": zswap, "other_bytes": other, "top_slabs": top_slabs,
             "sentence": sentence,
         }
 
@@ -979,7 +997,9 @@ def render_text(rep: dict) -> str:
           f"{fmt_bytes(un['slab_reclaimable_bytes'])}), shmem {fmt_bytes(un['shmem_bytes'])}, "
           f"page tables {fmt_bytes(un['page_tables_bytes'])}, kernel stacks "
           f"{fmt_bytes(un['kernel_stack_bytes'])}, hugetlb {fmt_bytes(un['hugetlb_bytes'])}, "
-          f"other {fmt_bytes(un['other_bytes'])}")
+          + "".join(f"{label} {fmt_bytes(un[key])}, " for key, label in LATE_PARTS
+                    if un.get(key) is not None)
+          + f"other {fmt_bytes(un['other_bytes'])}")
         if un["top_slabs"]:
             w("  top slab caches: " + ", ".join(f"{s['name']} {fmt_bytes(s['bytes'])}"
                                                 for s in un["top_slabs"][:5]))

@@ -72,11 +72,17 @@ MEMINFO_KEYS = (
     (b"KernelStack", "kernel_stack"), (b"HugePages_Total", "hugepages_total"),
     (b"HugePages_Free", "hugepages_free"), (b"Hugepagesize", "hugepage_size"),
 )
+# Kernel memory no field above names, added within format 1 (2026-12-02) at the end of the
+# `s` line so older readers keep their positions: per-CPU allocations (4.14 on; removed memory
+# cgroups the kernel has not freed yet pile up here), vmalloc (counted again from 5.3, 0 on
+# 4.4-5.2) and the zswap pool (5.19 on).
+MEMINFO_LATE = ((b"Percpu", "percpu"), (b"VmallocUsed", "vmalloc_used"), (b"Zswap", "zswap"))
 VMSTAT_KEYS = ("oom_kill", "pgmajfault", "pgscan_kswapd", "pgscan_direct", "pgsteal_kswapd",
                "pgsteal_direct", "pswpin", "pswpout", "allocstall")
 FIELDS = {
     "s": [n for _k, n in MEMINFO_KEYS] + list(VMSTAT_KEYS) + [
-        "psi_some_us", "psi_full_us", "nprocs", "tick_cpu_us", "tick_wall_us", "interval_ms"],
+        "psi_some_us", "psi_full_us", "nprocs", "tick_cpu_us", "tick_wall_us", "interval_ms"] + [
+        n for _k, n in MEMINFO_LATE],
     "K": ["nprocs", "ncgroups"],
     "P": ["pid", "start", "ppid", "uid"],
     "p": ["pid", "rss", "shared"],
@@ -1300,7 +1306,8 @@ class SystemReader:
         self.meminfo = self._open(proc + "/meminfo", required=True)
         self.vmstat = self._open(proc + "/vmstat")
         self.psi = self._open(proc + "/pressure/memory")
-        self.mem_keys = tuple(k for k, _n in MEMINFO_KEYS)
+        self.mem_keys = tuple(k for k, _n in MEMINFO_KEYS + MEMINFO_LATE)
+        self.late = [None] * len(MEMINFO_LATE)  # the last read's MEMINFO_LATE values
 
     @staticmethod
     def _open(path: str, required: bool = False):
@@ -1318,9 +1325,12 @@ class SystemReader:
         return read_to_end(lambda n, offset: os.pread(fd, n, offset), size, whole)
 
     def read(self) -> list:
-        """The 31 system values of an `s` line (None where unknown)."""
+        """The system values of an `s` line up to `psi_full_us` (None where unknown); the
+        MEMINFO_LATE ones, which go at its end, in `late`."""
         data = self._pread(self.meminfo, 8192) or b""
         values = parse_kv_kib(data, self.mem_keys)
+        self.late = values[len(MEMINFO_KEYS):]
+        del values[len(MEMINFO_KEYS):]
         vm = {}
         data = self._pread(self.vmstat, 65536, whole=True)  # oom_kill sits near its end
         if data:
@@ -3893,7 +3903,8 @@ class Sampler:
 
         cpu = time.process_time() - cpu0
         wall = time.monotonic() - mono
-        system += [len(self.procs), int(cpu * 1e6), int(wall * 1e6), int(self.interval * 1000)]
+        system += [len(self.procs), int(cpu * 1e6), int(wall * 1e6), int(self.interval * 1000),
+                   *self.sys.late]
         head = Lines()
         head.append("s " + ts + " " + " ".join(map(_fmt, system)) + "\n")
         for kind, obj in self.events:
