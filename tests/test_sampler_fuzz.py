@@ -51,7 +51,8 @@ def _mutate(path, rnd: random.Random) -> None:
 def test_the_sampler_ticks_on_over_unexpected_proc_files(tmp_path_factory, seed, bursts):
     rnd = random.Random(seed)
     base = tmp_path_factory.mktemp("fuzz")
-    fakeproc = FakeProc(base / "proc")
+    # older kernels' shapes too: smaps summed before 4.14, no Pss_Anon before 5.7, no PSI
+    fakeproc = FakeProc(base / "proc", kernel=rnd.choice([(3, 10), (4, 19), (6, 6)]))
     for pid in range(100, 108):
         fakeproc.add(pid, [f"/usr/bin/app{pid % 3}"], rss_kib=rnd.choice([1024, 20480, 200000]))
     s = make(fakeproc, base, "--status-every", "1", "--pss-every", "2", "--keyframe", "3s")
