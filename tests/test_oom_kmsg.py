@@ -16,6 +16,9 @@ from memtrail import sampler as S
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kmsg"
 MEMCG = "CONSTRAINT_MEMCG"
+KUBE = ("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podb8f4f0e9_fb95_4f2d_8443_"
+        "e6a78f235c9a.slice/docker-9e7cad93b2e0774d49148474989b41fe6d67a5985d059d08d9d64495f1"
+        "539a81.scope")
 POD = ("/kubepods.slice/kubepods-burstable.slice/"
        "kubepods-burstable-pod7eab2e7a_917c_4996_bb0f_0ccbb75719ce.slice")
 
@@ -40,6 +43,9 @@ REAL = {
         {"pid": 42421, "name": "memcg_test_1", "uid": 0, "total_vm_kib": 7296, "anon_kib": 96,
          "file_kib": 0, "shmem_kib": 0, "constraint": MEMCG, "oom_memcg": "/0",
          "task_memcg": "/0", "memcg_oom": True,
+         "memcg_usage_kib": 0, "memcg_limit_kib": 0, "memcg_kmem_kib": 0,
+         "memcg_stat": {"cache": 0, "rss": 0, "rss_huge": 0, "mapped_file": 0, "swap": 0,
+                        "unevictable": 0},
          "table": [[42421, 0, 96, 0, 0, "memcg_test_1"], [42423, 0, 96, 0, 0, "memcg_test_1"]],
          "table_rows": 2}],
     "oom-3.10-memcg-ltp-burst.txt": [
@@ -67,6 +73,10 @@ REAL = {
         {"pid": 28042, "name": "runc:[2:INIT]", "uid": 33, "total_vm_kib": 227632,
          "anon_kib": 4872, "file_kib": 1068, "shmem_kib": 27132, "constraint": MEMCG,
          "oom_memcg": "/nomad/de25a563-2409-843f-08ad-5bc6053df174", "memcg_oom": True,
+         # the cgroup's own stats (4.15 v1: one line, KB): its page cache was all shmem
+         "memcg_kmem_kib": 892,
+         "memcg_stat": {"cache": 35124, "rss": 4944, "rss_huge": 0, "shmem": 35124,
+                        "mapped_file": 25060, "dirty": 0, "writeback": 0, "unevictable": 0},
          "table": [[28042, 33, 8268 * 4, 0, 0, "runc:[2:INIT]"]], "table_rows": 1}],
     "oom-4.x-memcg-mysqld.txt": [
         {"pid": 123841, "name": "mysqld", "total_vm_kib": 465616, "anon_kib": 423524,
@@ -111,9 +121,41 @@ REAL = {
         {"pid": 5151, "name": "python3", "uid": 0, "total_vm_kib": 215560, "anon_kib": 198476,
          "file_kib": 5120, "shmem_kib": 0, "pgtables_kib": 448, "oom_score_adj": 0,
          "constraint": MEMCG, "oom_memcg": "/memtrail-hog", "task_memcg": "/memtrail-hog",
-         "memcg_oom": True,
+         "memcg_oom": True, "memcg_usage_kib": 204800, "memcg_limit_kib": 204800,
          "invoker": {"name": "python3", "gfp_mask": "0xcc0(GFP_KERNEL)", "order": 0,
                      "oom_score_adj": 0}}],
+    "oom-6.18-v1-memcg-tmpfs.txt": [
+        {"pid": 12838, "name": "python3", "total_vm_kib": 116392, "anon_kib": 30052,
+         "file_kib": 5464, "shmem_kib": 20480, "pgtables_kib": 160, "uid": 0,
+         "oom_score_adj": 0, "constraint": MEMCG, "oom_memcg": "/mtprobe",
+         "task_memcg": "/mtprobe", "memcg_oom": True,
+         "invoker": {"name": "python3", "gfp_mask": "0xcc0(GFP_KERNEL)", "order": 0,
+                     "oom_score_adj": 0, "pid": 12838},
+         # the cgroup at the kill: one record a line (6.2 on), bytes, v1's total_ twins too
+         "memcg_usage_kib": 50984, "memcg_limit_kib": 51200, "memcg_kmem_kib": 272,
+         "memcg_stat": {"cache": 20484, "rss": 30164, "rss_huge": 0, "shmem": 20480,
+                        "mapped_file": 20480, "dirty": 0, "writeback": 0, "swap": 0,
+                        "swapcached": 0, "unevictable": 0, "total_cache": 20484,
+                        "total_rss": 30164, "total_rss_huge": 0, "total_shmem": 20480,
+                        "total_mapped_file": 20480, "total_dirty": 0, "total_writeback": 0,
+                        "total_swap": 0, "total_unevictable": 0},
+         "table": [[12838, 0, 13999 * 4, 0, 0, "python3"]], "table_rows": 1}],
+    "oom-5.x-v2-memcg-pagecache.txt": [
+        {"pid": 4100, "name": "java", "total_vm_kib": 10000000, "anon_kib": 339860,
+         "file_kib": 140, "shmem_kib": 0, "pgtables_kib": 1856, "uid": 1000,
+         "oom_score_adj": 937, "constraint": MEMCG, "oom_memcg": KUBE, "task_memcg": KUBE,
+         "memcg_oom": True,
+         "invoker": {"name": "java", "gfp_mask": "0xcc0(GFP_KERNEL)", "order": 0,
+                     "oom_score_adj": 937},
+         # v2 (4.19-6.1): the stats are one record whose newlines /dev/kmsg escaped
+         "memcg_usage_kib": 7812476, "memcg_limit_kib": 7812500, "memcg_swap_kib": 0,
+         "memcg_stat": {"anon": 339860, "file": 7326332, "kernel": 143552,
+                        "kernel_stack": 320, "pagetables": 2172, "percpu": 0, "sock": 4,
+                        "vmalloc": 0, "shmem": 0, "file_mapped": 109416,
+                        "file_dirty": 1153348, "file_writeback": 2624, "swapcached": 0,
+                        "unevictable": 0, "slab_reclaimable": 140324,
+                        "slab_unreclaimable": 532, "slab": 140857},
+         "table": [[4100, 1000, 85000 * 4, 0, 937, "java"]], "table_rows": 1}],
     "oom-6.16-debian-uwsgi.txt": [
         {"pid": 3581527, "name": "uwsgi", "uid": 33, "total_vm_kib": 517892, "anon_kib": 263092,
          "file_kib": 29128, "shmem_kib": 0, "pgtables_kib": 740, "oom_score_adj": 0,
@@ -124,7 +166,9 @@ REAL = {
          "oom_score_adj": 100, "constraint": "CONSTRAINT_NONE", "task_memcg": "/",
          "memcg_oom": False}],
 }
-SYNTHETIC = {"oom-4.9-legacy.txt", "oom-6.1-global.txt", "oom-6.1-memcg.txt", "oom-odd-name.txt"}
+SYNTHETIC = {"oom-4.9-legacy.txt", "oom-6.1-global.txt", "oom-6.1-memcg.txt", "oom-odd-name.txt",
+             "oom-5.x-v2-memcg-pagecache.txt"}
+RECORDED = "# source: recorded on this project's machine"  # a real kernel's, made here
 
 
 def parse_file(path: Path, read_size: int = 8192, page_kib: int = 4):
@@ -151,7 +195,7 @@ def test_the_fixtures_are_real_and_name_their_source():
     generations = set()
     for path in real:
         head = path.read_text().splitlines()[0]
-        assert head.startswith("# source: http"), path.name
+        assert head.startswith(("# source: http", RECORDED)), path.name
         kills += len(REAL.get(path.name, []))
         generations.add(path.name.split("-")[1])
     assert kills >= 20
@@ -342,3 +386,45 @@ def test_a_2_6_32_kill_is_counted_where_vmstat_has_no_oom_kill(fakeproc, tmp_pat
     assert "OOM kills: 1" in out
     assert "pid 11726 mysqld" in out and "/usr/libexec/mysqld --basedir=/usr" in out
     assert "the host as a whole ran out of memory" in out and "memcg: ?" not in out
+
+
+def test_the_cgroup_at_the_kill_in_the_kernel_s_own_words():
+    """What filled the cgroup, from the stats the kernel printed at the kill: tmpfs that the
+    kill does not free, page cache it could not drop, or kernel memory, said as such."""
+    from memtrail.report import _memcg_memory, oom_memcg_note, oom_memcg_text
+    from memtrail.run import oom_sentence
+
+    def said(name):
+        event = parse_file(FIXTURES / name)[0][0]
+        m = _memcg_memory(event)
+        return m, oom_memcg_text(m), oom_memcg_note(m)
+
+    m, text, note = said("oom-6.18-v1-memcg-tmpfs.txt")  # recorded here: a 20 MiB /dev/shm file
+    assert m["usage_bytes"] == 50984 << 10 and m["limit_bytes"] == 51200 << 10
+    assert (m["anon_bytes"], m["shmem_bytes"], m["file_bytes"], m["kernel_bytes"]) == (
+        30164 << 10, 20480 << 10, 4 << 10, 272 << 10)
+    assert text.startswith("49.8 MiB of its 50.0 MiB limit: anon 29.5 MiB, shmem/tmpfs 20.0 MiB")
+    assert note.startswith("20.0 MiB of it was tmpfs or shared memory")
+    kill = {"program": "hog.py", "pid": 12838, "memcg_memory": m, "cmdline": ["python3", "hog.py"]}
+    assert f"; the cgroup held {text}; {note}" in oom_sentence(kill)
+
+    m, text, note = said("oom-5.x-v2-memcg-pagecache.txt")  # v2: one record, \x0a escapes
+    assert m["file_bytes"] == 7326332 << 10 and m["kernel_bytes"] == 143552 << 10
+    assert m["sock_bytes"] == 4 << 10 and m["dirty_bytes"] == 1153348 << 10
+    assert note.startswith("7.0 GiB of it was page cache the kernel did not reclaim in time "
+                           "(1.1 GiB dirty or under writeback")
+
+    m, text, note = said("oom-4.15-memcg-nomad-runc.txt")  # v1 on one line, no usage line
+    assert m["usage_bytes"] is None and m["shmem_bytes"] == 35124 << 10
+    assert text.startswith("anon 4.8 MiB, shmem/tmpfs 34.3 MiB") and "tmpfs" in note
+
+    # a v1 cgroup filled by the kernel (an inode slab: kmem 29.7 of 32 GiB, RHEL 9's 5.14)
+    m = _memcg_memory({"memcg_usage_kib": 33554432, "memcg_limit_kib": 33554432,
+                       "memcg_kmem_kib": 31183760, "memcg_stat": {"total_rss": 1000000}})
+    assert oom_memcg_note(m).startswith("29.7 GiB of it was kernel memory charged to the cgroup")
+    # no limit set reads as none; hostile values are not there
+    m = _memcg_memory({"memcg_usage_kib": 1024, "memcg_limit_kib": 9007199254740988,
+                       "memcg_stat": {"anon": "1e9", "shmem": -5, "file": True, "kernel": 7}})
+    assert m["limit_bytes"] is None and m["anon_bytes"] is m["shmem_bytes"] is None
+    assert m["file_bytes"] is None and m["kernel_bytes"] == 7 << 10
+    assert _memcg_memory({"memcg_stat": "x"}) is None and _memcg_memory({}) is None

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import log_text, memory_cgroup, wait_for
 
-from memtrail import report
+from memtrail import html, report
 
 IS_ROOT = os.geteuid() == 0
 WAITER = r"""
@@ -42,6 +42,12 @@ while True:
     time.sleep(0.01)
 """
 
+TMPFS = r"""
+import sys
+with open(sys.argv[1], "wb") as fh:
+    fh.write(b"x" * (int(sys.argv[2]) << 20))
+sys.stdout.write("ready\n"); sys.stdout.flush()
+"""
 
 
 def _start(code: str, marker: str, *args: str, procs: Path = None) -> subprocess.Popen:
@@ -72,6 +78,7 @@ def test_a_memcg_kill_is_explained_by_its_own_cgroup(tmp_path, sampler_factory, 
         pytest.skip("no memory cgroup controller on this host")
     cgdir, procs, limit = made
     dumps = Path("/proc/sys/vm/oom_dump_tasks").read_text().strip() != "0"
+    shm = Path(f"/dev/shm/memtrail-oomlive-{os.getpid()}")
     started = []
     try:
         limit.write_text(str(150 << 20))
@@ -85,6 +92,9 @@ def test_a_memcg_kill_is_explained_by_its_own_cgroup(tmp_path, sampler_factory, 
         started.append(outsider)
         sibling = _start(WAITER, f"memtrail-sibling-{os.getpid()}", "8", procs=procs)
         started.append(sibling)
+        # a file in /dev/shm written from inside the cgroup: charged to it, and left there
+        shm_writer = _start(TMPFS, f"memtrail-shm-{os.getpid()}", str(shm), "40", procs=procs)
+        started.append(shm_writer)
         victim = _start(HOG, f"memtrail-victim-{os.getpid()}", procs=procs)
         started.append(victim)
         wait_for(lambda: all(f"memtrail-{who}-{os.getpid()}" in log_text(logdir)
@@ -116,13 +126,26 @@ def test_a_memcg_kill_is_explained_by_its_own_cgroup(tmp_path, sampler_factory, 
         assert joined[sibling.pid][-1] == f"memtrail-sibling-{os.getpid()}"
         assert outsider.pid in [p["pid"] for p in kill["host_top"]]
 
+        # what filled the cgroup, in the kernel's words at the kill: the 40 MiB tmpfs file
+        memcg = kill["memcg_memory"]
+        assert memcg["limit_bytes"] == 150 << 20 and memcg["usage_bytes"] > 140 << 20
+        assert 40 << 20 <= memcg["shmem_bytes"] < 44 << 20, memcg
+        assert memcg["anon_bytes"] > 50 << 20
+
         assert report.main([str(logdir)]) == 0
         text = capsys.readouterr().out
         own = text[text.index("OOM kills: 1"):text.index("for scale, the largest")]
         assert f"{sibling.pid:>7}  " in own and f"{victim.pid:>7}  " in own
         assert f"{outsider.pid:>7}  " not in own
+        assert "    cgroup:     " in own and " of its 150 MiB limit: anon " in own
+        assert "of it was tmpfs or shared memory (/dev/shm" in own
         print(own)
+        page = tmp_path / "r.html"
+        assert html.main([str(logdir), "-o", str(page)]) == 0
+        assert "The cgroup held " in page.read_text() and "tmpfs or shared memory" in \
+            page.read_text()
     finally:
+        shm.unlink(missing_ok=True)
         for proc in started:
             if proc.poll() is None:
                 proc.kill()

@@ -330,6 +330,60 @@ def oom_table(data: dict) -> List[OomRow]:
     return out
 
 
+# Kernel memory parts of a v2 cgroup's stats, summed where the kernel (before 5.18) gave no
+# `kernel` total; `slab` stands for its two halves when printed
+_MEMCG_KERNEL_PARTS = ("kernel_stack", "pagetables", "sec_pagetables", "percpu", "vmalloc")
+_LIMIT_NONE_KIB = 1 << 52  # "limit 9007199254740988kB": no limit set
+
+
+def oom_memcg_memory(data: dict) -> Optional[Dict[str, Optional[int]]]:
+    """What a memory cgroup's usage was made of at its OOM kill, in bytes, from the kernel's
+    own report (`memcg_usage_kib`, `memcg_stat`, ...: docs/format.md): `usage`, `limit`
+    (None: no limit), `anon`, `shmem` (tmpfs and shared memory: it stays charged after its
+    processes die), `file` (page cache besides shmem), `kernel` (slab, stacks, page tables,
+    per-CPU; v1: the kmem counter), `sock` (network buffers, v2). None for a part the kernel
+    did not print, and None for a kill without any of it (a host-wide kill, a cut report).
+    Logs are untrusted input: a value that is not a non-negative integer is not there."""
+    def kib(value) -> Optional[int]:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        return value * 1024 if ok else None
+
+    raw = data.get("memcg_stat")
+    stat = raw if isinstance(raw, dict) else {}
+
+    def part(*names: str) -> Optional[int]:
+        for name in names:  # v1's hierarchical total_ first: the limit counts the children
+            value = kib(stat.get(name))
+            if value is not None:
+                return value
+        return None
+
+    usage, limit = kib(data.get("memcg_usage_kib")), kib(data.get("memcg_limit_kib"))
+    if usage is None and not stat:
+        return None
+    if limit is not None and limit >= _LIMIT_NONE_KIB * 1024:
+        limit = None
+    shmem = part("total_shmem", "shmem")
+    cache = part("file", "total_cache", "cache")
+    kernel = part("kernel")
+    if kernel is None:
+        pieces = [part(name) for name in _MEMCG_KERNEL_PARTS]
+        slab = part("slab")
+        if slab is None and part("slab_reclaimable") is not None:
+            slab = (part("slab_reclaimable") or 0) + (part("slab_unreclaimable") or 0)
+        known = [x for x in pieces + [slab] if x is not None]
+        kernel = sum(known) if known else kib(data.get("memcg_kmem_kib"))
+    return {
+        "usage": usage, "limit": limit,
+        "anon": part("anon", "total_rss", "rss"),
+        "shmem": shmem,
+        "file": max(cache - (shmem or 0), 0) if cache is not None else None,
+        "kernel": kernel, "sock": part("sock"),
+        "dirty": part("file_dirty", "total_dirty", "dirty"),
+        "writeback": part("file_writeback", "total_writeback", "writeback"),
+    }
+
+
 def oom_scope(data: dict) -> str:
     """"memcg" when the kill was inside a memory cgroup's limit (only that cgroup's tasks
     competed), else "host"."""

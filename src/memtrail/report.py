@@ -27,6 +27,7 @@ from memtrail.model import (
     Run,
     Tick,
     TrendTracker,
+    oom_memcg_memory,
     oom_scope,
     oom_table,
     oom_victim,
@@ -461,6 +462,7 @@ class Analysis:
             "table": table,
             "table_rows": _int_or_none(data.get("table_rows")) if table else None,
             "table_capped": bool(data.get("table_capped")) if table else None,
+            "memcg_memory": _memcg_memory(data),
         })
 
     def _kernel_row(self, row, proc: Optional[Proc]) -> dict:
@@ -941,6 +943,11 @@ def render_text(rep: dict) -> str:
           f"{fmt_bytes(k['file_bytes'])}, shmem {fmt_bytes(k['shmem_bytes'])})")
         w(f"    command:    {safetext.command(k['cmdline'])}")
         w(f"    where:      {safetext.terminal(oom_where(k))}")
+        memcg = k.get("memcg_memory")
+        if memcg and oom_memcg_text(memcg):
+            w(f"    cgroup:     {oom_memcg_text(memcg)}")
+            if oom_memcg_note(memcg):
+                w(f"    note:       {oom_memcg_note(memcg)}")
         if k.get("invoker"):
             w(f"    triggered:  {safetext.terminal(oom_invoker(k['invoker']))}")
         if k["top"] or k.get("top_source") == "none":
@@ -1023,6 +1030,54 @@ def render_text(rep: dict) -> str:
     if lk.get("note"):
         w(f"  note: {lk['note']}")
     return "\n".join(out) + "\n"
+
+
+def _memcg_memory(data: dict) -> Optional[dict]:
+    parts = oom_memcg_memory(data)
+    return {f"{k}_bytes": v for k, v in parts.items()} if parts else None
+
+
+SHMEM_WORTH_SAYING = 0.2  # of the cgroup's usage: tmpfs that outlives the kill is named
+
+
+def oom_memcg_text(m: dict) -> str:
+    """`49.8 MiB of its 50.0 MiB limit: anon 29.5 MiB, shmem/tmpfs 20.0 MiB, ...` from the
+    kernel's own report at the kill; the parts it did not print are left out."""
+    usage, limit = m.get("usage_bytes"), m.get("limit_bytes")
+    head = (f"{fmt_bytes(usage)} of its {fmt_bytes(limit)} limit" if usage is not None
+            and limit is not None else f"{fmt_bytes(usage)}" if usage is not None else "")
+    parts = [f"{label} {fmt_bytes(m[key])}" for key, label in (
+        ("anon_bytes", "anon"), ("shmem_bytes", "shmem/tmpfs"), ("file_bytes", "page cache"),
+        ("kernel_bytes", "kernel"), ("sock_bytes", "network buffers"))
+        if m.get(key) is not None]
+    dirty = (m.get("dirty_bytes") or 0) + (m.get("writeback_bytes") or 0)
+    if m.get("file_bytes") and dirty:
+        parts.append(f"of the cache {fmt_bytes(dirty)} dirty or under writeback")
+    text = head + (": " if head and parts else "") + ", ".join(parts)
+    return f"{text} (the kernel's count at the kill)" if text else ""
+
+
+def oom_memcg_note(m: dict) -> str:
+    """A sentence when tmpfs or kernel memory, not the processes, filled the cgroup."""
+    usage = m.get("usage_bytes") or sum(m.get(k) or 0 for k in (
+        "anon_bytes", "shmem_bytes", "file_bytes", "kernel_bytes", "sock_bytes"))
+    if not usage:
+        return ""
+    shmem, kernel = m.get("shmem_bytes") or 0, m.get("kernel_bytes") or 0
+    if shmem >= usage * SHMEM_WORTH_SAYING:
+        return (f"{fmt_bytes(shmem)} of it was tmpfs or shared memory (/dev/shm, a tmpfs /tmp, "
+                f"memfd): killing processes does not free it; it stays charged to the cgroup "
+                f"until the files are removed")
+    if kernel >= usage * SHMEM_WORTH_SAYING:
+        return (f"{fmt_bytes(kernel)} of it was kernel memory charged to the cgroup (slab "
+                f"caches such as inodes and dentries, page tables, stacks), not process memory")
+    cache = m.get("file_bytes") or 0
+    if cache >= usage / 2:
+        dirty = (m.get("dirty_bytes") or 0) + (m.get("writeback_bytes") or 0)
+        return (f"{fmt_bytes(cache)} of it was page cache the kernel did not reclaim in time"
+                + (f" ({fmt_bytes(dirty)} dirty or under writeback: it must be written out "
+                   f"first)" if dirty else ""))
+    return ""
 
 
 OOM_HOST_TITLE = ("for scale, the largest processes on the whole host just before (outside the "
@@ -1150,6 +1205,13 @@ def render_markdown(rep: dict) -> str:
               f"{fmt_bytes(k['rss_bytes'])} | "
               f"{safetext.markdown_code(safetext.command(k['cmdline'], 100))} | "
               f"{safetext.markdown(oom_where(k))} |")
+        for k in kills[:5]:
+            memcg = k.get("memcg_memory")
+            if memcg and oom_memcg_text(memcg):
+                w("")
+                note = oom_memcg_note(memcg)
+                w(f"At pid {k['pid']}'s kill its cgroup held {md(oom_memcg_text(memcg))}"
+                  + (f". **{md(note)}**" if note else ""))
         for k in kills[:5]:
             if not k["top"]:
                 continue

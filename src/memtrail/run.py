@@ -38,7 +38,14 @@ from memtrail.check import Parser, add_gate_arguments, evaluate, verdict
 from memtrail.model import Proc, Run, Tick, pss_current, replay
 from memtrail.programs import program_name, title_args
 from memtrail.reader import ReadStats
-from memtrail.report import Analysis, private_part, render_markdown, usable
+from memtrail.report import (
+    Analysis,
+    oom_memcg_note,
+    oom_memcg_text,
+    private_part,
+    render_markdown,
+    usable,
+)
 from memtrail.safetext import markdown, markdown_code, terminal
 from memtrail.sampler import redact
 from memtrail.timeparse import iso
@@ -422,6 +429,12 @@ def oom_sentence(kill: dict) -> str:
         text += ("; the kernel's table at the kill lists it beside the command's own "
                  + ", ".join(f"{b['name']} (pid {b['pid']}, {fmt_bytes(b['rss_bytes'])})"
                              for b in beside))
+    memcg = kill.get("memcg_memory")
+    if memcg and oom_memcg_text(memcg):  # what filled the cgroup: tmpfs outlives the kill
+        text += f"; the cgroup held {oom_memcg_text(memcg)}"
+        note = oom_memcg_note(memcg)
+        if note:
+            text += f"; {note}"
     return text
 
 

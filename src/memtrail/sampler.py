@@ -1730,6 +1730,16 @@ OOM_TAIL_KEYS = (("total-vm:", "total_vm_kib"), ("anon-rss:", "anon_kib"),
                  ("file-rss:", "file_kib"), ("shmem-rss:", "shmem_kib"),
                  ("pgtables:", "pgtables_kib"))
 _HEXDIGITS = frozenset(b"0123456789abcdefABCDEF")
+# The memory cgroup's own stats the kernel prints at a cgroup's OOM kill (memory.stat: v2
+# names, v1 names and their hierarchical `total_` forms), kept as KiB in `memcg_stat`: what
+# the cgroup's usage was made of at the kill. Others (event counters) are read past.
+MEMCG_STAT_KEYS = frozenset((
+    "anon file kernel kernel_stack pagetables sec_pagetables percpu sock vmalloc shmem zswap "
+    "file_mapped file_dirty file_writeback swapcached slab slab_reclaimable slab_unreclaimable "
+    "unevictable cache rss rss_huge mapped_file dirty writeback swap total_cache total_rss "
+    "total_rss_huge total_shmem total_mapped_file total_dirty total_writeback total_swap "
+    "total_unevictable").split())
+MEMCG_STAT_MAX = 200  # `key value` lines read after `Memory cgroup stats for` (v2: ~80)
 
 
 def kmsg_unescape(raw: bytes) -> str:
@@ -1749,6 +1759,34 @@ def kmsg_unescape(raw: bytes) -> str:
                 out.append(b"\\x" + part)
         raw = b"".join(out)
     return raw.decode("utf-8", "surrogateescape")
+
+
+def _stat_pairs(text: str) -> dict:
+    """`cache:35124KB rss:4944KB ...` (a v1 cgroup's stats on one line, 3.x-4.x): KiB by key."""
+    out = {}
+    for part in text.split():
+        key, _sep, value = part.partition(":")
+        if key in MEMCG_STAT_KEYS and value.endswith("KB") and value[:-2].isdigit():
+            out[key] = int(value[:-2])
+    return out
+
+
+def _stat_lines(text: str, stat: dict) -> int:
+    """Lines `anon 1061158912` (bytes) following a cgroup's stats header, one record each
+    (6.2 on) or several in one (4.19-6.1): kept as KiB where MEMCG_STAT_KEYS names them.
+    How many lines were read; 0 when the text is not such a line: the block has ended."""
+    parsed = []
+    for line in text.split("\n"):
+        if not line:
+            continue
+        key, sep, value = line.partition(" ")
+        if not sep or not value.isdigit() or not key.replace("_", "").isalnum():
+            return 0
+        parsed.append((key, int(value)))
+    for key, value in parsed:
+        if key in MEMCG_STAT_KEYS:
+            stat[key] = value // 1024
+    return len(parsed)
 
 
 def _int_at(text: str, i: int):
@@ -1883,9 +1921,31 @@ class OomParser:
         if text.startswith("Memory cgroup stats for "):  # before 4.19: the limit's cgroup first
             path = text[24:]
             cut = path.find(": ")
-            path = path[:cut] if cut >= 0 else path[:-1] if path.endswith(":") else ""
+            rest = path[cut + 2:] if cut >= 0 else ""
+            path = path[:cut] if cut >= 0 else path.rstrip("\n")[:-1] \
+                if path.rstrip("\n").endswith(":") else ""
             if path.startswith("/"):
+                first = "stats_memcg" not in ctx
                 ctx.setdefault("stats_memcg", path)
+                # The limit's cgroup comes first (a v1 kernel then prints each child's); its
+                # stats are on this line (`cache:35124KB rss:4944KB ...`, 3.x-4.x v1) or on
+                # the lines that follow (`anon 1061158912`, bytes: 4.19 on).
+                ctx["stat_lines"] = first and not rest
+                if first:
+                    ctx["memcg_stat"] = _stat_pairs(rest) if rest else {}
+            return None
+        if ctx.get("stat_lines"):
+            read = _stat_lines(text, ctx["memcg_stat"])
+            ctx["stat_read"] = ctx.get("stat_read", 0) + read
+            if read and ctx["stat_read"] <= MEMCG_STAT_MAX:
+                return None
+            ctx["stat_lines"] = False
+        if text.startswith(("memory: usage ", "kmem: usage ", "swap: usage ")):
+            key = text[:text.find(":")]  # a cgroup's usage and limit at its OOM kill
+            if "memcg_" + key not in ctx:
+                usage, limit = _after_int(text, "usage "), _after_int(text, "limit ")
+                if usage is not None:
+                    ctx["memcg_" + key] = (usage, limit)
             return None
         if "invoker" in ctx and "pid" not in ctx["invoker"]:
             who = ctx["invoker"]
@@ -1986,6 +2046,13 @@ class OomParser:
         event["memcg_oom"] = memcg or event.get("constraint") == "CONSTRAINT_MEMCG"
         if "invoker" in ctx:
             event["invoker"] = ctx["invoker"]
+        if "memcg_memory" in ctx:
+            event["memcg_usage_kib"], event["memcg_limit_kib"] = ctx["memcg_memory"]
+        for key in ("kmem", "swap"):
+            if "memcg_" + key in ctx:
+                event[f"memcg_{key}_kib"] = ctx["memcg_" + key][0]
+        if ctx.get("memcg_stat"):
+            event["memcg_stat"] = ctx["memcg_stat"]
         if ctx.get("cols") is not None:
             rows = sorted(ctx["rows"])[:self.table_max]
             event["table"] = [r[2] for r in rows]
