@@ -45,6 +45,7 @@ allocstall_normal 1
 allocstall_movable 2
 oom_kill {oom_kill}
 """
+ZSPAGES = "nr_zspages {zspages}\n"  # 4.8 on
 
 
 def smaps_vma(head: str, rss: int, pss: int, anon: int, swap: int, swap_pss: bool) -> str:
@@ -101,8 +102,9 @@ class FakeProc:
             text += f"Zswap:           {zswap} kB\n"
         self._write("meminfo", text)
 
-    def set_vmstat(self, oom_kill: int = 0) -> None:
-        self._write("vmstat", VMSTAT.format(oom_kill=oom_kill))
+    def set_vmstat(self, oom_kill: int = 0, zspages: int = 0) -> None:
+        self._write("vmstat", VMSTAT.format(oom_kill=oom_kill) + (
+            ZSPAGES.format(zspages=zspages) if self.kernel >= (4, 8) else ""))
 
     def set_psi(self, some_us: int, full_us: int) -> None:
         self._write("pressure/memory",

@@ -84,15 +84,15 @@ def test_each_kernel_s_figures_are_measured_or_said_missing(tmp_path, sampler_fa
     assert ("the kernel gave no Pss_Anon (before 5.7)" in out) == (kernel < (5, 7))
 
     # Kernel memory named since 2026-12-02, each where the kernel has it (fakeproc: Percpu
-    # 2048 KiB from 4.14; VmallocUsed 30000 KiB, 0 on 4.4-5.2; Zswap 0 from 5.19), vmalloc
-    # less the kernel stacks (4000 KiB) it holds too
+    # 2048 KiB from 4.14; VmallocUsed 30000 KiB, 0 on 4.4-5.2; nr_zspages 0 from 4.8, Zswap
+    # 0 from 5.19), vmalloc less the kernel stacks (4000 KiB) it holds too
     assert un["percpu_bytes"] == (2048 * 1024 if kernel >= (4, 14) else None)
     assert un["vmalloc_bytes"] == (0 if (4, 4) <= kernel < (5, 3) else 26000 * 1024)
-    assert un["zswap_bytes"] == (0 if kernel >= (5, 19) else None)
+    assert un["compressed_bytes"] == (0 if kernel >= (4, 8) else None)
     assert ("per-CPU 2.0 MiB" in out) == (kernel >= (4, 14))
-    assert ("zswap pool 0 B" in out) == (kernel >= (5, 19))
+    assert ("compressed (zram, zswap) 0 B" in out) == (kernel >= (4, 8))
     parts = ("slab", "shmem", "page_tables", "kernel_stack", "hugetlb", "percpu", "vmalloc",
-             "zswap", "other")
+             "compressed", "other")
     assert sum(un[f"{p}_bytes"] or 0 for p in parts) == un["bytes"]
 
     # PSI: a stall of 0 only where the kernel measures stalls
@@ -191,3 +191,18 @@ def test_per_cpu_memory_larger_than_any_program_is_named(tmp_path, sampler_facto
     assert un["percpu_bytes"] == 3 << 30 and un["other_bytes"] < 1 << 30
     assert un["sentence"].startswith("per-CPU kernel memory (Percpu: 3.0 GiB) is more than")
     assert f"**Kernel memory:** {safetext.markdown(un['sentence'])}" in render_markdown(rep)
+
+
+def test_compressed_swap_in_ram_is_named_once(tmp_path, sampler_factory):
+    """zram holds swapped-out pages, compressed, in RAM: zsmalloc's pages, which no meminfo
+    field counts. zswap's pool (meminfo Zswap) lives in the same pages when it uses zsmalloc,
+    so the two are not added."""
+    fp = workers(tmp_path, (6, 6))
+    fp.set_meminfo(avail=4 << 20, zswap=100 << 10)  # 4 GiB used; a 100 MiB zswap pool
+    fp.set_vmstat(zspages=(2600 << 10) // fp.page_kib)  # 2.5 GiB of zsmalloc pages
+    logdir, text = record(fp, tmp_path, sampler_factory)
+    s_line = [x for x in text.splitlines() if x.startswith("s ")][0].split()
+    assert s_line[2 + S.S_INDEX["zsmalloc"]] == str(2600 << 10)
+    un = analyze([str(logdir)])["unexplained"]
+    assert un["compressed_bytes"] == 2600 << 20
+    assert un["sentence"].startswith("compressed memory (zram, zswap: 2.5 GiB) is more than")

@@ -54,7 +54,7 @@ SYSTEM_SERIES: Tuple[Tuple[str, str], ...] = (
     ("oom_kill_total", "oom_kill"), ("pgmajfault_total", "pgmajfault"),
     ("psi_some_us_total", "psi_some_us"), ("psi_full_us_total", "psi_full_us"),
     ("percpu_bytes", "percpu"), ("vmalloc_used_bytes", "vmalloc_used"),
-    ("zswap_bytes", "zswap"),
+    ("zswap_bytes", "zswap"), ("zsmalloc_bytes", "zsmalloc"),
 )
 PROCESS_SERIES = (("rss_bytes", "rss"), ("shared_bytes", "shared"))
 DETAIL_SERIES = (("pss_bytes", "pss"), ("swap_bytes", "swap"), ("anon_bytes", "rss_anon"),

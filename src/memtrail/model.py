@@ -65,19 +65,20 @@ _SYSTEM_FIELDS = (
     "mem_total mem_free mem_available buffers cached shmem slab sreclaimable sunreclaim "
     "swap_total swap_free committed_as unevictable mlocked anon_pages page_tables kernel_stack "
     "hugepages_total hugepage_size oom_kill pgmajfault psi_some_us psi_full_us nprocs "
-    "tick_cpu_us tick_wall_us interval_ms percpu vmalloc_used zswap"
+    "tick_cpu_us tick_wall_us interval_ms percpu vmalloc_used zswap zsmalloc"
 ).split()
 # Those that are KiB in the log and bytes in the model.
 _KIB_FIELDS = frozenset(
     "mem_total mem_free mem_available buffers cached shmem slab sreclaimable sunreclaim "
     "swap_total swap_free committed_as unevictable mlocked anon_pages page_tables kernel_stack "
-    "hugepage_size percpu vmalloc_used zswap".split()
+    "hugepage_size percpu vmalloc_used zswap zsmalloc".split()
 )
 
 
 # System fields that cannot exceed MemTotal (a larger value is corrupt data)
 _CAPPED = ("available", "free", "cached", "shmem", "slab", "anon_pages", "mlocked",
-           "unevictable", "page_tables", "kernel_stack", "percpu", "vmalloc_used", "zswap")
+           "unevictable", "page_tables", "kernel_stack", "percpu", "vmalloc_used", "zswap",
+           "zsmalloc")
 _ZEROS = itertools.repeat(0)
 
 # `s` field names whose System attribute is named differently
@@ -135,10 +136,12 @@ class System:
     tick_wall_us: Optional[int] = None
     interval_ms: Optional[int] = None
     # Logs from 2026-12-02 on (None before, and where the kernel lacks them): Percpu (4.14
-    # on), VmallocUsed (5.3 on; 0 on 4.4-5.2), the zswap pool (5.19 on)
+    # on), VmallocUsed (5.3 on; 0 on 4.4-5.2), the zswap pool (5.19 on), zsmalloc's pages
+    # (vmstat nr_zspages, 4.8 on: zram's compressed data, and zswap's when it uses zsmalloc)
     percpu: Optional[int] = None
     vmalloc_used: Optional[int] = None
     zswap: Optional[int] = None
+    zsmalloc: Optional[int] = None
 
     available_estimated: bool = False  # no MemAvailable (before 3.14): available_estimate
 

@@ -85,7 +85,7 @@ def _steady(growth: float, r2: float, wobble: float, n: int) -> bool:
 # -- per-process rows --------------------------------------------------------------------------
 # Parts of kernel memory recorded since 2026-12-02: shown where the log has them
 LATE_PARTS = (("percpu_bytes", "per-CPU"), ("vmalloc_bytes", "vmalloc beyond stacks"),
-              ("zswap_bytes", "zswap pool"))
+              ("compressed_bytes", "compressed (zram, zswap)"))
 AVAILABLE_ESTIMATED = ("available estimated: the kernel gave no MemAvailable (before 3.14), so "
                        "MemFree + Buffers + Cached - Shmem + SReclaimable, which overstates it "
                        "by the kernel's own reserves")
@@ -532,11 +532,16 @@ class Analysis:
         # Recorded from 2026-12-02 (None before: not shown). Kernel stacks are vmalloc'd on
         # most kernels (VMAP_STACK), so VmallocUsed counts them again: only what it holds
         # beyond them is its own part (never more, where stacks are not vmalloc'd).
-        percpu, zswap = system.percpu, system.zswap
+        percpu = system.percpu
         vmalloc = (max(system.vmalloc_used - kstack, 0) if system.vmalloc_used is not None
                    else None)
+        # Compressed memory: zsmalloc's pages hold zram's data and the zswap pool when that
+        # uses zsmalloc (the default), so the larger of the two counts it once; it errs low
+        # only where zram and a zbud/z3fold zswap run together.
+        known = [x for x in (system.zsmalloc, system.zswap) if x is not None]
+        compressed = max(known) if known else None
         other = max(unexplained - slab - shmem - page_tables - kstack - hugetlb - (percpu or 0)
-                    - (vmalloc or 0) - (zswap or 0), 0)
+                    - (vmalloc or 0) - (compressed or 0), 0)
         top_slabs = [{"name": n, "bytes": b} for n, b in snap.slabs[:10]]
         biggest_proc = max((row[1] for row in snap.rows), default=0)
         biggest_group = programs[0]["rss_bytes"] if programs else 0
@@ -559,6 +564,9 @@ class Analysis:
         elif vmalloc and vmalloc > biggest_group and vmalloc > used * 0.3:
             sentence = (f"vmalloc memory ({fmt_bytes(vmalloc)} beyond kernel stacks: drivers, "
                         f"BPF maps, modules) is more than any program holds.")
+        elif compressed and compressed > biggest_group and compressed > used * 0.3:
+            sentence = (f"compressed memory (zram, zswap: {fmt_bytes(compressed)}) is more than "
+                        f"any program holds: swapped-out pages, compressed but still in RAM.")
         return {
             "time": iso(snap.time), "used_bytes": used, "process_private_bytes": private,
             "process_private_sum_bytes": summed, "anon_pages_bytes": anon,
@@ -568,7 +576,7 @@ class Analysis:
             "slab_reclaimable_bytes": system.sreclaimable, "shmem_bytes": shmem,
             "page_tables_bytes": page_tables, "kernel_stack_bytes": kstack,
             "hugetlb_bytes": hugetlb, "percpu_bytes": percpu, "vmalloc_bytes": vmalloc,
-            "zswap_bytes": zswap, "other_bytes": other, "top_slabs": top_slabs,
+            "compressed_bytes": compressed, "other_bytes": other, "top_slabs": top_slabs,
             "sentence": sentence,
         }
 

@@ -75,14 +75,16 @@ MEMINFO_KEYS = (
 # Kernel memory no field above names, added within format 1 (2026-12-02) at the end of the
 # `s` line so older readers keep their positions: per-CPU allocations (4.14 on; removed memory
 # cgroups the kernel has not freed yet pile up here), vmalloc (counted again from 5.3, 0 on
-# 4.4-5.2) and the zswap pool (5.19 on).
+# 4.4-5.2), the zswap pool (5.19 on), and after them `zsmalloc`: /proc/vmstat's nr_zspages
+# in KiB, the compressed pages of zram (swap or a disk in RAM) and of zswap's zsmalloc pool,
+# which no meminfo field counts (4.8 on).
 MEMINFO_LATE = ((b"Percpu", "percpu"), (b"VmallocUsed", "vmalloc_used"), (b"Zswap", "zswap"))
 VMSTAT_KEYS = ("oom_kill", "pgmajfault", "pgscan_kswapd", "pgscan_direct", "pgsteal_kswapd",
                "pgsteal_direct", "pswpin", "pswpout", "allocstall")
 FIELDS = {
     "s": [n for _k, n in MEMINFO_KEYS] + list(VMSTAT_KEYS) + [
         "psi_some_us", "psi_full_us", "nprocs", "tick_cpu_us", "tick_wall_us", "interval_ms"] + [
-        n for _k, n in MEMINFO_LATE],
+        n for _k, n in MEMINFO_LATE] + ["zsmalloc"],
     "K": ["nprocs", "ncgroups"],
     "P": ["pid", "start", "ppid", "uid"],
     "p": ["pid", "rss", "shared"],
@@ -1307,7 +1309,8 @@ class SystemReader:
         self.vmstat = self._open(proc + "/vmstat")
         self.psi = self._open(proc + "/pressure/memory")
         self.mem_keys = tuple(k for k, _n in MEMINFO_KEYS + MEMINFO_LATE)
-        self.late = [None] * len(MEMINFO_LATE)  # the last read's MEMINFO_LATE values
+        self.late = [None] * (len(MEMINFO_LATE) + 1)  # the last read's late fields
+        self.page_kib = os.sysconf("SC_PAGE_SIZE") // 1024
 
     @staticmethod
     def _open(path: str, required: bool = False):
@@ -1326,10 +1329,10 @@ class SystemReader:
 
     def read(self) -> list:
         """The system values of an `s` line up to `psi_full_us` (None where unknown); the
-        MEMINFO_LATE ones, which go at its end, in `late`."""
+        late ones (MEMINFO_LATE, zsmalloc), which go at its end, in `late`."""
         data = self._pread(self.meminfo, 8192) or b""
         values = parse_kv_kib(data, self.mem_keys)
-        self.late = values[len(MEMINFO_KEYS):]
+        late = values[len(MEMINFO_KEYS):]
         del values[len(MEMINFO_KEYS):]
         vm = {}
         data = self._pread(self.vmstat, 65536, whole=True)  # oom_kill sits near its end
@@ -1338,6 +1341,9 @@ class SystemReader:
                 name, _sp, num = line.partition(b" ")
                 if num:
                     vm[name] = num
+        zspages = _num(vm[b"nr_zspages"]) if b"nr_zspages" in vm else None
+        late.append(zspages * self.page_kib if zspages is not None else None)
+        self.late = late
         for key in VMSTAT_KEYS:
             if key == "allocstall":
                 stalls = [_num(v) for k, v in vm.items() if k.startswith(b"allocstall")]
