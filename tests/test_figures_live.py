@@ -239,3 +239,36 @@ def test_a_process_that_grew_after_its_pss_read_is_read_again_before_the_next_ro
     # At its last tick the figures describe it (at the growth tick itself they did not yet:
     # the check runs at status ticks, so which moment is the host's peak decides the report's).
     assert last is not None and pss_current(last) and last.pss > 450 * MiB, last.pss
+
+
+@pytest.mark.root
+def test_a_real_zram_device_s_pages_are_recorded_as_compressed_memory(tmp_path,
+                                                                       sampler_factory):
+    """32 MiB of random data written to a real zram disk: zsmalloc holds it in RAM (random
+    data does not compress), /proc/vmstat's nr_zspages counts it, and no meminfo field does."""
+    zram = Path("/sys/block/zram0")
+    if os.geteuid() != 0 or not zram.is_dir():
+        pytest.skip("needs root and a zram device (modprobe zram)")
+    if (zram / "disksize").read_text().strip() != "0":
+        pytest.skip("zram0 is in use here")
+    logdir = tmp_path / "log"
+    try:
+        (zram / "disksize").write_text(str(64 << 20))
+        s = sampler_factory(logdir, "--interval", "0.2")
+        s.wait_ticks(2)
+        base = max(t.system.zsmalloc or 0 for t in replay(str(logdir)))
+        fd = os.open("/dev/zram0", os.O_WRONLY)
+        try:
+            os.write(fd, os.urandom(32 << 20))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+        def recorded() -> int:
+            return max((t.system.zsmalloc or 0 for t in replay(str(logdir))), default=0)
+        wait_for(lambda: recorded() >= base + (30 << 20), timeout=30,
+                 what="zram's pages in the s lines")
+        assert s.stop() == 0
+    finally:
+        (zram / "reset").write_text("1")
+    assert "zsmalloc" in log_text(logdir).splitlines()[0]  # named in the header's fields
