@@ -84,6 +84,9 @@ class FakeProc:
             self.set_psi(0, 0)
         (self.root / "sys/kernel/random").mkdir(parents=True, exist_ok=True)
         (self.root / "sys/kernel/random/boot_id").write_text("0f0f0f0f-test-boot\n")
+        if kernel != (6, 6):  # the default tree keeps the host's release, as before
+            (self.root / "sys/kernel/osrelease").write_text(
+                f"{kernel[0]}.{kernel[1]}.0-fakeproc\n")
         (self.root / "self").mkdir(exist_ok=True)
         (self.root / "self/mountinfo").write_text("")
 

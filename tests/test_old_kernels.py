@@ -64,8 +64,8 @@ def test_each_kernel_s_figures_are_measured_or_said_missing(tmp_path, sampler_fa
     for d in ds:
         pid, pss, pss_anon, pss_file, pss_shmem, swap, swap_pss, rss = d
         assert int(pss) == PSS_KIB and int(swap) == 1000 and int(rss) == RSS_KIB
-        assert (pss_anon == str(PSS_KIB)) == (kernel >= (5, 7))
-        assert (pss_anon, pss_file, pss_shmem) == ("-",) * 3 or kernel >= (5, 7)
+        assert (pss_anon, pss_file, pss_shmem) == (
+            (str(PSS_KIB), "0", "0") if kernel >= (5, 7) else ("-",) * 3)
         assert swap_pss == ("1000" if kernel >= (4, 3) else "-")
     assert ("PSS is summed from /proc/PID/smaps" in text) == (kernel < (4, 14))
     assert text.count("PSS is summed from /proc/PID/smaps") <= 1
@@ -81,15 +81,22 @@ def test_each_kernel_s_figures_are_measured_or_said_missing(tmp_path, sampler_fa
     un = rep["unexplained"]
     assert un["private_from_pss"] == 3
     assert un["private_pss_bound"] == (0 if kernel >= (5, 7) else 3)
-    assert ("the kernel gave no Pss_Anon (before 5.7)" in out) == (kernel < (5, 7))
+    assert ("(the kernel gives no Pss_Anon before 5.7: a bound from above), read for all 3 "
+            "processes" in out) == (kernel < (5, 7))
 
     # Kernel memory named since 2026-12-02, each where the kernel has it (fakeproc: Percpu
-    # 2048 KiB from 4.14; VmallocUsed 30000 KiB, 0 on 4.4-5.2; nr_zspages 0 from 4.8, Zswap
-    # 0 from 5.19), vmalloc less the kernel stacks (4000 KiB) it holds too
+    # 2048 KiB from 4.14; VmallocUsed 30000 KiB, RAM only from 5.3: a constant 0 on 4.4-5.2
+    # and address space before, so not recorded there; nr_zspages 0 from 4.8, Zswap 0 from
+    # 5.19), vmalloc less the kernel stacks (4000 KiB) it holds too
     assert un["percpu_bytes"] == (2048 * 1024 if kernel >= (4, 14) else None)
-    assert un["vmalloc_bytes"] == (0 if (4, 4) <= kernel < (5, 3) else 26000 * 1024)
+    assert un["vmalloc_bytes"] == (26000 * 1024 if kernel >= (5, 3) else None)
+    assert ("vmalloc beyond stacks" in out) == (kernel >= (5, 3))
+    assert json.loads(text.splitlines()[0].split(" ", 4)[4])["kernel"].startswith(
+        "6." if kernel == (6, 6) else f"{kernel[0]}.{kernel[1]}.0-fakeproc")
     assert un["compressed_bytes"] == (0 if kernel >= (4, 8) else None)
     assert ("per-CPU 2.0 MiB" in out) == (kernel >= (4, 14))
+    assert S.kernel_version("6.18.44-fc-v1045") == (6, 18) and S.kernel_version("x") == (0, 0)
+    assert S.kernel_version("4.19") == (4, 19) and S.kernel_version("5") == (0, 0)
     assert ("compressed (zram, zswap) 0 B" in out) == (kernel >= (4, 8))
     parts = ("slab", "shmem", "page_tables", "kernel_stack", "hugetlb", "percpu", "vmalloc",
              "compressed", "other")
@@ -206,3 +213,38 @@ def test_compressed_swap_in_ram_is_named_once(tmp_path, sampler_factory):
     un = analyze([str(logdir)])["unexplained"]
     assert un["compressed_bytes"] == 2600 << 20
     assert un["sentence"].startswith("compressed memory (zram, zswap: 2.5 GiB) is more than")
+
+
+def test_a_corrupt_memavailable_is_a_bad_value_not_an_old_kernel(tmp_path, sampler_factory):
+    logdir, text = record(workers(tmp_path, (6, 6)), tmp_path, sampler_factory)
+    at = 2 + S.S_INDEX["mem_available"]
+    segment = next(logdir.glob("memtrail-*.log"))
+
+    def with_available(value: str) -> dict:
+        lines = text.splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith("s "):
+                fields = line.split(" ")
+                fields[at] = value
+                lines[i] = " ".join(fields)
+        segment.write_text("\n".join(lines) + "\n")
+        return analyze([str(logdir)])
+
+    rep = with_available("99999999999")  # more than MemTotal: corrupt
+    assert rep["memory"]["available_estimated"] is False
+    assert rep["reading"]["data_problems"].get("bad_value", 0) >= 4
+    assert rep["peak"]["used_bytes"] is None
+    rep = with_available("-")  # what a kernel before 3.14 writes
+    assert rep["memory"]["available_estimated"] is True and rep["peak"]["used_bytes"]
+
+
+def test_the_private_source_says_where_the_bound_stood_in():
+    from memtrail.report import _private_source
+
+    some = _private_source({"processes": 8, "private_from_pss": 5, "private_pss_bound": 2})
+    assert some.startswith("private = PSS of anonymous pages for 5 of 8 processes; the kernel "
+                           "gave no Pss_Anon (before 5.7), so for 2 of them: PSS or RSS minus")
+    assert some.endswith("RSS minus shared: pages a forked child shares with its parent count "
+                         "once per process there for the rest")
+    exact = _private_source({"processes": 3, "private_from_pss": 3, "private_pss_bound": 0})
+    assert exact == "private = PSS of anonymous pages, read for all 3 processes"

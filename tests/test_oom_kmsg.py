@@ -147,7 +147,7 @@ REAL = {
          "memcg_oom": True,
          "invoker": {"name": "java", "gfp_mask": "0xcc0(GFP_KERNEL)", "order": 0,
                      "oom_score_adj": 937},
-         # v2 (4.19-6.1): the stats are one record whose newlines /dev/kmsg escaped
+         # 5.0-6.1: the stats are one record whose newlines /dev/kmsg escaped
          "memcg_usage_kib": 7812476, "memcg_limit_kib": 7812500, "memcg_swap_kib": 0,
          "memcg_stat": {"anon": 339860, "file": 7326332, "kernel": 143552,
                         "kernel_stack": 320, "pagetables": 2172, "percpu": 0, "sock": 4,
@@ -428,3 +428,57 @@ def test_the_cgroup_at_the_kill_in_the_kernel_s_own_words():
     assert m["limit_bytes"] is None and m["anon_bytes"] is m["shmem_bytes"] is None
     assert m["file_bytes"] is None and m["kernel_bytes"] == 7 << 10
     assert _memcg_memory({"memcg_stat": "x"}) is None and _memcg_memory({}) is None
+
+
+def _feed(lines):
+    parser = S.OomParser()
+    events = [e for e in map(parser.feed, lines) if e is not None]
+    return events, parser
+
+
+def test_a_v1_limit_on_a_parent_sums_the_stats_of_the_cgroups_below_it():
+    """Before 5.0 the kernel prints the limit's cgroup, then each cgroup below it, each with its
+    own pages only: a pod whose containers hold the memory must not read as empty."""
+    events, _ = _feed([
+        "memory: usage 2097152kB, limit 2097152kB, failcnt 10",
+        "Memory cgroup stats for /kubepods/pod1: cache:0KB rss:0KB shmem:0KB",
+        "Memory cgroup stats for /kubepods/pod1/c1: cache:512000KB rss:1000000KB shmem:512000KB",
+        "Memory cgroup stats for /kubepods/pod1/c2: cache:4KB rss:580000KB shmem:0KB",
+        "Memory cgroup out of memory: Killed process 7 (app) total-vm:1kB, anon-rss:1kB, "
+        "file-rss:0kB, shmem-rss:0kB"])
+    assert events[0]["oom_memcg"] == "/kubepods/pod1"
+    assert events[0]["memcg_stat"] == {"cache": 512004, "rss": 1580000, "shmem": 512000}
+
+
+def test_a_stats_record_cut_by_printk_keeps_its_whole_lines():
+    """5.0-6.1 print the stats as one record, and printk cuts a record at about 1 KiB: what
+    came before the cut line counts; the next record is read as usual."""
+    events, _ = _feed([
+        "memory: usage 1024kB, limit 1024kB, failcnt 1",
+        "Memory cgroup stats for /job:",
+        "anon 1048576\nshmem 2097152\nfile 3145728\nworkingset_refa",
+        "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,"
+        "oom_memcg=/job,task_memcg=/job,task=app,pid=7,uid=0",
+        "Memory cgroup out of memory: Killed process 7 (app) total-vm:1kB, anon-rss:1kB, "
+        "file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0"])
+    assert events[0]["memcg_stat"] == {"anon": 1024, "shmem": 2048, "file": 3072}
+    assert events[0]["constraint"] == MEMCG and events[0]["oom_memcg"] == "/job"
+
+
+def test_odd_digits_and_a_colon_in_a_cgroup_name_plant_nothing():
+    """A digit that is not ASCII (`²`.isdigit() is True, int() refuses it) must not end the
+    tick; a cgroup named `x: rss:9999999KB` must not plant stats."""
+    events, _ = _feed([
+        "memory: usage 1024kB, limit 1024kB, failcnt 1",
+        "Memory cgroup stats for /a: rss:9999999KB: cache:²KB rss:10KB",
+        "Memory cgroup stats for /b: rss:77KB: shmem:1²KB",
+        "Memory cgroup out of memory: Killed process 7 (app) total-vm:1kB, anon-rss:1kB, "
+        "file-rss:0kB, shmem-rss:0kB"])
+    assert events[0]["memcg_stat"] == {"rss": 10}
+    assert events[0]["oom_memcg"] == "/a: rss:9999999KB"
+    events, _ = _feed([
+        "Memory cgroup stats for /c: d:",
+        "anon ²\nfile 4096",
+        "Memory cgroup out of memory: Killed process 8 (app) total-vm:1kB, anon-rss:1kB, "
+        "file-rss:0kB, shmem-rss:0kB"])
+    assert "memcg_stat" not in events[0] and events[0]["oom_memcg"] == "/c: d"

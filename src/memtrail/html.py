@@ -40,8 +40,7 @@ from memtrail.report import (
     data_problems_text,
     group_runs,
     oom_invoker,
-    oom_memcg_note,
-    oom_memcg_text,
+    oom_memcg_said,
     oom_table_title,
     oom_where,
     pss_text,
@@ -678,11 +677,10 @@ def oom_section(k: dict, n: int) -> str:
              tag("p", {"class": "cmdline"}, "command: ", tag("code", {}, safetext.xml(
                  safetext.command(k["cmdline"])))),
              tag("p", {"class": "note", "data_scope": k.get("scope")}, safetext.xml(facts))]
-    memcg = k.get("memcg_memory")
-    if memcg and oom_memcg_text(memcg):
-        note = oom_memcg_note(memcg)
+    held, note = oom_memcg_said(k)
+    if held:
         parts.append(tag("p", {"class": "note", "data_memcg": "1"}, safetext.xml(
-            "The cgroup held " + oom_memcg_text(memcg) + "." + (f" {note}." if note else ""))))
+            f"The cgroup held {held}." + (f" {note[:1].upper()}{note[1:]}." if note else ""))))
     if k.get("invoker"):
         parts.append(tag("p", {"class": "note"},
                          safetext.xml("Triggered by " + oom_invoker(k["invoker"]) + ".")))

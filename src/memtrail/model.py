@@ -551,6 +551,18 @@ def system_figures(fields: Sequence[str], plan: List[Tuple[str, int, int]]) -> O
     """The usual `s` line's figures by System attribute, in bytes (one conversion pass), or
     None when a field is not a number or is negative: the model then reads that line field
     by field and counts what is wrong. Pure, so readahead's child can run it."""
+    if "-" in fields:
+        # a field this kernel lacks (PSI before 4.20, zswap before 5.19, ...): absent, not a
+        # reason to read the line field by field
+        try:
+            nums = [None if f == "-" else int(f) for f in fields]
+        except ValueError:
+            return None
+        if min((x for x in nums if x is not None), default=0) < 0:
+            return None
+        n = len(nums)
+        return {attr: nums[i] * scale for attr, i, scale in plan
+                if i < n and nums[i] is not None}
     try:
         nums = list(map(int, fields))
     except ValueError:
@@ -896,10 +908,12 @@ class Replayer:
             values = rec.obj
         else:
             values = system_figures(rec.fields, self._sys_plan)
+        corrupt = ()  # attributes whose field was there but not a figure
         if values is None:  # something else than the usual line: field by field
             fields = rec.fields
             n = len(fields)
             values = {}
+            corrupt = set()
             for attr, i, scale in self._sys_plan:
                 if i >= n:
                     continue
@@ -908,11 +922,15 @@ class Replayer:
                     try:
                         value = int(raw)
                     except ValueError:
+                        corrupt.add(attr)
                         continue
                     if value < 0:
                         self.run.problem("bad_value")
+                        corrupt.add(attr)
                         continue
                     values[attr] = value * scale
+        # MemAvailable the kernel did not give (before 3.14), not one that was corrupt
+        no_available = "available" not in values and "available" not in corrupt
         hp_total = values.pop("hugepages_total", None)
         hp_size = values.pop("hugepage_size", None)
         if hp_total is not None and hp_size is not None:
@@ -923,7 +941,7 @@ class Replayer:
                 if values.get(name, 0) > total:
                     self.run.problem("bad_value")
                     del values[name]
-        if "available" not in values and total is not None:
+        if no_available and total is not None:
             estimate = available_estimate(values)
             if estimate is not None:
                 values["available"] = estimate

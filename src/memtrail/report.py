@@ -871,11 +871,13 @@ def _private_source(un: dict) -> str:
         return "private = RSS minus shared"
     # Kernels before 5.7 read PSS without its anonymous part: say what stood in for it.
     bound = un.get("private_pss_bound") or 0
-    pss = "PSS" if bound and bound == k else "PSS of anonymous pages"
-    old = ("" if not bound else
-           f"; the kernel gave no Pss_Anon (before 5.7), so "
-           f"{'for each' if bound == k else f'for {bound} of them'}: PSS or RSS minus shared, "
-           f"whichever is less, a bound from above")
+    pss, old = "PSS of anonymous pages", ""
+    if bound and bound == k:
+        pss = ("PSS or RSS minus shared, whichever is less (the kernel gives no Pss_Anon "
+               "before 5.7: a bound from above)")
+    elif bound:
+        old = (f"; the kernel gave no Pss_Anon (before 5.7), so for {bound} of them: PSS or "
+               f"RSS minus shared, whichever is less, a bound from above")
     if n and k == n:
         return f"private = {pss}, read for all {n} processes{old}"
     fallback = ("RSS minus shared: pages a forked child shares with its parent count once per "
@@ -951,11 +953,11 @@ def render_text(rep: dict) -> str:
           f"{fmt_bytes(k['file_bytes'])}, shmem {fmt_bytes(k['shmem_bytes'])})")
         w(f"    command:    {safetext.command(k['cmdline'])}")
         w(f"    where:      {safetext.terminal(oom_where(k))}")
-        memcg = k.get("memcg_memory")
-        if memcg and oom_memcg_text(memcg):
-            w(f"    cgroup:     {oom_memcg_text(memcg)}")
-            if oom_memcg_note(memcg):
-                w(f"    note:       {oom_memcg_note(memcg)}")
+        held, note = oom_memcg_said(k)
+        if held:
+            w(f"    cgroup:     {held}")
+        if note:
+            w(f"    note:       {note}")
         if k.get("invoker"):
             w(f"    triggered:  {safetext.terminal(oom_invoker(k['invoker']))}")
         if k["top"] or k.get("top_source") == "none":
@@ -1046,6 +1048,14 @@ def _memcg_memory(data: dict) -> Optional[dict]:
 
 
 SHMEM_WORTH_SAYING = 0.2  # of the cgroup's usage: tmpfs that outlives the kill is named
+
+
+def oom_memcg_said(k: dict) -> Tuple[str, str]:
+    """(what the cgroup held at the kill, a note on what filled it) for a kill dict, each ''
+    where there is nothing to say: the one wording of report, markdown, HTML and run."""
+    m = k.get("memcg_memory")
+    text = oom_memcg_text(m) if m else ""
+    return (text, oom_memcg_note(m)) if text else ("", "")
 
 
 def oom_memcg_text(m: dict) -> str:
@@ -1214,11 +1224,10 @@ def render_markdown(rep: dict) -> str:
               f"{safetext.markdown_code(safetext.command(k['cmdline'], 100))} | "
               f"{safetext.markdown(oom_where(k))} |")
         for k in kills[:5]:
-            memcg = k.get("memcg_memory")
-            if memcg and oom_memcg_text(memcg):
+            held, note = oom_memcg_said(k)
+            if held:
                 w("")
-                note = oom_memcg_note(memcg)
-                w(f"At pid {k['pid']}'s kill its cgroup held {md(oom_memcg_text(memcg))}"
+                w(f"At pid {k['pid']}'s kill its cgroup held {md(held)}"
                   + (f". **{md(note)}**" if note else ""))
         for k in kills[:5]:
             if not k["top"]:

@@ -40,8 +40,7 @@ from memtrail.programs import program_name, title_args
 from memtrail.reader import ReadStats
 from memtrail.report import (
     Analysis,
-    oom_memcg_note,
-    oom_memcg_text,
+    oom_memcg_said,
     private_part,
     render_markdown,
     usable,
@@ -429,12 +428,9 @@ def oom_sentence(kill: dict) -> str:
         text += ("; the kernel's table at the kill lists it beside the command's own "
                  + ", ".join(f"{b['name']} (pid {b['pid']}, {fmt_bytes(b['rss_bytes'])})"
                              for b in beside))
-    memcg = kill.get("memcg_memory")
-    if memcg and oom_memcg_text(memcg):  # what filled the cgroup: tmpfs outlives the kill
-        text += f"; the cgroup held {oom_memcg_text(memcg)}"
-        note = oom_memcg_note(memcg)
-        if note:
-            text += f"; {note}"
+    held, note = oom_memcg_said(kill)  # what filled the cgroup: tmpfs outlives the kill
+    if held:
+        text += f"; the cgroup held {held}" + (f"; {note}" if note else "")
     return text
 
 

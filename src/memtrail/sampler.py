@@ -1185,8 +1185,8 @@ _NO_FDS = (errno.EMFILE, errno.ENFILE)
 _DENIED = (errno.EACCES, errno.EPERM)  # a read refused: not root, or a hardened /proc
 
 
-def read_file(path: str, size: int = 65536, whole: bool = False):
-    """A small file by path, or None (vanished process, EACCES, missing file)."""
+def _open_read(path: str):
+    """A descriptor to read `path` with, or None; READ_ERRNO says why not."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
@@ -1195,6 +1195,14 @@ def read_file(path: str, size: int = 65536, whole: bool = False):
             READ_ERRNO[1] += 1
         return None
     READ_ERRNO[0] = 0  # a failure past the open (the process exited) is not a shortage
+    return fd
+
+
+def read_file(path: str, size: int = 65536, whole: bool = False):
+    """A small file by path, or None (vanished process, EACCES, missing file)."""
+    fd = _open_read(path)
+    if fd is None:
+        return None
     try:
         return read_to_end(lambda n, _offset: os.read(fd, n), size, whole)
     finally:
@@ -1236,12 +1244,9 @@ def sum_smaps(path: str):
 
     Read in 64 KiB pieces and summed as they come: a JVM's smaps runs to megabytes, which
     the sampler must never hold at once."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        READ_ERRNO[0] = exc.errno
+    fd = _open_read(path)
+    if fd is None:
         return None
-    READ_ERRNO[0] = 0
     totals, seen, rest = [0, 0, 0], [False, False, False], b""
     try:
         while True:
@@ -1292,6 +1297,21 @@ def available_kib(system: list):
     return min(free + max(cache, 0), system[S_INDEX["mem_total"]] or free)
 
 
+def kernel_version(release: str) -> tuple:
+    """(6, 18) of `6.18.44-fc-v1045`; (0, 0) when it does not start with numbers."""
+    parts = []
+    for part in release.split(".")[:2]:
+        digits = ""
+        for ch in part:
+            if not ("0" <= ch <= "9"):
+                break
+            digits += ch
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts) if len(parts) == 2 else (0, 0)
+
+
 def _num(raw: bytes):
     """An integer from a /proc file, or None: a kernel (or a FUSE /proc such as lxcfs in a
     container) that writes something else there costs that one value, never the sampler."""
@@ -1311,6 +1331,12 @@ class SystemReader:
         self.mem_keys = tuple(k for k, _n in MEMINFO_KEYS + MEMINFO_LATE)
         self.late = [None] * (len(MEMINFO_LATE) + 1)  # the last read's late fields
         self.page_kib = os.sysconf("SC_PAGE_SIZE") // 1024
+        # The kernel whose /proc this is (a fixture tree says which it imitates)
+        raw = read_file(proc + "/sys/kernel/osrelease", 256)
+        self.release = raw.decode("ascii", "replace").strip() if raw else os.uname().release
+        # VmallocUsed is RAM from 5.3 on; 4.4-5.2 write a constant 0, and before 4.4 it was
+        # address space (guard pages and ioremap'd device memory included): `-` there
+        self.vmalloc_ok = kernel_version(self.release) >= (5, 3)
 
     @staticmethod
     def _open(path: str, required: bool = False):
@@ -1334,6 +1360,8 @@ class SystemReader:
         values = parse_kv_kib(data, self.mem_keys)
         late = values[len(MEMINFO_KEYS):]
         del values[len(MEMINFO_KEYS):]
+        if not self.vmalloc_ok:
+            late[1] = None
         vm = {}
         data = self._pread(self.vmstat, 65536, whole=True)  # oom_kill sits near its end
         if data:
@@ -1768,31 +1796,35 @@ def kmsg_unescape(raw: bytes) -> str:
 
 
 def _stat_pairs(text: str) -> dict:
-    """`cache:35124KB rss:4944KB ...` (a v1 cgroup's stats on one line, 3.x-4.x): KiB by key."""
+    """`cache:35124KB rss:4944KB ...` (a v1 cgroup's stats on one line, before 5.0): KiB by
+    key."""
     out = {}
     for part in text.split():
         key, _sep, value = part.partition(":")
-        if key in MEMCG_STAT_KEYS and value.endswith("KB") and value[:-2].isdigit():
-            out[key] = int(value[:-2])
+        digits = value[:-2]
+        if key in MEMCG_STAT_KEYS and value.endswith("KB") and digits.isascii() \
+                and digits.isdigit():
+            out[key] = int(digits)
     return out
 
 
-def _stat_lines(text: str, stat: dict) -> int:
+def _stat_lines(text: str, stat: dict):
     """Lines `anon 1061158912` (bytes) following a cgroup's stats header, one record each
-    (6.2 on) or several in one (4.19-6.1): kept as KiB where MEMCG_STAT_KEYS names them.
-    How many lines were read; 0 when the text is not such a line: the block has ended."""
-    parsed = []
+    (6.2 on) or several in one (5.0-6.1, where printk may cut the record's last line): kept
+    as KiB where MEMCG_STAT_KEYS names them. (lines read, whether every line was one): a
+    text that is not such a line at all reads (0, False), the block has ended."""
+    read = 0
     for line in text.split("\n"):
         if not line:
             continue
         key, sep, value = line.partition(" ")
-        if not sep or not value.isdigit() or not key.replace("_", "").isalnum():
-            return 0
-        parsed.append((key, int(value)))
-    for key, value in parsed:
+        if not (sep and value.isascii() and value.isdigit() and key.isascii()
+                and key.replace("_", "").isalnum()):
+            return read, False
         if key in MEMCG_STAT_KEYS:
-            stat[key] = value // 1024
-    return len(parsed)
+            stat[key] = int(value) // 1024
+        read += 1
+    return read, True
 
 
 def _int_at(text: str, i: int):
@@ -1925,27 +1957,33 @@ class OomParser:
             ctx["task_memcg"], ctx["oom_memcg"] = task, limit
             return None
         if text.startswith("Memory cgroup stats for "):  # before 4.19: the limit's cgroup first
-            path = text[24:]
-            cut = path.find(": ")
-            rest = path[cut + 2:] if cut >= 0 else ""
-            path = path[:cut] if cut >= 0 else path.rstrip("\n")[:-1] \
-                if path.rstrip("\n").endswith(":") else ""
+            body = text[24:].rstrip("\n")
+            if body.endswith(":"):  # `PATH:`, its stats on the lines that follow (5.0 on)
+                path, rest = body[:-1], ""
+            else:  # `PATH: cache:35124KB rss:4944KB ...` (before 5.0): no ": " among the pairs
+                cut = body.rfind(": ")
+                path, rest = (body[:cut], body[cut + 2:]) if cut >= 0 else ("", "")
             if path.startswith("/"):
                 first = "stats_memcg" not in ctx
                 ctx.setdefault("stats_memcg", path)
-                # The limit's cgroup comes first (a v1 kernel then prints each child's); its
-                # stats are on this line (`cache:35124KB rss:4944KB ...`, 3.x-4.x v1) or on
-                # the lines that follow (`anon 1061158912`, bytes: 4.19 on).
                 ctx["stat_lines"] = first and not rest
-                if first:
-                    ctx["memcg_stat"] = _stat_pairs(rest) if rest else {}
+                if rest:
+                    # Before 5.0 the limit's cgroup comes first, then each cgroup below it,
+                    # each line with its own pages only: their sum is what the limit counted.
+                    stat = ctx.setdefault("memcg_stat", {})
+                    for key, kib in _stat_pairs(rest).items():
+                        stat[key] = stat.get(key, 0) + kib
+                elif first:  # 5.0 on: one block, the limit's cgroup with all below it
+                    ctx["memcg_stat"] = {}
             return None
         if ctx.get("stat_lines"):
-            read = _stat_lines(text, ctx["memcg_stat"])
+            read, whole = _stat_lines(text, ctx["memcg_stat"])
             ctx["stat_read"] = ctx.get("stat_read", 0) + read
-            if read and ctx["stat_read"] <= MEMCG_STAT_MAX:
+            if whole and read and ctx["stat_read"] <= MEMCG_STAT_MAX:
                 return None
             ctx["stat_lines"] = False
+            if read:  # stats whose last line printk cut (a record holds about 1 KiB)
+                return None
         if text.startswith(("memory: usage ", "kmem: usage ", "swap: usage ")):
             key = text[:text.find(":")]  # a cgroup's usage and limit at its OOM kill
             if "memcg_" + key not in ctx:
@@ -3403,7 +3441,7 @@ class Sampler:
         cfg = self.cfg
         head = {
             "format": FORMAT, "sampler": __version__, "host": uts.nodename,
-            "boot_id": self.boot_id, "kernel": uts.release, "arch": uts.machine,
+            "boot_id": self.boot_id, "kernel": self.sys.release, "arch": uts.machine,
             "page_size": self.page_kib * 1024, "clk_tck": self.clk_tck,
             "interval_s": cfg.interval, "clock": "realtime", "mono": round(mono, 3),
             "started": round(self.started, 3), "pid": os.getpid(), "uid": os.geteuid(),
