@@ -236,6 +236,13 @@ class Cgroup:
     oom_kill: Optional[int] = None
     psi_some_us: Optional[int] = None
     psi_full_us: Optional[int] = None
+    makeup: Optional[Dict[str, Optional[int]]] = None  # the last `m`: MAKEUP_PARTS, bytes
+    makeup_time: Optional[float] = None
+
+
+# What a cgroup's usage is made of (`m` records), by report key: file is the page cache
+# besides shmem (the log's `file` includes shmem, as the kernel's does)
+MAKEUP_PARTS = ("anon_bytes", "shmem_bytes", "file_bytes", "kernel_bytes", "sock_bytes")
 
 
 @dataclass
@@ -455,6 +462,8 @@ class UnitPeak:
     time: float = 0.0
     reported_peak: Optional[int] = None  # memory.peak / max_usage_in_bytes, when recorded
     oom_kills: int = 0  # steps of its oom_kill counter seen during the replay
+    makeup: Optional[Dict[str, Optional[int]]] = None  # the last `m` at or before the peak
+    makeup_time: Optional[float] = None
 
 
 @dataclass
@@ -652,6 +661,8 @@ class Replayer:
             self._keyframe_seen = set()
         elif rtype == "c":
             self._on_c(rec)
+        elif rtype == "m":
+            self._on_m(rec)
         elif rtype == "C":
             cgid = rec.fields[0] if rec.fields else "?"
             obj = rec.obj or {}
@@ -1123,10 +1134,29 @@ class Replayer:
             unit = self.run.units[cg.path] = UnitPeak(cg.path)
         if cg.current is not None and cg.current > unit.peak:
             unit.peak, unit.time = cg.current, rec.time
+            unit.makeup, unit.makeup_time = cg.makeup, cg.makeup_time
         if cg.peak is not None and (unit.reported_peak is None or cg.peak > unit.reported_peak):
             unit.reported_peak = cg.peak
         if old_kills is not None and cg.oom_kill is not None and cg.oom_kill > old_kills:
             unit.oom_kills += cg.oom_kill - old_kills
+
+    def _on_m(self, rec: Record) -> None:
+        """A cgroup's make-up; the unit's peak takes it when read in the peak's own tick (an
+        `m` follows the tick's `c` lines)."""
+        cgid = rec.fields[0] if rec.fields else None
+        cg = self.cgroups.get(cgid) if cgid is not None else None
+        if cg is None:
+            return
+        values = [rec.int(name) for name in ("anon", "file", "shmem", "kernel", "sock")]
+        anon, file, shmem, kernel, sock = (v * KIB if v is not None and v >= 0 else None
+                                           for v in values)
+        cg.makeup = {"anon_bytes": anon, "shmem_bytes": shmem,
+                     "file_bytes": max(file - (shmem or 0), 0) if file is not None else None,
+                     "kernel_bytes": kernel, "sock_bytes": sock}
+        cg.makeup_time = rec.time
+        unit = self.run.units.get(cg.path)
+        if unit is not None and unit.time == rec.time:
+            unit.makeup, unit.makeup_time = cg.makeup, rec.time
 
     def _on_event(self, rec: Record) -> None:
         kind = rec.fields[0] if rec.fields else "?"

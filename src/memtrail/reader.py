@@ -49,6 +49,7 @@ V1_FIELDS: Dict[str, Tuple[str, ...]] = {
     "d": ("pid", "rss_anon", "rss_file", "rss_shmem", "swap", "locked"),
     "D": ("pid", "pss", "pss_anon", "pss_file", "pss_shmem", "swap", "swap_pss", "rss"),
     "C": ("cgid",),
+    "m": ("cgid", "anon", "file", "shmem", "kernel", "sock"),
     "c": ("cgid", "current", "peak", "oom", "oom_kill", "psi_some_us", "psi_full_us"),
     "G": ("cgid",),
     "E": ("kind",),
@@ -416,7 +417,7 @@ def _split(line: str) -> Tuple[str, float, List[str], Optional[dict]]:
     return parts[0], finite_float(parts[1]), parts[2:], obj
 
 
-KNOWN_TYPES = frozenset("sKPpXdDCcGbEZ")
+KNOWN_TYPES = frozenset("sKPpXdDCcmGbEZ")
 # What read_packed gives: a record, or a list of packed `p` and `d` lines (tuples of 3 and 6)
 Packed = Union[Record, List[Tuple[int, ...]]]
 NAN = float("nan")

@@ -687,7 +687,10 @@ class Analysis:
             "group_growers": group_growers,
             "unexplained": self._unexplained(snap, programs) if snap else None,
             "units": [{"path": u.path, "peak_bytes": u.peak, "time": iso(u.time),
-                       "reported_peak_bytes": u.reported_peak, "oom_kills": u.oom_kills}
+                       "time_unix": u.time,
+                       "reported_peak_bytes": u.reported_peak, "oom_kills": u.oom_kills,
+                       "makeup": dict(u.makeup, time=iso(u.makeup_time),
+                                      time_unix=u.makeup_time) if u.makeup else None}
                       for u in units],
             "locked": locked_figures(run, self.locked.values()),
             "sampler": {"cpu_s": round(run.sampler_cpu_us / 1e6, 3),
@@ -1028,6 +1031,8 @@ def render_text(rep: dict) -> str:
         for u in rep["units"][:15]:
             w(f"  {fmt_bytes(u['peak_bytes']):>9}  at {_t(u['time'])}  {u['path']}"
               + (f"  OOM kills: {u['oom_kills']}" if u["oom_kills"] else ""))
+            if unit_makeup_text(u):
+                w(f"             {unit_makeup_text(u)}")
     else:
         w("  none recorded")
     w("")
@@ -1058,21 +1063,43 @@ def oom_memcg_said(k: dict) -> Tuple[str, str]:
     return (text, oom_memcg_note(m)) if text else ("", "")
 
 
+MAKEUP_LABELS = (("anon_bytes", "anon"), ("shmem_bytes", "shmem/tmpfs"),
+                 ("file_bytes", "page cache"), ("kernel_bytes", "kernel"),
+                 ("sock_bytes", "network buffers"))
+
+
+def makeup_text(m: dict) -> str:
+    """`anon 29.5 MiB, shmem/tmpfs 20.0 MiB, page cache 4.0 KiB, kernel 272 KiB`: what a
+    cgroup's usage was made of; the parts not known are left out."""
+    parts = [f"{label} {fmt_bytes(m[key])}" for key, label in MAKEUP_LABELS
+             if m.get(key) is not None]
+    dirty = (m.get("dirty_bytes") or 0) + (m.get("writeback_bytes") or 0)
+    if m.get("file_bytes") and dirty:
+        parts.append(f"of the cache {fmt_bytes(dirty)} dirty or under writeback")
+    return ", ".join(parts)
+
+
 def oom_memcg_text(m: dict) -> str:
     """`49.8 MiB of its 50.0 MiB limit: anon 29.5 MiB, shmem/tmpfs 20.0 MiB, ...` from the
     kernel's own report at the kill; the parts it did not print are left out."""
     usage, limit = m.get("usage_bytes"), m.get("limit_bytes")
     head = (f"{fmt_bytes(usage)} of its {fmt_bytes(limit)} limit" if usage is not None
             and limit is not None else f"{fmt_bytes(usage)}" if usage is not None else "")
-    parts = [f"{label} {fmt_bytes(m[key])}" for key, label in (
-        ("anon_bytes", "anon"), ("shmem_bytes", "shmem/tmpfs"), ("file_bytes", "page cache"),
-        ("kernel_bytes", "kernel"), ("sock_bytes", "network buffers"))
-        if m.get(key) is not None]
-    dirty = (m.get("dirty_bytes") or 0) + (m.get("writeback_bytes") or 0)
-    if m.get("file_bytes") and dirty:
-        parts.append(f"of the cache {fmt_bytes(dirty)} dirty or under writeback")
-    text = head + (": " if head and parts else "") + ", ".join(parts)
+    parts = makeup_text(m)
+    text = head + (": " if head and parts else "") + parts
     return f"{text} (the kernel's count at the kill)" if text else ""
+
+
+def unit_makeup_text(u: dict) -> str:
+    """`(anon 1.2 GiB, shmem/tmpfs 600 MiB, ...; read 4 s before the peak)` for a unit whose
+    make-up was recorded (`m`) by its peak, else ''."""
+    m = u.get("makeup")
+    text = makeup_text(m) if m else ""
+    if not text:
+        return ""
+    late = (u.get("time_unix") or 0) - (m.get("time_unix") or 0)
+    return f"({text}" + (f"; read {fmt_duration(late)} before the peak)" if late > 0.5
+                         else ")")
 
 
 def oom_memcg_note(m: dict) -> str:

@@ -92,6 +92,7 @@ FIELDS = {
     "d": ["pid", "rss_anon", "rss_file", "rss_shmem", "swap", "locked"],
     "D": ["pid", "pss", "pss_anon", "pss_file", "pss_shmem", "swap", "swap_pss", "rss"],
     "C": ["cgid"],
+    "m": ["cgid", "anon", "file", "shmem", "kernel", "sock"],
     "c": ["cgid", "current", "peak", "oom", "oom_kill", "psi_some_us", "psi_full_us"],
     "G": ["cgid"],
     "E": ["kind"],
@@ -336,6 +337,8 @@ OPTIONS = [
     ("--slab-top-n", _count, 10, "slab caches written"),
     ("--cgroup-depth", _count, 3, "cgroup tree depth tracked (units, slices, containers)"),
     ("--cgroup-max", _count, 256, "most cgroups tracked"),
+    ("--cgroup-stat-n", _count, 10,
+     "largest cgroups whose make-up (memory.stat) is read at status ticks"),
     ("--cgroup-root", str, "", "memory cgroup hierarchy to track (default: found in mountinfo)"),
     ("--rotate-size", parse_size, 16 << 20, "start a new segment past this size"),
     ("--rotate-age", _positive(parse_duration), 3600.0, "start a new segment after this long"),
@@ -374,7 +377,8 @@ HELP_GROUPS = [  # --help shows the flags in these groups, in this order
                    "--pss-slow", "--no-redact")),
     ("When memory runs short", ("--fast-interval", "--low-pct", "--psi-full-pct", "--low-step")),
     ("Kernel and cgroups", ("--slab-delta", "--slab-top-n", "--no-slab", "--cgroup-depth",
-                            "--cgroup-max", "--cgroup-root", "--no-cgroups")),
+                            "--cgroup-max", "--cgroup-stat-n", "--cgroup-root",
+                            "--no-cgroups")),
     ("Segments and retention", ("--rotate-size", "--rotate-age", "--max-total", "--max-age",
                                 "--fsync-every")),
     ("Staying alive", ("--no-mlock", "--no-oom-adj", "--oom-score-adj")),
@@ -1312,6 +1316,9 @@ def kernel_version(release: str) -> tuple:
     return tuple(parts) if len(parts) == 2 else (0, 0)
 
 
+_current = attrgetter("current")
+
+
 def _num(raw: bytes):
     """An integer from a /proc file, or None: a kernel (or a FUSE /proc such as lxcfs in a
     container) that writes something else there costs that one value, never the sampler."""
@@ -2204,8 +2211,16 @@ def cgroup_version(root: str) -> str:
         root + "/cgroup.controllers") else "v1"
 
 
+# memory.stat keys read for a cgroup's make-up (`m`): v2, then v1's hierarchical totals;
+# MAKEUP_KERNEL are v2's kernel parts, summed where the kernel (before 5.18) has no `kernel`
+MAKEUP_KERNEL = (b"kernel_stack", b"pagetables", b"sec_pagetables", b"percpu", b"vmalloc",
+                 b"slab")
+MAKEUP_STAT = frozenset((b"anon", b"file", b"shmem", b"kernel", b"sock", b"total_rss",
+                         b"total_cache", b"total_shmem") + MAKEUP_KERNEL)
+
+
 class Cgroup:
-    __slots__ = ("cgid", "path", "fd", "current", "lo", "hi", "counters")
+    __slots__ = ("cgid", "path", "fd", "current", "lo", "hi", "counters", "makeup")
 
     def __init__(self, cgid: int, path: str, fd: int) -> None:
         self.cgid = cgid
@@ -2214,6 +2229,7 @@ class Cgroup:
         self.current = -1
         self.lo = self.hi = 0
         self.counters = (None, None, None, None, None)  # peak oom oom_kill psi_some psi_full
+        self.makeup = None  # the last `m` written: anon file shmem kernel sock (KiB)
 
 
 class CgroupTracker:
@@ -2283,6 +2299,33 @@ class CgroupTracker:
         if data is None:
             raise OSError(READ_ERRNO[0], "unreadable")
         return data
+
+    def read_makeup(self, group: Cgroup):
+        """What the cgroup's usage is made of, in KiB, from its memory.stat (with all below
+        it): anon, file (shmem included), shmem (tmpfs, shared memory: a kill does not free
+        it), kernel (v2 `kernel`, or its parts before 5.18; v1 the kmem counter), sock (v2).
+        None when unreadable."""
+        base = self.root + ("" if group.path == "/" else group.path) + "/"
+        data = read_file(base + "memory.stat", 8192)
+        if not data:
+            return None
+        stat = {}
+        for line in data.split(b"\n"):
+            key, _sp, value = line.partition(b" ")
+            if key in MAKEUP_STAT:
+                stat[key] = _num(value)
+        if self.hier == "v2":
+            kernel = stat.get(b"kernel")
+            if kernel is None:
+                parts = [stat[k] for k in MAKEUP_KERNEL if stat.get(k) is not None]
+                kernel = sum(parts) if parts else None
+            vals = (stat.get(b"anon"), stat.get(b"file"), stat.get(b"shmem"), kernel,
+                    stat.get(b"sock"))
+        else:
+            kmem = read_file(base + "memory.kmem.usage_in_bytes", 64)
+            vals = (stat.get(b"total_rss"), stat.get(b"total_cache"), stat.get(b"total_shmem"),
+                    _num(kmem) if kmem else None, None)
+        return tuple(v // 1024 if v is not None else None for v in vals)
 
     def read_counters(self, group: Cgroup):
         base = self.root + ("" if group.path == "/" else group.path) + "/"
@@ -3456,7 +3499,8 @@ class Sampler:
                 "low_pct": cfg.low_pct, "psi_full_pct": cfg.psi_full_pct,
                 "low_step_kib": self.low_step, "slab_delta_kib": cfg.slab_delta // 1024,
                 "slab_top_n": cfg.slab_top_n, "cgroup_depth": cfg.cgroup_depth,
-                "cgroup_max": cfg.cgroup_max, "redact": not cfg.no_redact,
+                "cgroup_max": cfg.cgroup_max, "cgroup_stat_n": cfg.cgroup_stat_n,
+                "redact": not cfg.no_redact,
                 "cgroup_root": self.cgroups.root if self.cgroups else None,
                 "cgroup_hier": self.cgroups.hier if self.cgroups else None,
             },
@@ -3874,6 +3918,7 @@ class Sampler:
                 self.announced_cg.add(group.cgid)
                 out.append(f"C {ts} {group.cgid} {_json(obj)}\n")
         lim = self.rss_delta_kib
+        stepped = []  # cgroups whose oom_kill counter went up this tick
         for group in list(tracker.groups.values()):
             try:
                 raw = os.pread(group.fd, 64, 0) if group.fd >= 0 else tracker.read_usage(group)
@@ -3894,12 +3939,35 @@ class Sampler:
                     self.events.append(("cgroup_oom", {
                         "cgid": group.cgid, "path": group.path, "oom_kill": group.counters[2],
                         "delta": group.counters[2] - before[2]}))
+                    stepped.append(group)
                 changed = changed or group.counters[1:3] != before[1:3]
             if changed:
                 group.current = current
                 group.lo, group.hi = current - lim, current + lim
                 out.append(f"c {ts} {group.cgid} {current} "
                            + " ".join(map(_fmt, group.counters)) + "\n")
+        if (counters or keyframe) and self.cfg.cgroup_stat_n:
+            self._makeup(ts, keyframe, stepped, out)
+
+    def _makeup(self, ts: str, keyframe: bool, stepped: list, out: list) -> None:
+        """`m` lines: what the largest cgroups' usage is made of (and a cgroup's whose OOM
+        counter just stepped), at status ticks, when a part moved past the change threshold.
+        A CI job's cgroup at 7.9 of 8 GiB then says whether that was its processes, a tmpfs
+        they filled, page cache or the kernel's."""
+        tracker = self.cgroups
+        ranked = sorted((g for g in tracker.groups.values() if g.path != "/" and g.current >= 0),
+                        key=_current, reverse=True)[:self.cfg.cgroup_stat_n]
+        lim = self.rss_delta_kib
+        for group in ranked + [g for g in stepped if g not in ranked]:
+            vals = tracker.read_makeup(group)
+            if vals is None:
+                continue
+            old = group.makeup
+            if keyframe or old is None or any(
+                    (a is None) != (b is None) or (a is not None and abs(a - b) > lim)
+                    for a, b in zip(vals, old)):
+                group.makeup = vals
+                out.append(f"m {ts} {group.cgid} " + " ".join(map(_fmt, vals)) + "\n")
 
     def read_slab(self, ts: str, slab_kib, keyframe: bool, out: list) -> None:
         if not self.slab_path or slab_kib is None:

@@ -1,0 +1,100 @@
+"""What a cgroup's usage is made of (`m` records): the sampler reads the largest cgroups'
+memory.stat at status ticks, and the report gives a unit's make-up at its peak. A CI job's
+cgroup at 7.9 of 8 GiB then says whether that was its processes, a tmpfs they filled, page
+cache or the kernel's memory."""
+
+from __future__ import annotations
+
+import json
+
+from test_sampler_unit import Clock, _cg, of
+
+from memtrail import sampler as S
+from memtrail.report import analyze, render_text
+
+MiB = 1 << 20
+
+
+def _stat(cg, rel, **kib):
+    """memory.stat in v2's words (bytes); `kernel` absent unless given, as before 5.18."""
+    text = "".join(f"{k} {v << 10}\n" for k, v in kib.items())
+    (cg / rel / "memory.stat").write_text(text + "pgfault 12345\n")
+
+
+def _sampler(fakeproc, tmp_path, cg, *extra):
+    cfg = S.parse_args(["--dir", str(tmp_path / "log"), "--proc-root", str(fakeproc.root),
+                        "--kmsg", "", "--no-mlock", "--no-oom-adj", "--quiet", "--journal", "no",
+                        "--cgroup-root", str(cg), *extra])
+    S.check_log_dir(cfg.dir)
+    return S.Sampler(cfg)
+
+
+def _tree(tmp_path):
+    cg = tmp_path / "cgroup"
+    cg.mkdir()
+    (cg / "cgroup.controllers").write_text("cpu memory pids\n")
+    _cg(cg, "system.slice", 700 << 20)
+    _cg(cg, "system.slice/ci-job.scope", 650 << 20)
+    _cg(cg, "user.slice", 10 << 20)
+    _stat(cg, "system.slice", anon=120 << 10, file=560 << 10, shmem=500 << 10,
+          kernel_stack=1024, pagetables=2048, slab=7168, sock=64)
+    _stat(cg, "system.slice/ci-job.scope", anon=100 << 10, file=530 << 10, shmem=500 << 10,
+          kernel=20 << 10, sock=0)
+    _stat(cg, "user.slice", anon=8 << 10, file=2 << 10, shmem=0, kernel=0, sock=0)
+    return cg
+
+
+def test_the_largest_cgroups_make_up_is_recorded_when_it_moves(fakeproc, tmp_path):
+    cg = _tree(tmp_path)
+    s = _sampler(fakeproc, tmp_path, cg, "--cgroup-stat-n", "2")
+    clock = Clock()
+    log = [s.header(clock.t + 1, 0.0, "memtrail-20231114T221321Z-000.log")]
+    lines = clock.tick(s, new_segment=True)
+    log += lines
+    ids = {json.loads(x[x.index("{"):])["path"]: x.split()[2] for x in of(lines, "C")}
+    makeup = {x.split()[2]: x.split()[3:] for x in of(lines, "m")}
+    # the two largest only; kernel summed from its parts where memory.stat has no `kernel`
+    assert set(makeup) == {ids["/system.slice"], ids["/system.slice/ci-job.scope"]}
+    assert makeup[ids["/system.slice"]] == [str(120 << 10), str(560 << 10), str(500 << 10),
+                                           str(1024 + 2048 + 7168), "64"]
+    assert makeup[ids["/system.slice/ci-job.scope"]][3] == str(20 << 10)
+    assert lines.index(of(lines, "m")[0]) > lines.index(of(lines, "c")[-1])
+
+    lines = clock.tick(s, seconds=11)
+    log += lines
+    assert not of(lines, "m")  # nothing moved: nothing written
+    _stat(cg, "system.slice/ci-job.scope", anon=100 << 10, file=730 << 10, shmem=700 << 10,
+          kernel=20 << 10, sock=0)
+    _cg(cg, "system.slice/ci-job.scope", 850 << 20)
+    lines = clock.tick(s, seconds=11)
+    log += lines
+    assert [x.split()[2:5] for x in of(lines, "m")] == [
+        [ids["/system.slice/ci-job.scope"], str(100 << 10), str(730 << 10)]]
+
+    recording = tmp_path / "rec"
+    recording.mkdir()
+    (recording / "memtrail-20231114T221321Z-000.log").write_text(
+        log[0] + "\n".join(log[1:]) + "\n")
+    rep = analyze([str(recording)])
+    assert rep["reading"]["unknown_records"] == 0
+    job = [u for u in rep["units"] if u["path"] == "/system.slice/ci-job.scope"][0]
+    assert job["peak_bytes"] == 850 * MiB
+    assert job["makeup"]["shmem_bytes"] == 700 * MiB and job["makeup"]["file_bytes"] == 30 * MiB
+    text = render_text(rep)
+    assert "(anon 100 MiB, shmem/tmpfs 700 MiB, page cache 30.0 MiB, kernel 20.0 MiB" in text
+
+
+def test_v1_make_up_comes_from_its_hierarchical_totals_and_kmem(tmp_path):
+    root = tmp_path / "memory"
+    (root / "job").mkdir(parents=True)
+    (root / "job" / "memory.stat").write_text(
+        "cache 1\nrss 2\nshmem 3\ntotal_cache 419430400\ntotal_rss 104857600\n"
+        "total_shmem 314572800\ntotal_mapped_file 0\n")
+    (root / "job" / "memory.kmem.usage_in_bytes").write_text("8388608\n")
+    tracker = S.CgroupTracker(str(root), "v1", 2, 10)
+    group = S.Cgroup(1, "/job", -1)
+    assert tracker.read_makeup(group) == (100 << 10, 400 << 10, 300 << 10, 8 << 10, None)
+    (root / "job" / "memory.stat").write_text("total_rss x\n")  # hostile: not a number
+    assert tracker.read_makeup(group) == (None, None, None, 8 << 10, None)
+    (root / "job" / "memory.stat").unlink()
+    assert tracker.read_makeup(group) is None
