@@ -63,13 +63,18 @@ def test_the_largest_cgroups_make_up_is_recorded_when_it_moves(fakeproc, tmp_pat
     lines = clock.tick(s, seconds=11)
     log += lines
     assert not of(lines, "m")  # nothing moved: nothing written
+    # grown by a quarter and 16 MiB since its last reading: read at once, not 10 s later
     _stat(cg, "system.slice/ci-job.scope", anon=100 << 10, file=730 << 10, shmem=700 << 10,
           kernel=20 << 10, sock=0)
     _cg(cg, "system.slice/ci-job.scope", 850 << 20)
-    lines = clock.tick(s, seconds=11)
+    lines = clock.tick(s, seconds=1)
     log += lines
     assert [x.split()[2:5] for x in of(lines, "m")] == [
         [ids["/system.slice/ci-job.scope"], str(100 << 10), str(730 << 10)]]
+    _cg(cg, "system.slice/ci-job.scope", 860 << 20)  # 10 MiB more: waits for a status tick
+    lines = clock.tick(s, seconds=1)
+    log += lines
+    assert not of(lines, "m") and of(lines, "c")
 
     recording = tmp_path / "rec"
     recording.mkdir()
@@ -78,10 +83,11 @@ def test_the_largest_cgroups_make_up_is_recorded_when_it_moves(fakeproc, tmp_pat
     rep = analyze([str(recording)])
     assert rep["reading"]["unknown_records"] == 0
     job = [u for u in rep["units"] if u["path"] == "/system.slice/ci-job.scope"][0]
-    assert job["peak_bytes"] == 850 * MiB
+    assert job["peak_bytes"] == 860 * MiB
     assert job["makeup"]["shmem_bytes"] == 700 * MiB and job["makeup"]["file_bytes"] == 30 * MiB
     text = render_text(rep)
-    assert "(anon 100 MiB, shmem/tmpfs 700 MiB, page cache 30.0 MiB, kernel 20.0 MiB" in text
+    assert ("(anon 100 MiB, shmem/tmpfs 700 MiB, page cache 30.0 MiB, kernel 20.0 MiB, network "
+            "buffers 0 B; read 1 s before the peak)") in text
 
 
 def test_v1_make_up_comes_from_its_hierarchical_totals_and_kmem(tmp_path):

@@ -700,6 +700,11 @@ def test_a_command_in_a_memory_cgroup_of_its_own_gets_the_cgroups_peak(tmp_path,
     assert tree["peak_rss_bytes"] > 140 << 20
     assert 48 << 20 < tree["cgroup_peak_bytes"] < tree["peak_rss_bytes"] * 0.75, tree
     assert f"their memory cgroup {tree['cgroup']} (theirs alone) peaked at" in err, err
+    # what that peak was made of: read as the cgroup grew (by a quarter and 16 MiB), not
+    # left for the 10 s status period, which this run does not reach
+    made = tree["cgroup_makeup"]
+    assert 48 << 20 <= made["anon_bytes"] <= tree["cgroup_peak_bytes"], made
+    assert made["before_peak_s"] >= 0 and "page cache included) (anon " in err, err
 
 
 def test_a_cgroup_is_the_commands_own_only_when_no_other_process_was_seen_in_it():

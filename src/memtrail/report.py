@@ -1031,8 +1031,10 @@ def render_text(rep: dict) -> str:
         for u in rep["units"][:15]:
             w(f"  {fmt_bytes(u['peak_bytes']):>9}  at {_t(u['time'])}  {u['path']}"
               + (f"  OOM kills: {u['oom_kills']}" if u["oom_kills"] else ""))
-            if unit_makeup_text(u):
-                w(f"             {unit_makeup_text(u)}")
+            m = u.get("makeup")
+            made = unit_makeup_text(m, u["time_unix"] - m["time_unix"]) if m else ""
+            if made:
+                w(f"             {made}")
     else:
         w("  none recorded")
     w("")
@@ -1090,15 +1092,13 @@ def oom_memcg_text(m: dict) -> str:
     return f"{text} (the kernel's count at the kill)" if text else ""
 
 
-def unit_makeup_text(u: dict) -> str:
-    """`(anon 1.2 GiB, shmem/tmpfs 600 MiB, ...; read 4 s before the peak)` for a unit whose
-    make-up was recorded (`m`) by its peak, else ''."""
-    m = u.get("makeup")
+def unit_makeup_text(m: Optional[dict], before_s: float) -> str:
+    """`(anon 1.2 GiB, shmem/tmpfs 600 MiB, ...; read 4 s before the peak)` for a cgroup
+    whose make-up was recorded (`m`) `before_s` seconds before its peak, else ''."""
     text = makeup_text(m) if m else ""
     if not text:
         return ""
-    late = (u.get("time_unix") or 0) - (m.get("time_unix") or 0)
-    return f"({text}" + (f"; read {fmt_duration(late)} before the peak)" if late > 0.5
+    return f"({text}" + (f"; read {fmt_duration(before_s)} before the peak)" if before_s > 0.5
                          else ")")
 
 

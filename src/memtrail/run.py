@@ -43,6 +43,7 @@ from memtrail.report import (
     oom_memcg_said,
     private_part,
     render_markdown,
+    unit_makeup_text,
     usable,
 )
 from memtrail.safetext import markdown, markdown_code, terminal
@@ -352,7 +353,7 @@ class CommandTree:
             "processes_at_peak": self.peak_count, "processes": len(self.ever),
             "peak_private_bytes": self.peak_private if self.peak_count else None,
             "peak_private_from_pss": self.peak_from_pss,
-            "cgroup": self.own_cgroup(), "cgroup_peak_bytes": None,
+            "cgroup": self.own_cgroup(), "cgroup_peak_bytes": None, "cgroup_makeup": None,
             "largest": None if lg is None else {"rss_bytes": lg[0], "pid": lg[1],
                                                 "name": lg[2], "cmdline": lg[3]},
         }
@@ -467,6 +468,10 @@ def _own_memory(tree: dict) -> str:
         text += (f"; their memory cgroup {tree['cgroup']} (theirs alone) peaked at "
                  f"{fmt_bytes(tree['cgroup_peak_bytes'])} (the kernel's count: each page once, "
                  f"page cache included)")
+        m = tree.get("cgroup_makeup")
+        made = unit_makeup_text(m, m.get("before_peak_s") or 0) if m else ""
+        if made:
+            text += f" {made}"
     return text
 
 
@@ -669,6 +674,9 @@ def main_run(argv: List[str]) -> int:
         unit = next((u for u in rep.get("units") or [] if u["path"] == tree["cgroup"]), None)
         if unit is not None:
             tree["cgroup_peak_bytes"] = unit["peak_bytes"]
+            m = unit.get("makeup")
+            tree["cgroup_makeup"] = dict(m, before_peak_s=round(
+                unit["time_unix"] - m["time_unix"], 3)) if m else None
     problem = usable(rep)
     outcomes = evaluate(rep, args.max_used, args.min_available, args.no_oom,
                         args.max_program) if gated and not problem else []

@@ -1317,6 +1317,7 @@ def kernel_version(release: str) -> tuple:
 
 
 _current = attrgetter("current")
+MAKEUP_GROWTH_KIB = 16384  # a cgroup grown this much (and a quarter) has its make-up read at once
 
 
 def _num(raw: bytes):
@@ -1755,6 +1756,10 @@ class PssTier:
 
 def _second(item):
     return item[1]
+
+
+def _first(item):
+    return item[0]
 
 
 def _program_of(st) -> str:
@@ -2220,7 +2225,7 @@ MAKEUP_STAT = frozenset((b"anon", b"file", b"shmem", b"kernel", b"sock", b"total
 
 
 class Cgroup:
-    __slots__ = ("cgid", "path", "fd", "current", "lo", "hi", "counters", "makeup")
+    __slots__ = ("cgid", "path", "fd", "current", "lo", "hi", "counters", "makeup", "makeup_at")
 
     def __init__(self, cgid: int, path: str, fd: int) -> None:
         self.cgid = cgid
@@ -2230,6 +2235,7 @@ class Cgroup:
         self.lo = self.hi = 0
         self.counters = (None, None, None, None, None)  # peak oom oom_kill psi_some psi_full
         self.makeup = None  # the last `m` written: anon file shmem kernel sock (KiB)
+        self.makeup_at = 0  # its usage (KiB) when memory.stat was last read
 
 
 class CgroupTracker:
@@ -3919,6 +3925,7 @@ class Sampler:
                 out.append(f"C {ts} {group.cgid} {_json(obj)}\n")
         lim = self.rss_delta_kib
         stepped = []  # cgroups whose oom_kill counter went up this tick
+        grown = []  # (growth, cgroup) of those that grew far since their make-up was read
         for group in list(tracker.groups.values()):
             try:
                 raw = os.pread(group.fd, 64, 0) if group.fd >= 0 else tracker.read_usage(group)
@@ -3931,6 +3938,9 @@ class Sampler:
                 continue
             fresh = group.current < 0
             changed = fresh or keyframe or current > group.hi or current < group.lo
+            growth = current - group.makeup_at
+            if growth >= MAKEUP_GROWTH_KIB and current * 4 >= group.makeup_at * 5:
+                grown.append((growth, group))
             if counters or fresh or keyframe:
                 before = group.counters
                 group.counters = tracker.read_counters(group)
@@ -3946,20 +3956,27 @@ class Sampler:
                 group.lo, group.hi = current - lim, current + lim
                 out.append(f"c {ts} {group.cgid} {current} "
                            + " ".join(map(_fmt, group.counters)) + "\n")
-        if (counters or keyframe) and self.cfg.cgroup_stat_n:
-            self._makeup(ts, keyframe, stepped, out)
+        if self.cfg.cgroup_stat_n and (counters or keyframe or grown):
+            self._makeup(ts, keyframe, counters or keyframe, stepped, grown, out)
 
-    def _makeup(self, ts: str, keyframe: bool, stepped: list, out: list) -> None:
+    def _makeup(self, ts: str, keyframe: bool, status: bool, stepped: list, grown: list,
+                out: list) -> None:
         """`m` lines: what the largest cgroups' usage is made of (and a cgroup's whose OOM
-        counter just stepped), at status ticks, when a part moved past the change threshold.
-        A CI job's cgroup at 7.9 of 8 GiB then says whether that was its processes, a tmpfs
-        they filled, page cache or the kernel's."""
+        counter just stepped) at status ticks, and at once for one that grew by a quarter
+        and MAKEUP_GROWTH_KIB since its last reading, when a part moved past the change
+        threshold. A CI job's cgroup at 7.9 of 8 GiB then says whether that was its
+        processes, a tmpfs they filled, page cache or the kernel's."""
         tracker = self.cgroups
+        n = self.cfg.cgroup_stat_n
         ranked = sorted((g for g in tracker.groups.values() if g.path != "/" and g.current >= 0),
-                        key=_current, reverse=True)[:self.cfg.cgroup_stat_n]
+                        key=_current, reverse=True)[:n] if status else []
+        grown.sort(key=_first, reverse=True)
+        chosen = ranked + [g for g in stepped if g not in ranked]
+        chosen += [g for _growth, g in grown[:n] if g not in chosen and g.path != "/"]
         lim = self.rss_delta_kib
-        for group in ranked + [g for g in stepped if g not in ranked]:
+        for group in chosen:
             vals = tracker.read_makeup(group)
+            group.makeup_at = max(group.current, 0)
             if vals is None:
                 continue
             old = group.makeup
