@@ -11,6 +11,7 @@ from test_sampler_unit import Clock, _cg, of
 
 from memtrail import sampler as S
 from memtrail.report import analyze, render_text
+from memtrail.units import fmt_bytes
 
 MiB = 1 << 20
 
@@ -46,6 +47,10 @@ def _tree(tmp_path):
 
 def test_the_largest_cgroups_make_up_is_recorded_when_it_moves(fakeproc, tmp_path):
     cg = _tree(tmp_path)
+    _cg(cg, "machine.slice", 40 << 20)  # third largest, past 16 MiB: not read, not "grown"
+    _stat(cg, "machine.slice", anon=40 << 10, file=0, shmem=0, kernel=0, sock=0)
+    (cg / "memory.current").write_text(f"{1 << 30}\n")  # a tracked root (v1, a container)
+    (cg / "memory.stat").write_text(f"anon {1 << 30}\n")
     s = _sampler(fakeproc, tmp_path, cg, "--cgroup-stat-n", "2")
     clock = Clock()
     log = [s.header(clock.t + 1, 0.0, "memtrail-20231114T221321Z-000.log")]
@@ -60,6 +65,10 @@ def test_the_largest_cgroups_make_up_is_recorded_when_it_moves(fakeproc, tmp_pat
     assert makeup[ids["/system.slice/ci-job.scope"]][3] == str(20 << 10)
     assert lines.index(of(lines, "m")[0]) > lines.index(of(lines, "c")[-1])
 
+    for _ in range(3):  # the third largest and the root are never read between status ticks
+        lines = clock.tick(s, seconds=1)
+        log += lines
+        assert not of(lines, "m")
     lines = clock.tick(s, seconds=11)
     log += lines
     assert not of(lines, "m")  # nothing moved: nothing written
@@ -104,3 +113,33 @@ def test_v1_make_up_comes_from_its_hierarchical_totals_and_kmem(tmp_path):
     assert tracker.read_makeup(group) == (None, None, None, 8 << 10, None)
     (root / "job" / "memory.stat").unlink()
     assert tracker.read_makeup(group) is None
+
+
+def test_a_unit_s_make_up_is_the_one_read_by_its_peak(tmp_path):
+    """An `m` after the peak (lower, later) is not the peak's; one before it is kept when the
+    peak's own tick has none. Hostile `m` lines (no such cgroup, 4000 digits, `1_000`, `-`)
+    cost their values, never the report."""
+    head = ('H 1700000000.000 memtrail 1 {"format":1,"host":"h","boot_id":"b","started":'
+            '1700000000.0,"pid":1,"interval_s":1.0,"fields":{"s":["mem_total","mem_free",'
+            '"mem_available"],"c":["cgid","current"],"m":["cgid","anon","file","shmem",'
+            '"kernel","sock"]}}')
+    lines = [head,
+             "s 1700000001.000 8388608 100 6000000", 'C 1700000001.000 1 {"path":"/job"}',
+             "c 1700000001.000 1 102400", "m 1700000001.000 1 90000 10000 4000 400 -",
+             "s 1700000002.000 8388608 100 6000000", "c 1700000002.000 1 204800",
+             "s 1700000003.000 8388608 100 6000000", "c 1700000003.000 1 51200",
+             "m 1700000003.000 1 40000 10000 0 1000 0",
+             "m 1700000003.000 7 1 1 1 1 1", "m 1700000003.000 1 " + "9" * 4000,
+             "m 1700000003.000 1 1_000 - - - -",
+             "s 1700000004.000 8388608 100 6000000"]
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    (rec / "memtrail-20231114T221320Z-000.log").write_text("\n".join(lines) + "\n")
+    rep = analyze([str(rec)])
+    job = rep["units"][0]
+    assert job["peak_bytes"] == 200 * MiB and job["makeup"]["time_unix"] == 1700000001.0
+    assert job["makeup"]["anon_bytes"] == 90000 << 10
+    assert job["makeup"]["file_bytes"] == 6000 << 10  # the page cache besides shmem
+    assert "(anon 87.9 MiB, shmem/tmpfs 3.9 MiB, page cache 5.9 MiB, kernel 400 KiB; read 1 s " \
+           "before the peak)" in render_text(rep)
+    assert fmt_bytes(10 ** 4000) == "-"  # whatever reaches a view, it is not a traceback

@@ -156,14 +156,17 @@ class Record:
         return self.fields[idx]
 
     def int(self, name: str) -> Optional[int]:
-        """The field as an integer, or None when absent or written as `-`."""
+        """The field as an integer, or None when absent, written as `-`, or not a figure any
+        kernel writes (`1_000`, or digits past 2**63: a hostile log's 4000-digit value would
+        otherwise overflow the views' float arithmetic)."""
         raw = self.get(name)
-        if raw is None or raw == "-":
+        if raw is None or raw == "-" or len(raw) > 20 or "_" in raw:
             return None
         try:
-            return int(raw)
+            value = int(raw)
         except ValueError:
             return None
+        return value if -INT_LIMIT < value < INT_LIMIT else None
 
     def __repr__(self) -> str:  # for test failures
         return f"Record({self.type!r}, {self.time}, {self.fields!r}, {self.obj!r})"
@@ -418,6 +421,7 @@ def _split(line: str) -> Tuple[str, float, List[str], Optional[dict]]:
 
 
 KNOWN_TYPES = frozenset("sKPpXdDCcmGbEZ")
+INT_LIMIT = 1 << 63  # no figure in a log is larger (Record.int)
 # What read_packed gives: a record, or a list of packed `p` and `d` lines (tuples of 3 and 6)
 Packed = Union[Record, List[Tuple[int, ...]]]
 NAN = float("nan")

@@ -2217,11 +2217,13 @@ def cgroup_version(root: str) -> str:
 
 
 # memory.stat keys read for a cgroup's make-up (`m`): v2, then v1's hierarchical totals;
-# MAKEUP_KERNEL are v2's kernel parts, summed where the kernel (before 5.18) has no `kernel`
+# MAKEUP_KERNEL are v2's kernel parts, summed where the kernel (before 5.18) has no `kernel`;
+# before 5.9 it has no `slab` either, only its two halves
 MAKEUP_KERNEL = (b"kernel_stack", b"pagetables", b"sec_pagetables", b"percpu", b"vmalloc",
                  b"slab")
+MAKEUP_SLAB = (b"slab_reclaimable", b"slab_unreclaimable")
 MAKEUP_STAT = frozenset((b"anon", b"file", b"shmem", b"kernel", b"sock", b"total_rss",
-                         b"total_cache", b"total_shmem") + MAKEUP_KERNEL)
+                         b"total_cache", b"total_shmem") + MAKEUP_KERNEL + MAKEUP_SLAB)
 
 
 class Cgroup:
@@ -2323,6 +2325,9 @@ class CgroupTracker:
         if self.hier == "v2":
             kernel = stat.get(b"kernel")
             if kernel is None:
+                if stat.get(b"slab") is None:
+                    halves = [stat[k] for k in MAKEUP_SLAB if stat.get(k) is not None]
+                    stat[b"slab"] = sum(halves) if halves else None
                 parts = [stat[k] for k in MAKEUP_KERNEL if stat.get(k) is not None]
                 kernel = sum(parts) if parts else None
             vals = (stat.get(b"anon"), stat.get(b"file"), stat.get(b"shmem"), kernel,
@@ -3938,9 +3943,12 @@ class Sampler:
                 continue
             fresh = group.current < 0
             changed = fresh or keyframe or current > group.hi or current < group.lo
+            if fresh:  # growth counts from the first reading: a cgroup seen big waits its turn
+                group.makeup_at = current
             growth = current - group.makeup_at
-            if growth >= MAKEUP_GROWTH_KIB and current * 4 >= group.makeup_at * 5:
-                grown.append((growth, group))
+            if growth >= MAKEUP_GROWTH_KIB and current * 4 >= group.makeup_at * 5 \
+                    and group.path != "/":
+                grown.append((growth, group, current))
             if counters or fresh or keyframe:
                 before = group.counters
                 group.counters = tracker.read_counters(group)
@@ -3971,12 +3979,13 @@ class Sampler:
         ranked = sorted((g for g in tracker.groups.values() if g.path != "/" and g.current >= 0),
                         key=_current, reverse=True)[:n] if status else []
         grown.sort(key=_first, reverse=True)
+        now = {g: current for _growth, g, current in grown[:n]}  # this tick's usage
         chosen = ranked + [g for g in stepped if g not in ranked]
-        chosen += [g for _growth, g in grown[:n] if g not in chosen and g.path != "/"]
+        chosen += [g for g in now if g not in chosen]
         lim = self.rss_delta_kib
         for group in chosen:
             vals = tracker.read_makeup(group)
-            group.makeup_at = max(group.current, 0)
+            group.makeup_at = now.get(group, max(group.current, 0))
             if vals is None:
                 continue
             old = group.makeup

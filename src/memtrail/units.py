@@ -24,7 +24,10 @@ def fmt_bytes(n: Optional[float], signed: bool = False) -> str:
         sign, n = "-", -n
     elif signed:
         sign = "+"
-    value = float(n)
+    try:
+        value = float(n)
+    except (OverflowError, ValueError):  # a hostile log's figure of thousands of digits
+        return "-"
     unit = 0
     while value >= 1024 and unit < len(_UNITS) - 1:
         value /= 1024
