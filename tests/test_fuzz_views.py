@@ -49,7 +49,41 @@ def _golden():
     return out
 
 
-SEGMENTS = _golden()
+LATE = {"percpu": "2048", "vmalloc_used": "26000", "zswap": "-", "zsmalloc": "8192"}
+MEMCG = {"memcg_usage_kib": 204800, "memcg_limit_kib": 204800, "memcg_kmem_kib": 300,
+         "memcg_stat": {"total_rss": 150000, "total_cache": 54000, "total_shmem": 50000}}
+
+
+def _with_later_additions(segments):
+    """The golden recording as a sampler of 2026-12-02 on would have written it: the `s`
+    lines' late fields, `m` lines after `c` lines, the cgroup's stats on an OOM kill. So the
+    mutations reach what format 1 gained since, not only what it began with."""
+    out = []
+    for name, lines in segments:
+        new = []
+        for line in lines:
+            if line.startswith("H "):
+                brace = line.index("{")
+                head = json.loads(line[brace:])
+                fields = head.setdefault("fields", {})
+                if "s" in fields:
+                    fields["s"] = list(fields["s"]) + list(LATE)
+                fields["m"] = ["cgid", "anon", "file", "shmem", "kernel", "sock"]
+                line = line[:brace] + json.dumps(head, separators=(",", ":")) + "\n"
+            elif line.startswith("s "):
+                line = line.rstrip("\n") + " " + " ".join(LATE.values()) + "\n"
+            elif " oom_kill {" in line:
+                brace = line.index("{")
+                line = line[:brace] + json.dumps(dict(json.loads(line[brace:]), **MEMCG)) + "\n"
+            new.append(line)
+            if line.startswith("c "):
+                _c, time, cgid = line.split()[:3]
+                new.append(f"m {time} {cgid} 150000 54000 50000 300 -\n")
+        out.append((name, new))
+    return out
+
+
+SEGMENTS = _with_later_additions(_golden())
 
 
 def _json_text(value) -> str:
@@ -174,6 +208,12 @@ def test_the_unmutated_golden_recording_reads_in_every_view(tmp_path):
     assert got.pop("check --no-oom") == 1
     assert set(got.values()) == {0}, got
     _console(str(d))
+    from memtrail.report import analyze, render_text  # the later additions are read, too
+
+    rep = analyze([str(d)])
+    assert rep["reading"]["unknown_records"] == 0 and rep["unexplained"]["percpu_bytes"]
+    assert "    cgroup:     200 MiB of its 200 MiB limit: anon 146 MiB" in render_text(rep)
+    assert any(u["makeup"] for u in rep["units"])
 
 
 def test_sizes_too_large_for_the_consoles_index_are_unknown(tmp_path):

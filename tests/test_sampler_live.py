@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLER, full_disk, log_text, memory_cgroup, records, wait_for
 
-from memtrail import reader, sampler
+from memtrail import reader, report, sampler
 
 pytestmark = pytest.mark.live
 IS_ROOT = os.geteuid() == 0
@@ -585,6 +585,9 @@ def test_unprivileged_user_records_and_says_what_it_could_not(tmp_path):
     # root's largest processes refuse their smaps_rollup: said as refused, never as gone
     pss = [json.loads(x[x.index("{"):]) for x in text.splitlines() if " pss {" in x]
     assert pss and all(e.get("denied", 0) >= 1 for e in pss), pss
+    rep = report.analyze([str(logdir)])
+    assert rep["pss_tier"]["denied"] == max(e["denied"] for e in pss)
+    assert "a round: the sampler ran without root" in report.render_text(rep)
     stats = reader.ReadStats()
     recs = records(logdir, stats)
     assert stats.problems == 0 and sum(r.type == "P" for r in recs) > 1  # others' processes too

@@ -515,6 +515,7 @@ class Run:
     pss_rounds: int = 0  # `pss` events: rounds of PSS reads the sampler reported
     pss_reads: int = 0
     pss_skipped: Dict[int, str] = field(default_factory=dict)  # pid -> why, last said
+    pss_denied: int = 0  # the most reads a round had refused (a sampler without root)
     units: Dict[str, UnitPeak] = field(default_factory=dict)  # cgroup path -> peak
     peak_mlocked: Optional[int] = None
     peak_unevictable: Optional[int] = None
@@ -1200,6 +1201,10 @@ class Replayer:
             read = event.data.get("read")
             if isinstance(read, int):
                 run.pss_reads += read
+            denied = event.data.get("denied")
+            if isinstance(denied, int) and not isinstance(denied, bool) \
+                    and denied > run.pss_denied:
+                run.pss_denied = denied
             for key in ("skipped", "slow"):
                 items = event.data.get(key)
                 for item in items if isinstance(items, list) else ():

@@ -677,6 +677,7 @@ class Analysis:
             "programs": programs[: self.top] if self.top else programs,
             "programs_total": len(programs),
             "pss_tier": {"rounds": run.pss_rounds, "reads": run.pss_reads,
+                         "denied": run.pss_denied,
                          "skipped": [{"pid": pid, "why": why}
                                      for pid, why in sorted(run.pss_skipped.items())]},
             "program_peaks": sorted(
@@ -995,6 +996,11 @@ def render_text(rep: dict) -> str:
           "walks the target's page tables under its mmap lock): "
           + ", ".join(f"pid {s['pid']} ({s['why']})" for s in skipped[:5])
           + (", ..." if len(skipped) > 5 else ""))
+    denied = (rep.get("pss_tier") or {}).get("denied") or 0
+    if denied:
+        w(f"  PSS refused for up to {denied} process(es) a round: the sampler ran without root "
+          f"(or CAP_SYS_PTRACE), so their programs' PSS is partial and their own memory is RSS "
+          f"minus shared")
     w("")
     w("Growers (leak suspects: sustained growth, short spikes ignored)")
     if rep["growers"] or rep["group_growers"]:
