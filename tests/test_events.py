@@ -43,6 +43,14 @@ def test_sentences_say_the_facts():
     kill = events.sentence("oom_kill", GOLDEN_KINDS["oom_kill"])
     assert kill == ("OOM killer killed pid 501 (python3), 200 MiB resident in cgroup /hog: "
                     "python3 hog.py")
+    kill = events.sentence("oom_kill", dict(GOLDEN_KINDS["oom_kill"], memcg_usage_kib=204800,
+                                            memcg_limit_kib=204800,
+                                            memcg_stat={"anon": 102400, "file": 102400,
+                                                        "shmem": 100000, "kernel": 0}))
+    assert kill.startswith("OOM killer killed pid 501 (python3), 200 MiB resident in cgroup "
+                           "/hog, which held 200 MiB of its 200 MiB limit: anon 100 MiB, "
+                           "shmem/tmpfs 97.7 MiB, page cache 2.3 MiB, kernel 0 B (the "
+                           "kernel's count at the kill); 97.7 MiB of it was tmpfs")
     assert events.sentence("gap", GOLDEN_KINDS["gap"]) == \
         "not recording for 10m 00s, 599 ticks lost: ENOSPC"
     assert events.sentence("low", GOLDEN_KINDS["low"]) == "new low: 1.0 GiB available (12.5%)"

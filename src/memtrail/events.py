@@ -66,7 +66,11 @@ def _oom_kill(d: dict) -> str:
     size = f", {fmt_bytes(v.rss_bytes)} resident" if v.rss_bytes is not None else ""
     where = ""
     if d.get("oom_memcg"):
-        where = f" in cgroup {_t(d['oom_memcg'])}"
+        from memtrail.report import _memcg_memory, oom_memcg_said
+
+        held, note = oom_memcg_said({"memcg_memory": _memcg_memory(d)})
+        where = f" in cgroup {_t(d['oom_memcg'])}" + (f", which held {held}" if held else "") \
+            + (f"; {note}" if note else "")
     elif d.get("constraint"):
         where = f" ({_t(d['constraint'])})"
     cmd = f": {_t(v.cmdline)}" if v.cmd else " (command line never seen)"
