@@ -482,3 +482,55 @@ def test_odd_digits_and_a_colon_in_a_cgroup_name_plant_nothing():
         "Memory cgroup out of memory: Killed process 8 (app) total-vm:1kB, anon-rss:1kB, "
         "file-rss:0kB, shmem-rss:0kB"])
     assert "memcg_stat" not in events[0] and events[0]["oom_memcg"] == "/c: d"
+
+
+HOST_KILL = [
+    "python3 invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, "
+    "oom_score_adj=0",
+    "Mem-Info:",
+    # show_mem's first block as the kernel prints it: one record of lines, in pages (the
+    # shape of a real 4.x paste; the slab figures made up to show a leak)
+    "active_anon:1859030 inactive_anon:329765 isolated_anon:0\n"
+    " active_file:5146 inactive_file:5636 isolated_file:32\n"
+    " unevictable:0 dirty:5524 writeback:89 unstable:0\n"
+    " slab_reclaimable:13242 slab_unreclaimable:2016290\n"
+    " mapped:6173 shmem:19383 pagetables:10249 bounce:0\n"
+    " free:24992 free_pcp:167 free_cma:0",
+    "Node 0 active_anon:7436120kB inactive_anon:1319060kB",
+    "Unreclaimable slab info:",
+    "Name                      Used          Total",
+    "kmalloc-64             7000000KB    7864320KB",
+    "ebitmap_node            100000KB     102400KB",
+    "Tasks state (memory values in pages):",
+    "[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name",
+    "[   4242]     0  4242  2000000  1800000 14000000        0             0 python3",
+    "oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,"
+    "task_memcg=/user.slice,task=python3,pid=4242,uid=0",
+    "Out of memory: Killed process 4242 (python3) total-vm:8000000kB, anon-rss:7200000kB, "
+    "file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:13672kB oom_score_adj:0"]
+
+
+def test_a_host_wide_kill_says_what_the_host_held_and_its_leaking_slab():
+    from memtrail.report import _host_memory, oom_host_said
+
+    events, _ = _feed(HOST_KILL)
+    event = events[0]
+    assert event["host_mem"]["shmem"] == 19383 * 4 and event["host_mem"]["free"] == 24992 * 4
+    assert "isolated_anon" not in event["host_mem"] and "unstable" not in event["host_mem"]
+    assert event["unreclaimable_slab"] == [["kmalloc-64", 7864320], ["ebitmap_node", 102400]]
+    assert event["table_rows"] == 1 and event["constraint"] == "CONSTRAINT_NONE"
+    m = _host_memory(event)
+    assert m["anon_bytes"] == (1859030 + 329765 - 19383) * 4096
+    held, note = oom_host_said({"host_memory": m})
+    assert held.startswith("anon 8.3 GiB, shmem/tmpfs 75.7 MiB, page cache 42.1 MiB")
+    assert "slab 7.7 GiB (unreclaimable 7.7 GiB), page tables 40.0 MiB, free 97.6 MiB" in held
+    assert note.startswith("7.7 GiB was unreclaimable kernel slab, not process memory (a kernel "
+                           "leak or a driver): kmalloc-64 7.5 GiB, ebitmap_node 100 MiB")
+    # a memory-cgroup kill prints no Mem-Info; hostile values are not there
+    assert _host_memory({"host_mem": {"shmem": -1, "active_anon": True}})["shmem_bytes"] is None
+    assert _host_memory({"host_mem": "x"}) is None and oom_host_said({}) == ("", "")
+    from memtrail.run import oom_sentence
+
+    said = oom_sentence({"program": "python3", "pid": 4242, "host_memory": m,
+                         "cmdline": ["python3", "x.py"]})
+    assert f"; the host held {held}; {note}" in said

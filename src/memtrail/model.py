@@ -394,6 +394,40 @@ def oom_memcg_memory(data: dict) -> Optional[Dict[str, Optional[int]]]:
     }
 
 
+def oom_host_memory(data: dict) -> Optional[Dict[str, object]]:
+    """The host's memory at a host-wide kill, in bytes, from the kernel's report (`host_mem`,
+    `unreclaimable_slab`: docs/format.md): `anon` (the anonymous LRU less shmem, which lives
+    there too), `shmem`, `file` (page cache), `slab`, `slab_unreclaimable`, `page_tables`,
+    `free`, `dirty`, `writeback`, and `unreclaimable_slab` [(name, bytes)] largest first.
+    None without `host_mem`; a value that is not a non-negative integer is not there."""
+    raw = data.get("host_mem")
+    if not isinstance(raw, dict) or not raw:
+        return None
+
+    def get(*names: str) -> Optional[int]:
+        values = [raw.get(n) for n in names]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                   for v in values):
+            return None
+        return sum(values) * 1024
+
+    shmem, anon_lru = get("shmem"), get("active_anon", "inactive_anon")
+    slabs = []
+    rows = data.get("unreclaimable_slab")
+    for row in rows if isinstance(rows, list) else ():
+        if isinstance(row, list) and len(row) >= 2 and isinstance(row[0], str) \
+                and isinstance(row[1], int) and not isinstance(row[1], bool) and row[1] >= 0:
+            slabs.append((row[0], row[1] * 1024))
+    return {
+        "anon": max(anon_lru - (shmem or 0), 0) if anon_lru is not None else None,
+        "shmem": shmem, "file": get("active_file", "inactive_file"),
+        "slab": get("slab_reclaimable", "slab_unreclaimable"),
+        "slab_unreclaimable": get("slab_unreclaimable"), "page_tables": get("pagetables"),
+        "free": get("free"), "dirty": get("dirty"), "writeback": get("writeback"),
+        "unreclaimable_slab": sorted(slabs, key=lambda r: -r[1])[:10],
+    }
+
+
 def oom_scope(data: dict) -> str:
     """"memcg" when the kill was inside a memory cgroup's limit (only that cgroup's tasks
     competed), else "host"."""
@@ -516,6 +550,7 @@ class Run:
     pss_reads: int = 0
     pss_skipped: Dict[int, str] = field(default_factory=dict)  # pid -> why, last said
     pss_denied: int = 0  # the most reads a round had refused (a sampler without root)
+    sampler_unprivileged: bool = False  # a segment's sampler ran as a uid other than root
     units: Dict[str, UnitPeak] = field(default_factory=dict)  # cgroup path -> peak
     peak_mlocked: Optional[int] = None
     peak_unevictable: Optional[int] = None
@@ -742,6 +777,9 @@ class Replayer:
         boot = str(header.get("boot_id", ""))
         if boot not in run.boot_ids:
             run.boot_ids.append(boot)
+        uid = header.get("uid")
+        if isinstance(uid, int) and not isinstance(uid, bool) and uid != 0:
+            run.sampler_unprivileged = True
         interval = header.get("interval_s")
         if isinstance(interval, (int, float)) and interval > 0:
             self._last_interval = float(interval)

@@ -27,6 +27,7 @@ from memtrail.model import (
     Run,
     Tick,
     TrendTracker,
+    oom_host_memory,
     oom_memcg_memory,
     oom_scope,
     oom_table,
@@ -463,6 +464,7 @@ class Analysis:
             "table_rows": _int_or_none(data.get("table_rows")) if table else None,
             "table_capped": bool(data.get("table_capped")) if table else None,
             "memcg_memory": _memcg_memory(data),
+            "host_memory": _host_memory(data),
         })
 
     def _kernel_row(self, row, proc: Optional[Proc]) -> dict:
@@ -678,6 +680,7 @@ class Analysis:
             "programs_total": len(programs),
             "pss_tier": {"rounds": run.pss_rounds, "reads": run.pss_reads,
                          "denied": run.pss_denied,
+                         "sampler_unprivileged": run.sampler_unprivileged,
                          "skipped": [{"pid": pid, "why": why}
                                      for pid, why in sorted(run.pss_skipped.items())]},
             "program_peaks": sorted(
@@ -962,6 +965,11 @@ def render_text(rep: dict) -> str:
             w(f"    cgroup:     {held}")
         if note:
             w(f"    note:       {note}")
+        held, note = oom_host_said(k)
+        if held:
+            w(f"    host:       {held}")
+        if note:
+            w(f"    note:       {note}")
         if k.get("invoker"):
             w(f"    triggered:  {safetext.terminal(oom_invoker(k['invoker']))}")
         if k["top"] or k.get("top_source") == "none":
@@ -996,11 +1004,14 @@ def render_text(rep: dict) -> str:
           "walks the target's page tables under its mmap lock): "
           + ", ".join(f"pid {s['pid']} ({s['why']})" for s in skipped[:5])
           + (", ..." if len(skipped) > 5 else ""))
-    denied = (rep.get("pss_tier") or {}).get("denied") or 0
-    if denied:
-        w(f"  PSS refused for up to {denied} process(es) a round: the sampler ran without root "
-          f"(or CAP_SYS_PTRACE), so their programs' PSS is partial and their own memory is RSS "
-          f"minus shared")
+    tier = rep.get("pss_tier") or {}
+    if tier.get("denied"):
+        why = ("the sampler ran without root (or CAP_SYS_PTRACE)"
+               if tier.get("sampler_unprivileged") else
+               "the kernel refused the read even to root (a security module's policy, or a "
+               "process of another user namespace)")
+        w(f"  PSS refused for up to {tier['denied']} process(es) a round: {why}; their "
+          f"programs' PSS is partial and their own memory is RSS minus shared")
     w("")
     w("Growers (leak suspects: sustained growth, short spikes ignored)")
     if rep["growers"] or rep["group_growers"]:
@@ -1053,6 +1064,49 @@ def render_text(rep: dict) -> str:
     if lk.get("note"):
         w(f"  note: {lk['note']}")
     return "\n".join(out) + "\n"
+
+
+def _host_memory(data: dict) -> Optional[dict]:
+    parts = oom_host_memory(data)
+    if not parts:
+        return None
+    out = {f"{k}_bytes": v for k, v in parts.items() if k != "unreclaimable_slab"}
+    out["unreclaimable_slab"] = [{"name": n, "bytes": b} for n, b in
+                                 parts["unreclaimable_slab"]]
+    return out
+
+
+def oom_host_said(k: dict) -> Tuple[str, str]:
+    """(the host's memory at a host-wide kill, a note on what filled it), each '' when the
+    kernel's report did not say: the report's `host:` line."""
+    m = k.get("host_memory")
+    if not m:
+        return "", ""
+    parts = [makeup_text(m)]
+    if m.get("slab_bytes") is not None:
+        parts.append(f"slab {fmt_bytes(m['slab_bytes'])}"
+                     + (f" (unreclaimable {fmt_bytes(m['slab_unreclaimable_bytes'])})"
+                        if m.get("slab_unreclaimable_bytes") is not None else ""))
+    for key, label in (("page_tables_bytes", "page tables"), ("free_bytes", "free")):
+        if m.get(key) is not None:
+            parts.append(f"{label} {fmt_bytes(m[key])}")
+    text = ", ".join(p for p in parts if p)
+    if not text:
+        return "", ""
+    used = sum(m.get(k) or 0 for k in ("anon_bytes", "shmem_bytes", "file_bytes", "slab_bytes",
+                                       "page_tables_bytes"))
+    shmem, unrec = m.get("shmem_bytes") or 0, m.get("slab_unreclaimable_bytes") or 0
+    note = ""
+    if used and unrec >= used * SHMEM_WORTH_SAYING:
+        caches = m.get("unreclaimable_slab") or []
+        note = (f"{fmt_bytes(unrec)} was unreclaimable kernel slab, not process memory (a "
+                f"kernel leak or a driver)"
+                + (": " + ", ".join(f"{c['name']} {fmt_bytes(c['bytes'])}" for c in caches[:5])
+                   if caches else ""))
+    elif used and shmem >= used * SHMEM_WORTH_SAYING:
+        note = (f"{fmt_bytes(shmem)} was tmpfs or shared memory (/dev/shm, a tmpfs /tmp, "
+                f"memfd): killing processes does not free it")
+    return f"{text} (the kernel's count at the kill)", note
 
 
 def _memcg_memory(data: dict) -> Optional[dict]:

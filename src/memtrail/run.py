@@ -40,6 +40,7 @@ from memtrail.programs import program_name, title_args
 from memtrail.reader import ReadStats
 from memtrail.report import (
     Analysis,
+    oom_host_said,
     oom_memcg_said,
     private_part,
     render_markdown,
@@ -429,9 +430,10 @@ def oom_sentence(kill: dict) -> str:
         text += ("; the kernel's table at the kill lists it beside the command's own "
                  + ", ".join(f"{b['name']} (pid {b['pid']}, {fmt_bytes(b['rss_bytes'])})"
                              for b in beside))
-    held, note = oom_memcg_said(kill)  # what filled the cgroup: tmpfs outlives the kill
-    if held:
-        text += f"; the cgroup held {held}" + (f"; {note}" if note else "")
+    for said, who in ((oom_memcg_said, "the cgroup"), (oom_host_said, "the host")):
+        held, note = said(kill)  # what filled it: tmpfs outlives the kill, slab may leak
+        if held:
+            text += f"; {who} held {held}" + (f"; {note}" if note else "")
     return text
 
 

@@ -1785,6 +1785,13 @@ MEMCG_STAT_KEYS = frozenset((
     "unevictable cache rss rss_huge mapped_file dirty writeback swap total_cache total_rss "
     "total_rss_huge total_shmem total_mapped_file total_dirty total_writeback total_swap "
     "total_unevictable").split())
+# The host's memory at a host-wide kill (`active_anon:N inactive_anon:N ...`, pages), kept
+# as KiB; and the largest of the unreclaimable slab caches the kernel lists when they hold
+# more than all user memory (a kernel leak)
+HOST_MEM_KEYS = frozenset((
+    "active_anon inactive_anon active_file inactive_file unevictable dirty writeback "
+    "slab_reclaimable slab_unreclaimable mapped shmem pagetables free").split())
+OOM_SLABS_KEPT = 10
 MEMCG_STAT_MAX = 200  # `key value` lines read after `Memory cgroup stats for` (v2: ~80)
 
 
@@ -1805,6 +1812,31 @@ def kmsg_unescape(raw: bytes) -> str:
                 out.append(b"\\x" + part)
         raw = b"".join(out)
     return raw.decode("utf-8", "surrogateescape")
+
+
+def _host_mem(text: str, page_kib: int) -> dict:
+    """`active_anon:1932541 inactive_anon:12038 ...` (one record of several lines, pages):
+    KiB by HOST_MEM_KEYS."""
+    out = {}
+    for part in text.split():
+        key, _sep, value = part.partition(":")
+        if key in HOST_MEM_KEYS and value.isascii() and value.isdigit():
+            out[key] = int(value) * page_kib
+    return out
+
+
+def _slab_row(text: str):
+    """A line of the kernel's unreclaimable slab list: (name, total KiB); () for its
+    heading; None when the text is something else (the list has ended)."""
+    parts = text.split()
+    if parts[:3] == ["Name", "Used", "Total"]:
+        return ()
+    if len(parts) != 3 or not parts[2].endswith("KB") or not parts[1].endswith("KB"):
+        return None
+    total = parts[2][:-2]
+    if not (total.isascii() and total.isdigit()):
+        return None
+    return parts[0], int(total)
 
 
 def _stat_pairs(text: str) -> dict:
@@ -1988,6 +2020,24 @@ class OomParser:
                 elif first:  # 5.0 on: one block, the limit's cgroup with all below it
                     ctx["memcg_stat"] = {}
             return None
+        if text.startswith("active_anon:") and "invoker" in ctx:
+            # the host's memory at a host-wide kill (show_mem's first block), in pages
+            ctx["host_mem"] = _host_mem(text, self.page_kib)
+            return None
+        if text.startswith("Unreclaimable slab info:") and "invoker" in ctx:
+            ctx["slab_lines"] = True  # the kernel's largest unreclaimable caches follow
+            ctx["unreclaimable"] = []
+            return None
+        if ctx.get("slab_lines"):
+            row = _slab_row(text)
+            if row is not None:
+                if row:  # not the `Name Used Total` heading
+                    top = ctx["unreclaimable"]
+                    top.append(row)
+                    top.sort(key=_second, reverse=True)
+                    del top[OOM_SLABS_KEPT:]
+                return None
+            ctx["slab_lines"] = False
         if ctx.get("stat_lines"):
             read, whole = _stat_lines(text, ctx["memcg_stat"])
             ctx["stat_read"] = ctx.get("stat_read", 0) + read
@@ -2109,6 +2159,10 @@ class OomParser:
                 event[f"memcg_{key}_kib"] = ctx["memcg_" + key][0]
         if ctx.get("memcg_stat"):
             event["memcg_stat"] = ctx["memcg_stat"]
+        if ctx.get("host_mem"):
+            event["host_mem"] = ctx["host_mem"]
+        if ctx.get("unreclaimable"):
+            event["unreclaimable_slab"] = [[name, kib] for name, kib in ctx["unreclaimable"]]
         if ctx.get("cols") is not None:
             rows = sorted(ctx["rows"])[:self.table_max]
             event["table"] = [r[2] for r in rows]
