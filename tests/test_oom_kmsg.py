@@ -534,3 +534,8 @@ def test_a_host_wide_kill_says_what_the_host_held_and_its_leaking_slab():
     said = oom_sentence({"program": "python3", "pid": 4242, "host_memory": m,
                          "cmdline": ["python3", "x.py"]})
     assert f"; the host held {held}; {note}" in said
+    from memtrail import events
+
+    assert events.sentence("oom_kill", event).startswith(
+        "OOM killer killed pid 4242 (python3), 6.9 GiB resident (CONSTRAINT_NONE); 7.7 GiB was "
+        "unreclaimable kernel slab")

@@ -73,6 +73,11 @@ def _oom_kill(d: dict) -> str:
             + (f"; {note}" if note else "")
     elif d.get("constraint"):
         where = f" ({_t(d['constraint'])})"
+    if d.get("host_mem") and not d.get("oom_memcg"):  # a leaking slab, a full tmpfs: said
+        from memtrail.report import _host_memory, oom_host_said
+
+        note = oom_host_said({"host_memory": _host_memory(d)})[1]
+        where += f"; {note}" if note else ""
     cmd = f": {_t(v.cmdline)}" if v.cmd else " (command line never seen)"
     # The kernel's own task list at that moment: who else held the memory (a victim that
     # lived less than a tick is known only from it)
