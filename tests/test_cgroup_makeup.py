@@ -99,14 +99,21 @@ def test_the_largest_cgroups_make_up_is_recorded_when_it_moves(fakeproc, tmp_pat
             "buffers 0 B; read 1 s before the peak)") in text
 
 
-def test_v1_make_up_comes_from_its_hierarchical_totals_and_kmem(tmp_path):
-    root = tmp_path / "memory"
+def _job(tmp_path, hier: str, stat: str, files: dict = None) -> S.CgroupTracker:
+    """A one-cgroup tree (`/job`) with that memory.stat and files, and its tracker."""
+    root = tmp_path / hier
     (root / "job").mkdir(parents=True)
-    (root / "job" / "memory.stat").write_text(
-        "cache 1\nrss 2\nshmem 3\ntotal_cache 419430400\ntotal_rss 104857600\n"
-        "total_shmem 314572800\ntotal_mapped_file 0\n")
-    (root / "job" / "memory.kmem.usage_in_bytes").write_text("8388608\n")
-    tracker = S.CgroupTracker(str(root), "v1", 2, 10)
+    (root / "job" / "memory.stat").write_text(stat)
+    for name, text in (files or {}).items():
+        (root / "job" / name).write_text(text)
+    return S.CgroupTracker(str(root), hier, 2, 10)
+
+
+def test_v1_make_up_comes_from_its_hierarchical_totals_and_kmem(tmp_path):
+    tracker = _job(tmp_path, "v1", "cache 1\nrss 2\nshmem 3\ntotal_cache 419430400\n"
+                   "total_rss 104857600\ntotal_shmem 314572800\ntotal_mapped_file 0\n",
+                   {"memory.kmem.usage_in_bytes": "8388608\n"})
+    root = tmp_path / "v1"
     group = S.Cgroup(1, "/job", -1)
     assert tracker.read_makeup(group) == (100 << 10, 400 << 10, 300 << 10, 8 << 10, None)
     (root / "job" / "memory.stat").write_text("total_rss x\n")  # hostile: not a number
@@ -143,3 +150,37 @@ def test_a_unit_s_make_up_is_the_one_read_by_its_peak(tmp_path):
     assert "(anon 87.9 MiB, shmem/tmpfs 3.9 MiB, page cache 5.9 MiB, kernel 400 KiB; read 1 s " \
            "before the peak)" in render_text(rep)
     assert fmt_bytes(10 ** 4000) == "-"  # whatever reaches a view, it is not a traceback
+
+
+def test_make_up_reads_follow_growth_not_the_logged_figure(fakeproc, tmp_path):
+    """With a change threshold of 64 MiB a cgroup that grew 20 MiB keeps its last logged
+    usage; its reading must still count from what it has now, or it is read every tick. The
+    root is never read for growth."""
+    cg = _tree(tmp_path)
+    (cg / "memory.current").write_text(f"{1 << 30}\n")  # a tracked root
+    (cg / "memory.stat").write_text(f"anon {1 << 30}\n")
+    s = _sampler(fakeproc, tmp_path, cg, "--cgroup-stat-n", "2", "--rss-delta", "64M")
+    reads = []
+    real = s.cgroups.read_makeup
+
+    def counted(group):
+        reads.append(group.path)
+        return real(group)
+    s.cgroups.read_makeup = counted
+    clock = Clock()
+    clock.tick(s, new_segment=True)
+    reads.clear()
+    _cg(cg, "user.slice", 30 << 20)  # 10 -> 30 MiB: grown, but under the 64 MiB threshold
+    (cg / "memory.current").write_text(f"{3 << 30}\n")  # the root triples
+    clock.tick(s, seconds=1)
+    assert reads == ["/user.slice"]
+    for _ in range(3):
+        clock.tick(s, seconds=1)
+    assert reads == ["/user.slice"]
+
+
+def test_v2_kernel_memory_without_kernel_or_slab_sums_slab_s_halves(tmp_path):
+    tracker = _job(tmp_path, "v2", "anon 1048576\nfile 0\nshmem 0\nkernel_stack 16384\n"
+                   "pagetables 32768\nslab_reclaimable 65536\nslab_unreclaimable 131072\n"
+                   "sock 0\n")
+    assert tracker.read_makeup(S.Cgroup(1, "/job", -1)) == (1024, 0, 0, 16 + 32 + 64 + 128, 0)

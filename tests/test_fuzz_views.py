@@ -30,7 +30,7 @@ ODD_NUMBERS = ["-1", "0", "-0", "1e309", "nan", "inf", "-inf", "NaN", "3.5", "-3
                "99999999999999999999999999", "18446744073709551616", "-", "0x10", "+5",
                "1_000", "1e-400"]
 ODD_JSON = [[], {}, None, "x", 1e308, -5, True, 0, "\x1b[2J", [1, 2], {"a": {}}, 2 ** 70,
-            -2 ** 70, 1.5, "NaN-literal"]
+            -2 ** 70, 1.5, "NaN-literal", 10 ** 400]
 OPS = ("number", "json", "header", "drop", "insert", "delete", "repeat", "swap", "move")
 COMMANDS = (("report",), ("report", "--json"), ("report", "--markdown"), ("report", "--ungroup"),
             ("top", "--at", "+1s"), ("top", "--at", "+9s"),

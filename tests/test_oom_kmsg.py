@@ -539,3 +539,41 @@ def test_a_host_wide_kill_says_what_the_host_held_and_its_leaking_slab():
     assert events.sentence("oom_kill", event).startswith(
         "OOM killer killed pid 4242 (python3), 6.9 GiB resident (CONSTRAINT_NONE); 7.7 GiB was "
         "unreclaimable kernel slab")
+
+
+def test_host_and_cgroup_figures_a_kernel_could_not_write_are_not_there():
+    """A hostile log's 400-digit value, a slab name with terminal escapes, a Mem-Info block
+    outside an OOM report, a report cut before its kill line: none reaches a view."""
+    from memtrail import events
+    from memtrail.report import _host_memory, _memcg_memory, oom_host_said
+
+    huge = 10 ** 400
+    m = _host_memory({"host_mem": {"shmem": huge, "active_anon": 5, "inactive_anon": 5},
+                      "unreclaimable_slab": [["\x1b]0;pwned\x07", 4 << 30], ["x", huge]]})
+    assert m["shmem_bytes"] is None and m["anon_bytes"] == 10 << 10
+    assert [c["bytes"] for c in m["unreclaimable_slab"]] == [4 << 40]
+    m2 = _host_memory({"host_mem": {"slab_unreclaimable": 4 << 20, "active_anon": 1},
+                       "unreclaimable_slab": [["\x1b]0;pwned\x07", 4 << 20]]})
+    assert "\x1b" not in oom_host_said({"host_memory": m2})[1]
+    assert _memcg_memory({"memcg_usage_kib": huge, "memcg_stat": {"anon": huge}}) is None
+    text = events.sentence("oom_kill", {"pid": 1, "name": "x", "oom_memcg": "/a",
+                                        "memcg_usage_kib": 1, "memcg_stat": {"anon": huge}})
+    assert text.startswith("OOM killer killed pid 1 (x)")
+    # Mem-Info is printed for a failed page allocation too: not a kill's
+    events_, parser = _feed(["Mem-Info:", HOST_KILL[2]])
+    assert events_ == [] and "host_mem" not in parser.ctx
+    # a host report cut before its kill line, then a cgroup kill line alone: no host figures
+    events_, _ = _feed(HOST_KILL[:3] + [
+        "Memory cgroup out of memory: Killed process 9 (app) total-vm:1kB, anon-rss:1kB, "
+        "file-rss:0kB, shmem-rss:0kB"])
+    assert events_[0]["memcg_oom"] is True and "host_mem" not in events_[0]
+
+
+def test_record_int_refuses_what_no_kernel_writes():
+    from memtrail.reader import Record, Segment
+
+    names = ["cgid", "a", "b", "c", "d", "e"]
+    seg = Segment("x.log", {}, 1.0, {"c": tuple(names)})
+    rec = Record("c", 1.0, ["1", "9" * 21, "1_000", str(1 << 63), str((1 << 63) - 1), "-"],
+                 None, seg)
+    assert [rec.int(n) for n in names] == [1, None, None, None, (1 << 63) - 1, None]

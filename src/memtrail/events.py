@@ -196,7 +196,7 @@ def sentence(kind: str, data: Optional[dict]) -> str:
     if func is not None:
         try:
             return func(data)
-        except (TypeError, ValueError, AttributeError):  # a malformed event: show it raw
+        except (TypeError, ValueError, AttributeError, OverflowError):  # malformed: raw
             pass
     details = ", ".join(f"{_t(k)}={_t(v)}" for k, v in data.items())
     return f"{_t(kind)}" + (f": {details}" if details else "")

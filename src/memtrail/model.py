@@ -355,8 +355,7 @@ def oom_memcg_memory(data: dict) -> Optional[Dict[str, Optional[int]]]:
     did not print, and None for a kill without any of it (a host-wide kill, a cut report).
     Logs are untrusted input: a value that is not a non-negative integer is not there."""
     def kib(value) -> Optional[int]:
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-        return value * 1024 if ok else None
+        return value * 1024 if _kib_figure(value) else None
 
     raw = data.get("memcg_stat")
     stat = raw if isinstance(raw, dict) else {}
@@ -369,8 +368,8 @@ def oom_memcg_memory(data: dict) -> Optional[Dict[str, Optional[int]]]:
         return None
 
     usage, limit = kib(data.get("memcg_usage_kib")), kib(data.get("memcg_limit_kib"))
-    if usage is None and not stat:
-        return None
+    if usage is None and not any(map(_kib_figure, stat.values())):
+        return None  # nothing the kernel could have written
     if limit is not None and limit >= _LIMIT_NONE_KIB * 1024:
         limit = None
     shmem = part("total_shmem", "shmem")
@@ -394,6 +393,13 @@ def oom_memcg_memory(data: dict) -> Optional[Dict[str, Optional[int]]]:
     }
 
 
+def _kib_figure(value) -> bool:
+    """A KiB figure of an event's JSON as a kernel could write it: a non-negative integer
+    under 2**53 KiB. A hostile log's 400-digit value would overflow every view's float
+    arithmetic."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 53
+
+
 def oom_host_memory(data: dict) -> Optional[Dict[str, object]]:
     """The host's memory at a host-wide kill, in bytes, from the kernel's report (`host_mem`,
     `unreclaimable_slab`: docs/format.md): `anon` (the anonymous LRU less shmem, which lives
@@ -406,17 +412,14 @@ def oom_host_memory(data: dict) -> Optional[Dict[str, object]]:
 
     def get(*names: str) -> Optional[int]:
         values = [raw.get(n) for n in names]
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
-                   for v in values):
-            return None
-        return sum(values) * 1024
+        return sum(values) * 1024 if all(map(_kib_figure, values)) else None
 
     shmem, anon_lru = get("shmem"), get("active_anon", "inactive_anon")
     slabs = []
     rows = data.get("unreclaimable_slab")
     for row in rows if isinstance(rows, list) else ():
         if isinstance(row, list) and len(row) >= 2 and isinstance(row[0], str) \
-                and isinstance(row[1], int) and not isinstance(row[1], bool) and row[1] >= 0:
+                and _kib_figure(row[1]):
             slabs.append((row[0], row[1] * 1024))
     return {
         "anon": max(anon_lru - (shmem or 0), 0) if anon_lru is not None else None,

@@ -1101,7 +1101,8 @@ def oom_host_said(k: dict) -> Tuple[str, str]:
         caches = m.get("unreclaimable_slab") or []
         note = (f"{fmt_bytes(unrec)} was unreclaimable kernel slab, not process memory (a "
                 f"kernel leak or a driver)"
-                + (": " + ", ".join(f"{c['name']} {fmt_bytes(c['bytes'])}" for c in caches[:5])
+                + (": " + ", ".join(f"{terminal(c['name'])} {fmt_bytes(c['bytes'])}"
+                                    for c in caches[:5])
                    if caches else ""))
     elif used and shmem >= used * SHMEM_WORTH_SAYING:
         note = (f"{fmt_bytes(shmem)} was tmpfs or shared memory (/dev/shm, a tmpfs /tmp, "
@@ -1311,11 +1312,12 @@ def render_markdown(rep: dict) -> str:
               f"{safetext.markdown_code(safetext.command(k['cmdline'], 100))} | "
               f"{safetext.markdown(oom_where(k))} |")
         for k in kills[:5]:
-            held, note = oom_memcg_said(k)
-            if held:
-                w("")
-                w(f"At pid {k['pid']}'s kill its cgroup held {md(held)}"
-                  + (f". **{md(note)}**" if note else ""))
+            for said, who in ((oom_memcg_said, "its cgroup"), (oom_host_said, "the host")):
+                held, note = said(k)
+                if held:
+                    w("")
+                    w(f"At pid {k['pid']}'s kill {who} held {md(held)}"
+                      + (f". **{md(note)}**" if note else ""))
         for k in kills[:5]:
             if not k["top"]:
                 continue

@@ -2159,7 +2159,7 @@ class OomParser:
                 event[f"memcg_{key}_kib"] = ctx["memcg_" + key][0]
         if ctx.get("memcg_stat"):
             event["memcg_stat"] = ctx["memcg_stat"]
-        if ctx.get("host_mem"):
+        if ctx.get("host_mem") and not event["memcg_oom"]:  # not a stale one of a report cut
             event["host_mem"] = ctx["host_mem"]
         if ctx.get("unreclaimable"):
             event["unreclaimable_slab"] = [[name, kib] for name, kib in ctx["unreclaimable"]]
@@ -2272,7 +2272,7 @@ def cgroup_version(root: str) -> str:
 
 # memory.stat keys read for a cgroup's make-up (`m`): v2, then v1's hierarchical totals;
 # MAKEUP_KERNEL are v2's kernel parts, summed where the kernel (before 5.18) has no `kernel`;
-# before 5.9 it has no `slab` either, only its two halves
+# `slab` stands in for its two halves, which are summed where a kernel prints only those
 MAKEUP_KERNEL = (b"kernel_stack", b"pagetables", b"sec_pagetables", b"percpu", b"vmalloc",
                  b"slab")
 MAKEUP_SLAB = (b"slab_reclaimable", b"slab_unreclaimable")
