@@ -39,9 +39,8 @@ from memtrail.report import (
     _t,
     data_problems_text,
     group_runs,
-    oom_host_said,
+    oom_held,
     oom_invoker,
-    oom_memcg_said,
     oom_table_title,
     oom_where,
     pss_text,
@@ -678,11 +677,9 @@ def oom_section(k: dict, n: int) -> str:
              tag("p", {"class": "cmdline"}, "command: ", tag("code", {}, safetext.xml(
                  safetext.command(k["cmdline"])))),
              tag("p", {"class": "note", "data_scope": k.get("scope")}, safetext.xml(facts))]
-    for said, who in ((oom_memcg_said, "The cgroup"), (oom_host_said, "The host")):
-        held, note = said(k)
-        if held:
-            parts.append(tag("p", {"class": "note", "data_held": who.split()[1]}, safetext.xml(
-                f"{who} held {held}." + (f" {note[:1].upper()}{note[1:]}." if note else ""))))
+    for whose, held, note in oom_held(k):
+        parts.append(tag("p", {"class": "note", "data_held": whose}, safetext.xml(
+            f"The {whose} held {held}." + (f" {note[:1].upper()}{note[1:]}." if note else ""))))
     if k.get("invoker"):
         parts.append(tag("p", {"class": "note"},
                          safetext.xml("Triggered by " + oom_invoker(k["invoker"]) + ".")))

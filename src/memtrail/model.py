@@ -143,7 +143,6 @@ class System:
     zswap: Optional[int] = None
     zsmalloc: Optional[int] = None
 
-    available_estimated: bool = False  # no MemAvailable (before 3.14): available_estimate
 
     @property
     def used(self) -> Optional[int]:
@@ -236,13 +235,8 @@ class Cgroup:
     oom_kill: Optional[int] = None
     psi_some_us: Optional[int] = None
     psi_full_us: Optional[int] = None
-    makeup: Optional[Dict[str, Optional[int]]] = None  # the last `m`: MAKEUP_PARTS, bytes
+    makeup: Optional[Dict[str, Optional[int]]] = None  # the last `m`, in bytes
     makeup_time: Optional[float] = None
-
-
-# What a cgroup's usage is made of (`m` records), by report key: file is the page cache
-# besides shmem (the log's `file` includes shmem, as the kernel's does)
-MAKEUP_PARTS = ("anon_bytes", "shmem_bytes", "file_bytes", "kernel_bytes", "sock_bytes")
 
 
 @dataclass
@@ -290,6 +284,12 @@ def pss_current(proc: Proc) -> bool:
         return False
     at = proc.pss_rss
     return at is None or abs(proc.rss - at) <= max(PSS_STALE_MIN, at >> 3)
+
+
+def current_pss(proc: Proc) -> Optional[int]:
+    """The process's PSS where it still describes it (pss_current), else None: what every
+    view shows."""
+    return proc.pss if pss_current(proc) else None
 
 
 def oom_victim(data: dict) -> OomVictim:
@@ -377,9 +377,9 @@ def oom_memcg_memory(data: dict) -> Optional[Dict[str, Optional[int]]]:
     kernel = part("kernel")
     if kernel is None:
         pieces = [part(name) for name in _MEMCG_KERNEL_PARTS]
-        slab = part("slab")
-        if slab is None and part("slab_reclaimable") is not None:
-            slab = (part("slab_reclaimable") or 0) + (part("slab_unreclaimable") or 0)
+        slab, reclaimable = part("slab"), part("slab_reclaimable")
+        if slab is None and reclaimable is not None:
+            slab = reclaimable + (part("slab_unreclaimable") or 0)
         known = [x for x in pieces + [slab] if x is not None]
         kernel = sum(known) if known else kib(data.get("memcg_kmem_kib"))
     return {
@@ -539,7 +539,7 @@ class Run:
     psi_some_us: int = 0
     psi_full_us: int = 0
     psi_seen: bool = False  # a tick had PSI: kernels before 4.20 (or without psi=1) have none
-    available_estimated: bool = False  # a tick's MemAvailable was System.available_estimated
+    available_estimated: bool = False  # a tick's MemAvailable was available_estimate's
     max_procs: int = 0
     sampler_cpu_us: int = 0
     interval_s: Optional[float] = None
@@ -998,7 +998,6 @@ class Replayer:
             estimate = available_estimate(values)
             if estimate is not None:
                 values["available"] = estimate
-                values["available_estimated"] = True
                 self.run.available_estimated = True
         # Made without the dataclass's 28-argument __init__ (once a tick, 600,000 times a
         # week): a field the line lacks reads the class default, None.
@@ -1114,14 +1113,8 @@ class Replayer:
             # The RSS the figures describe: written with them since D's `rss` field; before,
             # the RSS the process had then, when the replay knows it (a seek skips the `p`
             # lines a keyframe restates: unknown, and the figures are taken as current).
-            i = self._d_rss
-            at = None
-            if i is not None and i < n and fields[i] != "-":
-                try:
-                    at = int(fields[i]) * KIB
-                except ValueError:
-                    pass
-            proc.pss_rss = at if at is not None and at >= 0 else (proc.rss or None)
+            at = _int(fields, self._d_rss) if self._d_rss is not None else None
+            proc.pss_rss = at * KIB if at is not None and at >= 0 else (proc.rss or None)
 
     def _detail(self, pid: Optional[int], sizes: Iterable[Tuple[str, int]]) -> Optional[Proc]:
         """A `d` or `D` line's sizes (attribute, KiB) set on its process; an impossible one is

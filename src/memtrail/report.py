@@ -27,6 +27,7 @@ from memtrail.model import (
     Run,
     Tick,
     TrendTracker,
+    current_pss,
     oom_host_memory,
     oom_memcg_memory,
     oom_scope,
@@ -128,7 +129,7 @@ def _proc_row(proc: Proc, rss: int, name: Optional[str] = None) -> dict:
         "name": name or program_name(proc.cmd, proc.comm),
         "comm": proc.comm,
         "rss_bytes": rss,
-        "pss_bytes": proc.pss if pss_current(proc) else None,
+        "pss_bytes": current_pss(proc),
         "swap_bytes": proc.swap,
         "cmdline": proc.cmd,
         "cgroup": proc.cgroup or None,
@@ -475,7 +476,7 @@ class Analysis:
             "name": self.name(proc) if cmd else row.name,
             "comm": row.name,
             "rss_bytes": row.rss_bytes,
-            "pss_bytes": proc.pss if proc is not None and pss_current(proc) else None,
+            "pss_bytes": current_pss(proc) if proc is not None else None,
             "swap_bytes": row.swap_bytes,
             "cmdline": cmd,
             "cgroup": (proc.cgroup or None) if proc is not None else None,
@@ -960,16 +961,10 @@ def render_text(rep: dict) -> str:
           f"{fmt_bytes(k['file_bytes'])}, shmem {fmt_bytes(k['shmem_bytes'])})")
         w(f"    command:    {safetext.command(k['cmdline'])}")
         w(f"    where:      {safetext.terminal(oom_where(k))}")
-        held, note = oom_memcg_said(k)
-        if held:
-            w(f"    cgroup:     {held}")
-        if note:
-            w(f"    note:       {note}")
-        held, note = oom_host_said(k)
-        if held:
-            w(f"    host:       {held}")
-        if note:
-            w(f"    note:       {note}")
+        for whose, held, note in oom_held(k):
+            w(f"    {whose + ':':<12}{held}")
+            if note:
+                w(f"    note:       {note}")
         if k.get("invoker"):
             w(f"    triggered:  {safetext.terminal(oom_invoker(k['invoker']))}")
         if k["top"] or k.get("top_source") == "none":
@@ -1108,6 +1103,17 @@ def oom_host_said(k: dict) -> Tuple[str, str]:
         note = (f"{fmt_bytes(shmem)} was tmpfs or shared memory (/dev/shm, a tmpfs /tmp, "
                 f"memfd): killing processes does not free it")
     return f"{text} (the kernel's count at the kill)", note
+
+
+def oom_held(k: dict) -> List[Tuple[str, str, str]]:
+    """(whose: "cgroup"/"host", what it held, a note on what filled it) for a kill, from
+    the kernel's report: the one walk every view of a kill makes."""
+    out = []
+    for whose, said in (("cgroup", oom_memcg_said), ("host", oom_host_said)):
+        held, note = said(k)
+        if held:
+            out.append((whose, held, note))
+    return out
 
 
 def _memcg_memory(data: dict) -> Optional[dict]:
@@ -1312,12 +1318,10 @@ def render_markdown(rep: dict) -> str:
               f"{safetext.markdown_code(safetext.command(k['cmdline'], 100))} | "
               f"{safetext.markdown(oom_where(k))} |")
         for k in kills[:5]:
-            for said, who in ((oom_memcg_said, "its cgroup"), (oom_host_said, "the host")):
-                held, note = said(k)
-                if held:
-                    w("")
-                    w(f"At pid {k['pid']}'s kill {who} held {md(held)}"
-                      + (f". **{md(note)}**" if note else ""))
+            for whose, held, note in oom_held(k):
+                w("")
+                w(f"At pid {k['pid']}'s kill {'its' if whose == 'cgroup' else 'the'} {whose} "
+                  f"held {md(held)}" + (f". **{md(note)}**" if note else ""))
         for k in kills[:5]:
             if not k["top"]:
                 continue

@@ -40,8 +40,7 @@ from memtrail.programs import program_name, title_args
 from memtrail.reader import ReadStats
 from memtrail.report import (
     Analysis,
-    oom_host_said,
-    oom_memcg_said,
+    oom_held,
     private_part,
     render_markdown,
     unit_makeup_text,
@@ -324,10 +323,9 @@ class CommandTree:
             # it holds; PSS (read by the sampler's tier) says what it holds.
             own, read = 0, 0
             for p in self.members:
-                current = p.pss is not None and pss_current(p)
-                own += (private_part(p.rss, p.shared, p.pss_anon, p.pss) if current
-                        else private_part(p.rss, p.shared, None))
-                read += current
+                pss_anon, pss = (p.pss_anon, p.pss) if pss_current(p) else (None, None)
+                own += private_part(p.rss, p.shared, pss_anon, pss)
+                read += pss is not None
             self.peak_private, self.peak_from_pss = own, read
 
     def own_cgroup(self) -> Optional[str]:
@@ -430,10 +428,8 @@ def oom_sentence(kill: dict) -> str:
         text += ("; the kernel's table at the kill lists it beside the command's own "
                  + ", ".join(f"{b['name']} (pid {b['pid']}, {fmt_bytes(b['rss_bytes'])})"
                              for b in beside))
-    for said, who in ((oom_memcg_said, "the cgroup"), (oom_host_said, "the host")):
-        held, note = said(kill)  # what filled it: tmpfs outlives the kill, slab may leak
-        if held:
-            text += f"; {who} held {held}" + (f"; {note}" if note else "")
+    for whose, held, note in oom_held(kill):  # tmpfs outlives the kill, slab may leak
+        text += f"; the {whose} held {held}" + (f"; {note}" if note else "")
     return text
 
 

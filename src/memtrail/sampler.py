@@ -1316,10 +1316,6 @@ def kernel_version(release: str) -> tuple:
     return tuple(parts) if len(parts) == 2 else (0, 0)
 
 
-_current = attrgetter("current")
-MAKEUP_GROWTH_KIB = 16384  # a cgroup grown this much (and a quarter) has its make-up read at once
-
-
 def _num(raw: bytes):
     """An integer from a /proc file, or None: a kernel (or a FUSE /proc such as lxcfs in a
     container) that writes something else there costs that one value, never the sampler."""
@@ -1814,14 +1810,17 @@ def kmsg_unescape(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def _host_mem(text: str, page_kib: int) -> dict:
-    """`active_anon:1932541 inactive_anon:12038 ...` (one record of several lines, pages):
-    KiB by HOST_MEM_KEYS."""
+def _colon_pairs(text: str, keys, suffix: str = "", scale: int = 1) -> dict:
+    """`key:123` tokens (`key:123KB` with suffix "KB") whose key is in `keys`, the value times
+    `scale`: the host's memory at a kill (`active_anon:1932541 ...`, pages) and a v1 cgroup's
+    stats on one line (`cache:35124KB rss:4944KB ...`, before 5.0)."""
     out = {}
     for part in text.split():
         key, _sep, value = part.partition(":")
-        if key in HOST_MEM_KEYS and value.isascii() and value.isdigit():
-            out[key] = int(value) * page_kib
+        if key in keys and value.endswith(suffix):
+            digits = value[:len(value) - len(suffix)]
+            if digits.isascii() and digits.isdigit():
+                out[key] = int(digits) * scale
     return out
 
 
@@ -1837,19 +1836,6 @@ def _slab_row(text: str):
     if not (total.isascii() and total.isdigit()):
         return None
     return parts[0], int(total)
-
-
-def _stat_pairs(text: str) -> dict:
-    """`cache:35124KB rss:4944KB ...` (a v1 cgroup's stats on one line, before 5.0): KiB by
-    key."""
-    out = {}
-    for part in text.split():
-        key, _sep, value = part.partition(":")
-        digits = value[:-2]
-        if key in MEMCG_STAT_KEYS and value.endswith("KB") and digits.isascii() \
-                and digits.isdigit():
-            out[key] = int(digits)
-    return out
 
 
 def _stat_lines(text: str, stat: dict):
@@ -2015,14 +2001,14 @@ class OomParser:
                     # Before 5.0 the limit's cgroup comes first, then each cgroup below it,
                     # each line with its own pages only: their sum is what the limit counted.
                     stat = ctx.setdefault("memcg_stat", {})
-                    for key, kib in _stat_pairs(rest).items():
+                    for key, kib in _colon_pairs(rest, MEMCG_STAT_KEYS, "KB").items():
                         stat[key] = stat.get(key, 0) + kib
                 elif first:  # 5.0 on: one block, the limit's cgroup with all below it
                     ctx["memcg_stat"] = {}
             return None
         if text.startswith("active_anon:") and "invoker" in ctx:
             # the host's memory at a host-wide kill (show_mem's first block), in pages
-            ctx["host_mem"] = _host_mem(text, self.page_kib)
+            ctx["host_mem"] = _colon_pairs(text, HOST_MEM_KEYS, scale=self.page_kib)
             return None
         if text.startswith("Unreclaimable slab info:") and "invoker" in ctx:
             ctx["slab_lines"] = True  # the kernel's largest unreclaimable caches follow
@@ -2276,6 +2262,8 @@ def cgroup_version(root: str) -> str:
 MAKEUP_KERNEL = (b"kernel_stack", b"pagetables", b"sec_pagetables", b"percpu", b"vmalloc",
                  b"slab")
 MAKEUP_SLAB = (b"slab_reclaimable", b"slab_unreclaimable")
+MAKEUP_GROWTH_KIB = 16384  # a cgroup grown this much (and a quarter) has its make-up read at once
+_current = attrgetter("current")
 MAKEUP_STAT = frozenset((b"anon", b"file", b"shmem", b"kernel", b"sock", b"total_rss",
                          b"total_cache", b"total_shmem") + MAKEUP_KERNEL + MAKEUP_SLAB)
 
@@ -2356,18 +2344,22 @@ class CgroupTracker:
         """memory.current (or v1 usage) from the held descriptor, else by path."""
         if group.fd >= 0:
             return os.pread(group.fd, 64, 0)
-        data = read_file(self.root + ("" if group.path == "/" else group.path) + "/"
+        data = read_file(self._base(group)
                          + self.usage_file, 64)
         if data is None:
             raise OSError(READ_ERRNO[0], "unreadable")
         return data
+
+    def _base(self, group: Cgroup) -> str:
+        """The cgroup's directory, with a trailing slash, for the files read by path."""
+        return self.root + ("" if group.path == "/" else group.path) + "/"
 
     def read_makeup(self, group: Cgroup):
         """What the cgroup's usage is made of, in KiB, from its memory.stat (with all below
         it): anon, file (shmem included), shmem (tmpfs, shared memory: a kill does not free
         it), kernel (v2 `kernel`, or its parts before 5.18; v1 the kmem counter), sock (v2).
         None when unreadable."""
-        base = self.root + ("" if group.path == "/" else group.path) + "/"
+        base = self._base(group)
         data = read_file(base + "memory.stat", 8192)
         if not data:
             return None
@@ -2393,7 +2385,7 @@ class CgroupTracker:
         return tuple(v // 1024 if v is not None else None for v in vals)
 
     def read_counters(self, group: Cgroup):
-        base = self.root + ("" if group.path == "/" else group.path) + "/"
+        base = self._base(group)
         if self.hier == "v2":
             peak = read_file(base + "memory.peak", 64)
             events = read_file(base + "memory.events", 512) or b""
@@ -4117,7 +4109,7 @@ class Sampler:
         self.read_kmsg()  # before the scan, so a victim's command line is still known
         system = self.sys.read()
         avail, total = available_kib(system), system[S_INDEX["mem_total"]]
-        low = self._rate_and_lows(now, mono, system)
+        low = self._rate_and_lows(now, mono, system, avail)
         if low:
             snapshot = snapshot or "low"
         if snapshot == "signal":
@@ -4195,11 +4187,10 @@ class Sampler:
                             f"log {self.writer.total / 1e6:.1f} MB")
         return [head, out_new, out_p, out_detail, out_cg, out_slab]
 
-    def _rate_and_lows(self, now: float, mono: float, system: list) -> bool:
+    def _rate_and_lows(self, now: float, mono: float, system: list, avail) -> bool:
         """Adapt the interval to the host's state; True at a new low of MemAvailable."""
         cfg = self.cfg
         total = system[S_INDEX["mem_total"]]
-        avail = available_kib(system)
         psi_full = system[S_INDEX["psi_full_us"]]
         full_pct = 0.0
         if self.prev is not None:

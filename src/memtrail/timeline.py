@@ -38,8 +38,8 @@ from memtrail.model import (
     System,
     Tick,
     available_estimate,
+    current_pss,
     oom_victim,
-    pss_current,
 )
 from memtrail.programs import program_name, title_args
 from memtrail.reader import LogError, ReadStats, Record
@@ -451,7 +451,7 @@ def _row(p: Proc, change: Optional[int], victims: Set[int]) -> Row:
     anon = p.rss_anon
     return Row(p.pid, safetext.terminal(program_name(p.cmd, p.comm)),
                display_command(p.cmd, p.comm), p.rss, p.shared,
-               p.pss if pss_current(p) else None, p.swap, anon, change,
+               current_pss(p), p.swap, anon, change,
                victim=p.pid in victims)
 
 

@@ -14,7 +14,7 @@ import sys
 from typing import List, Optional, Sequence, Tuple
 
 from memtrail import safetext
-from memtrail.model import Gap, Proc, Replayer, Run, Tick, pss_current
+from memtrail.model import Gap, Proc, Replayer, Run, Tick, current_pss
 from memtrail.programs import program_name
 from memtrail.reader import LogError, ReadStats, check_paths, finite_float, open_segment, segments
 from memtrail.safetext import terminal
@@ -221,7 +221,7 @@ def main(argv: List[str]) -> int:
                   f"{'UID':>5}  COMMAND\n")
         for p in procs[:limit]:
             out.write(f"{p.pid:>7}  {fmt_bytes(p.rss):>9}  {fmt_bytes(p.shared):>9}  "
-                      f"{fmt_bytes(p.swap):>9}  {fmt_bytes(p.pss if pss_current(p) else None):>9}  "
+                      f"{fmt_bytes(p.swap):>9}  {fmt_bytes(current_pss(p)):>9}  "
                       f"{'-' if p.uid is None else p.uid:>5}  {terminal(p.cmdline)}\n")
     if limit and len(procs) > limit and args.by == "process":
         out.write(f"... {len(procs) - limit} more (--limit 0 shows all)\n")
