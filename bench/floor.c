@@ -6,10 +6,11 @@
  * recorder that opens what it reads can pay.
  *
  * "held": each statm is opened once and re-read with pread every tick, and /proc is listed
- * again only when the last pid the kernel allocated (the last field of /proc/loadavg) moved,
- * the sampler's own rule. That is one pread per process a tick and nothing else: the least any
- * recorder that reads every process's statm each tick can pay on this machine, whatever its
- * language. How close the sampler gets to it, and how far that is below the plain floor,
+ * again only when the last pid the kernel allocated (the last field of /proc/loadavg) moved;
+ * when it moved forward by a few and /proc/stat's fork counter moved no more, the new pids are
+ * opened by number instead (a thread's, exit_signal -1 in its stat, let go): the sampler's own
+ * rules. That is one pread per process a tick and nothing else: the least any recorder that
+ * reads every process's statm each tick can pay on this machine, whatever its language. How close the sampler gets to it, and how far that is below the plain floor,
  * depends on the kernel and the CPU (its caches), not on the sampler.
  *
  * usage: floor INTERVAL_S STATUS_FILE [held]  (status file: "ticks 0", rewritten each tick)
@@ -47,7 +48,8 @@ static void tick_open(void) {
 }
 
 /* The held floor: fds[pid] is its statm descriptor (0: none), order[] the pids in listing order. */
-static int *fds, *order, *old, norder, loadavg = -1;
+static int *fds, *order, *old, norder, loadavg = -1, statfd = -1;
+static long last_forks = -1;
 static unsigned char *seen;
 static long pid_max = 4194304;
 static char cursor[64], last_cursor[64] = "";
@@ -77,13 +79,50 @@ static void relist(void) {
     for (int i = 0; i < norder; i++) seen[order[i]] = 0;
 }
 
+/* /proc/stat's `processes` (forks since boot), or -1. */
+static long forks(void) {
+    static char st[1 << 16];
+    ssize_t n = pread(statfd, st, sizeof st - 1, 0);
+    st[n > 0 ? n : 0] = 0;
+    char *p = strstr(st, "\nprocesses ");
+    return p ? atol(p + 11) : -1;
+}
+
+/* A pid given out since the last look: hold its statm unless it is a thread's own pid. */
+static void probe(long pid) {
+    if (fds[pid]) return;
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    int sfd = open(path, O_RDONLY | O_CLOEXEC);
+    if (sfd < 0) return;
+    char st[1024];
+    ssize_t n = read(sfd, st, sizeof st - 1);
+    close(sfd);
+    st[n > 0 ? n : 0] = 0;
+    char *f = strrchr(st, ')');
+    for (int field = 2; f && field < 38; field++) f = strchr(f + 1, ' ');
+    if (!f || strncmp(f + 1, "-1 ", 3) == 0) return;  /* a thread (or gone) */
+    snprintf(path, sizeof path, "/proc/%ld/statm", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    fds[pid] = fd;
+    order[norder++] = (int)pid;
+}
+
 static void tick_held(void) {
     ssize_t n = pread(loadavg, cursor, sizeof cursor - 1, 0);
     cursor[n > 0 ? n : 0] = 0;
     char *last = strrchr(cursor, ' ');
     if (!last || strcmp(last, last_cursor) != 0) {
+        long now_pid = last ? atol(last) : -1, was = atol(last_cursor), made = forks();
+        long gap = now_pid - was;
+        if (last_cursor[0] && gap > 0 && gap <= 64 + norder / 4 && made >= 0 &&
+            last_forks >= 0 && made - last_forks <= gap && now_pid < pid_max) {
+            for (long pid = was + 1; pid <= now_pid; pid++) probe(pid);
+        } else {
+            relist();
+        }
+        last_forks = made;
         snprintf(last_cursor, sizeof last_cursor, "%s", last ? last : "");
-        relist();
     }
     int kept = 0;
     for (int i = 0; i < norder; i++) {
@@ -115,6 +154,7 @@ int main(int argc, char **argv) {
         old = calloc(pid_max, sizeof *old);
         seen = calloc(pid_max, 1);
         loadavg = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+        statfd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
         if (!fds || !order || !old || !seen || loadavg < 0) { perror("held"); return 2; }
     }
     long ticks = 0;

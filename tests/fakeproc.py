@@ -124,12 +124,15 @@ class FakeProc:
 
     def add(self, pid: int, argv, rss_kib: int = 10240, shared_kib: int = 2048,
             comm: str = "", ppid: int = 1, start: int = 1000, kthread: bool = False,
-            cgroup: str = "/system.slice/test.service", status: dict = None) -> None:
+            cgroup: str = "/system.slice/test.service", status: dict = None,
+            thread: bool = False) -> None:
+        """A process (`thread`: a thread's own pid, which /proc answers but does not list)."""
         d = self.root / str(pid)
         d.mkdir(exist_ok=True)
         comm = comm or (os.path.basename(argv[0])[:15] if argv else "kworker/0:1")
         flags = 0x00200040 if kthread else 0x00400100
         rest = ["S", str(ppid)] + ["0"] * 4 + [str(flags)] + ["0"] * 12 + [str(start)] + ["0"] * 30
+        rest[35] = "-1" if thread else "17"  # exit_signal: -1 for a thread, else SIGCHLD
         self._write(f"{pid}/stat", f"{pid} ({comm}) " + " ".join(rest) + "\n")
         raw = b"".join(a.encode("utf-8", "surrogateescape") + b"\0" for a in argv)
         self._write(f"{pid}/cmdline", raw)

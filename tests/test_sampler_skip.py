@@ -1,4 +1,5 @@
-"""The sampler skips listing /proc while the kernel says no process can have appeared.
+"""The sampler skips listing /proc while the kernel says no process can have appeared, and
+looks at a few new pids by number rather than listing.
 
 The fixture trees stand in for a kernel that reports its last allocated pid in /proc/loadavg
 and whose /proc is the sampler's own PID namespace (`NSpid` with one entry, our pid). The live
@@ -24,30 +25,47 @@ from memtrail import sampler as S
 
 
 class Kernel(FakeProc):
-    """A fake /proc that, like the kernel, moves /proc/loadavg's last pid at every new pid."""
+    """A fake /proc that, like the kernel, moves /proc/loadavg's last pid at every new pid
+    (and, with `forks`, /proc/stat's fork counter at every process or thread created)."""
 
-    def __init__(self, root, own_namespace: bool = True) -> None:
+    def __init__(self, root, own_namespace: bool = True, forks: bool = False) -> None:
         super().__init__(root)
         self.last_pid = 1
+        self.forks = 1000 if forks else None
+        self.sampler = None  # set to fail a removed process's held descriptor, as ESRCH does
         if own_namespace:
             (self.root / "self/status").write_text(f"Name:\tpython3\nNSpid:\t{os.getpid()}\n")
         self._loadavg()
 
     def _loadavg(self) -> None:
         self._write("loadavg", f"0.10 0.20 0.30 1/123 {self.last_pid}\n")
+        if self.forks is not None:
+            self._write("stat", "cpu  1 2 3 4\nintr 7 0 0\nctxt 99\nbtime 1700000000\n"
+                                f"processes {self.forks}\nprocs_running 1\n")
 
-    def add(self, pid, argv, bump: bool = True, **kw) -> None:
+    def add(self, pid, argv, bump: bool = True, fork: bool = True, **kw) -> None:
+        """`bump`: the pid came from the allocator (else a chosen pid, clone3's set_tid, or
+        a fake breaking the kernel's promise); `fork`: the fork counter moves."""
         super().add(pid, argv, **kw)
         if bump:
             self.last_pid = pid
-            self._loadavg()
+        if fork and self.forks is not None:
+            self.forks += 1
+        self._loadavg()
 
     def remove(self, pid: int) -> None:
-        # A real exit fails the held descriptor's read; a fixture file stays readable once
-        # opened, so the fake kernel makes the sampler list (a thread's pid would do the same).
         super().remove(pid)
-        self.last_pid += 1
-        self._loadavg()
+        st = self.sampler.procs.get(str(pid)) if self.sampler is not None else None
+        if st is not None and st.fd >= 0:
+            # A real exit fails the held descriptor's read (ESRCH); a fixture file stays
+            # readable once opened, so a directory's descriptor takes its place (EISDIR).
+            dead = os.open(self.root, os.O_RDONLY)
+            os.dup2(dead, st.fd)
+            os.close(dead)
+        elif self.sampler is None:
+            # without it, the fake kernel makes the sampler list (a thread's pid would too)
+            self.last_pid += 1
+            self._loadavg()
 
 
 def make(root, tmp_path, name: str):
@@ -124,6 +142,113 @@ def test_the_log_is_the_same_byte_for_byte_with_and_without_listing(tmp_path, li
         log_b.replace(str(tmp_path / "b").encode(), b"ROOT")
     assert b"\nP " in log_a and b"\nX " in log_a and b"\np " in log_a
     assert n_b == 70 and n_a < 40  # most ticks of the idle minute never listed /proc
+
+
+def test_the_log_is_the_same_byte_for_byte_when_new_pids_are_looked_at_one_by_one(
+        tmp_path, listings, monkeypatch):
+    """With the fork counter, a few new pids are looked at by number instead of listing:
+    the same log again, and /proc listed only at the first tick, keyframes and big jumps."""
+    probes = []
+    real = S.Sampler._probe
+
+    def counting(self, pids, *a):
+        probes.append(pids)
+        return real(self, pids, *a)
+    monkeypatch.setattr(S.Sampler, "_probe", counting)
+    probing = Kernel(tmp_path / "a", forks=True)
+    listing = Kernel(tmp_path / "b", own_namespace=False, forks=True)
+    a = make(probing.root, tmp_path, "log-a")
+    b = make(listing.root, tmp_path, "log-b")
+    probing.sampler, listing.sampler = a, b
+    log_a = _script(probing, a)
+    n_a = len(listings)
+    log_b = _script(listing, b)
+    assert log_a.replace(str(tmp_path / "a").encode(), b"ROOT") == \
+        log_b.replace(str(tmp_path / "b").encode(), b"ROOT")
+    assert b"\nP " in log_a and b"\nX " in log_a and b"\np " in log_a
+    assert len(listings) - n_a == 70
+    # listed: the first tick, keyframes (20 s, and the new segment), the first job's pid
+    # (far above the kthread's, the last pid before it); every other new job was probed
+    assert n_a <= 7 and sum(len(r) for r in probes) >= 5
+    assert all(len(r) <= 9 for r in probes)
+
+
+def _probing(tmp_path, pids=(100,)):
+    kernel = Kernel(tmp_path / "proc", forks=True)
+    for pid in pids:
+        kernel.add(pid, ["app", str(pid)])
+    s = make(kernel.root, tmp_path, "log")
+    kernel.sampler = s
+    s.tick(1_700_000_000.0, 1_700_000_000.0, 0.0, True)
+    return kernel, s
+
+
+def _tick(s, i: int) -> str:
+    t = 1_700_000_000.0 + i
+    return s.tick(t, t, 0.0, False).decode()
+
+
+def test_new_pids_are_looked_at_without_listing(tmp_path, listings):
+    kernel, s = _probing(tmp_path)
+    assert len(listings) == 1
+    kernel.add(101, ["worker", "1"])
+    kernel.add(102, ["worker", "2"])
+    lines = _tick(s, 1)
+    assert "worker" in lines and len(listings) == 1
+    assert [st.pid for st in s.order] == ["100", "101", "102"]  # in pid order, as listed
+    # A thread's own pid: answered by /proc, never a process of its own
+    kernel.add(103, ["app", "100"], thread=True)
+    lines = _tick(s, 2)
+    assert "\nP " not in lines and "103" not in s.procs and len(listings) == 1
+    # pids given out to processes that are already gone: nothing, and no listing
+    kernel.last_pid, kernel.forks = kernel.last_pid + 5, kernel.forks + 5
+    kernel._loadavg()
+    assert "\nP " not in _tick(s, 3) and len(listings) == 1
+    # an exit is seen by its held descriptor, a probe or not
+    kernel.remove(101)
+    assert "X " in _tick(s, 4) and "101" not in s.procs and len(listings) == 1
+
+
+def test_a_process_made_with_a_chosen_pid_is_listed_at_the_next_new_pid(tmp_path, listings):
+    """clone3's set_tid (a checkpoint restore) gives a pid without moving the cursor, but
+    counts as a fork: at the next pid, more forks than pids given out, so /proc is listed."""
+    kernel, s = _probing(tmp_path)
+    kernel.add(50, ["restored"], bump=False)
+    assert "restored" not in _tick(s, 1)  # nothing moved the cursor: not looked for
+    kernel.add(101, ["next"])
+    lines = _tick(s, 2)
+    assert "restored" in lines and "next" in lines and len(listings) == 2
+
+
+def test_a_cursor_that_went_back_or_far_means_listing(tmp_path, listings):
+    kernel, s = _probing(tmp_path, pids=(30000,))
+    kernel.add(400, ["wrapped"])  # pid_max reached: the allocator starts again from 300
+    assert "wrapped" in _tick(s, 1) and len(listings) == 2
+    kernel.add(401, ["near"])
+    assert "near" in _tick(s, 2) and len(listings) == 2
+    # more pids than a look each is worth (64 and a quarter of the known processes)
+    kernel.add(401 + S.PROBE_MIN + 1, ["far"])
+    assert "far" in _tick(s, 3) and len(listings) == 3
+    # no fork counter (another kernel's /proc/stat): the cursor alone says only that
+    # something moved
+    kernel.forks = None
+    kernel._write("stat", "cpu  1 2 3 4\nctxt 99\n")
+    kernel.add(500, ["blind"])
+    assert "blind" in _tick(s, 4) and len(listings) == 4
+
+
+def test_a_dead_kernel_threads_pid_given_to_a_process_is_seen(tmp_path, listings):
+    """Kernel threads are never looked at again; a pid given out anew is a new task, so a
+    look by number does not trust that: its own pid back, after a turn of the allocator
+    (the sampler's cursor is set back by hand, where a real turn would have listed)."""
+    kernel, s = _probing(tmp_path)
+    kernel.add(101, [], comm="kworker/0:2", kthread=True)
+    assert "kworker" not in _tick(s, 1)
+    assert "101" in s.skip and len(listings) == 1
+    kernel.remove(101)
+    s.cursor = 100
+    kernel.add(101, ["reborn"])
+    assert "reborn" in _tick(s, 2) and len(listings) == 1
 
 
 def test_a_pid_taken_again_between_two_ticks_is_seen_at_the_next(tmp_path, listings):
@@ -209,8 +334,8 @@ def test_not_our_pid_namespace_means_always_listing(tmp_path, listings):
     assert len(listings) == 3
 
 
-LIVE = textwrap.dedent("""
-    import json, os, subprocess, sys, threading, time
+# A sampler over the real /proc that counts its listings (`calls`): both live scripts start so
+LIVE_SAMPLER = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     import sampler as S
     calls = []
@@ -223,25 +348,67 @@ LIVE = textwrap.dedent("""
                         "--no-cgroups", "--no-slab", "--quiet", "--journal", "no"])
     S.check_log_dir(cfg.dir)
     s = S.Sampler(cfg)
-    out = {"skip_on": s.loadavg_fd >= 0}
+""")
+
+LIVE = textwrap.dedent("""
+    import ctypes, json, os, signal, subprocess, sys, threading, time
+""") + LIVE_SAMPLER + textwrap.dedent("""
+    out = {"skip_on": s.loadavg_fd >= 0 and s.stat_fd >= 0}
+    kids = []
     def tick(first=False):
         n = len(calls)
         t = time.time()
         lines = s.tick(t, time.monotonic(), time.process_time(), first).decode()
         return {"listed": len(calls) > n, "new": [l.split()[2] for l in lines.splitlines()
                                                  if l.startswith("P ")]}
+    def child():
+        kids.append(subprocess.Popen(["sleep", "60"]))
+        return str(kids[-1].pid)
+    def counters():
+        return s._pid_cursor(), s._fork_count()
+    def clone_at(pid):
+        # clone3 with set_tid, as a checkpoint restore makes a process: a chosen pid
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        want = (ctypes.c_int * 1)(pid)
+        args = (ctypes.c_uint64 * 11)()
+        args[4] = signal.SIGCHLD  # exit_signal
+        args[8], args[9] = ctypes.addressof(want), 1  # set_tid, set_tid_size
+        got = libc.syscall(435, ctypes.byref(args), ctypes.c_size_t(88))
+        if got == 0:
+            try:
+                os.execv("/bin/sleep", ["sleep", "60"])
+            finally:
+                os._exit(1)
+        return got
+    def set_last_pid(pid):
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(pid))
     out["first"] = tick(True)
     out["quiet"] = tick()
-    child = subprocess.Popen(["sleep", "30"])
-    out["child"] = str(child.pid)
+    before = counters()
+    out["chosen"] = str(clone_at(300))
+    out["counters"] = [before, counters()]
+    out["after_set_tid"] = tick()
+    out["child"] = child()
     out["after_fork"] = tick()
     out["quiet_again"] = tick()
     th = threading.Thread(target=time.sleep, args=(0,))
     th.start(); th.join()
     out["after_thread"] = tick()
-    child.kill(); child.wait()
+    set_last_pid(1000)
+    out["far"] = child()
+    out["after_far"] = tick()
+    set_last_pid(500)
+    out["back"] = child()
+    out["after_back"] = tick()
+    kids[0].kill(); kids[0].wait()
     out["after_exit"] = tick()
     out["gone"] = out["child"] not in s.procs
+    os.kill(int(out["chosen"]), signal.SIGKILL)
+    os.waitpid(int(out["chosen"]), 0)
+    for k in kids:
+        k.kill(); k.wait()
     print(json.dumps(out))
 """)
 
@@ -249,6 +416,8 @@ LIVE = textwrap.dedent("""
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
                     reason="a private PID namespace needs root and unshare(1)")
 def test_live_a_process_started_between_two_ticks_is_seen(tmp_path):
+    """In a private PID namespace, whose cursor only its own processes move (the fork counter
+    counts the whole machine's, which can only make the sampler list more)."""
     src = ROOT / "src" / "memtrail"
     res = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-I",
                           "-c", LIVE, str(src), str(tmp_path / "log")],
@@ -258,7 +427,53 @@ def test_live_a_process_started_between_two_ticks_is_seen(tmp_path):
     assert out["skip_on"]
     assert out["first"]["listed"]
     assert not out["quiet"]["listed"] and out["quiet"]["new"] == []
-    assert out["after_fork"]["listed"] and out["after_fork"]["new"] == [out["child"]]
+    # the kernel's side: a chosen pid moves no cursor, but is counted as a fork
+    (cursor0, forks0), (cursor1, forks1) = out["counters"]
+    assert out["chosen"] == "300" and cursor1 == cursor0 and forks1 > forks0
+    assert not out["after_set_tid"]["listed"] and out["after_set_tid"]["new"] == []
+    # the next new pid: more forks than pids given out, so /proc is listed, and both are in
+    assert out["after_fork"]["listed"]
+    assert sorted(out["after_fork"]["new"]) == sorted([out["child"], "300"])
     assert not out["quiet_again"]["listed"]
-    assert out["after_thread"]["listed"] and out["after_thread"]["new"] == []
+    assert out["after_thread"]["new"] == []  # a thread's pid is not a process
+    assert out["far"] == "1001" and out["after_far"]["new"] == ["1001"]
+    assert out["after_far"]["listed"]  # too many pids to look at one by one
+    assert out["back"] == "501" and out["after_back"]["new"] == ["501"]
+    assert out["after_back"]["listed"]  # the cursor went back
     assert not out["after_exit"]["listed"] and out["gone"]  # the held read failed: ESRCH
+
+
+LIVE_PROBES = textwrap.dedent("""
+    import json, os, subprocess, sys, time
+""") + LIVE_SAMPLER + textwrap.dedent("""
+    t = time.time()
+    s.tick(t, time.monotonic(), time.process_time(), True)
+    rows, kids = [], []
+    for i in range(20):
+        kids.append(subprocess.Popen(["sleep", "60"]))
+        n = len(calls)
+        t = time.time()
+        lines = s.tick(t, time.monotonic(), time.process_time(), False).decode()
+        rows.append({"child": str(kids[-1].pid), "listed": len(calls) > n,
+                     "new": [l.split()[2] for l in lines.splitlines() if l.startswith("P ")]})
+    for k in kids:
+        k.kill(); k.wait()
+    print(json.dumps({"rows": rows, "ns": os.readlink("/proc/self/ns/pid")}))
+""")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/ns/pid"), reason="no PID namespaces")
+def test_live_new_processes_are_found_by_number_on_the_real_proc(tmp_path):
+    """On the machine's own /proc: each child started between two ticks is in the next one,
+    and (in the initial PID namespace, where the cursor and the fork counter count the same
+    processes) most are found by looking at the new pids rather than listing /proc."""
+    src = ROOT / "src" / "memtrail"
+    res = subprocess.run([sys.executable, "-I", "-c", LIVE_PROBES, str(src),
+                          str(tmp_path / "log")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    for row in out["rows"]:
+        assert row["child"] in row["new"]
+    if out["ns"] == "pid:[4026531836]":  # the initial namespace (PROC_PID_INIT_INO)
+        # a fork between the two counters' reads makes a tick list: not all twenty
+        assert sum(not row["listed"] for row in out["rows"]) >= 10

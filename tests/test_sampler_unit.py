@@ -378,9 +378,27 @@ def test_redaction_can_be_turned_off(fakeproc, tmp_path):
 
 
 def test_parse_stat_with_hostile_comm():
-    comm, ppid, flags, start = S.parse_stat(b"42 (a) b (c)) R 7 0 0 0 0 4194560 " + b"0 " * 12
-                                            + b"999 0 0\n")
-    assert (comm, ppid, flags, start) == ("a) b (c)", 7, 4194560, 999)
+    comm, ppid, flags, start, thread = S.parse_stat(
+        b"42 (a) b (c)) R 7 0 0 0 0 4194560 " + b"0 " * 12 + b"999 0 0\n")
+    assert (comm, ppid, flags, start, thread) == ("a) b (c)", 7, 4194560, 999, False)
+
+
+def test_parse_stat_tells_a_thread_by_its_exit_signal():
+    """A thread's own pid answers in /proc though no listing shows it; its exit_signal (field
+    38) is -1, a process's is SIGCHLD or 0. Read from this process's own threads."""
+    import threading
+    ready, done = threading.Event(), threading.Event()
+    th = threading.Thread(target=lambda: (ready.set(), done.wait()))
+    th.start()
+    ready.wait()
+    try:
+        mine = S.parse_stat(Path(f"/proc/{os.getpid()}/stat").read_bytes())
+        its = S.parse_stat(Path(f"/proc/{th.native_id}/stat").read_bytes())
+    finally:
+        done.set()
+        th.join()
+    assert mine[4] is False and its[4] is True
+    assert its[3] > 0 and mine[1] == os.getppid()
 
 
 def test_cgroup_line_choice():

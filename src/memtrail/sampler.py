@@ -102,6 +102,10 @@ SMAPS_KEYS = (b"Pss", b"Pss_Anon", b"Pss_File", b"Pss_Shmem", b"Swap", b"SwapPss
 
 PF_KTHREAD = 0x00200000
 FD_RESERVE = 32  # descriptors never held for processes: the log, compression, periodic reads
+# New pids looked at one by one rather than listing /proc: up to this many, plus a quarter of
+# the known processes (a failed look is ~1.3 us, a thread's ~4.4; listing ~0.3-1.4 us a name
+# plus the loop over the listing, measured at 2000 processes)
+PROBE_MIN = 64
 CMDLINE_MAX = 4096  # bytes of a command line kept
 CMDLINE_READ = 1 << 16  # bytes read, so a secret is redacted before the cut
 JOURNAL_IDS = {  # MESSAGE_ID values of our own, so `journalctl MESSAGE_ID=...` finds them
@@ -1442,12 +1446,15 @@ class Proc:
 
 
 def parse_stat(data: bytes):
-    """(comm, ppid, flags, start) from /proc/PID/stat; comm may contain spaces and ')'."""
+    """(comm, ppid, flags, start, thread) from /proc/PID/stat; comm may contain spaces and
+    ')'. `thread`: a thread's own pid (its `exit_signal`, field 38, is -1: CLONE_THREAD), which
+    /proc does not list but does answer, so a pid looked at by number may be one."""
     lpar = data.index(b"(")
     rpar = data.rindex(b")")
     comm = data[lpar + 1:rpar].decode("utf-8", "replace")
     rest = data[rpar + 2:].split()
-    return comm, int(rest[1]), int(rest[6]), int(rest[19])
+    return (comm, int(rest[1]), int(rest[6]), int(rest[19]),
+            len(rest) > 35 and rest[35] == b"-1")
 
 
 def parse_cgroup(data: bytes):
@@ -3477,13 +3484,16 @@ class Sampler:
         self.skip = set()  # /proc names that are not user processes (kthreads, "self", ...)
         # Listing /proc is a third of a tick; it is skipped while no pid was allocated in our
         # namespace since the last listing (scan_processes).
-        self.loadavg_fd = -1
+        self.loadavg_fd = self.stat_fd = -1
         if self._same_pid_namespace():
             try:
                 self.loadavg_fd = os.open(self.proc + "/loadavg", os.O_RDONLY | os.O_CLOEXEC)
+                self.stat_fd = os.open(self.proc + "/stat", os.O_RDONLY | os.O_CLOEXEC)
             except OSError:
                 pass
+        self.stat_size = 16384  # bytes of /proc/stat read to reach `processes` (grows)
         self.cursor = None  # /proc/loadavg's last pid, read just before the last listing
+        self.forks = None  # /proc/stat's fork counter, read with it
         self.must_list = False
         self.order = None  # known Procs in the last listing's order, or None: rebuild it
         self.fds = []  # their statm descriptors, in that order
@@ -3574,17 +3584,18 @@ class Sampler:
         st.lim = max(self.rss_delta_kib, int(rss * self.cfg.rss_delta_pct / 100))
 
     def _identify(self, name: str, fd: int):
-        """Identity of a new process (its `P` tail), False for a kernel thread, None if gone."""
+        """Identity of a new process (its `P` tail), False for a kernel thread or a thread
+        (looked at by pid), None if gone."""
         base = f"{self.proc}/{name}/"
         data = read_file(base + "stat", 1024)
         if not data:
             return None
         try:
-            comm, ppid, flags, start = parse_stat(data)
+            comm, ppid, flags, start, thread = parse_stat(data)
         except (ValueError, IndexError):
             return None
-        if flags & PF_KTHREAD:  # the flag alone: in a PID namespace pid 2 is a user process
-            return False
+        if flags & PF_KTHREAD or thread:  # the flag alone: in a PID namespace pid 2 is a
+            return False  # user process
         try:
             uid = os.fstat(fd).st_uid if fd >= 0 else os.stat(base).st_uid
         except OSError:
@@ -3641,24 +3652,62 @@ class Sampler:
 
     def _pid_cursor(self):
         """The last pid the kernel allocated in our namespace (the last field of
-        /proc/loadavg, as bytes), or None when it cannot be told."""
+        /proc/loadavg), or None when it cannot be told."""
         try:
             data = os.pread(self.loadavg_fd, 128, 0)
-        except OSError:
+            return int(data[data.rfind(b" "):]) if data.endswith(b"\n") else None
+        except (OSError, ValueError):
             return None
-        return data[data.rfind(b" "):] if data.endswith(b"\n") else None
+
+    def _fork_count(self):
+        """Processes and threads created since boot, in every namespace (/proc/stat's
+        `processes`), or None. The line follows one per CPU and the interrupt counts, so a
+        many-core host's file outgrows the first guess: the read grows until it is found."""
+        if self.stat_fd < 0:
+            return None
+        while True:
+            try:
+                data = os.pread(self.stat_fd, self.stat_size, 0)
+            except OSError:
+                return None
+            at = data.find(b"\nprocesses ")
+            end = data.find(b"\n", at + 11) if at >= 0 else -1
+            if end >= 0:
+                try:
+                    return int(data[at + 11:end])
+                except ValueError:
+                    return None
+            if len(data) < self.stat_size or self.stat_size >= 1 << 22:
+                return None  # not there (a fixture tree, another kernel): the cursor alone
+            self.stat_size <<= 1
 
     def _listing(self, keyframe: bool):
-        """The names in /proc; None when no process can have appeared since the last listing
-        (the kernel allocated no pid in our namespace since just before it; a thread takes a
-        pid too, which only costs a listing); False when /proc cannot be listed. Listed
-        anyway at a keyframe, after a new name could not be looked at (it is tried again),
-        and when unsure."""
+        """The names in /proc; None when no process can have appeared since the last look; a
+        range of pids to look at one by one when a few pids were allocated since, all of them
+        new processes or threads; False when /proc cannot be listed.
+
+        The pid cursor (/proc/loadavg) says whether a pid was allocated in our namespace since
+        the last look: unmoved, nothing new (the listing is skipped). Moved forward by a few,
+        the pids between are the only ones given out, unless the allocator went round
+        `pid_max` or a process was created with a chosen pid (clone3's set_tid, which moves no
+        cursor): either way more were created than the cursor moved, which the fork counter
+        says, and then /proc is listed. Listed anyway at a keyframe, after a new name could
+        not be looked at (it is tried again), and when unsure."""
         cursor = self._pid_cursor() if self.loadavg_fd >= 0 else None
-        if (cursor is not None and cursor == self.cursor and not keyframe
+        if (cursor is not None and self.cursor is not None and not keyframe
                 and not self.must_list):
-            return None
+            if cursor == self.cursor:
+                return None
+            gap = cursor - self.cursor
+            if 0 < gap <= PROBE_MIN + (len(self.procs) >> 2):
+                forks = self._fork_count()
+                if forks is not None and self.forks is not None \
+                        and 0 <= forks - self.forks <= gap:
+                    first = self.cursor + 1
+                    self.cursor, self.forks = cursor, forks
+                    return range(first, cursor + 1)
         self.cursor = cursor  # read before listing: a process started after it moves it
+        self.forks = self._fork_count() if cursor is not None else None
         self.must_list = False
         try:
             return os.listdir(self.proc)
@@ -3676,56 +3725,10 @@ class Sampler:
         names = self._listing(keyframe)
         if names is False:
             return
-        if names is None:  # nobody new: the last listing's order, without those gone since
-            order = self.order
-            if order is None:  # processes joined at the last listing: put them in its order
-                order = []
-                for x in self._listed:
-                    st = procs.get(x) if x.__class__ is str else x
-                    if st is not None and procs.get(st.pid) is st:
-                        order.append(st)
-                self._set_order(order)
-                self._listed = []
-            # The table in C loops, a slice at a time (so a 20,000-process tick never holds
-            # 20,000 reads at once); only what changed reaches Python code.
-            fds = self.fds
-            changed = []
-            try:
-                for i in range(0, len(order), 1024):
-                    part = order[i:i + 1024]
-                    datas = list(map(pread, fds[i:i + 1024], _repeat(256), _repeat(0)))
-                    changed += itertools.compress(zip(part, datas),
-                                                  map(ne, datas, map(_statm, part)))
-            except OSError:  # an exit (ESRCH), or one read by path: one at a time below
-                changed = None
-            if changed is not None:
-                moved = self._statm_changed
-                for st, data in changed:
-                    moved(st, data, ts, out_p, watch)
-                self.unread = 0
-                return
-            gone = []
-            unread = 0  # processes not read this tick for want of a descriptor
-            for st in order:
-                try:
-                    data = pread(st.fd, 256, 0)
-                except OSError:
-                    try:  # fd -1 (past the held ones) reads by path; ESRCH: it has exited
-                        if st.fd >= 0:
-                            raise
-                        data = self._read_statm_by_path(st)
-                    except BlockingIOError:
-                        unread += 1
-                        continue
-                    except OSError:
-                        gone.append(st.pid)
-                        continue
-                if data != st.statm:
-                    self._statm_changed(st, data, ts, out_p, watch)
-            self.unread = unread
-            if gone:
-                self._drop(gone, ts, out_x)
-                self._set_order([st for st in order if procs.get(st.pid) is st])
+        if names is None or names.__class__ is range:
+            self._read_known(ts, out_x, out_p, watch)
+            if names is not None:
+                self._probe(names, ts, out_new, out_p, watch, initial)
             return
         skip = self.skip
         gone = []
@@ -3784,6 +3787,77 @@ class Sampler:
         skip.intersection_update(listed_names)
         if gone:
             self._drop(gone, ts, out_x)
+        unread += self._admit(new, ts, out_new, out_p, watch, initial)
+        self.unread = unread
+        if new:
+            self.order, self._listed = None, listed
+        else:
+            self._set_order(listed if not gone else
+                            [st for st in listed if procs.get(st.pid) is st])
+
+    def _read_known(self, ts: str, out_x: list, out_p: list, watch) -> None:
+        """Every known process's statm, in the last listing's order, without those gone
+        since: no listing this tick."""
+        procs = self.procs
+        pread = os.pread
+        order = self.order
+        if order is None:  # processes joined at the last listing: put them in its order
+            order = []
+            for x in self._listed:
+                st = procs.get(x) if x.__class__ is str else x
+                if st is not None and procs.get(st.pid) is st:
+                    order.append(st)
+            self._set_order(order)
+            self._listed = []
+        # The table in C loops, a slice at a time (so a 20,000-process tick never holds
+        # 20,000 reads at once); only what changed reaches Python code. A read that fails (an
+        # exit's ESRCH, or fd -1: read by path) stops `map` at that process only: `extend`
+        # keeps the reads before it, a None stands for it, and the loop goes on from the next.
+        fds = self.fds
+        changed = []
+        for i in range(0, len(order), 1024):
+            part = order[i:i + 1024]
+            datas = []
+            reads = map(pread, fds[i:i + 1024], _repeat(256), _repeat(0))
+            while True:
+                try:
+                    datas.extend(reads)
+                    break
+                except OSError:
+                    datas.append(None)
+            changed += itertools.compress(zip(part, datas), map(ne, datas, map(_statm, part)))
+        moved = self._statm_changed
+        gone = []
+        unread = 0  # processes not read this tick for want of a descriptor
+        for st, data in changed:
+            if data is None:
+                if st.fd >= 0:  # its held descriptor fails: it has exited
+                    gone.append(st.pid)
+                    continue
+                try:
+                    data = self._read_statm_by_path(st)
+                except BlockingIOError:
+                    unread += 1
+                    continue
+                except OSError:
+                    gone.append(st.pid)
+                    continue
+                if data == st.statm:
+                    continue
+            moved(st, data, ts, out_p, watch)
+        self.unread = unread
+        if gone:
+            self._drop(gone, ts, out_x)
+            self._set_order([st for st in order if procs.get(st.pid) is st])
+
+    def _admit(self, new: list, ts: str, out_new: list, out_p: list, watch,
+               initial: bool) -> int:
+        """Take in new /proc names: a held statm descriptor, an identity (`P`) and a first
+        `p` line each. Returns how many could not be read for want of a descriptor."""
+        procs, skip = self.procs, self.skip
+        shift = self.shift
+        pread = os.pread
+        unread = 0
         for name in new:
             if not name.isdigit():
                 skip.add(name)
@@ -3832,12 +3906,25 @@ class Sampler:
             out_p.append(f"p {ts} {name} {st.rss} {shared}\n")
             if watch is not None:
                 watch.append(st)
-        self.unread = unread
-        if new:
-            self.order, self._listed = None, listed
-        else:
-            self._set_order(listed if not gone else
-                            [st for st in listed if procs.get(st.pid) is st])
+        return unread
+
+    def _probe(self, pids: range, ts: str, out_new: list, out_p: list, watch,
+               initial: bool) -> None:
+        """The pids given out since the last look (_listing), looked at one by one: those
+        that are processes join the table, after the known ones (a listing orders by pid)."""
+        procs, skip = self.procs, self.skip
+        new = []
+        for pid in pids:
+            name = str(pid)
+            if name not in procs:  # (a known one: a long-lived pid the allocator stepped over)
+                skip.discard(name)  # a dead kernel thread's pid, given out again
+                new.append(name)
+        if not new:
+            return
+        self.unread += self._admit(new, ts, out_new, out_p, watch, initial)
+        joined = [st for st in map(procs.get, new) if st is not None]
+        if joined:
+            self._set_order(self.order + joined)
 
     def _statm_changed(self, st: Proc, data: bytes, ts: str, out_p: list, watch) -> None:
         """A process whose statm changed: a `p` line when its RSS left its band."""
