@@ -380,7 +380,15 @@ LIVE = textwrap.dedent("""
                 os.execv("/bin/sleep", ["sleep", "60"])
             finally:
                 os._exit(1)
-        return got
+        # its exec is its own affair: wait for it, so no tick sees the copy of this process
+        # before it (a new identity there, a P line, at whatever tick it lands)
+        while True:
+            try:
+                if os.readlink(f"/proc/{got}/exe").endswith("sleep"):
+                    return got
+            except OSError:
+                pass
+            time.sleep(0.001)
     def set_last_pid(pid):
         with open("/proc/sys/kernel/ns_last_pid", "w") as f:
             f.write(str(pid))

@@ -1531,6 +1531,10 @@ PSS_PRIOR_US_PER_MIB = 25.0
 PSS_EVENT_LIST_MAX = 16  # pids listed per kind in a `pss` event (the rest are counted)
 PSS_STALE_MIN_KIB = 4096  # RSS moved this much (and an eighth) since a PSS read: read again
 TICK_FAILURES_MAX = 5  # ticks failing in a row that end the sampler (one is a bug said in the log)
+# A full round reads a program only when its memory may have moved since its last whole read
+# (PssTier.stirred); every this many full rounds it reads them all anyway, a bound on what
+# only processes outside the program (sharing its files or shm) can change
+PSS_REFRESH_ROUNDS = 5
 
 
 class PssTier:
@@ -1557,10 +1561,17 @@ class PssTier:
         self.cost = {}  # pid -> us per MiB of RSS its last read took (processes >= 64 MiB)
         self.stats = None  # the round being read: counters for its `pss` event
         self.rollup = True  # False once a kernel without smaps_rollup (< 4.14) was seen
+        # Programs whose PSS may have moved since their last whole read: a member's statm
+        # changed (its memory, or what it shares, moved: the others' shares move with it), or a
+        # member exited (the others' shares grow). A new member is read anyway (st.pss None).
+        self.stirred = set()
+        self.full_rounds = 0
 
-    def gone(self, pid: str) -> None:
-        self.backoff.pop(pid, None)
-        self.cost.pop(pid, None)
+    def gone(self, st) -> None:
+        self.backoff.pop(st.pid, None)
+        self.cost.pop(st.pid, None)
+        if st.prog is not None:
+            self.stirred.add(st.prog)  # the members left share what it shared
 
     def plan(self, procs: dict, ranked: list, mono: float, full: bool, force: bool,
              events: list) -> None:
@@ -1581,37 +1592,72 @@ class PssTier:
         sizes = {}
         for st in members:
             sizes[st.prog] = sizes.get(st.prog, 0) + 1
-        # Programs with fewer processes first: each is cheap to complete, so a program of
-        # thousands (read over many ticks, or never whole) cannot keep the others partial.
-        members.sort(key=lambda st: (sizes[st.prog], st.prog, -st.rss))
         extra = [st for st in ranked[:cfg.pss_top_n] if st.prog not in sizes]
-        wanted = extra + members
+        stirred = self.stirred
+        if self.stats is not None and self.pos < len(self.queue):
+            # members a round left unread: their programs are not whole yet
+            stirred.update(st.prog for st in self.queue[self.pos:] if st.prog is not None)
+
+        def by_size(group: list) -> list:
+            # Programs with fewer processes first: each is cheap to complete, so a program of
+            # thousands (read over many ticks, or never whole) cannot keep the others partial.
+            # (Sorted only when read: 6 ms at 19 900 members, at every status tick before.)
+            group.sort(key=lambda st: (sizes[st.prog], st.prog, -st.rss))
+            return group
+
+        kept = 0
+        kept_programs = ()
         if not full:
             # A program with a member never looked at is read again whole: sharing changed.
             # A member still waiting in the round under way is not new: counting it put a
             # program of thousands, read over many ticks, back into its own round at every
             # status tick (34,564 reads for 19,900 processes, measured).
             queued = set(self.queue[self.pos:]) if self.stats is not None else ()
-            fresh = {st.prog for st in wanted if st.pss is None and st not in queued}
+            fresh = {st.prog for st in extra if st.pss is None and st not in queued}
+            fresh.update(st.prog for st in members if st.pss is None and st not in queued)
             # A member whose RSS moved far from the RSS its last PSS figures describe is read
             # again alone, first: a process that grew 1 GiB since would show its old PSS for
             # up to a minute (the analyzer then counts it as not read: model.pss_current).
-            movers = self._movers(wanted, queued, fresh)
+            # Its statm moved, so its program is stirred: the others need no look.
+            movers = self._movers(
+                [st for st in extra if st.prog in stirred]
+                + by_size([st for st in members if st.prog in stirred]),
+                queued, fresh) if stirred else []
             if not fresh and not movers:
                 return
-            wanted = movers + [st for st in wanted if st.prog in fresh]
+            wanted = movers + [st for st in extra if st.prog in fresh] + by_size(
+                [st for st in members if st.prog in fresh])
+            stirred.difference_update(fresh)  # read whole now
             if self.stats is not None:  # a round is under way: add to it
                 self.queue.extend(st for st in wanted if st not in queued)
                 self.stats["planned"] = len(self.queue)
                 return
+        else:
+            self.full_rounds += 1
+            if not force and self.full_rounds % PSS_REFRESH_ROUNDS != 1:
+                # A program none of whose members' statm moved, and none left, since its last
+                # whole read has the same PSS (bar what outsiders sharing its pages did): its
+                # figures stand, and idle crowds (20,000 processes of one program) cost no
+                # reads. Every member must have figures to stand on.
+                kept_programs = set(sizes) - stirred
+                if kept_programs:
+                    kept_programs -= {st.prog for st in members if not st.pss}
+                if kept_programs:
+                    before = len(members)
+                    members = [st for st in members if st.prog not in kept_programs]
+                    kept = before - len(members)
+            stirred.difference_update(sizes)
+            stirred.intersection_update(totals)  # forget programs no process runs any more
+            wanted = extra + by_size(members)
         if self.stats is not None and self.pos < len(self.queue):
             self.stats["unfinished"] += len(self.queue) - self.pos
         self._close(events)
         self.queue, self.pos, self.force = wanted, 0, force
-        self.stats = {"full": full, "programs": len({st.prog for st in wanted}),
+        self.stats = {"full": full,
+                      "programs": len({st.prog for st in wanted} | set(kept_programs)),
                       "planned": len(wanted), "read": 0, "ms": 0.0, "max_ms": 0.0,
                       "max_pid": None, "slow": [], "skipped": [], "unfinished": 0,
-                      "gone": 0, "denied": 0}
+                      "gone": 0, "denied": 0, "kept": kept}
 
     def drain(self, ts: str, mono: float, share: float, out: list, events: list) -> None:
         """Read the round's next processes until this tick's budget is spent (`share`: the
@@ -1751,7 +1797,7 @@ class PssTier:
                 obj[key + "_count"] = len(stats[key])
         if stats["unfinished"]:
             obj["unfinished"] = stats["unfinished"]
-        for key in ("gone", "denied"):
+        for key in ("gone", "denied", "kept"):
             if stats[key]:
                 obj[key] = stats[key]
         events.append(("pss", obj))
@@ -3731,6 +3777,7 @@ class Sampler:
                 self._probe(names, ts, out_new, out_p, watch, initial)
             return
         skip = self.skip
+        stirred = self.pss.stirred
         gone = []
         new = []
         listed = []  # the listing's order: Procs, and the names of new ones
@@ -3769,6 +3816,8 @@ class Sampler:
                 if _new_image(st.statm, fields):
                     self.execed.append(st)
                 st.statm = data
+                if st.prog is not None:
+                    stirred.add(st.prog)
             try:
                 rss = int(fields[1]) << shift
                 if keyframe or abs(rss - st.rss) > st.lim:
@@ -3932,6 +3981,8 @@ class Sampler:
         if _new_image(st.statm, fields):
             self.execed.append(st)
         st.statm = data
+        if st.prog is not None:
+            self.pss.stirred.add(st.prog)  # its PSS, and its program's, may have moved
         try:
             rss = int(fields[1]) << self.shift
             if abs(rss - st.rss) > st.lim:
@@ -3955,7 +4006,7 @@ class Sampler:
             if st is None:
                 continue
             self.detail_vals.pop(name, None)
-            self.pss.gone(name)
+            self.pss.gone(st)
             if st.fd >= 0:
                 os.close(st.fd)
             out_x.append(f"X {ts} {name}\n")
@@ -4018,6 +4069,8 @@ class Sampler:
         if not fresh or fresh == st.ident:
             return False
         st.ident = fresh
+        if st.prog is not None:
+            self.pss.stirred.add(st.prog)  # it left its program, as an exit does
         st.prog = None
         self.announced.add(st.pid)
         out_new.append(f"P {ts} {st.ident}\n")
