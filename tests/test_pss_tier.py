@@ -129,6 +129,7 @@ def test_a_slow_read_backs_its_process_off(fakeproc, tmp_path, monkeypatch):
     [round_] = events(first, "pss")
     assert [x["pid"] for x in round_["slow"]] == [200]
     assert _pss_lines(first) == [200, 201]  # what a slow read returned is still written
+    fakeproc.set_rss(201, 12000)  # the program's memory moved: the next round reads it again
     again = clock.tick(s, seconds=1.0)
     [round_] = events(again, "pss")
     assert round_["skipped"][0] == {"pid": 200, "why": "backed off", "rss_kib": 20480}
@@ -236,3 +237,126 @@ def test_a_tiny_process_is_kept_without_its_rss_and_counts_as_moved_past_twice_t
     for _ in range(6):
         lines += clock.tick(s)
     assert _pss_lines(lines) == [201]
+
+
+def _reads(monkeypatch):
+    """The pids whose smaps_rollup the tier read, in order."""
+    pids = []
+    real = S.PssTier._read
+
+    def counting(self, pid, events_):
+        pids.append(int(pid))
+        return real(self, pid, events_)
+    monkeypatch.setattr(S.PssTier, "_read", counting)
+    return pids
+
+
+def _quiet_crowd(fakeproc, tmp_path, monkeypatch):
+    for pid in range(200, 204):
+        fakeproc.add(pid, ["/usr/bin/worker"], rss_kib=20480)
+    fakeproc.add(300, ["/usr/bin/other"], rss_kib=8000)
+    s = make(fakeproc, tmp_path, "--pss-programs", "2", "--pss-top-n", "0",
+             "--pss-every", "60")
+    return s, Clock(), _reads(monkeypatch)
+
+
+def _full_round(s, clock, first=False):
+    lines = clock.tick(s, new_segment=True) if first else clock.tick(s, seconds=60.0)
+    return [r for r in events(lines, "pss")]
+
+
+def test_a_program_whose_memory_did_not_move_keeps_its_figures(fakeproc, tmp_path, monkeypatch):
+    """An idle crowd costs no reads between refreshes: the same PSS, said as `kept`."""
+    s, clock, reads = _quiet_crowd(fakeproc, tmp_path, monkeypatch)
+    [first] = _full_round(s, clock, first=True)
+    assert sorted(reads) == [200, 201, 202, 203, 300] and "kept" not in first
+    for _ in range(S.PSS_REFRESH_ROUNDS - 1):
+        reads.clear()
+        [round_] = _full_round(s, clock)
+        assert reads == [] and round_["kept"] == 5 and round_["planned"] == 0
+        assert round_["programs"] == 2 and round_["read"] == 0
+    reads.clear()
+    [refresh] = _full_round(s, clock)  # every PSS_REFRESH_ROUNDS-th: all read again
+    assert sorted(reads) == [200, 201, 202, 203, 300] and "kept" not in refresh
+
+
+def test_a_member_whose_memory_moved_has_its_whole_program_read(fakeproc, tmp_path, monkeypatch):
+    """A worker touching more of a shared segment lowers the others' shares, though their
+    statm did not move: the whole program is read, and only that program."""
+    s, clock, reads = _quiet_crowd(fakeproc, tmp_path, monkeypatch)
+    _full_round(s, clock, first=True)
+    fakeproc.set_rss(202, 30000)
+    reads.clear()
+    [round_] = _full_round(s, clock)
+    assert sorted(reads) == [200, 201, 202, 203] and round_["kept"] == 1
+    reads.clear()
+    [round_] = _full_round(s, clock)  # quiet again
+    assert reads == [] and round_["kept"] == 5
+
+
+def test_a_member_that_exited_has_its_program_read_again(fakeproc, tmp_path, monkeypatch):
+    s, clock, reads = _quiet_crowd(fakeproc, tmp_path, monkeypatch)
+    _full_round(s, clock, first=True)
+    fakeproc.remove(203)  # a fixture tree lists the exit (the listing diff)
+    reads.clear()
+    _full_round(s, clock)
+    assert sorted(reads) == [200, 201, 202]
+
+
+def test_a_snapshot_and_a_member_never_read_mean_reading_all(fakeproc, tmp_path, monkeypatch):
+    s, clock, reads = _quiet_crowd(fakeproc, tmp_path, monkeypatch)
+    _full_round(s, clock, first=True)
+    s.want_snapshot = "signal"
+    reads.clear()
+    clock.tick(s, seconds=1.0)
+    assert sorted(reads) == [200, 201, 202, 203, 300]
+    # a member whose read failed has no figures to keep: its program is read
+    s.procs["201"].pss = b""
+    reads.clear()
+    _full_round(s, clock)
+    assert sorted(reads) == [200, 201, 202, 203]
+
+
+def test_the_report_counts_kept_figures_and_shows_the_programs_pss(fakeproc, tmp_path,
+                                                                    monkeypatch):
+    """Kept figures are the last ones read: the program's PSS is whole, as before."""
+    from memtrail.report import analyze
+
+    s, clock, reads = _quiet_crowd(fakeproc, tmp_path, monkeypatch)
+    lines = [clock.tick(s, new_segment=True)] + [clock.tick(s, seconds=60.0) for _ in range(2)]
+    log = tmp_path / "log" / "memtrail-20231114T221321Z-000.log"
+    log.write_text(s.header(clock.t - 1, clock.t - 1, log.name)
+                   + "".join("\n".join(t) + "\n" for t in lines))
+    rep = analyze([str(log)])
+    assert rep["pss_tier"]["rounds"] == 3 and rep["pss_tier"]["reads"] == 5
+    assert rep["pss_tier"]["kept"] == 10
+    [g] = [g for g in rep["programs"] if g["name"] == "worker"]
+    assert g["pss_count"] == 4 == g["count"]
+
+
+def test_a_round_left_unfinished_leaves_its_programs_to_be_read(fakeproc, tmp_path, monkeypatch):
+    """The next full round reads a program whose members the last one did not reach (they
+    hold figures from before its memory moved), and the tier forgets programs nobody runs."""
+    for pid in range(200, 204):
+        fakeproc.add(pid, ["/usr/bin/worker"], rss_kib=20480)
+    s = make(fakeproc, tmp_path, "--pss-programs", "1", "--pss-top-n", "0",
+             "--pss-every", "3")
+    reads = _reads(monkeypatch)
+    clock = Clock()
+    clock.tick(s, new_segment=True)  # round 1: all four, every one with figures
+    assert sorted(reads) == [200, 201, 202, 203]
+    s.cfg.pss_budget = 0.000001  # from now on one read a tick
+    fakeproc.set_rss(200, 30000)  # the program's memory moved
+    s.pss.stirred.add("gone-soon")
+    clock.tick(s, seconds=1.0)
+    clock.tick(s, seconds=1.0)
+    reads.clear()
+    for _ in range(3):  # round 2 reads three of the four, then round 3 begins
+        clock.tick(s, seconds=1.0)
+    assert len(reads) == 3
+    reads.clear()
+    lines = clock.tick(s, seconds=1.0)
+    [round2] = events(lines, "pss")
+    assert round2["unfinished"] == 1 and round2["planned"] == 4
+    assert len(reads) == 1  # round 3 reads the program again, rather than keeping it
+    assert "gone-soon" not in s.pss.stirred

@@ -551,6 +551,7 @@ class Run:
     rate_reasons: Dict[int, List[str]] = field(default_factory=dict)  # why it ticked so
     pss_rounds: int = 0  # `pss` events: rounds of PSS reads the sampler reported
     pss_reads: int = 0
+    pss_kept: int = 0  # members of full rounds whose figures stood (their program was quiet)
     pss_skipped: Dict[int, str] = field(default_factory=dict)  # pid -> why, last said
     pss_denied: int = 0  # the most reads a round had refused (a sampler without root)
     sampler_unprivileged: bool = False  # a segment's sampler ran as a uid other than root
@@ -1232,9 +1233,10 @@ class Replayer:
                     run.problem("bad_value")
         elif kind == "pss":
             run.pss_rounds += 1
-            read = event.data.get("read")
-            if isinstance(read, int):
-                run.pss_reads += read
+            for key, count in (("read", "pss_reads"), ("kept", "pss_kept")):
+                n = event.data.get(key)
+                if isinstance(n, int) and not isinstance(n, bool) and 0 < n < 1 << 53:
+                    setattr(run, count, getattr(run, count) + n)
             denied = event.data.get("denied")
             if isinstance(denied, int) and not isinstance(denied, bool) \
                     and denied > run.pss_denied:

@@ -680,6 +680,7 @@ class Analysis:
             "programs": programs[: self.top] if self.top else programs,
             "programs_total": len(programs),
             "pss_tier": {"rounds": run.pss_rounds, "reads": run.pss_reads,
+                         "kept": run.pss_kept,
                          "denied": run.pss_denied,
                          "sampler_unprivileged": run.sampler_unprivileged,
                          "skipped": [{"pid": pid, "why": why}
