@@ -360,3 +360,21 @@ def test_a_round_left_unfinished_leaves_its_programs_to_be_read(fakeproc, tmp_pa
     assert round2["unfinished"] == 1 and round2["planned"] == 4
     assert len(reads) == 1  # round 3 reads the program again, rather than keeping it
     assert "gone-soon" not in s.pss.stirred
+
+
+def test_a_round_read_over_many_ticks_can_still_be_kept_after(fakeproc, tmp_path, monkeypatch):
+    """Status ticks that fall while a round is being read do not count its members still
+    waiting as left unread (a 19 900-member program was read every minute that way)."""
+    for pid in range(200, 204):
+        fakeproc.add(pid, ["/usr/bin/worker"], rss_kib=20480)
+    s = make(fakeproc, tmp_path, "--pss-programs", "1", "--pss-top-n", "0", "--status-every",
+             "1", "--pss-every", "10", "--pss-budget", "0.000001")  # one read a tick
+    reads = _reads(monkeypatch)
+    clock = Clock()
+    clock.tick(s, new_segment=True)
+    for _ in range(9):
+        clock.tick(s, seconds=1.0)
+    assert sorted(reads) == [200, 201, 202, 203]
+    reads.clear()
+    [round_] = events(clock.tick(s, seconds=1.0), "pss")
+    assert reads == [] and round_["kept"] == 4

@@ -1594,9 +1594,6 @@ class PssTier:
             sizes[st.prog] = sizes.get(st.prog, 0) + 1
         extra = [st for st in ranked[:cfg.pss_top_n] if st.prog not in sizes]
         stirred = self.stirred
-        if self.stats is not None and self.pos < len(self.queue):
-            # members a round left unread: their programs are not whole yet
-            stirred.update(st.prog for st in self.queue[self.pos:] if st.prog is not None)
 
         def by_size(group: list) -> list:
             # Programs with fewer processes first: each is cheap to complete, so a program of
@@ -1633,6 +1630,9 @@ class PssTier:
                 self.stats["planned"] = len(self.queue)
                 return
         else:
+            if self.stats is not None and self.pos < len(self.queue):
+                # members the round this one cuts short left unread: not whole yet
+                stirred.update(st.prog for st in self.queue[self.pos:] if st.prog is not None)
             self.full_rounds += 1
             if not force and self.full_rounds % PSS_REFRESH_ROUNDS != 1:
                 # A program none of whose members' statm moved, and none left, since its last
