@@ -75,6 +75,8 @@ class Mode:
     attempts: int = 3  # measure again when another workload moved the process count
     quiet_wait_s: float = 120.0  # wait this long for a bigger foreign crowd to go away
     big_counts: list[int] = field(default_factory=list)  # memtrail and floors only, at 1 s
+    memtrail_windows: int = 0  # memtrail's own windows x ticks, when longer (0: the same)
+    memtrail_ticks: int = 0
 
 
 MODES = {
@@ -162,9 +164,12 @@ BIG_KIB_SPAN = 64  # each child of a big crowd touches 64-128 KiB (20,000 x 960 
 
 def big_mode(mode: Mode) -> Mode:
     """A big crowd: the sampler at the unit's 1 s tick next to the floors (the peers would
-    take most of a second per sample), over a minute: the PSS tier's period, whose round at
-    this size is spread over a third of it and is part of what a tick costs on average."""
-    return replace(mode, fast_s=1.0, peers=False, windows=4, fast_ticks=15)
+    take most of a second per sample), the floors over a minute, the sampler over 5.5 minutes:
+    the PSS tier reads every member of the largest programs in its start-up round and then,
+    while a program's memory does not move, every fifth round (a minute apart), so its cost
+    per tick is a mean over that period, start-up round included."""
+    return replace(mode, fast_s=1.0, peers=False, windows=4, fast_ticks=15,
+                   memtrail_windows=5, memtrail_ticks=66)
 
 
 def fit_crowd(n: int) -> int:
@@ -314,10 +319,12 @@ def run_scenario(
                         expected = keeper.ensure(mode.quiet_wait_s)
                         again = f", attempt {attempt}" if attempt > 1 else ""
                         log(f"{scenario}: {name} ({keeper.target} processes{again})")
-                        res = measure.run(
-                            c, nprocs, scenario, mode.windows,
-                            mode.slow_ticks if slow else mode.fast_ticks,
-                            stderr_path=tmp / "stderr.txt")
+                        windows, ticks = mode.windows, mode.slow_ticks if slow else \
+                            mode.fast_ticks
+                        if name == "memtrail" and mode.memtrail_windows:
+                            windows, ticks = mode.memtrail_windows, mode.memtrail_ticks
+                        res = measure.run(c, nprocs, scenario, windows, ticks,
+                                          stderr_path=tmp / "stderr.txt")
                         if c.cgroup is not None:
                             try:
                                 c.cgroup.rmdir()
