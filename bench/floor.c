@@ -81,7 +81,7 @@ static void relist(void) {
 
 /* /proc/stat's `processes` (forks since boot), or -1. */
 static long forks(void) {
-    static char st[1 << 16];
+    static char st[1 << 22];  /* a many-core host's /proc/stat runs to megabytes */
     ssize_t n = pread(statfd, st, sizeof st - 1, 0);
     st[n > 0 ? n : 0] = 0;
     char *p = strstr(st, "\nprocesses ");
@@ -112,12 +112,14 @@ static void tick_held(void) {
     ssize_t n = pread(loadavg, cursor, sizeof cursor - 1, 0);
     cursor[n > 0 ? n : 0] = 0;
     char *last = strrchr(cursor, ' ');
+    long probe_from = 0, probe_to = -1;
     if (!last || strcmp(last, last_cursor) != 0) {
         long now_pid = last ? atol(last) : -1, was = atol(last_cursor), made = forks();
         long gap = now_pid - was;
         if (last_cursor[0] && gap > 0 && gap <= 64 + norder / 4 && made >= 0 &&
             last_forks >= 0 && made - last_forks <= gap && now_pid < pid_max) {
-            for (long pid = was + 1; pid <= now_pid; pid++) probe(pid);
+            probe_from = was + 1;  /* after the reads below, as the sampler does: a pid */
+            probe_to = now_pid;    /* given out again is probed once its old holder is let go */
         } else {
             relist();
         }
@@ -135,6 +137,7 @@ static void tick_held(void) {
         order[kept++] = pid;
     }
     norder = kept;
+    for (long pid = probe_from; pid <= probe_to; pid++) probe(pid);
 }
 
 int main(int argc, char **argv) {

@@ -378,3 +378,105 @@ def test_a_round_read_over_many_ticks_can_still_be_kept_after(fakeproc, tmp_path
     reads.clear()
     [round_] = events(clock.tick(s, seconds=1.0), "pss")
     assert reads == [] and round_["kept"] == 4
+
+
+def _fault(fakeproc, pid: int, n: int) -> None:
+    """Give a process N more minor page faults (field 10 of its stat)."""
+    path = fakeproc.root / str(pid) / "stat"
+    data = path.read_bytes()
+    cut = data.rindex(b")") + 2
+    rest = data[cut:].split()
+    rest[7] = str(int(rest[7]) + n).encode()
+    path.write_bytes(data[:cut] + b" ".join(rest) + b"\n")
+
+
+def test_a_member_that_took_a_page_fault_has_its_program_read(fakeproc, tmp_path, monkeypatch):
+    """A forked worker writing to a page it shares with its parent gets a private copy: no
+    statm field moves (the page was resident in both), but both PSS do. The fault does
+    show, in /proc/PID/stat, so the program is read again."""
+    s, clock, reads = _quiet_crowd(fakeproc, tmp_path, monkeypatch)
+    _full_round(s, clock, first=True)
+    reads.clear()
+    assert _full_round(s, clock)[0]["kept"] == 5
+    _fault(fakeproc, 201, 16)
+    reads.clear()
+    [round_] = _full_round(s, clock)
+    assert sorted(reads) == [200, 201, 202, 203] and round_["kept"] == 1
+    reads.clear()
+    assert _full_round(s, clock)[0]["kept"] == 5 and reads == []
+    # a member whose stat cannot be read: nothing to compare, so its program is read
+    (fakeproc.root / "202" / "stat").unlink()
+    reads.clear()
+    _full_round(s, clock)
+    assert sorted(reads) == [200, 201, 202, 203]
+
+
+COW_PAIR = r"""
+import mmap, os, signal
+buf = mmap.mmap(-1, 32 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+for i in range(0, len(buf), 4096):
+    buf[i] = 1  # resident, then shared with the child after the fork
+r, w = os.pipe()
+child = os.fork()
+if child == 0:
+    def write_all(target, out):
+        for i in range(0, len(target), 4096):
+            target[i] = 2  # a private copy of every page: no statm field moves
+        os.write(out, b"written\n")
+    # the same code once on a page of its own, so its code pages are in before the look
+    null = os.open(os.devnull, os.O_WRONLY)
+    write_all(mmap.mmap(-1, 4096, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS), null)
+    signal.signal(signal.SIGUSR1, lambda *_: write_all(buf, 1))
+    os.write(w, b"c")
+    while True:
+        signal.pause()
+os.read(r, 1)
+os.write(1, f"{child}\n".encode())
+os.wait()
+"""
+
+
+def test_live_a_forked_worker_writing_its_shared_pages_has_its_pss_read_again(tmp_path,
+                                                                              monkeypatch):
+    """Real processes: a parent touches 32 MiB and forks; its child then writes every page
+    (copy on write). Their statm do not move, their PSS does, and the round after reads
+    them again rather than keeping what it read before."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "cowpair.py"  # a program of its own: nothing else moves it
+    script.write_text(COW_PAIR)
+    pair = subprocess.Popen([sys.executable, "-I", str(script)], stdout=subprocess.PIPE)
+    child = ""
+    try:
+        child = pair.stdout.readline().decode().strip()
+        parent = pair.pid
+        cfg = S.parse_args(["--dir", str(tmp_path / "log"), "--kmsg", "", "--no-mlock",
+                            "--no-oom-adj", "--no-cgroups", "--quiet", "--journal", "no",
+                            "--pss-programs", "1000", "--pss-top-n", "0", "--pss-budget", "10"])
+        S.check_log_dir(cfg.dir)
+        s = S.Sampler(cfg)
+        reads = _reads(monkeypatch)
+        clock = Clock()
+        clock.tick(s, new_segment=True)
+        assert int(child) in reads and parent in reads
+        reads.clear()
+        clock.tick(s, seconds=60.0)
+        assert int(child) not in reads and parent not in reads  # quiet: kept
+        statm = open(f"/proc/{child}/statm").read()
+        pss_before = s.procs[child].pss
+        os.kill(int(child), signal.SIGUSR1)
+        assert pair.stdout.readline() == b"written\n"
+        assert open(f"/proc/{child}/statm").read() == statm  # the kernel's side
+        reads.clear()
+        lines = clock.tick(s, seconds=60.0)
+        assert int(child) in reads and parent in reads
+        assert s.procs[child].pss != pss_before
+        assert any(line.split()[2] == child for line in of(lines, "D"))
+    finally:
+        if child:
+            os.kill(int(child), signal.SIGKILL)
+        pair.kill()
+        pair.wait()

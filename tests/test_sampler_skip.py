@@ -289,11 +289,51 @@ def test_a_process_is_seen_exactly_when_the_kernel_says_one_appeared(tmp_path, l
     assert len(listings) == 2 and "\nP " not in lines
     # The fake can break the kernel's promise: a process without a pid allocation is not
     # looked for, which shows the listing is really skipped; the next pid brings it in.
-    kernel.add(101, ["hidden"], bump=False)
+    # (Not at 101: the last pids given out are looked at once more, for a task its fork had
+    # not yet put in /proc: the next test.)
+    kernel.add(50, ["hidden"], bump=False)
     assert "hidden" not in s.tick(t + 3, t + 3, 0.0, False).decode()
     kernel.add(102, ["visible"])
     lines = s.tick(t + 4, t + 4, 0.0, False).decode()
     assert "hidden" in lines and "visible" in lines and len(listings) == 3
+
+
+def test_a_pid_given_out_before_its_task_is_in_proc_is_looked_at_once_more(
+        tmp_path, listings):
+    """The kernel moves the pid cursor when it allocates the pid, and shows the task in /proc
+    only at the end of the fork: a look in between finds nothing. The pid is looked at once
+    more at the next tick, whether the last look was by number or a listing."""
+    kernel, s = _probing(tmp_path)
+    kernel.last_pid, kernel.forks = 101, kernel.forks + 1  # allocated, not yet in /proc
+    kernel._loadavg()
+    assert "late" not in _tick(s, 1)
+    kernel.add(101, ["late"], bump=False, fork=False)  # the fork ends
+    assert "late" in _tick(s, 2) and len(listings) == 1
+    assert "\nP " not in _tick(s, 3)  # once more only: not at every tick
+    assert s.unseen == ()
+    # the same after a listing (a keyframe here), for the last pids up to the cursor
+    kernel.last_pid, kernel.forks = 102, kernel.forks + 1
+    kernel._loadavg()
+    assert "later" not in s.tick(1_700_000_020.0, 1_700_000_020.0, 0.0, False).decode()
+    assert len(listings) == 2 and 102 in s.unseen
+    kernel.add(102, ["later"], bump=False, fork=False)
+    assert "later" in _tick(s, 21) and len(listings) == 2
+
+
+def test_a_kernel_threads_pid_is_looked_at_again_after_the_allocator_turned(tmp_path,
+                                                                           listings):
+    """A dead kernel thread's pid given to a process after a turn of pid_max: the listing
+    that the cursor going back causes looks at kernel threads again."""
+    kernel = Kernel(tmp_path / "proc", forks=True)
+    kernel.add(30000, ["app"])
+    kernel.add(400, [], comm="kworker/0:2", kthread=True, bump=False)
+    s = make(kernel.root, tmp_path, "log")
+    kernel.sampler = s
+    s.tick(1_700_000_000.0, 1_700_000_000.0, 0.0, True)
+    assert "400" in s.skip
+    kernel.remove(400)
+    kernel.add(400, ["reborn"])  # the cursor went from 30000 back to 400
+    assert "reborn" in _tick(s, 1) and len(listings) == 2
 
 
 def test_a_keyframe_always_lists(tmp_path, listings):
@@ -375,6 +415,9 @@ LIVE = textwrap.dedent("""
         args[4] = signal.SIGCHLD  # exit_signal
         args[8], args[9] = ctypes.addressof(want), 1  # set_tid, set_tid_size
         got = libc.syscall(435, ctypes.byref(args), ctypes.c_size_t(88))
+        if got < 0:  # no clone3 (Linux < 5.5), or a filter refusing it
+            print(json.dumps({"no_clone3": ctypes.get_errno()}))
+            sys.exit(0)
         if got == 0:
             try:
                 os.execv("/bin/sleep", ["sleep", "60"])
@@ -432,6 +475,8 @@ def test_live_a_process_started_between_two_ticks_is_seen(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
+    if "no_clone3" in out:
+        pytest.skip(f"clone3 with set_tid refused here (errno {out['no_clone3']})")
     assert out["skip_on"]
     assert out["first"]["listed"]
     assert not out["quiet"]["listed"] and out["quiet"]["new"] == []
@@ -483,5 +528,6 @@ def test_live_new_processes_are_found_by_number_on_the_real_proc(tmp_path):
     for row in out["rows"]:
         assert row["child"] in row["new"]
     if out["ns"] == "pid:[4026531836]":  # the initial namespace (PROC_PID_INIT_INO)
-        # a fork between the two counters' reads makes a tick list: not all twenty
-        assert sum(not row["listed"] for row in out["rows"]) >= 10
+        # a fork anywhere between the two counters' reads makes a tick list: not all
+        # twenty are looked at by number on a busy host, but some are
+        assert any(not row["listed"] for row in out["rows"])
