@@ -1445,14 +1445,18 @@ class Proc:
         self.pss = None
 
 
+def stat_fields(data: bytes) -> list:
+    """/proc/PID/stat's fields after the comm (field 3 on, `rest[0]`): the comm may contain
+    spaces and ')', so they start after the last ')'."""
+    return data[data.rindex(b")") + 2:].split()
+
+
 def parse_stat(data: bytes):
-    """(comm, ppid, flags, start, thread) from /proc/PID/stat; comm may contain spaces and
-    ')'. `thread`: a thread's own pid (its `exit_signal`, field 38, is -1: CLONE_THREAD), which
-    /proc does not list but does answer, so a pid looked at by number may be one."""
-    lpar = data.index(b"(")
-    rpar = data.rindex(b")")
-    comm = data[lpar + 1:rpar].decode("utf-8", "replace")
-    rest = data[rpar + 2:].split()
+    """(comm, ppid, flags, start, thread) from /proc/PID/stat. `thread`: a thread's own pid
+    (its `exit_signal`, field 38, is -1: CLONE_THREAD), which /proc does not list but does
+    answer, so a pid looked at by number may be one."""
+    comm = data[data.index(b"(") + 1:data.rindex(b")")].decode("utf-8", "replace")
+    rest = stat_fields(data)
     return (comm, int(rest[1]), int(rest[6]), int(rest[19]),
             len(rest) > 35 and rest[35] == b"-1")
 
@@ -1678,9 +1682,9 @@ class PssTier:
         for st in members:
             data = read_file(f"{self.proc}/{st.pid}/stat", 1024)
             try:
-                rest = data[data.rindex(b")") + 2:].split()
+                rest = stat_fields(data)  # minflt (field 10) and majflt (12)
                 sums[st.prog] = sums.get(st.prog, 0) + int(rest[7]) + int(rest[9])
-            except (AttributeError, ValueError, IndexError):
+            except (AttributeError, ValueError, IndexError):  # None: not read
                 broken.add(st.prog)
         for prog in broken:
             sums.pop(prog, None)
@@ -3556,6 +3560,7 @@ class Sampler:
         self.execed = []  # Procs whose statm's code size changed this tick: a new image
         self.detail_vals = {}  # pid -> last written `d` values (top N only)
         self.pss = PssTier(cfg, self.proc)
+        self.stirred = self.pss.stirred  # the same set, changed in place only
         self.rss_delta_kib = cfg.rss_delta // 1024
         self.skip = set()  # /proc names that are not user processes (kthreads, "self", ...)
         # Listing /proc is a third of a tick; it is skipped while no pid was allocated in our
@@ -3765,9 +3770,9 @@ class Sampler:
 
     def _listing(self, keyframe: bool):
         """The names in /proc; None when no process can have appeared since the last look; a
-        tuple of pids to look at one by one (a range of the pids allocated since, when they are
-        all the new processes or threads, and a tuple of pids to look at once more) or a tuple
-        of those pids alone; False when /proc cannot be listed.
+        pair of pids to look at one by one instead (those allocated since, when they are all
+        the new processes or threads, and those to look at once more); False when /proc
+        cannot be listed.
 
         The pid cursor (/proc/loadavg) says whether a pid was allocated in our namespace since
         the last look: unmoved, nothing new (the listing is skipped). Moved forward by a few,
@@ -3782,7 +3787,7 @@ class Sampler:
         if (cursor is not None and self.cursor is not None and not keyframe
                 and not self.must_list):
             if cursor == self.cursor:
-                return unseen or None
+                return ((), unseen) if unseen else None
             gap = cursor - self.cursor
             if 0 < gap <= PROBE_MIN + (len(self.procs) >> 2):
                 forks = self._fork_count()
@@ -3819,14 +3824,12 @@ class Sampler:
             return
         if names is None or names.__class__ is tuple:
             self._read_known(ts, out_x, out_p, watch)
-            if names:
-                if names[0].__class__ is range:  # new pids, and last tick's unseen
-                    self._probe(names[0], ts, out_new, out_p, watch, initial, True)
-                    names = names[1]
-                self._probe(names, ts, out_new, out_p, watch, initial, False)
+            if names is not None:  # new pids, and those last tick did not find yet
+                self._probe(names[0], ts, out_new, out_p, watch, initial, True)
+                self._probe(names[1], ts, out_new, out_p, watch, initial, False)
             return
         skip = self.skip
-        stirred = self.pss.stirred
+        stirred = self.stirred
         gone = []
         new = []
         listed = []  # the listing's order: Procs, and the names of new ones
@@ -4043,7 +4046,7 @@ class Sampler:
             self.execed.append(st)
         st.statm = data
         if st.prog is not None:
-            self.pss.stirred.add(st.prog)  # its PSS, and its program's, may have moved
+            self.stirred.add(st.prog)  # its PSS, and its program's, may have moved
         try:
             rss = int(fields[1]) << self.shift
             if abs(rss - st.rss) > st.lim:
@@ -4131,7 +4134,7 @@ class Sampler:
             return False
         st.ident = fresh
         if st.prog is not None:
-            self.pss.stirred.add(st.prog)  # it left its program, as an exit does
+            self.stirred.add(st.prog)  # it left its program, as an exit does
         st.prog = None
         st.pss = None  # a new member for the PSS tier: its new program is read again
         self.announced.add(st.pid)
