@@ -125,14 +125,17 @@ class FakeProc:
     def add(self, pid: int, argv, rss_kib: int = 10240, shared_kib: int = 2048,
             comm: str = "", ppid: int = 1, start: int = 1000, kthread: bool = False,
             cgroup: str = "/system.slice/test.service", status: dict = None,
-            thread: bool = False) -> None:
-        """A process (`thread`: a thread's own pid, which /proc answers but does not list)."""
+            thread: bool = False, stack: int = 0) -> None:
+        """A process (`thread`: a thread's own pid, which /proc answers but does not list;
+        `stack`: its stack's start address, field 28, which the kernel shows as 0 to a reader
+        that may not trace the process, and which exec moves)."""
         d = self.root / str(pid)
         d.mkdir(exist_ok=True)
         comm = comm or (os.path.basename(argv[0])[:15] if argv else "kworker/0:1")
         flags = 0x00200040 if kthread else 0x00400100
         rest = ["S", str(ppid)] + ["0"] * 4 + [str(flags)] + ["0"] * 12 + [str(start)] + ["0"] * 30
         rest[35] = "-1" if thread else "17"  # exit_signal: -1 for a thread, else SIGCHLD
+        rest[25] = str(stack)
         self._write(f"{pid}/stat", f"{pid} ({comm}) " + " ".join(rest) + "\n")
         raw = b"".join(a.encode("utf-8", "surrogateescape") + b"\0" for a in argv)
         self._write(f"{pid}/cmdline", raw)
@@ -165,6 +168,17 @@ class FakeProc:
             text += f"Pss_Anon: {pss_kib} kB\nPss_File: 0 kB\nPss_Shmem: 0 kB\n"
         text += f"Swap: {swap_kib} kB\nSwapPss: {swap_kib} kB\n"
         self._write(f"{pid}/smaps_rollup", text)
+
+    def exec_same_binary(self, pid: int, argv, stack: int) -> None:
+        """An exec of the binary the process already runs: a new command line and a new
+        stack address; statm's code size (`text`) stays."""
+        path = self.root / str(pid) / "stat"
+        head, _sep, tail = path.read_text().rpartition(") ")
+        rest = tail.split()
+        rest[25] = str(stack)
+        self._write(f"{pid}/stat", head + ") " + " ".join(rest) + "\n")
+        self._write(f"{pid}/cmdline",
+                    b"".join(a.encode("utf-8", "surrogateescape") + b"\0" for a in argv))
 
     def set_rss(self, pid: int, rss_kib: int, shared_kib: int = 2048) -> None:
         pk = self.page_kib

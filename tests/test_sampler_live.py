@@ -108,6 +108,38 @@ def test_a_real_shell_that_execs_later_gets_its_new_identity(tmp_path, sampler_f
     assert s.stop() == 0
 
 
+def test_a_real_exec_of_the_same_interpreter_gets_its_new_identity(tmp_path, sampler_factory):
+    """A Python launcher that execs Python again (same binary, same code size in statm):
+    seen by its stack's new address at the next status tick."""
+    logdir = tmp_path / "log"
+    s = sampler_factory(logdir, "--interval", "0.1", "--status-every", "0.3", "--top-n", "100000")
+    s.wait_ticks(2)
+    tag = f"memtrail-reexec-{os.getpid()}"
+    code = ("import os, sys; sys.stdin.readline(); os.execv(sys.executable, [sys.executable, "
+            "'-c', 'import sys; print(\"ready\", flush=True); sys.stdin.read()', sys.argv[2]])")
+    child = subprocess.Popen([sys.executable, "-c", code, "launcher", tag], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    pid = str(child.pid)
+
+    def idents():
+        return [json.loads(line[line.index("{"):])["cmd"] for line in lines_of(logdir, "P")
+                if line.split()[2] == pid]
+    wait_for(lambda: idents(), what="the launcher's identity")
+    seen = log_text(logdir).count("\ns ")
+    s.wait_ticks(seen + 3)  # no longer young
+    assert idents()[-1][-2:] == ["launcher", tag]
+    text_before = Path(f"/proc/{pid}/statm").read_text().split()[3]
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    assert child.stdout.readline() == "ready\n"  # the exec is done
+    assert Path(f"/proc/{pid}/statm").read_text().split()[3] == text_before  # same code size
+    wait_for(lambda: "launcher" not in idents()[-1], what="the new identity")
+    assert idents()[-1][-1] == tag and idents()[-1][-2].endswith("sys.stdin.read()")
+    child.stdin.close()
+    child.wait(10)
+    assert s.stop() == 0
+
+
 def test_sampler_never_forks_and_execs_only_itself_once_before_sampling(tmp_path):
     """Run as a script it re-executes itself once, at start-up, as an import of the same file
     (sampler.lean_reexec): that execve, of the same interpreter, is the only one after the

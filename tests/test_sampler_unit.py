@@ -567,6 +567,56 @@ def test_parse_kv_kib_agrees_with_a_line_by_line_parse_on_live_files():
         assert any(v is not None for v in got), path
 
 
+def test_an_exec_of_the_same_binary_is_seen_in_the_largest_processes(fakeproc, tmp_path):
+    """A launcher that execs the interpreter it already runs (`python3 launch.py` ->
+    `python3 -m server`) keeps statm's code size. Its stack moves (/proc/PID/stat field 28),
+    and the next status tick reads its identity again. A program that only rewrites its
+    title (postgres, setproctitle) keeps its stack and gets no new `P`."""
+    fakeproc.add(300, ["/usr/bin/python3", "launch.py"], rss_kib=90000, stack=0x7ffd0000f000)
+    fakeproc.add(301, ["postgres: checkpointer"], rss_kib=80000, stack=0x7ffc1000e000)
+    fakeproc.add(302, ["small"], rss_kib=1000, stack=0x7ffe2000d000)
+    s = make(fakeproc, tmp_path, "--top-n", "2", "--status-every", "10")
+    clock = Clock()
+    clock.tick(s, new_segment=True)
+    fakeproc.exec_same_binary(300, ["/usr/bin/python3", "-m", "server"], 0x7fff3000c000)
+    fakeproc._write("301/cmdline", b"postgres: checkpointer performing restartpoint\0")
+    seen = []
+    for _ in range(10):
+        seen += of(clock.tick(s), "P")
+    [ident] = seen  # one status tick in these ten: 300's new identity, not 301's title
+    assert ident.split()[2:4] == ["300", "1000"]
+    assert json.loads(ident.split(" ", 6)[6])["cmd"] == ["/usr/bin/python3", "-m", "server"]
+    for _ in range(10):
+        assert of(clock.tick(s), "P") == []  # said once
+
+    # One that exec'd while too small to be looked at is read again when it joins the top N
+    fakeproc.exec_same_binary(302, ["/usr/bin/python3", "-m", "worker"], 0x7ffa4000b000)
+    for _ in range(10):
+        assert of(clock.tick(s), "P") == []
+    fakeproc.set_rss(302, 120000)
+    seen = []
+    for _ in range(10):
+        seen += of(clock.tick(s), "P")
+    assert [line.split()[2] for line in seen] == ["302"]
+    assert json.loads(seen[0].split(" ", 6)[6])["cmd"][-1] == "worker"
+
+
+def test_a_stack_the_kernel_hides_tells_nothing(fakeproc, tmp_path):
+    """Without the right to trace a process the kernel shows its stack as 0: no exec is told
+    from it (and the identity is not read again at every status tick)."""
+    fakeproc.add(300, ["/usr/bin/python3", "launch.py"], rss_kib=90000)
+    s = make(fakeproc, tmp_path, "--top-n", "2", "--status-every", "10")
+    clock = Clock()
+    clock.tick(s, new_segment=True)
+    calls = []
+    real = s._reidentify
+    s._reidentify = lambda *a: calls.append(a[0].pid) or real(*a)
+    fakeproc.exec_same_binary(300, ["/usr/bin/python3", "-m", "server"], 0)
+    for _ in range(30):
+        assert of(clock.tick(s), "P") == []
+    assert calls == []
+
+
 def test_a_process_that_execs_later_in_life_gets_its_new_identity(fakeproc, tmp_path):
     """A shell that waits, then execs its server: statm's code size (`text`) changes with the
     new image, and the sampler writes the process's new identity the same tick."""

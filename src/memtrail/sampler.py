@@ -3559,6 +3559,9 @@ class Sampler:
         self.young = []  # Procs first seen last tick: their command line is read once more
         self.execed = []  # Procs whose statm's code size changed this tick: a new image
         self.detail_vals = {}  # pid -> last written `d` values (top N only)
+        # pid -> its stack's start address (/proc/PID/stat field 28), top N only: exec
+        # places a new stack, at a new random address, and nothing else moves it
+        self.stacks = {}
         self.pss = PssTier(cfg, self.proc)
         self.stirred = self.pss.stirred  # the same set, changed in place only
         self.rss_delta_kib = cfg.rss_delta // 1024
@@ -4117,7 +4120,7 @@ class Sampler:
         exec alone, so a change there is a new program image: its identity is read again, and
         the memory from this tick on is the new program's, not the shell's.
         An exec of the same binary (a program re-executing itself) keeps the code size and is
-        not seen here."""
+        not seen here: recheck_stacks sees it in the largest processes."""
         execed, self.execed = self.execed, []
         procs = self.procs
         done = set(rechecked) if rechecked else ()
@@ -4126,6 +4129,32 @@ class Sampler:
                 continue
             if procs.get(st.pid) is st:
                 self._reidentify(st, ts, out_new)
+
+    def recheck_stacks(self, top: list, ts: str, out_new: list) -> None:
+        """An exec of the same binary (a Python launcher exec'ing `python3 -m server`, a
+        daemon re-executing itself with new arguments) keeps statm's code size, so
+        recheck_execed misses it. It does place a new stack, at a new random address (ASLR):
+        /proc/PID/stat's `startstack` moves on exec and at no other time, while a program
+        rewriting its own title (postgres, setproctitle) leaves it be. So the largest
+        processes, at each status tick, have that one field compared: their identity is read
+        again when it moved, and when one first joins them (it may have exec'd since it was
+        first seen). Only the top N: one small read each every status period. Where the
+        field reads 0 (another user's process, without root; ASLR off gives equal values)
+        nothing is told."""
+        stacks, before = {}, self.stacks
+        announced = self.announced
+        for st in top:
+            data = read_file(f"{self.proc}/{st.pid}/stat", 1024)
+            try:
+                mark = stat_fields(data)[25]
+            except (AttributeError, ValueError, IndexError):  # None: gone, or unreadable
+                continue
+            if mark == b"0":
+                continue
+            stacks[st.pid] = mark
+            if before.get(st.pid, mark if st.pid in announced else None) != mark:
+                self._reidentify(st, ts, out_new)
+        self.stacks = stacks
 
     def _reidentify(self, st: Proc, ts: str, out_new: list) -> bool:
         """Read a process's identity again; a `P` line (and True) when it changed."""
@@ -4146,13 +4175,14 @@ class Sampler:
         return sorted(self.procs.values(), key=_by_rss, reverse=True)[:n] if n else []
 
     def details(self, ts: str, mono: float, snapshot: bool, do_status: bool, do_pss: bool,
-                out: list) -> None:
+                out: list, out_new: list) -> None:
         """Tiered detail: status for the top N; the PSS tier plans at status ticks (whole
         programs, see PssTier) and reads a budgeted share of its round every tick."""
         cfg = self.cfg
         if do_status or do_pss:
             ranked = self.top(max(cfg.top_n if do_status else 0, cfg.pss_top_n))
             if do_status:
+                self.recheck_stacks(ranked[:cfg.top_n], ts, out_new)
                 last = self.detail_vals
                 for st in ranked[:cfg.top_n]:
                     data = read_file(f"{self.proc}/{st.pid}/status", 4096)
@@ -4343,7 +4373,8 @@ class Sampler:
             self.last_status = mono
         if do_pss:
             self.last_pss = mono
-        self.details(ts, mono, bool(snapshot) or initial, do_status, do_pss, out_detail)
+        self.details(ts, mono, bool(snapshot) or initial, do_status, do_pss, out_detail,
+                     out_new)
         oom_now = system[S_INDEX["oom_kill"]]
         oom_step = self.oom_total is not None and oom_now is not None and oom_now > self.oom_total
         if oom_step:
