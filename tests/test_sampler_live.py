@@ -49,6 +49,12 @@ def lines_of(logdir: Path, rtype: str):
     return [line for line in log_text(logdir).splitlines() if line.startswith(rtype + " ")]
 
 
+def commands_of(logdir: Path, pid: str) -> list:
+    """The command lines of PID's `P` lines, in order."""
+    return [json.loads(line[line.index("{"):])["cmd"] for line in lines_of(logdir, "P")
+            if line.split()[2] == pid]
+
+
 def test_real_child_appears_grows_and_exits(tmp_path, sampler_factory):
     logdir = tmp_path / "log"
     s = sampler_factory(logdir, "--interval", "0.1")
@@ -92,8 +98,7 @@ def test_a_real_shell_that_execs_later_gets_its_new_identity(tmp_path, sampler_f
     pid = str(shell.pid)
 
     def idents():
-        return [json.loads(line[line.index("{"):])["cmd"] for line in lines_of(logdir, "P")
-                if line.split()[2] == pid]
+        return commands_of(logdir, pid)
     wait_for(lambda: idents(), what="the shell's identity")
     seen = log_text(logdir).count("\ns ")
     s.wait_ticks(seen + 3)  # no longer young: only the code-size rule can see the exec
@@ -122,8 +127,7 @@ def test_a_real_exec_of_the_same_interpreter_gets_its_new_identity(tmp_path, sam
     pid = str(child.pid)
 
     def idents():
-        return [json.loads(line[line.index("{"):])["cmd"] for line in lines_of(logdir, "P")
-                if line.split()[2] == pid]
+        return commands_of(logdir, pid)
     wait_for(lambda: idents(), what="the launcher's identity")
     seen = log_text(logdir).count("\ns ")
     s.wait_ticks(seen + 3)  # no longer young
