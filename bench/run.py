@@ -88,6 +88,9 @@ MODES = {
 }
 
 
+SHARED_CGROUP = [False]  # --shared-cgroup
+
+
 def real_python() -> str:
     """The interpreter a unit would name: /usr/bin/python3, else this one (never a shim)."""
     if os.access("/usr/bin/python3", os.X_OK):
@@ -259,6 +262,10 @@ class CrowdKeeper:
         self.nprocs, self.churn, self.kib_span = nprocs, churn, kib_span
         self.crowd: spawn.Crowd | None = None
         self.target = nprocs  # user processes right after the crowd started
+        # The crowd lives in a cgroup of its own, as a service's workers do (not in the
+        # recorders' own): where no task ran, memtrail leaves their statm unread
+        self.cgroup = None if SHARED_CGROUP[0] else spawn.unit_cgroup(
+            f"mtbench-crowd-{os.getpid()}")
 
     def ensure(self, quiet_wait_s: float = 60.0) -> int:
         """(Re)start the crowd if needed; returns the expected /proc entry count."""
@@ -273,7 +280,8 @@ class CrowdKeeper:
                 time.sleep(1)
                 base = spawn.count_processes()
             self.crowd = spawn.start(max(2, self.nprocs - base), self.churn,
-                                     timeout_s=120 + self.nprocs / 50, kib_span=self.kib_span)
+                                     timeout_s=120 + self.nprocs / 50, kib_span=self.kib_span,
+                                     cgroup=self.cgroup)
             self.target = user = spawn.count_processes()
         return self.target + measure.proc_entries() - user  # + kernel threads
 
@@ -281,6 +289,12 @@ class CrowdKeeper:
         if self.crowd:
             self.crowd.stop()
             self.crowd = None
+        if self.cgroup is not None:
+            try:
+                self.cgroup.rmdir()
+            except OSError:
+                pass
+            self.cgroup = None
 
 
 def run_scenario(
@@ -340,6 +354,7 @@ def run_scenario(
                     row["drift"] = drift
                     row["host_processes"] = keeper.target
                     row["crowd"] = keeper.crowd.kind if keeper.crowd else "-"
+                    row["crowd_cgroup"] = "own" if keeper.cgroup is not None else "shared"
                     if c.log_dir and c.log_dir.exists():
                         ls = logsize.analyze(c.log_dir, tick_s=1.0)
                         row["logsize"] = ls.__dict__ if ls else None
@@ -471,9 +486,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="do not run in a private PID namespace (see isolate())")
     ap.add_argument("--analyzer", action="store_true",
                     help="also run bench/bench_analyzer.py (always in full mode)")
+    ap.add_argument("--shared-cgroup", action="store_true",
+                    help="keep the crowd in the bench's own cgroup (default: one of its own, "
+                         "as a service's, where memtrail skips the processes of an idle one)")
     ap.add_argument("--profile", action="store_true",
                     help="also break down the sampler's memory and CPU (always in full mode)")
     a = ap.parse_args(argv)
+    SHARED_CGROUP[0] = a.shared_cgroup
     if not a.no_isolate:
         code = isolate(sys.argv[1:] if argv is None else argv)
         if code is not None:
@@ -493,6 +512,16 @@ def main(argv: list[str] | None = None) -> int:
         peers, notes = {}, ["smoke mode: peers not measured"]
     if not SAMPLER.exists():
         notes.append(f"memtrail skipped: {SAMPLER} does not exist yet")
+    probe = None if a.shared_cgroup else spawn.unit_cgroup(f"mtbench-probe-{os.getpid()}")
+    if probe is not None:
+        probe.rmdir()
+        notes.append("each crowd runs in a v2 cgroup of its own, as a service's workers do: "
+                     "memtrail leaves the statm of a cgroup where no task ran since its last "
+                     "tick unread, and reads every process at every 10th tick (each window "
+                     "holds one or two such ticks); --shared-cgroup measures without")
+    else:
+        notes.append("each crowd shares the bench's cgroup (--shared-cgroup, or no writable "
+                     "cgroup2 mount): memtrail reads every process at every tick")
     scenarios = [(n, False) for n in mode.counts] + [(n, True) for n in mode.churn_counts]
     if spawn.compile_c("spawner") is None:
         notes.append("no C compiler: crowd is forked Python children, no churn, no C floor")

@@ -131,9 +131,11 @@ finally:
 
 
 def start(n: int, churn: Churn | None = None, timeout_s: float = 120.0,
-          kib_span: int | None = None) -> Crowd:
+          kib_span: int | None = None, cgroup: Path | None = None) -> Crowd:
     """Start N processes in their own process group and wait until all are up. Each C child
-    touches 64 KiB + up to `kib_span` (default 960) KiB: big crowds use a small span."""
+    touches 64 KiB + up to `kib_span` (default 960) KiB: big crowds use a small span.
+    `cgroup`: a v2 cgroup directory the crowd starts in (as a service's workers live in the
+    service's cgroup), made by unit_cgroup."""
     exe = compile_c("spawner")
     env = dict(os.environ)
     if kib_span:
@@ -148,7 +150,15 @@ def start(n: int, churn: Churn | None = None, timeout_s: float = 120.0,
             raise RuntimeError("churn needs the C spawner (gcc)")
         argv = [sys.executable, "-I", "-S", "-c", _PY_CROWD, str(n)]
         kind = "python-fork"
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, start_new_session=True, env=env)
+    join = None
+    if cgroup is not None:
+        procs_file = str(cgroup / "cgroup.procs")
+
+        def join() -> None:  # in the child, before exec: its children are born there
+            with open(procs_file, "w") as fh:
+                fh.write("0")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, start_new_session=True, env=env,
+                            preexec_fn=join)
     _live.append(proc)
     crowd = Crowd(proc, kind)
     line = b""
@@ -169,6 +179,28 @@ def start(n: int, churn: Churn | None = None, timeout_s: float = 120.0,
         crowd.stop()
         raise
     return crowd
+
+
+def unit_cgroup(name: str) -> Path | None:
+    """A new v2 cgroup for a crowd, as a systemd unit would have (None when there is no
+    writable v2 hierarchy: not root, or no cgroup2 mount). Remove it with `rmdir` once the
+    crowd is gone."""
+    try:
+        with open("/proc/self/mountinfo") as fh:
+            mounts = [line.split(" - ") for line in fh]
+    except OSError:
+        return None
+    for left, right in (m for m in mounts if len(m) == 2):
+        if right.split()[0] == "cgroup2":
+            path = Path(left.split()[4]) / name
+            try:
+                path.mkdir()
+            except FileExistsError:
+                pass
+            except OSError:
+                return None
+            return path
+    return None
 
 
 def count_processes() -> int:

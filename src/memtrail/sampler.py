@@ -106,6 +106,18 @@ FD_RESERVE = 32  # descriptors never held for processes: the log, compression, p
 # the known processes (a failed look is ~1.3 us, a thread's ~4.4; listing ~0.3-1.4 us a name
 # plus the loop over the listing, measured at 2000 processes)
 PROBE_MIN = 64
+# A v2 cgroup none of whose tasks used any CPU since the last tick cannot have changed its
+# processes' memory by itself, so their statm are not read that tick (Sampler.quiet_groups).
+# Checked only in cgroups of QUIET_MIN processes or more (a check is a read of cpu.stat, which
+# costs what a dozen statm reads do); every process is read anyway at every QUIET_EVERY-th
+# tick, which bounds what only outsiders can change (docs/sampler.md lists it).
+QUIET_MIN = 16
+QUIET_EVERY = 10
+QUIET_BACKOFF = 4  # a cgroup busy at this many checks in a row is checked every 4th tick only
+# /proc/vmstat counters of memory taken from or given to processes from outside them: reclaim
+# (every pgsteal_* counter), swap, khugepaged filling a huge page. While one moves, every
+# process is read at every tick.
+OUTSIDE_KEYS = (b"pswpin", b"pswpout", b"thp_collapse_alloc")
 CMDLINE_MAX = 4096  # bytes of a command line kept
 CMDLINE_READ = 1 << 16  # bytes read, so a secret is redacted before the cut
 JOURNAL_IDS = {  # MESSAGE_ID values of our own, so `journalctl MESSAGE_ID=...` finds them
@@ -358,6 +370,8 @@ OPTIONS = [
     ("--no-oom-adj", bool, False, "do not lower the sampler's oom_score_adj"),
     ("--oom-score-adj", _integer, -900, "oom_score_adj to lower to (never raised)"),
     ("--no-cgroups", bool, False, "do not record cgroups"),
+    ("--no-quiet-skip", bool, False,
+     "read every process at every tick, even in cgroups where no task ran since the last"),
     ("--no-slab", bool, False, "do not read /proc/slabinfo"),
     ("--journal", str, "auto", "send start/stop/OOM entries to the journal: auto, yes, no"),
     ("--pidfile", str, "", "write the sampler's pid here (removed at a clean stop)"),
@@ -378,7 +392,7 @@ HELP_GROUPS = [  # --help shows the flags in these groups, in this order
     ("Where and how often", ("--dir", "--interval", "--duration", "--keyframe")),
     ("Processes", ("--rss-delta", "--rss-delta-pct", "--top-n", "--status-every",
                    "--pss-top-n", "--pss-programs", "--pss-every", "--pss-budget",
-                   "--pss-slow", "--no-redact")),
+                   "--pss-slow", "--no-redact", "--no-quiet-skip")),
     ("When memory runs short", ("--fast-interval", "--low-pct", "--psi-full-pct", "--low-step")),
     ("Kernel and cgroups", ("--slab-delta", "--slab-top-n", "--no-slab", "--cgroup-depth",
                             "--cgroup-max", "--cgroup-stat-n", "--cgroup-root",
@@ -1338,6 +1352,7 @@ class SystemReader:
         self.psi = self._open(proc + "/pressure/memory")
         self.mem_keys = tuple(k for k, _n in MEMINFO_KEYS + MEMINFO_LATE)
         self.late = [None] * (len(MEMINFO_LATE) + 1)  # the last read's late fields
+        self.outside = None  # the last read's OUTSIDE_KEYS and pgsteal_* values (raw)
         self.page_kib = os.sysconf("SC_PAGE_SIZE") // 1024
         # The kernel whose /proc this is (a fixture tree says which it imitates)
         raw = read_file(proc + "/sys/kernel/osrelease", 256)
@@ -1377,6 +1392,9 @@ class SystemReader:
                 name, _sp, num = line.partition(b" ")
                 if num:
                     vm[name] = num
+        self.outside = (tuple(map(vm.get, OUTSIDE_KEYS))
+                        + tuple(v for k, v in vm.items() if k.startswith(b"pgsteal_"))
+                        if vm else None)
         zspages = _num(vm[b"nr_zspages"]) if b"nr_zspages" in vm else None
         late.append(zspages * self.page_kib if zspages is not None else None)
         self.late = late
@@ -1427,7 +1445,7 @@ class Proc:
     one per process (~400 bytes with its identity string and dict entry). The rarer state
     (young processes to look at again, the top-N detail values) lives in the Sampler."""
 
-    __slots__ = ("pid", "fd", "rss", "lim", "ident", "statm", "prog", "pss")
+    __slots__ = ("pid", "fd", "rss", "lim", "ident", "statm", "prog", "pss", "cg")
 
     def __init__(self, pid: str, fd: int) -> None:
         self.pid = pid  # the same string object as its key in Sampler.procs
@@ -1443,6 +1461,29 @@ class Proc:
         # else the values of its last `D` line, as written (short bytes: on the process, not
         # in a dict and a set beside it, which cost ~60 bytes a process at 20,000)
         self.pss = None
+        self.cg = None  # its QuietGroup: its v2 cgroup, when one is tracked
+
+
+class QuietGroup:
+    """A v2 cgroup holding known processes: its CPU use (cpu.stat's `usage_usec`), read each
+    tick before any statm, says whether any of its tasks ran since the last tick."""
+
+    __slots__ = ("path", "fd", "usage", "members", "busy")
+
+    def __init__(self, path: str) -> None:
+        self.path = path  # as /proc/PID/cgroup's `0::` line gives it
+        self.fd = -1  # cpu.stat, opened once the group is big enough; -2: cannot be
+        self.usage = None  # `usage_usec N` as read at the last check, None: no baseline
+        self.members = 0  # known processes in it
+        self.busy = 0  # checks in a row that found it busy
+
+
+def unified_path(data: bytes) -> str:
+    """The v2 (unified) path from /proc/PID/cgroup's `0::` line, or ""."""
+    for line in data.split(b"\n"):
+        if line.startswith(b"0::"):
+            return line[3:].decode("utf-8", "surrogateescape")
+    return ""
 
 
 def stat_fields(data: bytes) -> list:
@@ -2313,23 +2354,43 @@ class KmsgReader:
 # ---------------------------------------------------------------------------------------------
 # Cgroups.
 
-def find_memory_cgroup_root(proc: str):
-    """(path, 'v2'|'v1') of the memory hierarchy, or (None, reason)."""
+def cgroup_mounts(proc: str):
+    """(mount point, type, super options) of each cgroup and cgroup2 mount, or None."""
     data = read_file(proc + "/self/mountinfo", 1 << 22, whole=True)
     if not data:
-        return None, "no mountinfo"
-    v2 = v1 = None
+        return None
+    out = []
     for line in data.decode("utf-8", "replace").splitlines():
         left, _sep, right = line.partition(" - ")
         parts, rparts = left.split(), right.split()
-        if len(parts) < 5 or len(rparts) < 3:
+        if len(parts) < 5 or len(rparts) < 3 or not rparts[0].startswith("cgroup"):
             continue
-        mount = parts[4].replace("\\040", " ")
-        if rparts[0] == "cgroup2" and v2 is None:
+        out.append((parts[4].replace("\\040", " "), rparts[0], rparts[2]))
+    return out
+
+
+def find_unified_root(proc: str):
+    """Where the v2 (unified) hierarchy is mounted, with or without controllers (a hybrid
+    host mounts it at /sys/fs/cgroup/unified), or None. Every non-root v2 cgroup has a
+    cpu.stat, whatever its controllers."""
+    for mount, kind, _opts in cgroup_mounts(proc) or ():
+        if kind == "cgroup2":
+            return mount.rstrip("/") or "/"
+    return None
+
+
+def find_memory_cgroup_root(proc: str):
+    """(path, 'v2'|'v1') of the memory hierarchy, or (None, reason)."""
+    mounts = cgroup_mounts(proc)
+    if mounts is None:
+        return None, "no mountinfo"
+    v2 = v1 = None
+    for mount, kind, opts in mounts:
+        if kind == "cgroup2" and v2 is None:
             ctl = read_file(mount + "/cgroup.controllers") or b""
             if b"memory" in ctl.split():
                 v2 = mount
-        elif rparts[0] == "cgroup" and "memory" in rparts[2].split(","):
+        elif kind == "cgroup" and "memory" in opts.split(","):
             v1 = mount
     if v2:
         return v2, "v2"
@@ -3583,6 +3644,13 @@ class Sampler:
         # at the end of its fork, after its pid was allocated (and the cursor moved), so each
         # is looked at once more at the next tick
         self.unseen = ()
+        # v2 cgroups of known processes, by path; those where no task ran since the last
+        # tick have their processes' statm left unread (quiet_groups)
+        self.quiet_root = None if cfg.no_quiet_skip else find_unified_root(self.proc)
+        self.qgroups = {}
+        self.unified = ""  # the v2 path of the process _identify last read
+        self.outside = None  # /proc/vmstat's outside counters at the last tick
+        self.quiet_skipped = 0  # processes left unread at the last tick
         self.order = None  # known Procs in the last listing's order, or None: rebuild it
         self.fds = []  # their statm descriptors, in that order
         self._listed = []  # that listing (Procs and new names), to rebuild it from
@@ -3658,6 +3726,8 @@ class Sampler:
                 "redact": not cfg.no_redact,
                 "cgroup_root": self.cgroups.root if self.cgroups else None,
                 "cgroup_hier": self.cgroups.hier if self.cgroups else None,
+                "quiet_skip": ({"min": QUIET_MIN, "every": QUIET_EVERY}
+                               if self.quiet_root is not None else None),
             },
             "fields": FIELDS,
         }
@@ -3700,11 +3770,97 @@ class Sampler:
         if truncated:
             obj["cmd_truncated"] = True
         cg = read_file(base + "cgroup", 4096)
+        self.unified = ""
         if cg:
             obj["cg"], memory = parse_cgroup(cg)
             if memory:
                 obj["mcg"] = memory
+            if self.quiet_root is not None:
+                self.unified = unified_path(cg)
         return f"{name} {start} {ppid} {uid} {_json(obj)}"
+
+    # -- quiet cgroups -----------------------------------------------------------------------
+    def _join(self, st: Proc, path: str) -> None:
+        """Put a process in its v2 cgroup's count (the root's processes are never skipped:
+        the root's CPU use is the whole host's)."""
+        old = st.cg
+        new = None
+        if self.quiet_root is not None and path not in ("", "/"):
+            new = self.qgroups.get(path)
+            if new is None:
+                new = self.qgroups[path] = QuietGroup(path)
+        if new is old:
+            return
+        if old is not None:
+            self._leave(old)
+        if new is not None:
+            new.members += 1
+            new.usage = None  # a new member: no baseline that covers it yet
+        st.cg = new
+
+    def _leave(self, group: QuietGroup) -> None:
+        group.members -= 1
+        group.usage = None
+        if group.members <= 0:
+            self.qgroups.pop(group.path, None)
+            if group.fd >= 0:
+                try:
+                    os.close(group.fd)
+                except OSError:
+                    pass
+
+    def quiet_groups(self, force: bool) -> set:
+        """The cgroups where no task used any CPU since the last tick: their processes' statm
+        cannot have moved by their own doing, and are not read this tick.
+
+        A process changes its own memory only by running (a fault, mmap, brk, exit), and every
+        nanosecond a task runs is added to its cgroup's `usage_usec`, which is read before any
+        statm: equal to the last reading, no task there ran in between, and each process's
+        statm is what it was when last read (after the last reading). Accounting that lags
+        (a task running when read) shows at the next tick, which then reads them. From
+        outside: reclaim and swap (/proc/vmstat's counters, OUTSIDE_KEYS: while they move,
+        every process is read), and what has no counter (another process writing into one's
+        memory through ptrace or process_vm_writev, a file truncated under a mapping, a process
+        moved to another cgroup) waits at most QUIET_EVERY ticks: every process is read then,
+        at keyframes, and while memory is short. `force`: read every process this tick."""
+        if self.quiet_root is None:
+            return set()
+        outside = self.sys.outside
+        force = (force or self.trouble or outside is None or outside != self.outside
+                 or self.ticks % QUIET_EVERY == 0)
+        self.outside = outside
+        quiet = set()
+        root = self.quiet_root
+        ticks = self.ticks
+        for group in self.qgroups.values():
+            if group.members < QUIET_MIN or (
+                    group.busy >= QUIET_BACKOFF and ticks % QUIET_BACKOFF):
+                group.usage = None
+                continue
+            if group.fd == -1:
+                try:
+                    group.fd = os.open(f"{root}{group.path}/cpu.stat", os.O_RDONLY | os.O_CLOEXEC)
+                except OSError:
+                    group.fd = -2  # removed, or no cpu.stat: read every tick
+                    continue
+                if group.fd >= self.fd_ceiling:
+                    os.close(group.fd)
+                    group.fd = -2
+            if group.fd < 0:
+                continue
+            try:
+                data = os.pread(group.fd, 64, 0)
+            except OSError:
+                data = b""
+            usage = data[:data.find(b"\n")] if data.startswith(b"usage_usec ") else None
+            if usage is not None and usage == group.usage:
+                group.busy = 0
+                if not force:
+                    quiet.add(group)
+            else:
+                group.busy += 1
+            group.usage = usage
+        return quiet
 
     def _open_statm(self, name: str) -> int:
         """A held descriptor of the process's statm, or -1: read by path each tick. Held ones
@@ -3822,11 +3978,13 @@ class Sampler:
         shift = self.shift
         pread = os.pread
         watch = self.triggers.changed if self.triggers is not None else None
+        quiet = self.quiet_groups(keyframe) if self.qgroups else ()  # before any statm
+        self.quiet_skipped = 0
         names = self._listing(keyframe)
         if names is False:
             return
         if names is None or names.__class__ is tuple:
-            self._read_known(ts, out_x, out_p, watch)
+            self._read_known(ts, out_x, out_p, watch, quiet)
             if names is not None:  # new pids, and those last tick did not find yet
                 self._probe(names[0], ts, out_new, out_p, watch, initial, True)
                 self._probe(names[1], ts, out_new, out_p, watch, initial, False)
@@ -3837,6 +3995,7 @@ class Sampler:
         new = []
         listed = []  # the listing's order: Procs, and the names of new ones
         unread = 0  # processes not read this tick for want of a descriptor
+        skipped = 0  # ... and in a quiet cgroup
         for name in names:
             st = procs.get(name)
             if st is None:
@@ -3845,6 +4004,9 @@ class Sampler:
                     listed.append(name)
                 continue
             listed.append(st)
+            if quiet and st.cg in quiet:
+                skipped += 1
+                continue
             try:
                 data = pread(st.fd, 256, 0)
             except OSError:
@@ -3896,15 +4058,16 @@ class Sampler:
             self._drop(gone, ts, out_x)
         unread += self._admit(new, ts, out_new, out_p, watch, initial, [])
         self.unread = unread
+        self.quiet_skipped = skipped
         if new:
             self.order, self._listed = None, listed
         else:
             self._set_order(listed if not gone else
                             [st for st in listed if procs.get(st.pid) is st])
 
-    def _read_known(self, ts: str, out_x: list, out_p: list, watch) -> None:
+    def _read_known(self, ts: str, out_x: list, out_p: list, watch, quiet=()) -> None:
         """Every known process's statm, in the last listing's order, without those gone
-        since: no listing this tick."""
+        since and those in `quiet` cgroups (quiet_groups): no listing this tick."""
         procs = self.procs
         pread = os.pread
         order = self.order
@@ -3921,6 +4084,11 @@ class Sampler:
         # exit's ESRCH, or fd -1: read by path) stops `map` at that process only: `extend`
         # keeps the reads before it, a None stands for it, and the loop goes on from the next.
         fds = self.fds
+        full = order
+        if quiet:
+            keep = [st.cg not in quiet for st in order]
+            order, fds = list(itertools.compress(order, keep)), list(itertools.compress(fds, keep))
+            self.quiet_skipped = len(full) - len(order)
         changed = []
         for i in range(0, len(order), 1024):
             part = order[i:i + 1024]
@@ -3955,7 +4123,7 @@ class Sampler:
         self.unread = unread
         if gone:
             self._drop(gone, ts, out_x)
-            self._set_order([st for st in order if procs.get(st.pid) is st])
+            self._set_order([st for st in full if procs.get(st.pid) is st])
 
     def _admit(self, new: list, ts: str, out_new: list, out_p: list, watch,
                initial: bool, missing: list) -> int:
@@ -4008,6 +4176,8 @@ class Sampler:
             st = Proc(name, fd)
             st.ident = ident
             st.statm = data
+            if self.unified:
+                self._join(st, self.unified)
             if not initial:
                 self.young.append(st)
             self._band(st, rss)
@@ -4074,6 +4244,8 @@ class Sampler:
                 continue
             self.detail_vals.pop(name, None)
             self.pss.gone(st)
+            if st.cg is not None:
+                self._leave(st.cg)
             if st.fd >= 0:
                 os.close(st.fd)
             out_x.append(f"X {ts} {name}\n")
@@ -4162,6 +4334,7 @@ class Sampler:
         if not fresh or fresh == st.ident:
             return False
         st.ident = fresh
+        self._join(st, self.unified)
         if st.prog is not None:
             self.stirred.add(st.prog)  # it left its program, as an exit does
         st.prog = None
@@ -4418,7 +4591,9 @@ class Sampler:
                             obj = {"path": g.path, "hier": self.cgroups.hier}
                             head.append(f"C {ts} {g.cgid} {_json(obj)}\n")
         self.ticks += 1
-        self.status_line = (f"tick {self.interval:g}s, {len(self.procs)} procs, MemAvailable "
+        quiet = f" ({self.quiet_skipped} idle, unread)" if self.quiet_skipped else ""
+        self.status_line = (f"tick {self.interval:g}s, {len(self.procs)} procs{quiet}, "
+                            f"MemAvailable "
                             f"{100 * avail // total if avail is not None and total else '?'}%, "
                             f"log {self.writer.total / 1e6:.1f} MB")
         return [head, out_new, out_p, out_detail, out_cg, out_slab]

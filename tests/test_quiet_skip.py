@@ -1,0 +1,279 @@
+"""Quiet cgroups: the statm of processes in a v2 cgroup where no task ran since the last tick
+are not read (Sampler.quiet_groups). On fixture trees (a cgroup2 mount the fixture's
+mountinfo names, cpu.stat files the test moves) and on a real cgroup with real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_sampler_skip import _mask
+from test_sampler_unit import Clock, of
+
+from memtrail import sampler as S
+
+CROWD = "/system.slice/crowd.service"
+
+
+class Tree:
+    """A fixture /proc whose processes live in v2 cgroups under a fixture cgroup2 mount."""
+
+    def __init__(self, fakeproc, tmp_path: Path) -> None:
+        self.proc = fakeproc
+        self.cg = tmp_path / "cgroup"
+        self.cg.mkdir()
+        (fakeproc.root / "self/mountinfo").write_text(
+            f"30 23 0:27 / {self.cg} rw,nosuid - cgroup2 cgroup2 rw\n")
+        self.usage = {}
+        self.reclaimed = 0
+
+    def add(self, pid: int, cgroup: str = CROWD, rss_kib: int = 10240) -> None:
+        self.proc.add(pid, ["/usr/bin/worker", str(pid)], rss_kib=rss_kib, cgroup=cgroup)
+        if cgroup not in self.usage:
+            (self.cg / cgroup.lstrip("/")).mkdir(parents=True, exist_ok=True)
+            self.ran(cgroup, 0)
+
+    def ran(self, cgroup: str = CROWD, usec: int = 1000) -> None:
+        """Tasks in CGROUP used USEC of CPU."""
+        self.usage[cgroup] = self.usage.get(cgroup, 100000) + usec
+        self.proc._write(str(self.cg / cgroup.lstrip("/") / "cpu.stat"),
+                         f"usage_usec {self.usage[cgroup]}\nuser_usec 0\nsystem_usec 0\n")
+
+    def reclaim(self, pages: int = 32) -> None:
+        """kswapd took pages from somebody: /proc/vmstat's pgsteal_kswapd moves."""
+        self.reclaimed += pages
+        self.proc._write("vmstat", (self.proc.root / "vmstat").read_text().split(
+            "pgsteal_kswapd ")[0] + f"pgsteal_kswapd {self.reclaimed}\n")
+
+
+def make(fakeproc, tmp_path, *extra):
+    """A fixture sampler that tracks cgroups (test_sampler_unit's turns them off)."""
+    cfg = S.parse_args(["--dir", str(tmp_path / "log"), "--proc-root", str(fakeproc.root),
+                        "--kmsg", "", "--no-mlock", "--no-oom-adj", "--quiet", "--journal", "no",
+                        *extra])
+    S.check_log_dir(cfg.dir)
+    return S.Sampler(cfg)
+
+
+def crowd(fakeproc, tmp_path, n: int = 20, *flags: str):
+    tree = Tree(fakeproc, tmp_path)
+    for pid in range(300, 300 + n):
+        tree.add(pid)
+    s = make(fakeproc, tmp_path, "--top-n", "0", "--pss-top-n", "0", "--pss-programs", "0",
+             *flags)
+    clock = Clock()
+    clock.tick(s, new_segment=True)  # every process read: the first tick
+    clock.tick(s)  # the cgroup's first reading: a baseline
+    return tree, s, clock
+
+
+def test_a_cgroup_where_nothing_ran_is_not_read_and_one_that_ran_is(fakeproc, tmp_path):
+    tree, s, clock = crowd(fakeproc, tmp_path)
+    assert s.quiet_root == str(tree.cg)
+    clock.tick(s)
+    assert s.quiet_skipped == 20
+    fakeproc.set_rss(305, 90000)  # a worker grows: it ran, so its cgroup's CPU use moved
+    tree.ran()
+    lines = clock.tick(s)
+    assert s.quiet_skipped == 0
+    assert [line.split()[2:4] for line in of(lines, "p")] == [["305", "90000"]]
+    clock.tick(s)
+    assert s.quiet_skipped == 20  # quiet again
+
+
+def test_what_only_an_outsider_changes_waits_at_most_quiet_every_ticks(fakeproc, tmp_path):
+    """A file truncated under a mapping, ptrace writes: no counter says so. Every process is
+    read at every QUIET_EVERY-th tick, so such a change is late by less than that."""
+    tree, s, clock = crowd(fakeproc, tmp_path)
+    fakeproc.set_rss(310, 1000)
+    waited = [of(clock.tick(s), "p") for _ in range(S.QUIET_EVERY)]
+    late = [lines for lines in waited if lines]
+    assert [line.split()[2:4] for line in late[0]] == [["310", "1000"]]
+    assert len(late) == 1 and waited.index(late[0]) >= 1  # not at once: it was skipped
+
+
+def test_reclaim_anywhere_reads_every_process(fakeproc, tmp_path):
+    """kswapd takes pages from processes that did not run: while /proc/vmstat's reclaim or
+    swap counters move, no cgroup is skipped."""
+    tree, s, clock = crowd(fakeproc, tmp_path)
+    clock.tick(s)
+    assert s.quiet_skipped == 20
+    fakeproc.set_rss(301, 4000)
+    tree.reclaim()
+    lines = clock.tick(s)
+    assert s.quiet_skipped == 0
+    assert [line.split()[2:4] for line in of(lines, "p")] == [["301", "4000"]]
+
+
+def test_the_log_is_the_same_byte_for_byte_with_and_without_the_skip(fakeproc, tmp_path):
+    """Where every change comes with CPU used in its cgroup, as the kernel guarantees, the
+    skip changes nothing recorded: the same lines as reading every process every tick."""
+    logs = []
+    for flags in ((), ("--no-quiet-skip",)):
+        root = tmp_path / ("on" if not flags else "off")
+        root.mkdir()
+        from fakeproc import FakeProc
+        fp = FakeProc(root / "proc")
+        tree, s, clock = crowd(fp, root, 24, *flags)
+        quiet_seen = 0
+        out = []
+        for step in range(40):
+            if step % 7 == 3:
+                fp.set_rss(300 + step % 24, 20000 + 5000 * step)
+                tree.ran()
+            if step % 11 == 5:
+                fp.set_rss(300 + (step * 5) % 24, 3000 + 1000 * step)
+                tree.ran(usec=1)
+                tree.add(400 + step, "/other.service")  # a new process in a new cgroup
+            out += _mask("\n".join(clock.tick(s)).encode()).split(b"\n")
+            quiet_seen += s.quiet_skipped
+        logs.append((out, quiet_seen))
+    (on, skipped), (off, none) = logs
+    assert skipped > 0 and none == 0
+    assert on == off
+
+
+def test_small_cgroups_and_the_root_are_read_every_tick(fakeproc, tmp_path):
+    tree = Tree(fakeproc, tmp_path)
+    for pid in range(300, 300 + S.QUIET_MIN - 1):
+        tree.add(pid, "/small.service")
+    for pid in range(400, 430):
+        tree.add(pid, "/")
+    s = make(fakeproc, tmp_path)
+    clock = Clock()
+    for _ in range(5):
+        clock.tick(s)
+        assert s.quiet_skipped == 0
+    assert "/" not in s.qgroups
+    assert s.qgroups["/small.service"].members == S.QUIET_MIN - 1
+
+
+def test_members_are_counted_in_and_out(fakeproc, tmp_path):
+    """Exits leave the count; a cgroup with no known process left is forgotten and its
+    descriptor closed; a process that exec'd into another cgroup moves."""
+    tree, s, clock = crowd(fakeproc, tmp_path)
+    clock.tick(s)
+    group = s.qgroups[CROWD]
+    assert group.members == 20 and group.fd >= 0
+    fd = group.fd
+    for pid in range(300, 310):
+        fakeproc.remove(pid)
+    tree.ran()
+    clock.tick(s)
+    assert group.members == 10
+    (tree.cg / "next.service").mkdir()
+    fakeproc._write("315/cgroup", "0::/next.service\n")
+    fakeproc._write("315/cmdline", b"/usr/bin/other\0")
+    fakeproc._write("315/statm", "5000 2500 512 99 0 10 0\n")  # a new code size: an exec
+    tree.ran()
+    clock.tick(s)
+    assert group.members == 9 and s.qgroups["/next.service"].members == 1
+    for pid in range(310, 320):
+        if pid != 315:
+            fakeproc.remove(pid)
+    tree.ran()
+    clock.tick(s)
+    assert CROWD not in s.qgroups
+    with pytest.raises(OSError):
+        os.fstat(fd)
+
+
+def test_the_skip_can_be_turned_off_and_the_header_says_which(fakeproc, tmp_path):
+    for flags, want in (((), {"min": S.QUIET_MIN, "every": S.QUIET_EVERY}),
+                        (("--no-quiet-skip",), None),
+                        (("--no-cgroups",), {"min": S.QUIET_MIN, "every": S.QUIET_EVERY})):
+        tree, s, clock = crowd(fakeproc, tmp_path, 20, *flags)
+        clock.tick(s)
+        assert s.quiet_skipped == (20 if want else 0)
+        head = s.header(0.0, 0.0, "x")
+        assert json.loads(head.split(" ", 4)[4])["settings"]["quiet_skip"] == want
+        shutil.rmtree(tree.cg)  # the next round makes its own
+
+
+# -- a real cgroup ---------------------------------------------------------------------------
+
+def _cgroup2_child(name: str):
+    if os.geteuid() != 0:
+        return None
+    root = S.find_unified_root("/proc")
+    if root is None:
+        return None
+    path = Path(root) / name
+    try:
+        path.mkdir()
+    except OSError:
+        return None
+    return path
+
+
+GROWER = r"""
+import sys
+sys.stdout.write("ready\n"); sys.stdout.flush()
+blob = None
+for line in sys.stdin:
+    blob = bytearray(int(line) << 20)
+    for i in range(0, len(blob), 4096):
+        blob[i] = 1
+    sys.stdout.write("grown\n"); sys.stdout.flush()
+"""
+
+
+@pytest.mark.live
+def test_a_real_idle_cgroup_is_skipped_and_a_worker_that_grows_is_seen_at_once(tmp_path):
+    """Real processes in a real v2 cgroup: sleepers and one worker blocked on a pipe. While
+    none runs, their statm are not read; the worker growing 64 MiB is in the very next tick,
+    since growing took CPU in that cgroup."""
+    cg = _cgroup2_child(f"memtrail-quiet-{os.getpid()}")
+    if cg is None:
+        pytest.skip("needs root and a writable cgroup2 mount")
+    procs_file = str(cg / "cgroup.procs")
+
+    def join() -> None:
+        with open(procs_file, "w") as fh:
+            fh.write("0")
+    kids = []
+    try:
+        for _ in range(S.QUIET_MIN + 2):
+            kids.append(subprocess.Popen(["sleep", "600"], preexec_fn=join))
+        worker = subprocess.Popen([sys.executable, "-c", GROWER], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, preexec_fn=join)
+        kids.append(worker)
+        assert worker.stdout.readline() == "ready\n"
+        cfg = S.parse_args(["--dir", str(tmp_path / "log"), "--kmsg", "", "--no-mlock",
+                            "--no-oom-adj", "--quiet", "--journal", "no", "--top-n", "0",
+                            "--pss-top-n", "0", "--pss-programs", "0"])
+        S.check_log_dir(cfg.dir)
+        s = S.Sampler(cfg)
+        group = f"/{cg.name}"
+
+        def tick(first=False):
+            now = time.time()
+            return s.tick(now, time.monotonic(), time.process_time(), first).decode().splitlines()
+        tick(True)
+        members = s.qgroups[group].members
+        assert members == len(kids)
+        # Quiet ticks come unless the host reclaims memory (then every process is read):
+        # look for one among a few, each QUIET_EVERY-th tick reads all anyway
+        for _ in range(3 * S.QUIET_EVERY):
+            tick()
+            if s.quiet_skipped >= members:
+                break
+        assert s.quiet_skipped >= members
+        worker.stdin.write("64\n")
+        worker.stdin.flush()
+        assert worker.stdout.readline() == "grown\n"
+        lines = tick()
+        rss = [int(line.split()[3]) for line in lines
+               if line.startswith("p ") and line.split()[2] == str(worker.pid)]
+        assert rss and rss[-1] >= 64 * 1024
+    finally:
+        for kid in kids:
+            kid.kill()
+            kid.wait()
+        cg.rmdir()
