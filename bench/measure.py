@@ -136,6 +136,13 @@ def memory_cgroup(name: str) -> Path | None:
             try:
                 (base / name).mkdir()
                 return base / name
+            except FileExistsError:  # left by a killed run (in a PID namespace pids repeat)
+                try:
+                    (base / name).rmdir()  # only if empty: else another run's
+                    (base / name).mkdir()
+                    return base / name
+                except OSError:
+                    return None
             except OSError:
                 return None
     return None

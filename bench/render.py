@@ -119,12 +119,16 @@ def targets(result: dict) -> list[tuple[str, str, str, bool | None]]:
         out.append(("sampler RSS, 2000 idle", f"{rss:.1f} MiB (peak {hwm:.1f} MiB)",
                     f"<= {TARGETS['rss_mib']:.0f} MiB", max(rss, hwm) <= TARGETS["rss_mib"]))
     for scen, key in (("2000 idle", "idle_ratio"), ("2000 churn", "churn_ratio")):
+        # The mean over every tick: where a cgroup is quiet the sampler reads its processes
+        # at every 10th tick only, so its ticks cost one of two amounts, and a median of
+        # windows could land on either side.
         m, f = _get(result, "memtrail", scen), _get(result, "python floor", scen)
-        if m and m.get("median_ms") and f and f.get("median_ms"):
-            r = m["median_ms"] / f["median_ms"]
-            also = _floors(result, scen, f["median_ms"])
-            out.append((f"sampler per tick / Python floor, {scen} (issue 17)",
-                        f"{r:.2f}x ({_ms(m['median_ms'])} vs {_ms(f['median_ms'])} ms{also})",
+        if m and m.get("mean_ms") and f and f.get("mean_ms"):
+            r = m["mean_ms"] / f["mean_ms"]
+            also = _floors(result, scen, f["mean_ms"], "mean_ms")
+            out.append((f"sampler per tick / Python floor, {scen}, mean of {m.get('ticks')} "
+                        "ticks (issue 17)",
+                        f"{r:.2f}x ({_ms(m['mean_ms'])} vs {_ms(f['mean_ms'])} ms{also})",
                         f"<= {TARGETS[key]}x", r <= TARGETS[key]))
     big = [sc for sc in _scenarios(result) if int(sc.split()[0]) >= 10000]
     for scen in big:

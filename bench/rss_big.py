@@ -42,14 +42,14 @@ SAMPLER = HERE.parent / "src" / "memtrail" / "sampler.py"
 
 
 def run_sampler(python: str, env: dict, seconds: float, keyframe: float,
-                start: list = None) -> dict:
+                start: list = None, extra: tuple = ()) -> dict:
     """Start the sampler (as a script, or by `start`: the interpreter's arguments before the
     sampler's own), let it run, read its memory and its log's keyframes."""
     logdir = Path(tempfile.mkdtemp(prefix="memtrail-rss-"))
     os.chmod(logdir, 0o700)
     argv = [python, "-I", "-S", *(start or [str(SAMPLER)]), "--dir", str(logdir), "--quiet",
             "--journal", "no", "--keyframe", f"{keyframe:g}s",
-            "--psi-full-pct", "100", "--low-pct", "0", "--low-step", "1T"]
+            "--psi-full-pct", "100", "--low-pct", "0", "--low-step", "1T", *extra]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     try:
@@ -80,7 +80,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     n = fit_crowd(args.n)
     python = real_python()
-    crowd = spawn.start(n, kib_span=BIG_KIB_SPAN, timeout_s=600)
+    cgroup = spawn.unit_cgroup(f"mtbench-rss-{os.getpid()}")  # as a service's workers
+    crowd = spawn.start(n, kib_span=BIG_KIB_SPAN, timeout_s=600, cgroup=cgroup)
     try:
         base = {k: v for k, v in os.environ.items()
                 if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
@@ -88,22 +89,28 @@ def main(argv=None) -> int:
         fresh = Path(tempfile.mkdtemp(prefix="memtrail-copy-")) / "sampler.py"
         shutil.copy(SAMPLER, fresh)
         rows = []
-        for label, env, start in (
-                ("as the unit and the script start it (.pyc cached)", base, None),
+        for label, env, start, extra in (
+                ("as the unit and the script start it (.pyc cached)", base, None, ()),
+                ("the same, --no-quiet-skip (every process read at every tick)", base, None,
+                 ("--no-quiet-skip",)),
                 ("a fresh copy with -B: compiled before the re-exec, handed over", base,
-                 ["-B", str(fresh)]),
+                 ["-B", str(fresh)], ()),
                 ("control: the same copy, the re-executed image compiling it", fixed,
-                 ["-B", "-c", sampler._LOAD_BY_PATH, str(fresh)]),
+                 ["-B", "-c", sampler._LOAD_BY_PATH, str(fresh)], ()),
                 ("control: MALLOC_ARENA_MAX=8 set, glibc's dynamic threshold",
-                 dict(base, MALLOC_ARENA_MAX="8"), None)):
-            rows.append((label, run_sampler(python, env, args.seconds, args.keyframe, start)))
+                 dict(base, MALLOC_ARENA_MAX="8"), None, ())):
+            rows.append((label, run_sampler(python, env, args.seconds, args.keyframe, start,
+                                            extra)))
         shutil.rmtree(fresh.parent, ignore_errors=True)
     finally:
         crowd.stop()
+        if cgroup is not None:
+            cgroup.rmdir()
     lines = [
         f"## Sampler memory at {n} processes, keyframes included (`bench/rss_big.py`)", "",
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {n} idle processes "
-        f"(bench/spawner.c), the sampler run as a script with {python}, a keyframe every "
+        f"(bench/spawner.c{', in a cgroup of their own' if cgroup else ''}), the sampler "
+        f"run as a script with {python}, a keyframe every "
         f"{args.keyframe:g} s, VmRSS after {args.seconds:g} s; the runs one after the "
         "other against the same crowd. Target (issue 17): <= 24 MiB.", "",
         "| started | heap | keyframes | PSS rounds | VmRSS (MiB) | peak VmHWM (MiB) |",

@@ -105,8 +105,14 @@ class FakeProc:
             text += f"Zswap:           {zswap} kB\n"
         self._write("meminfo", text)
 
-    def set_vmstat(self, oom_kill: int = 0, zspages: int = 0) -> None:
-        self._write("vmstat", VMSTAT.format(oom_kill=oom_kill) + (
+    def set_vmstat(self, oom_kill: int = 0, zspages: int = 0, reclaimed: int = 0) -> None:
+        """`reclaimed`: pages reclaimed (pgsteal_file, 5.8 on; before, pgsteal_kswapd)."""
+        text = VMSTAT.format(oom_kill=oom_kill)
+        if self.kernel >= (5, 8):
+            text += f"pgsteal_anon 0\npgsteal_file {reclaimed}\n"
+        else:
+            text = text.replace("pgsteal_kswapd 0", f"pgsteal_kswapd {reclaimed}")
+        self._write("vmstat", text + (
             ZSPAGES.format(zspages=zspages) if self.kernel >= (4, 8) else ""))
 
     def set_psi(self, some_us: int, full_us: int) -> None:

@@ -46,10 +46,9 @@ class Tree:
                          f"usage_usec {self.usage[cgroup]}\nuser_usec 0\nsystem_usec 0\n")
 
     def reclaim(self, pages: int = 32) -> None:
-        """kswapd took pages from somebody: /proc/vmstat's pgsteal_kswapd moves."""
+        """Pages were reclaimed from somebody: /proc/vmstat's pgsteal_file moves."""
         self.reclaimed += pages
-        self.proc._write("vmstat", (self.proc.root / "vmstat").read_text().split(
-            "pgsteal_kswapd ")[0] + f"pgsteal_kswapd {self.reclaimed}\n")
+        self.proc.set_vmstat(reclaimed=self.reclaimed)
 
 
 def make(fakeproc, tmp_path, *extra):
@@ -258,13 +257,20 @@ def test_a_real_idle_cgroup_is_skipped_and_a_worker_that_grows_is_seen_at_once(t
         tick(True)
         members = s.qgroups[group].members
         assert members == len(kids)
-        # Quiet ticks come unless the host reclaims memory (then every process is read):
-        # look for one among a few, each QUIET_EVERY-th tick reads all anyway
-        for _ in range(3 * S.QUIET_EVERY):
+        # Quiet ticks come unless the host reclaims memory (then every process is read, as
+        # it must be: reclaim takes pages from sleepers). Ticks at a sampler's pace until one
+        # is quiet; every QUIET_EVERY-th reads all anyway.
+        unquiet = reclaiming = 0
+        while s.quiet_skipped < members and unquiet < 60:
+            before = s.outside
+            time.sleep(0.1)
             tick()
-            if s.quiet_skipped >= members:
-                break
-        assert s.quiet_skipped >= members
+            unquiet += s.quiet_skipped < members
+            reclaiming += s.outside != before
+        if s.quiet_skipped < members:
+            assert reclaiming >= unquiet - unquiet // S.QUIET_EVERY - 1, \
+                "never quiet, though the host did not reclaim"
+            pytest.skip("the host reclaimed memory at every tick: every process was read")
         worker.stdin.write("64\n")
         worker.stdin.flush()
         assert worker.stdout.readline() == "grown\n"
@@ -277,3 +283,101 @@ def test_a_real_idle_cgroup_is_skipped_and_a_worker_that_grows_is_seen_at_once(t
             kid.kill()
             kid.wait()
         cg.rmdir()
+
+
+def test_a_pid_given_again_after_a_quiet_reap_is_the_new_process(tmp_path):
+    """A worker reaped by a parent outside its cgroup makes no CPU show there, so its quiet
+    cgroup's processes stay unread. When the allocator, gone round `pid_max`, gives its pid to
+    a new process, the sampler looks at the old one rather than take the pid for a known
+    process: the old one's `X` and the new one's `P` come that tick."""
+    from test_sampler_skip import Kernel
+
+    kernel = Kernel(tmp_path / "proc", forks=True)
+    tree = Tree(kernel, tmp_path)
+    for pid in range(100, 120):
+        tree.add(pid)
+    s = make(kernel, tmp_path, "--top-n", "0", "--pss-top-n", "0", "--pss-programs", "0")
+    kernel.sampler = s
+    clock = Clock()
+    clock.tick(s, new_segment=True)
+    tree.add(90, "/other.service")  # the allocator went round: pids from 90 on again
+    clock.tick(s)
+    for _ in range(2 * S.QUIET_EVERY):
+        clock.tick(s)
+        if s.quiet_skipped == 20 and s.ticks % S.QUIET_EVERY:
+            break
+    assert s.quiet_skipped == 20
+    kernel.remove(105)  # reaped from outside: no CPU in its cgroup
+    tree.add(105, "/other.service")  # its pid, given to a new process
+    lines = clock.tick(s)
+    assert of(lines, "X") == [f"X {clock.t:.3f} 105"]
+    [ident] = of(lines, "P")
+    assert ident.split()[2] == "105" and "/other.service" in ident
+    assert s.procs["105"].cg is s.qgroups.get("/other.service")
+
+
+def test_a_process_moved_to_another_cgroup_is_regrouped_at_the_keyframe(tmp_path):
+    """Moved after it was identified (systemd-run --scope, a container runtime): its CPU use
+    shows in its new cgroup. At the keyframe its old cgroup's `cgroup.procs` no longer lists
+    it: its identity is read again, with the new cgroup, and it is counted there."""
+    from test_sampler_skip import Kernel
+
+    kernel = Kernel(tmp_path / "proc")
+    tree = Tree(kernel, tmp_path)
+    for pid in range(100, 120):
+        tree.add(pid)
+    tree.add(200, "/other.service")
+    s = make(kernel, tmp_path, "--keyframe", "30s")
+    kernel.sampler = s
+    clock = Clock()
+    clock.tick(s, new_segment=True)
+    crowd_dir = tree.cg / CROWD.lstrip("/")
+    (crowd_dir / "cgroup.procs").write_text("".join(f"{p}\n" for p in range(100, 120)))
+    (tree.cg / "other.service/cgroup.procs").write_text("200\n")
+    for _ in range(5):
+        assert of(clock.tick(s), "P") == []
+    kernel._write("107/cgroup", "0::/other.service\n")  # moved: no exec, no new code size
+    (crowd_dir / "cgroup.procs").write_text("".join(f"{p}\n" for p in range(100, 120)
+                                                     if p != 107))
+    seen = []
+    for _ in range(30):
+        lines = clock.tick(s)
+        seen += of(lines, "P")
+        if of(lines, "K"):
+            break
+    [ident] = seen
+    assert ident.split()[2] == "107" and json.loads(ident.split(" ", 6)[6])["cg"] == \
+        "/other.service"
+    assert s.procs["107"].cg is s.qgroups["/other.service"]
+    assert s.qgroups[CROWD].members == 19
+
+
+def test_a_quiet_programs_page_faults_are_not_read_again(fakeproc, tmp_path, monkeypatch):
+    """The PSS tier's full rounds sum a program's page faults (copy on write moves PSS with no
+    statm change). Where none of its members' cgroups used CPU since the last sums, no fault
+    can have happened: the sum stands and no member's /proc/PID/stat is read."""
+    tree, s, clock = crowd(fakeproc, tmp_path, 20, "--pss-programs", "1", "--pss-every", "5s")
+    stats = []
+    real = S.read_file
+
+    def counting(path, *a, **kw):
+        if path.endswith("/stat") and "/proc/" in path:
+            stats.append(path)
+        return real(path, *a, **kw)
+    monkeypatch.setattr(S, "read_file", counting)
+    rounds = []
+    for _ in range(12):
+        stats.clear()
+        events = [e for e in of(clock.tick(s), "E") if " pss " in e]
+        if events:
+            rounds.append((json.loads(events[0].split(" ", 3)[3]), len(stats)))
+    assert rounds and all(n == 0 for _e, n in rounds[1:]), rounds
+    assert rounds[-1][0].get("kept") == 20
+    tree.ran()  # something ran there: the sums are read again
+    fakeproc.set_rss(303, 30000)
+    for _ in range(6):
+        stats.clear()
+        clock.tick(s)
+        if stats:
+            break
+    assert len(stats) >= 20

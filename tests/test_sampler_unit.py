@@ -600,6 +600,21 @@ def test_an_exec_of_the_same_binary_is_seen_in_the_largest_processes(fakeproc, t
     assert [line.split()[2] for line in seen] == ["302"]
     assert json.loads(seen[0].split(" ", 6)[6])["cmd"][-1] == "worker"
 
+    # A title rewriter joining the top N: its current title is written, its PSS state kept
+    fakeproc.add(303, ["postgres: walwriter"], rss_kib=500, stack=0x7ff95000a000)
+    for _ in range(10):
+        clock.tick(s)
+    st = s.procs["303"]
+    st.prog, st.pss = "postgres", b"1 2 3"  # as the PSS tier leaves a member it read
+    fakeproc._write("303/cmdline", b"postgres: walwriter flushing\0")
+    fakeproc.set_rss(303, 200000)
+    seen = []
+    for _ in range(10):
+        seen += of(clock.tick(s), "P")
+    assert [json.loads(line.split(" ", 6)[6])["cmd"] for line in seen] == [
+        ["postgres: walwriter flushing"]]
+    assert (st.prog, st.pss) == ("postgres", b"1 2 3")
+
 
 def test_a_stack_the_kernel_hides_tells_nothing(fakeproc, tmp_path):
     """Without the right to trace a process the kernel shows its stack as 0: no exec is told

@@ -117,7 +117,8 @@ QUIET_BACKOFF = 4  # a cgroup busy at this many checks in a row is checked every
 # /proc/vmstat counters of memory taken from or given to processes from outside them: reclaim
 # (every pgsteal_* counter), swap, khugepaged filling a huge page. While one moves, every
 # process is read at every tick.
-OUTSIDE_KEYS = (b"pswpin", b"pswpout", b"thp_collapse_alloc")
+OUTSIDE_KEYS = (b"pswpin", b"pswpout", b"zswpin", b"zswpout", b"thp_collapse_alloc",
+                b"oom_kill")
 CMDLINE_MAX = 4096  # bytes of a command line kept
 CMDLINE_READ = 1 << 16  # bytes read, so a secret is redacted before the cut
 JOURNAL_IDS = {  # MESSAGE_ID values of our own, so `journalctl MESSAGE_ID=...` finds them
@@ -1392,9 +1393,11 @@ class SystemReader:
                 name, _sp, num = line.partition(b" ")
                 if num:
                     vm[name] = num
+        # pgsteal_anon (5.8 on) counts reclaim at a cgroup's limit too; before it, only the
+        # host's own reclaim is counted: no skip there (None)
         self.outside = (tuple(map(vm.get, OUTSIDE_KEYS))
                         + tuple(v for k, v in vm.items() if k.startswith(b"pgsteal_"))
-                        if vm else None)
+                        if b"pgsteal_anon" in vm else None)
         zspages = _num(vm[b"nr_zspages"]) if b"nr_zspages" in vm else None
         late.append(zspages * self.page_kib if zspages is not None else None)
         self.late = late
@@ -1445,13 +1448,14 @@ class Proc:
     one per process (~400 bytes with its identity string and dict entry). The rarer state
     (young processes to look at again, the top-N detail values) lives in the Sampler."""
 
-    __slots__ = ("pid", "fd", "rss", "lim", "ident", "statm", "prog", "pss", "cg")
+    # Eight slots: a ninth would move every Proc up a 16-byte size class (0.3 MiB at 20,000)
+    __slots__ = ("pid", "fd", "rss", "ident", "statm", "prog", "pss", "cg")
 
     def __init__(self, pid: str, fd: int) -> None:
         self.pid = pid  # the same string object as its key in Sampler.procs
         self.fd = fd  # open /proc/PID/statm; -1 when out of descriptors (read by path)
-        self.rss = 0  # last written (ranks the top N for the detail tiers)
-        self.lim = 0  # a `p` is written when RSS moves more than this from `rss`
+        self.rss = 0  # last written (ranks the top N for the detail tiers); a `p` is written
+        # when RSS moves farther from it than Sampler.lim(rss)
         self.ident = ""  # "pid start ppid uid {json}" of its P line
         # statm as last read: the same bytes again cannot be a change (an idle process's
         # statm does not move), so most processes cost a pread and one comparison a tick
@@ -1468,7 +1472,7 @@ class QuietGroup:
     """A v2 cgroup holding known processes: its CPU use (cpu.stat's `usage_usec`), read each
     tick before any statm, says whether any of its tasks ran since the last tick."""
 
-    __slots__ = ("path", "fd", "usage", "members", "busy")
+    __slots__ = ("path", "fd", "usage", "members", "busy", "still")
 
     def __init__(self, path: str) -> None:
         self.path = path  # as /proc/PID/cgroup's `0::` line gives it
@@ -1476,6 +1480,7 @@ class QuietGroup:
         self.usage = None  # `usage_usec N` as read at the last check, None: no baseline
         self.members = 0  # known processes in it
         self.busy = 0  # checks in a row that found it busy
+        self.still = -1  # the tick since which every check found the same usage (-1: none)
 
 
 def unified_path(data: bytes) -> str:
@@ -1615,6 +1620,7 @@ class PssTier:
         # a forked worker writing to a page it still shares with its parent takes a private
         # copy (a fault) and changes both PSS without any statm moving
         self.faults = {}
+        self.fault_tick = -1  # the Sampler's tick when they were read
 
     def gone(self, st) -> None:
         self.backoff.pop(st.pid, None)
@@ -1623,11 +1629,12 @@ class PssTier:
             self.stirred.add(st.prog)  # the members left share what it shared
 
     def plan(self, procs: dict, ranked: list, mono: float, full: bool, force: bool,
-             events: list) -> None:
+             events: list, still=None, tick: int = 0) -> None:
         """Start a round (`full`: every member again) or top it up with members never read.
 
         Runs at status ticks (every few seconds), not per process per tick: one pass over the
-        table to sum RSS by program."""
+        table to sum RSS by program. `still(st, tick)`: no task of the process's cgroup ran
+        since that tick's check (Sampler.quiet_groups), so it took no page fault."""
         cfg = self.cfg
         totals = {}
         for st in procs.values():
@@ -1683,7 +1690,7 @@ class PssTier:
                 # members the round this one cuts short left unread: not whole yet
                 stirred.update(st.prog for st in self.queue[self.pos:] if st.prog is not None)
             self.full_rounds += 1
-            faults = self._faults(members)
+            faults = self._faults(members, still, tick)
             if not force and self.full_rounds % PSS_REFRESH_ROUNDS != 1:
                 # A program none of whose members' statm moved, none left, and none took a
                 # page fault since the last full round began has the same PSS (bar what
@@ -1713,12 +1720,20 @@ class PssTier:
                       "max_pid": None, "slow": [], "skipped": [], "unfinished": 0,
                       "gone": 0, "denied": 0, "kept": kept}
 
-    def _faults(self, members: list) -> dict:
+    def _faults(self, members: list, still=None, tick: int = 0) -> dict:
         """Page faults (minor and major, every thread's) of each program's members, summed;
         a program with a member whose /proc/PID/stat did not read is left out. Read before
         the round reads any member, so a fault while it reads counts against the next round.
-        One small read a member a full round (2-4 us; 19 900 of them: 60-80 ms a minute)."""
+        One small read a member a full round (2-4 us; 19 900 of them: 60-80 ms a minute),
+        except in a program all of whose members sit in cgroups where no task ran since the
+        last sums were read: a fault takes CPU, so its last sum stands."""
         sums = {}
+        since, self.fault_tick = self.fault_tick, tick
+        if still is not None and since >= 0:
+            moved = {st.prog for st in members if not still(st, since)}
+            sums = {prog: n for prog, n in self.faults.items() if prog not in moved}
+            if sums:
+                members = [st for st in members if st.prog not in sums]
         broken = set()
         for st in members:
             data = read_file(f"{self.proc}/{st.pid}/stat", 1024)
@@ -3626,11 +3641,13 @@ class Sampler:
         self.pss = PssTier(cfg, self.proc)
         self.stirred = self.pss.stirred  # the same set, changed in place only
         self.rss_delta_kib = cfg.rss_delta // 1024
+        self.rss_delta_pct = cfg.rss_delta_pct
         self.skip = set()  # /proc names that are not user processes (kthreads, "self", ...)
         # Listing /proc is a third of a tick; it is skipped while no pid was allocated in our
         # namespace since the last listing (scan_processes).
         self.loadavg_fd = self.stat_fd = -1
-        if self._same_pid_namespace():
+        self.same_ns = self._same_pid_namespace()
+        if self.same_ns:
             try:
                 self.loadavg_fd = os.open(self.proc + "/loadavg", os.O_RDONLY | os.O_CLOEXEC)
                 self.stat_fd = os.open(self.proc + "/stat", os.O_RDONLY | os.O_CLOEXEC)
@@ -3738,8 +3755,11 @@ class Sampler:
     # -- processes ---------------------------------------------------------------------------
     def _band(self, st: Proc, rss: int) -> None:
         st.rss = rss
-        # max() returns its first argument on a tie: the one shared int for small processes
-        st.lim = max(self.rss_delta_kib, int(rss * self.cfg.rss_delta_pct / 100))
+
+    def lim(self, rss: int) -> int:
+        """How far (KiB) RSS may move from the last written `rss` before a `p` is due:
+        computed for changed statm only, rather than kept on each process."""
+        return max(self.rss_delta_kib, int(rss * self.rss_delta_pct / 100))
 
     def _identify(self, name: str, fd: int):
         """Identity of a new process (its `P` tail), False for a kernel thread, 0 for a
@@ -3796,11 +3816,47 @@ class Sampler:
         if new is not None:
             new.members += 1
             new.usage = None  # a new member: no baseline that covers it yet
+            new.still = -1
         st.cg = new
+
+    def regroup(self, ts: str, out_new: list) -> None:
+        """At keyframes: processes moved to another cgroup since they were identified.
+        Their CPU use then shows in the new cgroup, not in the one they are counted in, which
+        could stay quiet while they change: each checked cgroup's `cgroup.procs` (in our PID
+        namespace only: it lists pids as the reader sees them) is compared with the processes
+        counted in it, and one missing from it has its identity read again (with its new
+        cgroup). A zombie stays counted (its cgroup file still names the old one)."""
+        if not self.same_ns:
+            return
+        listed = {}
+        for group in self.qgroups.values():
+            if group.fd >= 0:
+                data = read_file(f"{self.quiet_root}{group.path}/cgroup.procs", 1 << 20,
+                                 whole=True)
+                if data is not None:
+                    listed[group] = set(data.decode("ascii", "replace").split())
+        if not listed:
+            return
+        for st in list(self.procs.values()):
+            pids = listed.get(st.cg)
+            if pids is None or st.pid in pids:
+                continue
+            data = read_file(f"{self.proc}/{st.pid}/cgroup", 4096)
+            path = unified_path(data) if data is not None else st.cg.path
+            if path != st.cg.path:
+                self._reidentify(st, ts, out_new)
+                self._join(st, path)  # (its identity may not name v2 paths: a hybrid host)
+
+    def _still_since(self, st: Proc, tick: int) -> bool:
+        """Did no task of the process's cgroup run since the check at `tick` (this tick's
+        check included)? Then the process took no page fault in between."""
+        group = st.cg
+        return group is not None and 0 <= group.still <= tick
 
     def _leave(self, group: QuietGroup) -> None:
         group.members -= 1
         group.usage = None
+        group.still = -1
         if group.members <= 0:
             self.qgroups.pop(group.path, None)
             if group.fd >= 0:
@@ -3830,27 +3886,28 @@ class Sampler:
                  or self.ticks % QUIET_EVERY == 0)
         self.outside = outside
         quiet = set()
-        root = self.quiet_root
         ticks = self.ticks
         for group in self.qgroups.values():
-            if group.members < QUIET_MIN or (
-                    group.busy >= QUIET_BACKOFF and ticks % QUIET_BACKOFF):
+            if group.members < QUIET_MIN:
                 group.usage = None
+                group.still = -1
+                continue
+            if group.busy >= QUIET_BACKOFF and ticks % QUIET_BACKOFF:
+                # Not checked this tick, so its processes are read; its last reading stays:
+                # equal at the next check, nothing ran since it, and every read in between
+                # came after it
                 continue
             if group.fd == -1:
-                try:
-                    group.fd = os.open(f"{root}{group.path}/cpu.stat", os.O_RDONLY | os.O_CLOEXEC)
-                except OSError:
-                    group.fd = -2  # removed, or no cpu.stat: read every tick
-                    continue
-                if group.fd >= self.fd_ceiling:
-                    os.close(group.fd)
-                    group.fd = -2
+                group.fd = self._open_cpu_stat(group)
             if group.fd < 0:
+                group.usage = None
+                group.still = -1
                 continue
             try:
                 data = os.pread(group.fd, 64, 0)
-            except OSError:
+            except OSError:  # removed (and maybe made again under the same path): reopen
+                os.close(group.fd)
+                group.fd = -1
                 data = b""
             usage = data[:data.find(b"\n")] if data.startswith(b"usage_usec ") else None
             if usage is not None and usage == group.usage:
@@ -3858,9 +3915,30 @@ class Sampler:
                 if not force:
                     quiet.add(group)
             else:
-                group.busy += 1
+                if group.usage is not None:  # a first reading is not "busy"
+                    group.busy += 1
+                group.still = ticks if usage is not None else -1
             group.usage = usage
         return quiet
+
+    def _open_cpu_stat(self, group: QuietGroup) -> int:
+        """The group's cpu.stat descriptor; -1 to try again next tick (out of descriptors),
+        -2 never: no cpu.stat (a kernel before 4.15), or a threaded cgroup, whose process's
+        other threads may run in its sibling cgroups, outside its CPU use."""
+        base = f"{self.quiet_root}{group.path}/"
+        kind = read_file(base + "cgroup.type", 64)
+        if kind is None and READ_ERRNO[0] in _NO_FDS:
+            return -1
+        if kind is not None and kind.strip() == b"threaded":  # ("domain threaded" counts
+            return -2  # the threads of its threaded children in its own CPU use)
+        try:
+            fd = os.open(base + "cpu.stat", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            return -1 if exc.errno in _NO_FDS else -2
+        if fd >= self.fd_ceiling:  # keep the reserve: tried again next tick
+            os.close(fd)
+            return -1
+        return fd
 
     def _open_statm(self, name: str) -> int:
         """A held descriptor of the process's statm, or -1: read by path each tick. Held ones
@@ -3986,8 +4064,8 @@ class Sampler:
         if names is None or names.__class__ is tuple:
             self._read_known(ts, out_x, out_p, watch, quiet)
             if names is not None:  # new pids, and those last tick did not find yet
-                self._probe(names[0], ts, out_new, out_p, watch, initial, True)
-                self._probe(names[1], ts, out_new, out_p, watch, initial, False)
+                self._probe(names[0], ts, out_new, out_p, watch, initial, True, quiet, out_x)
+                self._probe(names[1], ts, out_new, out_p, watch, initial, False, quiet, out_x)
             return
         skip = self.skip
         stirred = self.stirred
@@ -4016,6 +4094,8 @@ class Sampler:
                     data = self._read_statm_by_path(st)
                 except BlockingIOError:
                     unread += 1
+                    if st.cg is not None:  # not read: its cgroup cannot vouch for it
+                        st.cg.usage = None
                     continue
                 except OSError:
                     gone.append(name)
@@ -4037,7 +4117,7 @@ class Sampler:
                     stirred.add(st.prog)
             try:
                 rss = int(fields[1]) << shift
-                if keyframe or abs(rss - st.rss) > st.lim:
+                if keyframe or abs(rss - st.rss) > self.lim(st.rss):
                     shared = int(fields[2]) << shift
                     if rss != st.rss:
                         self._band(st, rss)
@@ -4113,6 +4193,8 @@ class Sampler:
                     data = self._read_statm_by_path(st)
                 except BlockingIOError:
                     unread += 1
+                    if st.cg is not None:  # not read: its cgroup cannot vouch for it
+                        st.cg.usage = None
                     continue
                 except OSError:
                     gone.append(st.pid)
@@ -4190,16 +4272,24 @@ class Sampler:
         return unread
 
     def _probe(self, pids, ts: str, out_new: list, out_p: list, watch, initial: bool,
-               fresh: bool) -> None:
+               fresh: bool, quiet=(), out_x=None) -> None:
         """Pids looked at one by one (_listing): those that are processes join the table,
         after the known ones (a listing orders by pid). `fresh`: given out since the last
-        look; those not there yet are looked at once more next tick."""
+        look; those not there yet are looked at once more next tick. A known one is a
+        long-lived pid the allocator stepped over, unless it sits in a `quiet` cgroup, left
+        unread this tick: reaped by a parent outside its cgroup (no CPU used in it), its pid
+        may be given out again already, so it is looked at."""
         procs, skip = self.procs, self.skip
         new = []
         for pid in pids:
             name = str(pid)
-            if name not in procs:  # (a known one: a long-lived pid the allocator stepped over)
+            st = procs.get(name)
+            if st is None:
                 skip.discard(name)  # a dead kernel thread's pid, given out again
+                new.append(name)
+            elif quiet and st.cg in quiet and not self._alive(st):
+                self._drop([name], ts, out_x)
+                self._set_order([x for x in self.order if x is not st])
                 new.append(name)
         if not new:
             return
@@ -4212,6 +4302,20 @@ class Sampler:
             self.order.extend(joined)
             self.fds.extend(map(_fd, joined))
 
+    def _alive(self, st: Proc) -> bool:
+        """Is the process this Proc describes still there (not another one with its pid)?"""
+        if st.fd >= 0:
+            try:
+                os.pread(st.fd, 256, 0)
+                return True
+            except OSError:
+                return False
+        data = read_file(f"{self.proc}/{st.pid}/stat", 1024)
+        try:
+            return stat_fields(data)[19] == st.ident.split(" ", 2)[1].encode()
+        except (AttributeError, ValueError, IndexError):
+            return False
+
     def _statm_changed(self, st: Proc, data: bytes, ts: str, out_p: list, watch) -> None:
         """A process whose statm changed: a `p` line when its RSS left its band."""
         fields = data.split(b" ", 4)
@@ -4222,7 +4326,7 @@ class Sampler:
             self.stirred.add(st.prog)  # its PSS, and its program's, may have moved
         try:
             rss = int(fields[1]) << self.shift
-            if abs(rss - st.rss) > st.lim:
+            if abs(rss - st.rss) > self.lim(st.rss):
                 shared = int(fields[2]) << self.shift
                 self._band(st, rss)
                 out_p.append(f"p {ts} {st.pid} {rss} {shared}\n")
@@ -4324,21 +4428,29 @@ class Sampler:
             if mark == b"0":
                 continue
             stacks[st.pid] = mark
-            if before.get(st.pid, mark if st.pid in announced else None) != mark:
+            last = before.get(st.pid)
+            if last is None and st.pid not in announced:
+                # First among the largest: an exec since it was first seen, or only a title
+                # it rewrote (postgres); the latter keeps its program, and its PSS figures
+                self._reidentify(st, ts, out_new, keep_program=True)
+            elif last is not None and last != mark:
                 self._reidentify(st, ts, out_new)
         self.stacks = stacks
 
-    def _reidentify(self, st: Proc, ts: str, out_new: list) -> bool:
-        """Read a process's identity again; a `P` line (and True) when it changed."""
+    def _reidentify(self, st: Proc, ts: str, out_new: list, keep_program: bool = False) -> bool:
+        """Read a process's identity again; a `P` line (and True) when it changed.
+        `keep_program`: when it is still the same program, it keeps its PSS state (a title
+        rewritten, not a new image)."""
         fresh = self._identify(st.pid, st.fd)
         if not fresh or fresh == st.ident:
             return False
         st.ident = fresh
         self._join(st, self.unified)
-        if st.prog is not None:
-            self.stirred.add(st.prog)  # it left its program, as an exit does
-        st.prog = None
-        st.pss = None  # a new member for the PSS tier: its new program is read again
+        if not (keep_program and st.prog is not None and _program_of(st) == st.prog):
+            if st.prog is not None:
+                self.stirred.add(st.prog)  # it left its program, as an exit does
+            st.prog = None
+            st.pss = None  # a new member for the PSS tier: its new program is read again
         self.announced.add(st.pid)
         out_new.append(f"P {ts} {st.ident}\n")
         return True
@@ -4365,7 +4477,8 @@ class Sampler:
                     if snapshot or _moved(last.get(st.pid), vals, self.rss_delta_kib):
                         last[st.pid] = vals
                         out.append(f"d {ts} {st.pid} " + " ".join(map(_fmt, vals)) + "\n")
-            self.pss.plan(self.procs, ranked, mono, do_pss, snapshot, self.events)
+            self.pss.plan(self.procs, ranked, mono, do_pss, snapshot, self.events,
+                          self._still_since, self.ticks)
         self.pss.drain(ts, mono, self.interval / cfg.interval, out, self.events)
 
     # -- cgroups, slab, kernel log -------------------------------------------------------------
@@ -4530,6 +4643,8 @@ class Sampler:
         out_x, out_p, out_new = Lines(), Lines(), Lines()
         out_detail, out_cg, out_slab = Lines(), Lines(), Lines()
         young = self.recheck_young(ts, out_new)  # first seen last tick, before new ones join
+        if keyframe and self.qgroups:
+            self.regroup(ts, out_new)
         self.scan_processes(ts, keyframe, out_x, out_p, out_new, initial)
         if self.execed:
             self.recheck_execed(ts, out_new, young)
