@@ -381,3 +381,29 @@ def test_a_quiet_programs_page_faults_are_not_read_again(fakeproc, tmp_path, mon
         if stats:
             break
     assert len(stats) >= 20
+
+
+def test_a_busy_cgroup_is_checked_less_and_skipped_again_once_quiet(fakeproc, tmp_path):
+    """Busy at QUIET_BACKOFF checks in a row, a cgroup is checked at every QUIET_BACKOFF-th
+    tick only (its processes read at the others); once quiet again it is skipped again."""
+    tree, s, clock = crowd(fakeproc, tmp_path)
+    reads = []
+    real = s.quiet_groups
+
+    def counting(force):
+        before = s.qgroups[CROWD].usage
+        out = real(force)
+        reads.append(s.qgroups[CROWD].usage is not before)
+        return out
+    s.quiet_groups = counting
+    for _ in range(3 * S.QUIET_BACKOFF):  # a busy stretch: CPU used at every tick
+        tree.ran()
+        clock.tick(s)
+        assert s.quiet_skipped == 0
+    assert s.qgroups[CROWD].busy >= S.QUIET_BACKOFF
+    assert reads[-S.QUIET_BACKOFF:].count(True) == 1  # checked once in QUIET_BACKOFF ticks
+    skipped = []
+    while len(skipped) < 3 * S.QUIET_BACKOFF and not skipped.count(20):
+        clock.tick(s)
+        skipped.append(s.quiet_skipped)
+    assert 20 in skipped and len(skipped) <= 2 * S.QUIET_BACKOFF + 1, skipped
