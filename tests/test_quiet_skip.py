@@ -407,3 +407,93 @@ def test_a_busy_cgroup_is_checked_less_and_skipped_again_once_quiet(fakeproc, tm
         clock.tick(s)
         skipped.append(s.quiet_skipped)
     assert 20 in skipped and len(skipped) <= 2 * S.QUIET_BACKOFF + 1, skipped
+
+
+def test_reclaim_keeps_every_process_read_for_a_while(fakeproc, tmp_path):
+    """The OOM reaper frees a victim's memory 2 s after the kill, when no counter moves: after
+    any outside counter moved, every process is read for OUTSIDE_HOLD_S."""
+    tree, s, clock = crowd(fakeproc, tmp_path)
+    clock.tick(s)
+    assert s.quiet_skipped == 20
+    tree.reclaim()
+    held = []
+    for _ in range(int(S.OUTSIDE_HOLD_S) + 3):
+        clock.tick(s, seconds=1.0)
+        held.append(s.quiet_skipped)
+    assert held[:int(S.OUTSIDE_HOLD_S)] == [0] * int(S.OUTSIDE_HOLD_S)
+    assert 20 in held[int(S.OUTSIDE_HOLD_S):]
+
+
+def test_a_quiet_exit_found_late_makes_the_next_tick_list(tmp_path):
+    """Reaped while its cgroup was left unread, a process's exit shows at the next read of its
+    cgroup, ticks later; its pid may be a new process's by then, which no cursor shows: the
+    next tick lists /proc."""
+    from test_sampler_skip import Kernel
+
+    kernel = Kernel(tmp_path / "proc", forks=True)
+    tree = Tree(kernel, tmp_path)
+    for pid in range(100, 120):
+        tree.add(pid)
+    s = make(kernel, tmp_path, "--top-n", "0", "--pss-top-n", "0", "--pss-programs", "0")
+    kernel.sampler = s
+    clock = Clock()
+    clock.tick(s, new_segment=True)
+    for _ in range(2 * S.QUIET_EVERY):
+        clock.tick(s)
+        if s.quiet_skipped == 20:
+            break
+    kernel.remove(105)  # reaped from outside: no CPU in its cgroup
+    for _ in range(S.QUIET_EVERY):
+        lines = clock.tick(s)
+        if of(lines, "X"):
+            break
+    assert of(lines, "X") == [f"X {clock.t:.3f} 105"]
+    assert s.must_list
+
+
+def test_the_keyframe_does_not_regroup_a_process_that_is_gone(tmp_path):
+    """Missing from its cgroup's cgroup.procs because it exited (its pid maybe another's
+    now): not given a new identity, but dropped by the keyframe's read."""
+    from test_sampler_skip import Kernel
+
+    kernel = Kernel(tmp_path / "proc")
+    tree = Tree(kernel, tmp_path)
+    for pid in range(100, 120):
+        tree.add(pid)
+    s = make(kernel, tmp_path, "--keyframe", "30s")
+    kernel.sampler = s
+    clock = Clock()
+    clock.tick(s, new_segment=True)
+    crowd_dir = tree.cg / CROWD.lstrip("/")
+    (crowd_dir / "cgroup.procs").write_text("".join(f"{p}\n" for p in range(100, 120)
+                                                     if p != 107))
+    kernel.remove(107)
+    kernel.add(107, ["/usr/bin/other"], cgroup="/system.slice/other.service", bump=False)
+    lines = []
+    for _ in range(35):
+        out = clock.tick(s)
+        lines += out
+        if of(out, "K"):
+            break
+    lines += clock.tick(s)  # the listing after the old one's exit finds the new one
+    p107 = [line for line in of(lines, "P") if line.split()[2] == "107"]
+    x107 = [line for line in of(lines, "X") if line.split()[2] == "107"]
+    assert x107  # the old one ends
+    assert p107 and all("/other.service" in line for line in p107)  # the new one's only
+
+
+def test_fault_sums_stand_only_for_programs_chosen_now_and_checked_this_tick(fakeproc,
+                                                                            tmp_path):
+    tree, s, clock = crowd(fakeproc, tmp_path)
+    clock.tick(s)
+    group = s.qgroups[CROWD]
+    st = s.procs["300"]
+    assert s._still_since(st, s.ticks - 1)
+    group.checked -= 1  # a backoff tick: not looked at this tick
+    assert not s._still_since(st, s.ticks - 1)
+    tier = s.pss
+    tier.faults, tier.fault_tick = {"gone": 5, st.prog or "x": 7}, s.ticks - 1
+    st.prog = st.prog or "x"
+    group.checked = s.ticks
+    sums = tier._faults([st], s._still_since, s.ticks)
+    assert "gone" not in sums

@@ -114,6 +114,7 @@ PROBE_MIN = 64
 QUIET_MIN = 16
 QUIET_EVERY = 10
 QUIET_BACKOFF = 4  # a cgroup busy at this many checks in a row is checked every 4th tick only
+OUTSIDE_HOLD_S = 3.0  # every process read this long after an outside counter moved
 # /proc/vmstat counters of memory taken from or given to processes from outside them: reclaim
 # (every pgsteal_* counter), swap, khugepaged filling a huge page. While one moves, every
 # process is read at every tick.
@@ -1472,7 +1473,7 @@ class QuietGroup:
     """A v2 cgroup holding known processes: its CPU use (cpu.stat's `usage_usec`), read each
     tick before any statm, says whether any of its tasks ran since the last tick."""
 
-    __slots__ = ("path", "fd", "usage", "members", "busy", "still")
+    __slots__ = ("path", "fd", "usage", "members", "busy", "still", "checked", "skipped")
 
     def __init__(self, path: str) -> None:
         self.path = path  # as /proc/PID/cgroup's `0::` line gives it
@@ -1481,6 +1482,8 @@ class QuietGroup:
         self.members = 0  # known processes in it
         self.busy = 0  # checks in a row that found it busy
         self.still = -1  # the tick since which every check found the same usage (-1: none)
+        self.checked = -1  # the tick of its last check
+        self.skipped = False  # its processes were left unread at a tick since last read
 
 
 def unified_path(data: bytes) -> str:
@@ -1706,7 +1709,7 @@ class PssTier:
                     before = len(members)
                     members = [st for st in members if st.prog not in kept_programs]
                     kept = before - len(members)
-            self.faults = faults
+            self.faults, self.fault_tick = faults, tick
             stirred.difference_update(sizes)
             stirred.intersection_update(totals)  # forget programs no process runs any more
             wanted = extra + by_size(members)
@@ -1728,10 +1731,12 @@ class PssTier:
         except in a program all of whose members sit in cgroups where no task ran since the
         last sums were read: a fault takes CPU, so its last sum stands."""
         sums = {}
-        since, self.fault_tick = self.fault_tick, tick
+        since = self.fault_tick
         if still is not None and since >= 0:
             moved = {st.prog for st in members if not still(st, since)}
-            sums = {prog: n for prog, n in self.faults.items() if prog not in moved}
+            present = {st.prog for st in members}
+            sums = {prog: n for prog, n in self.faults.items()
+                    if prog in present and prog not in moved}
             if sums:
                 members = [st for st in members if st.prog not in sums]
         broken = set()
@@ -3667,6 +3672,8 @@ class Sampler:
         self.qgroups = {}
         self.unified = ""  # the v2 path of the process _identify last read
         self.outside = None  # /proc/vmstat's outside counters at the last tick
+        self.outside_at = -1e18  # when they last moved (monotonic)
+        self.mono = 0.0  # this tick's monotonic time
         self.quiet_skipped = 0  # processes left unread at the last tick
         self.order = None  # known Procs in the last listing's order, or None: rebuild it
         self.fds = []  # their statm descriptors, in that order
@@ -3839,8 +3846,8 @@ class Sampler:
             return
         for st in list(self.procs.values()):
             pids = listed.get(st.cg)
-            if pids is None or st.pid in pids:
-                continue
+            if pids is None or st.pid in pids or not self._alive(st):
+                continue  # (gone: its pid may be another's now; the scan drops it)
             data = read_file(f"{self.proc}/{st.pid}/cgroup", 4096)
             path = unified_path(data) if data is not None else st.cg.path
             if path != st.cg.path:
@@ -3851,7 +3858,8 @@ class Sampler:
         """Did no task of the process's cgroup run since the check at `tick` (this tick's
         check included)? Then the process took no page fault in between."""
         group = st.cg
-        return group is not None and 0 <= group.still <= tick
+        return (group is not None and 0 <= group.still <= tick
+                and group.checked == self.ticks)  # (a backoff tick did not look)
 
     def _leave(self, group: QuietGroup) -> None:
         group.members -= 1
@@ -3882,8 +3890,13 @@ class Sampler:
         if self.quiet_root is None:
             return set()
         outside = self.sys.outside
-        force = (force or self.trouble or outside is None or outside != self.outside
-                 or self.ticks % QUIET_EVERY == 0)
+        now = self.mono
+        if outside != self.outside and self.outside is not None:
+            # the OOM reaper frees a victim's memory 2 s after the kill (5.18 on), when no
+            # counter moves: every process is read for a while after any outside change
+            self.outside_at = now
+        force = (force or self.trouble or outside is None
+                 or now - self.outside_at < OUTSIDE_HOLD_S or self.ticks % QUIET_EVERY == 0)
         self.outside = outside
         quiet = set()
         ticks = self.ticks
@@ -3909,11 +3922,13 @@ class Sampler:
                 os.close(group.fd)
                 group.fd = -1
                 data = b""
+            group.checked = ticks
             usage = data[:data.find(b"\n")] if data.startswith(b"usage_usec ") else None
             if usage is not None and usage == group.usage:
                 group.busy = 0
                 if not force:
                     quiet.add(group)
+                    group.skipped = True
             else:
                 if group.usage is not None:  # a first reading is not "busy"
                     group.busy += 1
@@ -4063,6 +4078,7 @@ class Sampler:
             return
         if names is None or names.__class__ is tuple:
             self._read_known(ts, out_x, out_p, watch, quiet)
+            self._read_groups(quiet)
             if names is not None:  # new pids, and those last tick did not find yet
                 self._probe(names[0], ts, out_new, out_p, watch, initial, True, quiet, out_x)
                 self._probe(names[1], ts, out_new, out_p, watch, initial, False, quiet, out_x)
@@ -4144,6 +4160,13 @@ class Sampler:
         else:
             self._set_order(listed if not gone else
                             [st for st in listed if procs.get(st.pid) is st])
+        self._read_groups(quiet)
+
+    def _read_groups(self, quiet) -> None:
+        """The cgroups whose processes were all read this tick (not `quiet`)."""
+        for group in self.qgroups.values():
+            if group.skipped and group not in quiet:
+                group.skipped = False
 
     def _read_known(self, ts: str, out_x: list, out_p: list, watch, quiet=()) -> None:
         """Every known process's statm, in the last listing's order, without those gone
@@ -4204,6 +4227,12 @@ class Sampler:
             moved(st, data, ts, out_p, watch)
         self.unread = unread
         if gone:
+            for pid in gone:
+                group = procs[pid].cg
+                if group is not None and group.skipped:
+                    # left unread for a while: exited maybe ticks ago, and its pid may be a
+                    # new process's already, which only a listing finds (no cursor moves)
+                    self.must_list = True
             self._drop(gone, ts, out_x)
             self._set_order([st for st in full if procs.get(st.pid) is st])
 
@@ -4281,6 +4310,7 @@ class Sampler:
         may be given out again already, so it is looked at."""
         procs, skip = self.procs, self.skip
         new = []
+        dead = []
         for pid in pids:
             name = str(pid)
             st = procs.get(name)
@@ -4288,9 +4318,11 @@ class Sampler:
                 skip.discard(name)  # a dead kernel thread's pid, given out again
                 new.append(name)
             elif quiet and st.cg in quiet and not self._alive(st):
-                self._drop([name], ts, out_x)
-                self._set_order([x for x in self.order if x is not st])
+                dead.append(name)
                 new.append(name)
+        if dead:
+            self._drop(dead, ts, out_x)
+            self._set_order([x for x in self.order if self.procs.get(x.pid) is x])
         if not new:
             return
         missing = []
@@ -4311,6 +4343,8 @@ class Sampler:
             except OSError:
                 return False
         data = read_file(f"{self.proc}/{st.pid}/stat", 1024)
+        if data is None and READ_ERRNO[0] in _NO_FDS:
+            return True  # cannot tell: as before, a known pid
         try:
             return stat_fields(data)[19] == st.ident.split(" ", 2)[1].encode()
         except (AttributeError, ValueError, IndexError):
@@ -4623,6 +4657,7 @@ class Sampler:
         A segment start gets every identity."""
         cfg = self.cfg
         ts = f"{now:.3f}"
+        self.mono = mono
         initial = self.ticks == 0
         snapshot = self.want_snapshot
         self.want_snapshot = ""
