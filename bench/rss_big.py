@@ -104,8 +104,7 @@ def main(argv=None) -> int:
         shutil.rmtree(fresh.parent, ignore_errors=True)
     finally:
         crowd.stop()
-        if cgroup is not None:
-            cgroup.rmdir()
+        spawn.remove_cgroup(cgroup)
     lines = [
         f"## Sampler memory at {n} processes, keyframes included (`bench/rss_big.py`)", "",
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {n} idle processes "

@@ -289,12 +289,8 @@ class CrowdKeeper:
         if self.crowd:
             self.crowd.stop()
             self.crowd = None
-        if self.cgroup is not None:
-            try:
-                self.cgroup.rmdir()
-            except OSError:
-                pass
-            self.cgroup = None
+        spawn.remove_cgroup(self.cgroup)
+        self.cgroup = None
 
 
 def run_scenario(
@@ -514,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(f"memtrail skipped: {SAMPLER} does not exist yet")
     probe = None if a.shared_cgroup else spawn.unit_cgroup(f"mtbench-probe-{os.getpid()}")
     if probe is not None:
-        probe.rmdir()
+        spawn.remove_cgroup(probe)
         notes.append("each crowd runs in a v2 cgroup of its own, as a service's workers do: "
                      "memtrail leaves the statm of a cgroup where no task ran since its last "
                      "tick unread, and reads every process at every 10th tick (each window "

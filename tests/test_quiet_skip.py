@@ -486,6 +486,7 @@ def test_fault_sums_stand_only_for_programs_chosen_now_and_checked_this_tick(fak
                                                                             tmp_path):
     tree, s, clock = crowd(fakeproc, tmp_path)
     clock.tick(s)
+    s.ticks -= 1  # as during that tick, where the PSS tier plans
     group = s.qgroups[CROWD]
     st = s.procs["300"]
     assert s._still_since(st, s.ticks - 1)

@@ -651,3 +651,18 @@ def test_a_process_that_execs_later_in_life_gets_its_new_identity(fakeproc, tmp_
     assert json.loads(ident.split(" ", 6)[6])["cmd"] == ["/usr/bin/postgres", "-D", "/data"]
     assert lines.index(ident) < lines.index(of(lines, "p")[0])  # before this tick's RSS
     assert of(clock.tick(s), "P") == []  # said once
+
+
+def test_an_exiting_process_is_not_taken_for_an_exec(fakeproc, tmp_path):
+    """A zombie's statm reads zeros (its code size too) and its command line is empty: its
+    last identity stands until its `X`, rather than a new `P` with no command line."""
+    fakeproc.add(300, ["/usr/bin/worker", "--id", "7"], rss_kib=4000)
+    s = make(fakeproc, tmp_path)
+    clock = Clock()
+    clock.tick(s, new_segment=True)
+    clock.tick(s)
+    fakeproc._write("300/statm", "0 0 0 0 0 0 0\n")
+    fakeproc._write("300/cmdline", b"")
+    lines = clock.tick(s)
+    assert of(lines, "P") == []
+    assert [line.split()[2:4] for line in of(lines, "p")] == [["300", "0"]]

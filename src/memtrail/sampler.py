@@ -4963,8 +4963,10 @@ def _by_rss(st: Proc) -> int:
 
 def _new_image(old: bytes, fields: list) -> bool:
     """Did statm's `text` (its fourth field, the code size, which only exec sets) change?
-    `fields`: the new statm split at its first four spaces. See Sampler.recheck_execed."""
-    return fields[3:4] != old.split(b" ", 4)[3:4]
+    `fields`: the new statm split at its first four spaces. See Sampler.recheck_execed.
+    A statm of zeros is a process that exited (a zombie has no memory left), not a new
+    image: read again, its command line is empty already."""
+    return fields[3:4] != old.split(b" ", 4)[3:4] and fields[0] != b"0"
 
 
 def _moved(before, after, lim: int) -> bool:
