@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 from test_sampler_skip import _mask
-from test_sampler_unit import Clock, of
+from test_sampler_unit import Clock, make, of
 
 from memtrail import sampler as S
 
 CROWD = "/system.slice/crowd.service"
+NO_TIERS = ("--top-n", "0", "--pss-top-n", "0", "--pss-programs", "0")  # statm reads alone
 
 
 class Tree:
@@ -51,25 +52,32 @@ class Tree:
         self.proc.set_vmstat(reclaimed=self.reclaimed)
 
 
-def make(fakeproc, tmp_path, *extra):
-    """A fixture sampler that tracks cgroups (test_sampler_unit's turns them off)."""
-    cfg = S.parse_args(["--dir", str(tmp_path / "log"), "--proc-root", str(fakeproc.root),
-                        "--kmsg", "", "--no-mlock", "--no-oom-adj", "--quiet", "--journal", "no",
-                        *extra])
-    S.check_log_dir(cfg.dir)
-    return S.Sampler(cfg)
-
-
 def crowd(fakeproc, tmp_path, n: int = 20, *flags: str):
     tree = Tree(fakeproc, tmp_path)
     for pid in range(300, 300 + n):
         tree.add(pid)
-    s = make(fakeproc, tmp_path, "--top-n", "0", "--pss-top-n", "0", "--pss-programs", "0",
-             *flags)
+    s = make(fakeproc, tmp_path, *NO_TIERS, *flags)
     clock = Clock()
     clock.tick(s, new_segment=True)  # every process read: the first tick
     clock.tick(s)  # the cgroup's first reading: a baseline
     return tree, s, clock
+
+
+def kernel_crowd(tmp_path, *flags, forks: bool = False, others=()):
+    """A fake kernel (its pid cursor, and with `forks` its fork counter), the crowd of 20 in
+    CROWD (pids 100-119), `others` in /other.service, and a sampler over it: the sampler
+    looks at new pids by number, as on a real host."""
+    from test_sampler_skip import Kernel
+
+    kernel = Kernel(tmp_path / "proc", forks=forks)
+    tree = Tree(kernel, tmp_path)
+    for pid in range(100, 120):
+        tree.add(pid)
+    for pid in others:
+        tree.add(pid, "/other.service")
+    s = make(kernel, tmp_path, *flags)
+    kernel.sampler = s
+    return kernel, tree, s, Clock()
 
 
 def test_a_cgroup_where_nothing_ran_is_not_read_and_one_that_ran_is(fakeproc, tmp_path):
@@ -245,8 +253,7 @@ def test_a_real_idle_cgroup_is_skipped_and_a_worker_that_grows_is_seen_at_once(t
         kids.append(worker)
         assert worker.stdout.readline() == "ready\n"
         cfg = S.parse_args(["--dir", str(tmp_path / "log"), "--kmsg", "", "--no-mlock",
-                            "--no-oom-adj", "--quiet", "--journal", "no", "--top-n", "0",
-                            "--pss-top-n", "0", "--pss-programs", "0"])
+                            "--no-oom-adj", "--quiet", "--journal", "no", *NO_TIERS])
         S.check_log_dir(cfg.dir)
         s = S.Sampler(cfg)
         group = f"/{cg.name}"
@@ -290,15 +297,7 @@ def test_a_pid_given_again_after_a_quiet_reap_is_the_new_process(tmp_path):
     cgroup's processes stay unread. When the allocator, gone round `pid_max`, gives its pid to
     a new process, the sampler looks at the old one rather than take the pid for a known
     process: the old one's `X` and the new one's `P` come that tick."""
-    from test_sampler_skip import Kernel
-
-    kernel = Kernel(tmp_path / "proc", forks=True)
-    tree = Tree(kernel, tmp_path)
-    for pid in range(100, 120):
-        tree.add(pid)
-    s = make(kernel, tmp_path, "--top-n", "0", "--pss-top-n", "0", "--pss-programs", "0")
-    kernel.sampler = s
-    clock = Clock()
+    kernel, tree, s, clock = kernel_crowd(tmp_path, *NO_TIERS, forks=True)
     clock.tick(s, new_segment=True)
     tree.add(90, "/other.service")  # the allocator went round: pids from 90 on again
     clock.tick(s)
@@ -320,16 +319,7 @@ def test_a_process_moved_to_another_cgroup_is_regrouped_at_the_keyframe(tmp_path
     """Moved after it was identified (systemd-run --scope, a container runtime): its CPU use
     shows in its new cgroup. At the keyframe its old cgroup's `cgroup.procs` no longer lists
     it: its identity is read again, with the new cgroup, and it is counted there."""
-    from test_sampler_skip import Kernel
-
-    kernel = Kernel(tmp_path / "proc")
-    tree = Tree(kernel, tmp_path)
-    for pid in range(100, 120):
-        tree.add(pid)
-    tree.add(200, "/other.service")
-    s = make(kernel, tmp_path, "--keyframe", "30s")
-    kernel.sampler = s
-    clock = Clock()
+    kernel, tree, s, clock = kernel_crowd(tmp_path, "--keyframe", "30s", others=(200,))
     clock.tick(s, new_segment=True)
     crowd_dir = tree.cg / CROWD.lstrip("/")
     (crowd_dir / "cgroup.procs").write_text("".join(f"{p}\n" for p in range(100, 120)))
@@ -428,15 +418,7 @@ def test_a_quiet_exit_found_late_makes_the_next_tick_list(tmp_path):
     """Reaped while its cgroup was left unread, a process's exit shows at the next read of its
     cgroup, ticks later; its pid may be a new process's by then, which no cursor shows: the
     next tick lists /proc."""
-    from test_sampler_skip import Kernel
-
-    kernel = Kernel(tmp_path / "proc", forks=True)
-    tree = Tree(kernel, tmp_path)
-    for pid in range(100, 120):
-        tree.add(pid)
-    s = make(kernel, tmp_path, "--top-n", "0", "--pss-top-n", "0", "--pss-programs", "0")
-    kernel.sampler = s
-    clock = Clock()
+    kernel, tree, s, clock = kernel_crowd(tmp_path, *NO_TIERS, forks=True)
     clock.tick(s, new_segment=True)
     for _ in range(2 * S.QUIET_EVERY):
         clock.tick(s)
@@ -454,15 +436,7 @@ def test_a_quiet_exit_found_late_makes_the_next_tick_list(tmp_path):
 def test_the_keyframe_does_not_regroup_a_process_that_is_gone(tmp_path):
     """Missing from its cgroup's cgroup.procs because it exited (its pid maybe another's
     now): not given a new identity, but dropped by the keyframe's read."""
-    from test_sampler_skip import Kernel
-
-    kernel = Kernel(tmp_path / "proc")
-    tree = Tree(kernel, tmp_path)
-    for pid in range(100, 120):
-        tree.add(pid)
-    s = make(kernel, tmp_path, "--keyframe", "30s")
-    kernel.sampler = s
-    clock = Clock()
+    kernel, tree, s, clock = kernel_crowd(tmp_path, "--keyframe", "30s")
     clock.tick(s, new_segment=True)
     crowd_dir = tree.cg / CROWD.lstrip("/")
     (crowd_dir / "cgroup.procs").write_text("".join(f"{p}\n" for p in range(100, 120)
