@@ -472,3 +472,27 @@ def test_fault_sums_stand_only_for_programs_chosen_now_and_checked_this_tick(fak
     group.checked = s.ticks
     sums = tier._faults([st], s._still_since, s.ticks)
     assert "gone" not in sums
+
+
+def test_an_exit_and_a_newcomer_in_one_tick_keep_the_table_read_right(tmp_path):
+    """A busy service replaces a worker every tick (one exit, one new process: the table as
+    long as before) beside a quiet crowd: the table is changed in place, and the reads that
+    leave the quiet crowd out must follow it (a newcomer's growth is seen the next tick)."""
+    kernel, tree, s, clock = kernel_crowd(tmp_path, *NO_TIERS, forks=True, others=(200, 201))
+    clock.tick(s, new_segment=True)
+    for _ in range(3):
+        clock.tick(s)
+    pid = 202
+    for _ in range(S.QUIET_EVERY + 2):
+        kernel.remove(pid - 2)
+        tree.add(pid, "/other.service")
+        lines = clock.tick(s)
+        assert [line.split()[2] for line in of(lines, "X")] == [str(pid - 2)]
+        assert [line.split()[2] for line in of(lines, "P")] == [str(pid)]
+        kernel.set_rss(pid - 1, 70000 + 4 * pid)  # last tick's newcomer grows
+        lines = clock.tick(s)
+        assert [line.split()[2:4] for line in of(lines, "p")] == \
+            [[str(pid - 1), str(70000 + 4 * pid)]]
+        pid += 1
+    assert s.quiet_skipped == 20 or s.ticks % S.QUIET_EVERY == 0
+    assert sorted(s.procs) == sorted(str(p) for p in [*range(100, 120), pid - 2, pid - 1])

@@ -666,3 +666,28 @@ def test_an_exiting_process_is_not_taken_for_an_exec(fakeproc, tmp_path):
     lines = clock.tick(s)
     assert of(lines, "P") == []
     assert [line.split()[2:4] for line in of(lines, "p")] == [["300", "0"]]
+
+
+def test_the_wait_between_ticks_works_with_a_descriptor_past_1023(fakeproc, tmp_path):
+    """A sampler started by a process that holds many descriptors (or inheriting them) gets
+    its wake-up pipe past 1023, where select() refuses to work: it waits with poll()."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = []
+    try:
+        while not held or held[-1] < 1030:  # every number below is taken: the pipe goes above
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        fakeproc.add(100, ["/usr/bin/app"], rss_kib=20480)
+        s = make(fakeproc, tmp_path, "--interval", "0.05", "--duration", "1")
+        assert s.run() == 0
+        ticks = [line for seg in (tmp_path / "log").glob("*.log")
+                 for line in seg.read_text().splitlines() if line.startswith("s ")]
+        assert len(ticks) >= 2  # a wait between two ticks, at least
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

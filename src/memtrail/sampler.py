@@ -123,6 +123,8 @@ OUTSIDE_KEYS = (b"pgsteal_anon", b"pgsteal_file", b"pswpin", b"pswpout", b"zswpi
                 b"zswpout", b"thp_collapse_alloc", b"oom_kill")
 CMDLINE_MAX = 4096  # bytes of a command line kept
 CMDLINE_READ = 1 << 16  # bytes read, so a secret is redacted before the cut
+IDENT_MEMO = 32  # identity tails kept (Sampler.ident_memo), the oldest dropped
+IDENT_MEMO_CMDLINE = 512  # ... of command lines no longer than this (bytes)
 JOURNAL_IDS = {  # MESSAGE_ID values of our own, so `journalctl MESSAGE_ID=...` finds them
     "start": "6b3c1f0e2a9d4e5f8a7b6c5d4e3f2a10",
     "stop": "6b3c1f0e2a9d4e5f8a7b6c5d4e3f2a11",
@@ -1530,22 +1532,34 @@ def read_cmdline(base: str):
     """(argv, truncated): the whole command line up to CMDLINE_READ bytes, so redaction sees a
     secret whole before `fit_cmdline` cuts to CMDLINE_MAX. Past CMDLINE_READ the last,
     partial argument is dropped (it could be half a secret no rule recognises)."""
+    data = read_cmdline_bytes(base)
+    return (None, False) if data is None else split_cmdline(data)
+
+
+def read_cmdline_bytes(base: str):
+    """/proc/PID/cmdline as the kernel gives it, up to CMDLINE_READ bytes; None if unread
+    (READ_ERRNO says why when the open failed)."""
     try:
         fd = os.open(base + "cmdline", os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         READ_ERRNO[0] = exc.errno
         if exc.errno in _NO_FDS:
             READ_ERRNO[1] += 1
-        return None, False
+        return None
     try:
         data = os.read(fd, CMDLINE_MAX + 1)  # nearly always all of it: one read
         if len(data) > CMDLINE_MAX:
             data += read_to_end(lambda n, _o: os.read(fd, n), CMDLINE_READ - len(data),
                                 True) or b""
     except OSError:
-        return None, False
+        return None
     finally:
         os.close(fd)
+    return data
+
+
+def split_cmdline(data: bytes):
+    """(argv, truncated) from read_cmdline_bytes' bytes."""
     cut = len(data) >= CMDLINE_READ
     args = data.split(b"\0")
     if args and args[-1] == b"":
@@ -3671,6 +3685,10 @@ class Sampler:
         self.quiet_root = None if cfg.no_quiet_skip else find_unified_root(self.proc)
         self.qgroups = {}
         self.unified = ""  # the v2 path of the process _identify last read
+        # (comm, command line bytes, cgroup bytes) -> (identity JSON, v2 path): a forking
+        # server's new workers, and the look again at each new process a tick later, share
+        # them; redacting and encoding is most of what a new process costs (bench/RESULTS.md)
+        self.ident_memo = {}
         self.outside = None  # /proc/vmstat's outside counters at the last tick
         self.outside_at = -1e18  # when they last moved (monotonic)
         self.mono = 0.0  # this tick's monotonic time
@@ -3788,24 +3806,42 @@ class Sampler:
             uid = os.fstat(fd).st_uid if fd >= 0 else os.stat(base).st_uid
         except OSError:
             return None
-        cmd, truncated = read_cmdline(base)
-        if cmd is None and READ_ERRNO[0] in _NO_FDS:
+        raw = read_cmdline_bytes(base)
+        if raw is None and READ_ERRNO[0] in _NO_FDS:
             return None  # try again with a descriptor, rather than record no command line
-        if cmd is not None:
+        cg = read_file(base + "cgroup", 4096)
+        key = (comm, raw, cg)
+        memo = self.ident_memo
+        known = memo.get(key)
+        if known is None:
+            known = self._ident_tail(comm, raw, cg)
+            if raw is not None and len(raw) <= IDENT_MEMO_CMDLINE:
+                if len(memo) >= IDENT_MEMO:
+                    del memo[next(iter(memo))]  # the oldest
+                memo[key] = known
+        self.unified = known[1]
+        return f"{name} {start} {ppid} {uid} {known[0]}"
+
+    def _ident_tail(self, comm: str, raw, cg) -> tuple:
+        """(the identity's JSON, the v2 path) from the comm, the command line's and
+        /proc/PID/cgroup's bytes: what _identify keeps in `ident_memo`."""
+        truncated = False
+        cmd = None
+        if raw is not None:
+            cmd, truncated = split_cmdline(raw)
             cmd, cut = fit_cmdline(cmd if self.cfg.no_redact else redact(cmd))
             truncated = truncated or cut
         obj = {"comm": comm, "cmd": [] if cmd is None else cmd}
         if truncated:
             obj["cmd_truncated"] = True
-        cg = read_file(base + "cgroup", 4096)
-        self.unified = ""
+        unified = ""
         if cg:
             obj["cg"], memory = parse_cgroup(cg)
             if memory:
                 obj["mcg"] = memory
             if self.quiet_root is not None:
-                self.unified = unified_path(cg)
-        return f"{name} {start} {ppid} {uid} {_json(obj)}"
+                unified = unified_path(cg)
+        return _json(obj), unified
 
     # -- quiet cgroups -----------------------------------------------------------------------
     def _join(self, st: Proc, path: str) -> None:
@@ -4223,7 +4259,8 @@ class Sampler:
     def _unskipped(self, order: list, fds: list, quiet: set) -> tuple:
         """The table without the processes of `quiet` cgroups, and their descriptors. An idle
         host's quiet set is the same tick after tick: the last one is kept while the table
-        (the same list, as long) and the set are (0.56 ms a tick at 20,000 otherwise)."""
+        (the same list, unchanged: what changes it in place resets `_unskipped_last`) and the
+        set are (0.56 ms a tick at 20,000 otherwise)."""
         last = self._unskipped_last
         if last is not None and last[0] is order and last[1] == len(order) \
                 and last[2] == quiet:
@@ -4327,6 +4364,7 @@ class Sampler:
             self.unseen = tuple(map(int, missing))
         joined = [st for st in map(procs.get, new) if st is not None]
         if joined:  # in place: a copy of a 20,000-process table is 0.45 ms
+            self._unskipped_last = None  # the same list, changed
             self.order.extend(joined)
             self.fds.extend(map(_fd, joined))
 
@@ -4373,10 +4411,12 @@ class Sampler:
         """Forget processes that exited; their `X` lines in pid order. `order`: the table,
         whose survivors become the order of the next reads."""
         procs = self.procs
+        dropped = []
         for name in sorted(set(gone), key=int):
             st = procs.pop(name, None)
             if st is None:
                 continue
+            dropped.append(st)
             self.detail_vals.pop(name, None)
             self.pss.gone(st)
             if st.cg is not None:
@@ -4384,8 +4424,21 @@ class Sampler:
             if st.fd >= 0:
                 os.close(st.fd)
             out_x.append(f"X {ts} {name}\n")
-        if order is not None:
-            self._set_order([st for st in order if procs.get(st.pid) is st])
+        if order is None:
+            return
+        if order is self.order and len(dropped) <= 64:
+            # A few exits a tick (a churning host): out of the table in place, rather than a
+            # copy of it and of its descriptors every tick
+            self._unskipped_last = None  # the same list, changed
+            fds = self.fds
+            try:
+                for st in dropped:
+                    i = order.index(st)
+                    del order[i], fds[i]
+                return
+            except ValueError:  # not in the table (joined this tick): filtered below
+                pass
+        self._set_order([st for st in order if procs.get(st.pid) is st])
 
     def _tick_failed(self, exc: Exception) -> None:
         """A bug in a tick (a /proc or a kernel format the sampler did not foresee): the
@@ -4802,6 +4855,10 @@ class Sampler:
         rfd, wfd = os.pipe()
         for fd in (rfd, wfd):
             os.set_blocking(fd, False)
+        # poll, not select: select() refuses a descriptor past 1023, and a sampler started
+        # with many inherited descriptors (or in a process that holds many) gets one
+        waker = select.poll()
+        waker.register(rfd, select.POLLIN)
         _signal.set_wakeup_fd(wfd)
         for sig, handler in ((_signal.SIGTERM, self._on_stop), (_signal.SIGINT, self._on_stop),
                              (_signal.SIGHUP, self._on_hup), (_signal.SIGUSR1, self._on_usr1)):
@@ -4890,7 +4947,7 @@ class Sampler:
             while wait > 0 and not (self.stop_reason or self.want_snapshot or self.want_rotate):
                 # A long interval must not starve systemd's watchdog: ping at half its period.
                 nap = min(wait, self.notifier.watchdog_s / 2) if self.notifier.watchdog else wait
-                if select.select([rfd], [], [], nap)[0]:
+                if waker.poll(nap * 1000):  # ms, rounded up
                     break
                 wait = next_mono - time.monotonic()
                 if deadline is not None:
