@@ -9,10 +9,15 @@ log is split by what drives each record, and each part is scaled to a day at a 1
   a periodic keyframe (its s/K/p/c/b lines)                       -> x 86400 / keyframe_s
   segment opening (header + identities P/C of the first keyframe) -> x segments per day
   the first PSS round's D lines (every member's first values)      -> once per run (left out)
+  a later process's first D line (its first values)               -> with the tick-driven
 A sampler writes a `D` line when a process's PSS moved, but its first round writes one for
 every member of the largest programs, spread over as many ticks as its time budget needs
 (several at 2000 processes). Counted as a rate, that one round became most of a modelled
 day, so `D` lines before the first round's `pss` event are the start's, not the day's.
+After it, a process's first `D` line comes with its arrival, as its `P` line does: the bench
+replaces 1 % of a churning crowd every tick, 4 times a second at 0.25 s, so counted as a rate
+those lines came 4 times as often as at the modelled 1 s tick (three quarters of the `D`
+lines of the 2000-churning log of 2026-12-03 07:37 are a process's first).
 Compression is measured the same way (gzip of each part, level 6 as zlib's default).
 """
 
@@ -65,6 +70,7 @@ def analyze(
     keyframe_s = 300.0
     first_kf_time: bytes | None = None
     first_round_done = False  # the first PSS round's `pss` event seen
+    figured: set[bytes] = set()  # pids with a D line already (their first values written)
     for seg in segs:
         groups: dict[bytes, list[bytes]] = {}  # a tick's time -> its lines, in log order
         with open(seg, "rb") as f:
@@ -90,22 +96,31 @@ def analyze(
             except ValueError:
                 continue
             kinds = [ln.split(b" ", 1)[0].decode() for ln in lines]
+            round_ends = any(k == "E" and ln.split(b" ", 3)[2:3] == [b"pss"]
+                             for ln, k in zip(lines, kinds))
             if "K" in kinds:
+                first_round_done = first_round_done or round_ends
                 if first_kf_time is None:
                     first_kf_time = t
                     opening += [ln for ln, k in zip(lines, kinds) if k in ("P", "C", "E")]
                     keyframe += [ln for ln, k in zip(lines, kinds) if k not in ("P", "C", "E")]
+                figured.update(ln.split(b" ", 3)[2] for ln, k in zip(lines, kinds) if k == "D")
                 continue
             for ln, k in zip(lines, kinds):
-                if k == "D" and not first_round_done:
-                    continue  # the first round: once per run, not a rate
+                if k == "D":
+                    pid = ln.split(b" ", 3)[2]
+                    first = pid not in figured
+                    figured.add(pid)
+                    if not first_round_done:
+                        continue  # the first round: once per run, not a rate
+                    if first:  # a newcomer's first values: with its arrival, per tick
+                        ticks_lines.append(ln)
+                        continue
                 if k in TIME_DRIVEN:
                     time_lines.append(ln)
                 elif k != "Z":
                     ticks_lines.append(ln)
-            if any(k == "E" and ln.split(b" ", 3)[2:3] == [b"pss"]
-                   for ln, k in zip(lines, kinds)):
-                first_round_done = True
+            first_round_done = first_round_done or round_ends
     n_ticks = sum(1 for ln in ticks_lines if ln.startswith(b"s "))
     if n_ticks == 0 or len(times) < 2:
         return None

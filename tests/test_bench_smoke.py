@@ -139,6 +139,27 @@ def test_logsize_counts_the_first_pss_round_once_not_as_a_rate(tmp_path):
     assert r.time_bytes_per_s == len("D 108.000 7 9 2 3 4 5 6\n") / span
 
 
+def test_logsize_counts_a_newcomers_first_pss_line_with_its_arrival(tmp_path):
+    """After the first round, a process's first D line comes with its arrival (a churning
+    crowd's newcomers, one a tick here): it scales with the ticks, as its P line does; a
+    known process's later D line with the clock."""
+    lines = ['H 100.000 memtrail 1 {"format":1,"settings":{"keyframe_s":600}}',
+             "s 100.000 1 2 3", "K 100.000 2 0 {}", "D 100.000 7 1 2 3 4 5 6",
+             'E 100.000 pss {"programs":1,"planned":1,"read":1}']
+    for t in range(1, 11):
+        lines += [f"s {100 + t}.000 1 2 3", f'P {100 + t}.000 {200 + t} 1 1 0 {{"cmd":[]}}']
+        if t % 2 == 0:  # a status tick: the newcomers since the last one, and pid 7 again
+            lines += [f"D {100 + t}.000 {pid} 1 2 3 4 5 6" for pid in (200 + t - 1, 200 + t)]
+            lines.append(f"D {100 + t}.000 7 {t} 2 3 4 5 6")
+    (tmp_path / "memtrail-20261120T000000Z-000.log").write_text("\n".join(lines) + "\n")
+    r = logsize.analyze(tmp_path, tick_s=1.0)
+    assert r is not None and r.ticks == 10
+    per_tick = [ln for ln in lines[5:] if ln[0] in "sP" or (ln[0] == "D" and " 7 " not in ln)]
+    assert r.tick_bytes == sum(len(ln) + 1 for ln in per_tick) / 10
+    again = [ln for ln in lines[5:] if ln.startswith("D ") and ln.split()[2] == "7"]
+    assert r.time_bytes_per_s == sum(len(ln) + 1 for ln in again) / _written_span(lines)
+
+
 @linux
 @pytest.mark.live
 @pytest.mark.slow
