@@ -403,7 +403,18 @@ LIVE = textwrap.dedent("""
                                                  if l.startswith("P ")]}
     def child():
         kids.append(subprocess.Popen(["sleep", "60"]))
-        return str(kids[-1].pid)
+        pid = str(kids[-1].pid)
+        # Popen returns once the exec is past its point of no return, a moment before the
+        # new image's command line is set up: wait for it, so a tick never sees the child
+        # half-way (the next tick's second look would write its identity again, correctly)
+        while True:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if f.read() == b"sleep\\x0060\\x00":
+                        return pid
+            except OSError:
+                pass
+            time.sleep(0.001)
     def counters():
         return s._pid_cursor(), s._fork_count()
     def clone_at(pid):
