@@ -18,11 +18,12 @@ import json
 import random
 import shutil
 
+import pytest
 from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memtrail import cli, timeline, view
+from memtrail import cli, reader, timeline, view
 from memtrail.reader import LogError
 
 GOLDEN = ROOT / "tests" / "fixtures" / "golden" / "v1"
@@ -214,6 +215,28 @@ def test_the_unmutated_golden_recording_reads_in_every_view(tmp_path):
     assert rep["reading"]["unknown_records"] == 0 and rep["unexplained"]["percpu_bytes"]
     assert "    cgroup:     200 MiB of its 200 MiB limit: anon 146 MiB" in render_text(rep)
     assert any(u["makeup"] for u in rep["units"])
+
+
+@pytest.mark.parametrize("value", [10 ** 400, -(2 ** 70), 2 ** 64 + 1])
+def test_an_integer_too_large_for_a_float_is_unknown_in_every_view(tmp_path, value):
+    """Found by the fuzz test above: a header's interval_s of 10**400 overflowed the float()
+    the report and the console make of it (a traceback). JSON integers past 64 bits are read
+    as absent, as NaN and 1e999 are."""
+    d = tmp_path / "log"
+    d.mkdir()
+    for name, lines in SEGMENTS:
+        lines = list(lines)
+        head = lines[0]
+        obj = json.loads(head[head.index(" {") + 1:])
+        obj["interval_s"] = value
+        lines[0] = head[:head.index(" {") + 1] + json.dumps(obj) + "\n"
+        (d / name).write_text("".join(lines))
+    for command in COMMANDS:
+        rest = [a.format(out=tmp_path / "o.html") for a in command[1:]]
+        paths = [str(d), str(d)] if command[0] == "diff" else [str(d)]
+        assert _run([command[0], *paths, *rest]) in (0, 1), command
+    _console(str(d))
+    assert reader.decode_json(f'{{"a": {value}, "b": {2 ** 64}}}') == {"a": None, "b": 2 ** 64}
 
 
 def test_sizes_too_large_for_the_consoles_index_are_unknown(tmp_path):

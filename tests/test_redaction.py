@@ -222,14 +222,15 @@ def test_read_cmdline_reads_past_the_limit_then_cut(tmp_path):
     base.mkdir()
     argv = ["prog", "y" * (S.CMDLINE_MAX - 30), "https://bob:hunter2hunter2hunter2@host/x"]
     (base / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
-    args, truncated = S.read_cmdline(str(base) + "/")
+    args, truncated = S.split_cmdline(S.read_cmdline_bytes(str(base) + "/"))
     assert args == argv and not truncated  # read whole; the cut comes after redaction
     cut, truncated = S.fit_cmdline(S.redact(args))
     assert not any("hunter2" in a for a in cut)
     huge = ["prog", "z" * S.CMDLINE_READ, "hunter2"]  # past the read bound: last arg dropped
     (base / "cmdline").write_bytes(b"\0".join(a.encode() for a in huge))
-    args, truncated = S.read_cmdline(str(base) + "/")
+    args, truncated = S.split_cmdline(S.read_cmdline_bytes(str(base) + "/"))
     assert truncated and args == ["prog"]
+    assert S.read_cmdline_bytes(str(tmp_path / "gone") + "/") is None
 
 
 # Secrets of any shape put where the rules look: never in the output, never a crash.

@@ -1528,17 +1528,10 @@ def parse_cgroup(data: bytes):
     return mem or v2, ""
 
 
-def read_cmdline(base: str):
-    """(argv, truncated): the whole command line up to CMDLINE_READ bytes, so redaction sees a
-    secret whole before `fit_cmdline` cuts to CMDLINE_MAX. Past CMDLINE_READ the last,
-    partial argument is dropped (it could be half a secret no rule recognises)."""
-    data = read_cmdline_bytes(base)
-    return (None, False) if data is None else split_cmdline(data)
-
-
 def read_cmdline_bytes(base: str):
-    """/proc/PID/cmdline as the kernel gives it, up to CMDLINE_READ bytes; None if unread
-    (READ_ERRNO says why when the open failed)."""
+    """/proc/PID/cmdline as the kernel gives it, up to CMDLINE_READ bytes (so redaction sees a
+    secret whole before `fit_cmdline` cuts to CMDLINE_MAX); None if unread (READ_ERRNO says
+    why when the open failed)."""
     try:
         fd = os.open(base + "cmdline", os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
@@ -1559,7 +1552,8 @@ def read_cmdline_bytes(base: str):
 
 
 def split_cmdline(data: bytes):
-    """(argv, truncated) from read_cmdline_bytes' bytes."""
+    """(argv, truncated) from read_cmdline_bytes' bytes. Past CMDLINE_READ the last, partial
+    argument is dropped (it could be half a secret no rule recognises)."""
     cut = len(data) >= CMDLINE_READ
     args = data.split(b"\0")
     if args and args[-1] == b"":
