@@ -157,6 +157,7 @@ def test_logsize_counts_a_newcomers_first_pss_line_with_its_arrival(tmp_path):
     per_tick = [ln for ln in lines[5:] if ln[0] in "sP" or (ln[0] == "D" and " 7 " not in ln)]
     assert r.tick_bytes == sum(len(ln) + 1 for ln in per_tick) / 10
     again = [ln for ln in lines[5:] if ln.startswith("D ") and ln.split()[2] == "7"]
+    # per second of the log's own timestamps (as written above), not of any clock
     assert r.time_bytes_per_s == sum(len(ln) + 1 for ln in again) / _written_span(lines)
 
 

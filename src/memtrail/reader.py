@@ -382,6 +382,9 @@ def _finite_or_none(text: str) -> Optional[float]:
     return value if value - value == 0.0 else None
 
 
+INT_BOUND = 1 << 64
+
+
 def _bounded_int_or_none(text: str) -> Optional[int]:
     """An integer past 64 bits is read as null (absent) too: no count, size or time the
     sampler writes comes near it, and 10**400 overflows the float() a view makes of it."""
@@ -389,7 +392,6 @@ def _bounded_int_or_none(text: str) -> Optional[int]:
     return value if -INT_BOUND <= value <= INT_BOUND else None
 
 
-INT_BOUND = 1 << 64
 _DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_or_none,
                             parse_int=_bounded_int_or_none)
 

@@ -3687,7 +3687,7 @@ class Sampler:
         self.outside_at = -1e18  # when they last moved (monotonic)
         self.mono = 0.0  # this tick's monotonic time
         self.quiet_skipped = 0  # processes left unread at the last tick
-        self._unskipped_last = None  # (table, its length, quiet set, what _unskipped gave)
+        self._unskipped_last = None  # (table, quiet set, what _unskipped gave)
         self.order = None  # known Procs in the last listing's order, or None: rebuild it
         self.fds = []  # their statm descriptors, in that order
         self._listed = []  # that listing (Procs and new names), to rebuild it from
@@ -3773,9 +3773,6 @@ class Sampler:
         return f"H {now:.3f} memtrail {FORMAT} {_json(head)}\n"
 
     # -- processes ---------------------------------------------------------------------------
-    def _band(self, st: Proc, rss: int) -> None:
-        st.rss = rss
-
     def lim(self, rss: int) -> int:
         """How far (KiB) RSS may move from the last written `rss` before a `p` is due:
         computed for changed statm only, rather than kept on each process."""
@@ -3913,9 +3910,8 @@ class Sampler:
         every process is read), and what has no counter (another process writing into one's
         memory through ptrace or process_vm_writev, a file truncated under a mapping, a process
         moved to another cgroup) waits at most QUIET_EVERY ticks: every process is read then,
-        at keyframes, and while memory is short. `force`: read every process this tick."""
-        if self.quiet_root is None:
-            return set()
+        at keyframes, and while memory is short. `force`: read every process this tick.
+        Called only while groups are tracked (`qgroups`, which only a quiet_root fills)."""
         outside = self.sys.outside
         now = self.mono
         if outside != self.outside and self.outside is not None:
@@ -4157,8 +4153,7 @@ class Sampler:
                 rss = int(fields[1]) << shift
                 if keyframe or abs(rss - st.rss) > self.lim(st.rss):
                     shared = int(fields[2]) << shift
-                    if rss != st.rss:
-                        self._band(st, rss)
+                    st.rss = rss
                     out_p.append(f"p {ts} {name} {st.rss} {shared}\n")
                     if watch is not None:
                         watch.append(st)
@@ -4202,10 +4197,10 @@ class Sampler:
         # exit's ESRCH, or fd -1: read by path) stops `map` at that process only: `extend`
         # keeps the reads before it, a None stands for it, and the loop goes on from the next.
         fds = self.fds
-        full = order
         if quiet:
+            known = len(order)
             order, fds = self._unskipped(order, fds, quiet)
-            self.quiet_skipped = len(full) - len(order)
+            self.quiet_skipped = known - len(order)
         changed = []
         for i in range(0, len(order), 1024):
             part = order[i:i + 1024]
@@ -4248,20 +4243,19 @@ class Sampler:
                     # left unread since its last read: exited maybe ticks ago, and its pid
                     # may be a new process's already, which only a listing finds
                     self.must_list = True
-            self._drop(gone, ts, out_x, full)
+            self._drop(gone, ts, out_x, from_table=True)
 
     def _unskipped(self, order: list, fds: list, quiet: set) -> tuple:
         """The table without the processes of `quiet` cgroups, and their descriptors. An idle
         host's quiet set is the same tick after tick: the last one is kept while the table
-        (the same list, unchanged: what changes it in place resets `_unskipped_last`) and the
-        set are (0.56 ms a tick at 20,000 otherwise)."""
+        (the same list: what changes it in place resets `_unskipped_last`) and the set are
+        (0.56 ms a tick at 20,000 otherwise)."""
         last = self._unskipped_last
-        if last is not None and last[0] is order and last[1] == len(order) \
-                and last[2] == quiet:
-            return last[3], last[4]
+        if last is not None and last[0] is order and last[1] == quiet:
+            return last[2], last[3]
         keep = [st.cg not in quiet for st in order]
         kept = list(itertools.compress(order, keep)), list(itertools.compress(fds, keep))
-        self._unskipped_last = (order, len(order), frozenset(quiet), *kept)
+        self._unskipped_last = (order, frozenset(quiet), *kept)
         return kept
 
     def _admit(self, new: list, ts: str, out_new: list, out_p: list, watch,
@@ -4319,7 +4313,7 @@ class Sampler:
                 self._join(st, self.unified)
             if not initial:
                 self.young.append(st)
-            self._band(st, rss)
+            st.rss = rss
             procs[name] = st
             self.announced.add(name)
             out_new.append(f"P {ts} {st.ident}\n")
@@ -4349,7 +4343,7 @@ class Sampler:
                 dead.append(name)
                 new.append(name)
         if dead:
-            self._drop(dead, ts, out_x, self.order)
+            self._drop(dead, ts, out_x, from_table=True)
         if not new:
             return
         missing = []
@@ -4390,7 +4384,7 @@ class Sampler:
             rss = int(fields[1]) << self.shift
             if abs(rss - st.rss) > self.lim(st.rss):
                 shared = int(fields[2]) << self.shift
-                self._band(st, rss)
+                st.rss = rss
                 out_p.append(f"p {ts} {st.pid} {rss} {shared}\n")
                 if watch is not None:
                     watch.append(st)
@@ -4401,9 +4395,10 @@ class Sampler:
         self.order = order
         self.fds = list(map(_fd, order))
 
-    def _drop(self, gone: list, ts: str, out_x: list, order: list = None) -> None:
-        """Forget processes that exited; their `X` lines in pid order. `order`: the table,
-        whose survivors become the order of the next reads."""
+    def _drop(self, gone: list, ts: str, out_x: list, from_table: bool = False) -> None:
+        """Forget processes that exited; their `X` lines in pid order. `from_table`: they
+        leave the table too (`order`, `fds`), whose survivors are the next reads' order (a
+        listing sets the order itself)."""
         procs = self.procs
         dropped = []
         for name in sorted(set(gone), key=int):
@@ -4418,9 +4413,10 @@ class Sampler:
             if st.fd >= 0:
                 os.close(st.fd)
             out_x.append(f"X {ts} {name}\n")
-        if order is None:
+        if not from_table:
             return
-        if order is self.order and len(dropped) <= 64:
+        order = self.order
+        if len(dropped) <= 64:
             # A few exits a tick (a churning host): out of the table in place, rather than a
             # copy of it and of its descriptors every tick
             self._unskipped_last = None  # the same list, changed
