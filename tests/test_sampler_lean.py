@@ -84,8 +84,14 @@ def test_redaction_of_odd_arguments_keeps_the_shape(argv):
 
 # --- kernel log ---------------------------------------------------------------------------------
 
-_KILLED_RE = re.compile(r"Killed process (\d+) \((.*?)\)(?= total-vm|,|\s|$)")
-_RSS_RE = re.compile(r"(anon-rss|file-rss|shmem-rss|pgtables):(\d+)kB")
+# DOTALL: a comm may hold a newline (PR_SET_NAME takes any byte but NUL, and kmsg's \x0a
+# escape is undone), and the sampler's name runs to the last ")" whatever it holds
+_KILLED_RE = re.compile(r"Killed process (\d+) \((.*?)\)(?= total-vm|,|\s|$)", re.DOTALL)
+# The sizes after the name, in the kernel's order, each from its key's first place: the kernel
+# writes each once, and the sampler reads no further
+_SIZE_KEYS = (("total-vm:", "total_vm_kib"), ("anon-rss:", "anon_kib"), ("file-rss:", "file_kib"),
+              ("shmem-rss:", "shmem_kib"), ("pgtables:", "pgtables_kib"))
+_SIZE_RE = re.compile(r"-?\d+(?=kB)")
 _UID_RE = re.compile(r"UID:(\d+)")
 
 
@@ -98,8 +104,12 @@ def reference_killed(text: str):
     if not match:
         return None
     event = {"pid": int(match.group(1)), "name": match.group(2)}
-    for key, value in _RSS_RE.findall(text):
-        event[key.replace("-rss", "_kib").replace("pgtables", "pgtables_kib")] = int(value)
+    tail = text[match.end():]
+    for key, field in _SIZE_KEYS:
+        at = tail.find(key)
+        size = _SIZE_RE.match(tail, at + len(key)) if at >= 0 else None
+        if size:
+            event[field] = int(size.group())
     uid = _UID_RE.search(text)
     if uid:
         event["uid"] = int(uid.group(1))
