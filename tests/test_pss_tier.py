@@ -303,6 +303,74 @@ def test_a_member_that_exited_has_its_program_read_again(fakeproc, tmp_path, mon
     assert sorted(reads) == [200, 201, 202]
 
 
+def _renewing_crowd(fakeproc, tmp_path, monkeypatch, n: int):
+    for pid in range(200, 200 + n):
+        fakeproc.add(pid, ["/usr/bin/worker"], rss_kib=20480)
+    s = make(fakeproc, tmp_path, "--pss-programs", "1", "--pss-top-n", "0",
+             "--status-every", "1", "--pss-every", "60", "--rss-delta", "1G")
+    clock = Clock()
+    _full_round(s, clock, first=True)
+    return s, clock, _reads(monkeypatch)
+
+
+def test_a_recycled_worker_is_read_alone_and_its_program_whole_at_the_next_round(
+        fakeproc, tmp_path, monkeypatch):
+    """A pre-forking server replacing a worker keeps as many mappers of its pages as the
+    shares its workers' figures were cut for: at the status tick only the new worker is read
+    (not its 15 siblings, every 10 s while workers come and go); the program stays stirred,
+    so the next full round reads it whole rather than keeping it."""
+    s, clock, reads = _renewing_crowd(fakeproc, tmp_path, monkeypatch, 16)
+    fakeproc.remove(203)
+    fakeproc.add(216, ["/usr/bin/worker"], rss_kib=20480)
+    clock.tick(s)
+    assert reads == [216]
+    assert "worker" in s.pss.stirred
+    reads.clear()
+    for _ in range(5):
+        clock.tick(s)
+    assert reads == []
+    [round_] = _full_round(s, clock)
+    assert sorted(reads) == sorted(set(range(200, 217)) - {203}) and "kept" not in round_
+
+
+def test_a_program_that_grew_past_an_eighth_is_read_whole_at_once(fakeproc, tmp_path,
+                                                                  monkeypatch):
+    """Two new workers among 16 (an eighth) cut the others' shares by a ninth at most: only
+    they are read; a third moves the count past an eighth of the count at the last whole
+    read, and the whole program is read, the new count then the reference."""
+    s, clock, reads = _renewing_crowd(fakeproc, tmp_path, monkeypatch, 16)
+    for pid in (216, 217):
+        fakeproc.add(pid, ["/usr/bin/worker"], rss_kib=20480)
+    clock.tick(s)
+    assert sorted(reads) == [216, 217]
+    reads.clear()
+    fakeproc.add(218, ["/usr/bin/worker"], rss_kib=20480)
+    clock.tick(s)
+    assert sorted(reads) == list(range(200, 219))
+    assert s.pss.whole_n == {"worker": 19} and "worker" not in s.pss.stirred
+    reads.clear()
+    for pid in (200, 201):  # shrinking counts as well as growing: 17 of 19
+        fakeproc.remove(pid)
+    fakeproc.add(219, ["/usr/bin/worker"], rss_kib=20480)
+    clock.tick(s)
+    assert reads == [219]
+
+
+def test_a_small_program_renews_only_at_the_same_count(fakeproc, tmp_path, monkeypatch):
+    """Under eight members an eighth is no member at all: a worker replaced is read alone, a
+    worker added has the program read whole (two workers sharing 500 MiB hold 250 MiB each;
+    a third makes it 167)."""
+    s, clock, reads = _renewing_crowd(fakeproc, tmp_path, monkeypatch, 2)
+    fakeproc.remove(201)
+    fakeproc.add(202, ["/usr/bin/worker"], rss_kib=20480)
+    clock.tick(s)
+    assert reads == [202]
+    reads.clear()
+    fakeproc.add(203, ["/usr/bin/worker"], rss_kib=20480)
+    clock.tick(s)
+    assert sorted(reads) == [200, 202, 203]
+
+
 def test_a_snapshot_and_a_member_never_read_mean_reading_all(fakeproc, tmp_path, monkeypatch):
     s, clock, reads = _quiet_crowd(fakeproc, tmp_path, monkeypatch)
     _full_round(s, clock, first=True)
@@ -480,3 +548,104 @@ def test_live_a_forked_worker_writing_its_shared_pages_has_its_pss_read_again(tm
             os.kill(int(child), signal.SIGKILL)
         pair.kill()
         pair.wait()
+
+
+RECYCLER = r"""
+import mmap, os, signal, sys
+buf = mmap.mmap(-1, 32 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+for i in range(0, len(buf), 4096):
+    buf[i] = 1  # resident, then shared with every worker forked after
+def worker():
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(w, b"c")
+        while True:
+            signal.pause()
+    os.read(r, 1)  # up and waiting: what it touches after the fork is touched
+    os.close(r)
+    os.close(w)
+    return pid
+for line in sys.stdin:
+    cmd = line.split()
+    if cmd[0] == "fork":
+        print(worker(), flush=True)
+    else:  # kill PID: gone and reaped before the answer
+        os.kill(int(cmd[1]), signal.SIGKILL)
+        os.waitpid(int(cmd[1]), 0)
+        print("ok", flush=True)
+"""
+
+
+def _pss_kib(pid) -> int:
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+
+
+def test_live_a_recycled_worker_leaves_its_siblings_shares_where_they_were(tmp_path,
+                                                                           monkeypatch):
+    """The rule's premise on the real kernel. A parent touches 32 MiB and forks three
+    workers: four mappers, 8 MiB of it in each one's PSS. A worker killed and another forked
+    in its place leaves the others' PSS where it was, and the sampler reads only the new
+    one at the status tick; a fifth worker (the control, in the same run) takes 1.6 MiB
+    from each, and the sampler reads the whole program again."""
+    import os
+    import secrets
+    import signal
+    import subprocess
+    import sys
+
+    # a program of its own: a worker left by another run would be a member of it
+    script = tmp_path / f"recycler{secrets.token_hex(4)}.py"
+    script.write_text(RECYCLER)
+    boss = subprocess.Popen([sys.executable, "-I", str(script)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, bufsize=1)
+
+    forked = []
+
+    def ask(cmd: str) -> str:
+        boss.stdin.write(cmd + "\n")
+        boss.stdin.flush()
+        answer = boss.stdout.readline().strip()
+        if cmd == "fork":
+            forked.append(answer)
+        return answer
+    try:
+        workers = [ask("fork") for _ in range(3)]
+        members = {str(boss.pid), *workers}
+        cfg = S.parse_args(["--dir", str(tmp_path / "log"), "--kmsg", "", "--no-mlock",
+                            "--no-oom-adj", "--no-cgroups", "--quiet", "--journal", "no",
+                            "--pss-programs", "1000", "--pss-top-n", "0", "--pss-budget", "10",
+                            "--status-every", "1", "--pss-every", "1h"])
+        S.check_log_dir(cfg.dir)
+        s = S.Sampler(cfg)
+        reads = _reads(monkeypatch)
+        clock = Clock()
+        clock.tick(s, new_segment=True)
+        assert members <= {str(p) for p in reads}
+        siblings = [str(boss.pid), *workers[1:]]
+        before = [_pss_kib(pid) for pid in siblings]
+
+        assert ask(f"kill {workers[0]}") == "ok"
+        newcomer = ask("fork")
+        reads.clear()
+        clock.tick(s)
+        after = [_pss_kib(pid) for pid in siblings]
+        assert [str(p) for p in reads if str(p) in members | {newcomer}] == [newcomer]
+        moved = max(abs(a - b) for a, b in zip(after, before))
+        assert moved < 512, (before, after)  # KiB: the same four mappers of 32 MiB
+
+        fifth = ask("fork")
+        reads.clear()
+        clock.tick(s)
+        grown = [_pss_kib(pid) for pid in siblings]
+        assert min(a - g for a, g in zip(after, grown)) > 1024, (after, grown)  # 8 -> 6.4 MiB
+        assert {*siblings, newcomer, fifth} <= {str(p) for p in reads}
+    finally:
+        for pid in forked:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ValueError, ProcessLookupError):
+                pass
+        boss.kill()
+        boss.wait()

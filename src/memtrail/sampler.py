@@ -1625,6 +1625,9 @@ class PssTier:
         # changed (its memory, or what it shares, moved: the others' shares move with it), or a
         # member exited (the others' shares grow). A new member is read anyway (st.pss None).
         self.stirred = set()
+        # Each chosen program's member count when it was last planned whole: the denominator
+        # of the shares its members' last figures hold (see plan: who a new member costs)
+        self.whole_n = {}
         self.full_rounds = 0
         # Page faults of each chosen program's members, summed at the last full round's plan:
         # a forked worker writing to a page it still shares with its parent takes a private
@@ -1678,6 +1681,15 @@ class PssTier:
             queued = set(self.queue[self.pos:]) if self.stats is not None else ()
             fresh = {st.prog for st in extra if st.pss is None and st not in queued}
             fresh.update(st.prog for st in members if st.pss is None and st not in queued)
+            # ... unless its member count is within an eighth of the count it was last read
+            # whole at: its pages' mappers are then as many as the shares its members' figures
+            # hold were cut for (a pre-forking server recycling workers, a CI runner's job
+            # slots), so only the new members are read; it stays stirred, and the next full
+            # round reads it whole. A program that grew or shrank further is read whole now.
+            whole_n = self.whole_n
+            renewed = {prog for prog in fresh if prog in sizes and prog in whole_n
+                       and abs(sizes[prog] - whole_n[prog]) <= whole_n[prog] >> 3}
+            whole = fresh - renewed if renewed else fresh
             # A member whose RSS moved far from the RSS its last PSS figures describe is read
             # again alone, first: a process that grew 1 GiB since would show its old PSS for
             # up to a minute (the analyzer then counts it as not read: model.pss_current).
@@ -1685,12 +1697,17 @@ class PssTier:
             movers = self._movers(
                 [st for st in extra if st.prog in stirred]
                 + by_size([st for st in members if st.prog in stirred]),
-                queued, fresh) if stirred else []
+                queued, whole) if stirred else []
             if not fresh and not movers:
                 return
             wanted = movers + [st for st in extra if st.prog in fresh] + by_size(
-                [st for st in members if st.prog in fresh])
-            stirred.difference_update(fresh.intersection(sizes))  # read whole now
+                [st for st in members if st.prog in whole
+                 or (st.prog in renewed and st.pss is None and st not in queued)])
+            whole = whole.intersection(sizes)
+            stirred.difference_update(whole)  # read whole now
+            stirred.update(renewed)
+            for prog in whole:
+                whole_n[prog] = sizes[prog]
             if self.stats is not None:  # a round is under way: add to it
                 self.queue.extend(st for st in wanted if st not in queued)
                 self.stats["planned"] = len(self.queue)
@@ -1717,6 +1734,7 @@ class PssTier:
                     members = [st for st in members if st.prog not in kept_programs]
                     kept = before - len(members)
             self.faults, self.fault_tick = faults, tick
+            self.whole_n = sizes  # kept programs too: none gained or lost a member
             stirred.difference_update(sizes)
             stirred.intersection_update(totals)  # forget programs no process runs any more
             wanted = extra + by_size(members)
