@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 sys.path.insert(0, str(BENCH))
 
+import cold_reads  # noqa: E402
 import logsize  # noqa: E402
 import spawn  # noqa: E402
 
@@ -36,6 +37,15 @@ def test_crowd_starts_and_is_gone_after_stop():
     assert len(members) >= 4  # the parent and its 3 children
     crowd.stop()
     assert not [n for n in os.listdir("/proc") if n.isdigit() and _pgid(n) == pgid]
+
+
+@linux
+@pytest.mark.live
+def test_cold_reads_reads_every_child_and_lets_the_crowd_go():
+    figures = cold_reads.measure(5, passes=2, gap_s=0.01)
+    assert figures["processes"] == 5 and figures["passes"] == 2
+    assert figures["hot_ms_per_pass"] >= 0 and figures["spaced_ms_per_pass_mean"] >= 0
+    assert not spawn._live  # stopped, and nothing of it left to the atexit hook
 
 
 @linux
