@@ -50,6 +50,21 @@ def test_cold_reads_reads_every_child_and_lets_the_crowd_go():
 
 @linux
 @pytest.mark.live
+def test_churn_sections_times_the_samplers_methods_over_a_churning_crowd(tmp_path):
+    """In a process of its own: it rewraps the sampler's methods, which must not reach the
+    sampler this test session imported."""
+    if spawn.compile_c("spawner", tmp_path / "bin") is None:
+        pytest.skip("no C compiler: no churning crowd")
+    out = subprocess.run([sys.executable, str(BENCH / "churn_sections.py"), "5", "3"],
+                         capture_output=True, text=True, timeout=120, check=True)
+    figures = json.loads(out.stdout)
+    assert figures["processes"] == 5 and figures["ticks"] == 3 and figures["churn"]
+    assert figures["sections"]["Sampler.tick_sections"]["calls_per_tick"] == 1.0
+    assert figures["sections"]["Sampler.scan_processes"]["calls_per_tick"] == 1.0
+
+
+@linux
+@pytest.mark.live
 def test_c_held_floor_reads_a_process_started_between_ticks_and_lets_go_of_it(tmp_path):
     """The held floor is the least one statm read per process a tick costs; it is only that if
     it reads what the sampler reads: newcomers (it lists /proc again when the last pid moves)
