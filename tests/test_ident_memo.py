@@ -5,7 +5,6 @@ no redaction. Nothing recorded may change: the same log, byte for byte, as witho
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from test_sampler_skip import Kernel, _mask, make
@@ -21,8 +20,7 @@ def closing():
     yield samplers.append
     for s in samplers:
         for st in s.procs.values():
-            if st.fd >= 0:
-                os.close(st.fd)
+            S.close_quietly(st.fd)
 
 
 class NoMemo(dict):

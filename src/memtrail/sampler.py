@@ -2990,10 +2990,7 @@ class LogWriter:
             os.ftruncate(self.fd, self.size)
         except OSError:
             pass
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
+        close_quietly(self.fd)
         self.fd = None  # the next tick that can write starts a new segment
         self._fault(now, failure)
         return False
