@@ -13,7 +13,14 @@
  * reads every process's statm each tick can pay on this machine, whatever its language. How close the sampler gets to it, and how far that is below the plain floor,
  * depends on the kernel and the CPU (its caches), not on the sampler.
  *
- * usage: floor INTERVAL_S STATUS_FILE [held]  (status file: "ticks 0", rewritten each tick)
+ * "named": the held floor, and each new process is also named as a recorder must name it:
+ * its stat, cmdline and cgroup read when it is first seen and once more a tick later (it may
+ * have exec'd right after its fork), as the sampler does. Nothing is parsed or written: the
+ * least a recorder that reads every process's statm each tick and says who each newcomer is
+ * can pay here. On a churning host it is what the sampler's own rules cost in the kernel.
+ *
+ * usage: floor INTERVAL_S STATUS_FILE [held|named]  (status file: "ticks 0", rewritten each
+ * tick)
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -53,6 +60,28 @@ static long last_forks = -1;
 static unsigned char *seen;
 static long pid_max = 4194304;
 static char cursor[64], last_cursor[64] = "";
+static int named, started, *fresh, nfresh;  /* named: the pids first seen in the last tick */
+
+/* A newcomer's name: the three files the sampler reads to identify it (stat, cmdline,
+ * cgroup), each opened, read and closed. */
+static void name(long pid) {
+    static const char *const files[] = {"stat", "cmdline", "cgroup"};
+    static char text[4096];
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "/proc/%ld/%s", pid, files[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return;  /* gone */
+        if (read(fd, text, sizeof text) < 0) { /* gone: fine */ }
+        close(fd);
+    }
+}
+
+/* Held from this tick on: named now, and named again at the next tick. */
+static void newcomer(long pid) {
+    if (!named) return;
+    name(pid);
+    if (started) fresh[nfresh++] = (int)pid;  /* (those of the first listing: no second look) */
+}
 
 static void relist(void) {
     DIR *d = opendir("/proc");
@@ -69,6 +98,7 @@ static void relist(void) {
             int fd = open(path, O_RDONLY | O_CLOEXEC);
             if (fd < 0) continue;
             fds[pid] = fd;
+            newcomer(pid);
         }
         order[norder++] = (int)pid;
         seen[pid] = 1;
@@ -106,9 +136,14 @@ static void probe(long pid) {
     if (fd < 0) return;
     fds[pid] = fd;
     order[norder++] = (int)pid;
+    newcomer(pid);
 }
 
 static void tick_held(void) {
+    if (named) {  /* the second look at last tick's newcomers, before this tick's come */
+        for (int i = 0; i < nfresh; i++) name(fresh[i]);
+        nfresh = 0;
+    }
     ssize_t n = pread(loadavg, cursor, sizeof cursor - 1, 0);
     cursor[n > 0 ? n : 0] = 0;
     char *last = strrchr(cursor, ' ');
@@ -138,17 +173,20 @@ static void tick_held(void) {
     }
     norder = kept;
     for (long pid = probe_from; pid <= probe_to; pid++) probe(pid);
+    started = 1;
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3 || argc > 4 || (argc == 4 && strcmp(argv[3], "held") != 0)) {
-        fprintf(stderr, "usage: floor INTERVAL_S STATUS_FILE [held]\n");
+    if (argc < 3 || argc > 4 ||
+        (argc == 4 && strcmp(argv[3], "held") != 0 && strcmp(argv[3], "named") != 0)) {
+        fprintf(stderr, "usage: floor INTERVAL_S STATUS_FILE [held|named]\n");
         return 2;
     }
     double interval = atof(argv[1]);
     int sfd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (sfd < 0) { perror(argv[2]); return 2; }
     int held = argc == 4;
+    named = held && strcmp(argv[3], "named") == 0;
     if (held) {
         FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
         if (f) { if (fscanf(f, "%ld", &pid_max) != 1) pid_max = 4194304; fclose(f); }
@@ -156,9 +194,10 @@ int main(int argc, char **argv) {
         order = calloc(pid_max, sizeof *order);
         old = calloc(pid_max, sizeof *old);
         seen = calloc(pid_max, 1);
+        fresh = calloc(pid_max, sizeof *fresh);
         loadavg = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
         statfd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
-        if (!fds || !order || !old || !seen || loadavg < 0) { perror("held"); return 2; }
+        if (!fds || !order || !old || !seen || !fresh || loadavg < 0) { perror("held"); return 2; }
     }
     long ticks = 0;
     double next = now();

@@ -59,7 +59,8 @@ def _scenarios(result: dict) -> list[str]:
 
 def _names(result: dict) -> list[str]:
     order = ["memtrail", "memtrail minimal", "python floor", "python floor, fds held",
-             "C floor", "C floor, fds held", "psutil", "ps", "atop", "atop -a", "sadc"]
+             "C floor", "C floor, fds held", "C floor, named", "psutil", "ps", "atop", "atop -a",
+             "sadc"]
     names = {r["name"] for r in result["rows"]}
     return [n for n in order if n in names] + sorted(names - set(order))
 
@@ -86,7 +87,8 @@ def _floors(result: dict, scen: str, floor_ms: float, key: str = "median_ms") ->
     rather than the sampler."""
     parts = []
     for name, label in (("python floor, fds held", "fds-held floor"),
-                        ("C floor, fds held", "C fds-held floor (one pread a process)")):
+                        ("C floor, fds held", "C fds-held floor (one pread a process)"),
+                        ("C floor, named", "C fds-held floor naming each newcomer")):
         r = _get(result, name, scen)
         if r and r.get(key):
             parts.append(f"{label} {r[key] / floor_ms:.2f}x")
@@ -284,7 +286,10 @@ def markdown(result: dict) -> str:
         "opened once and re-read with `os.pread`, /proc listed every tick. C floor, fds held: "
         "one `pread` per process a tick, /proc listed only when the last allocated pid moved "
         "(the sampler's rule): the least any sampler that reads every process each tick can "
-        "pay on that machine.\n"
+        "pay on that machine. C floor, named (churning crowds): that, and each newcomer's "
+        "`stat`, `cmdline` and `cgroup` read when it is first seen and once more a tick later, "
+        "as the sampler reads them to say who it is: the least a recorder that also names its "
+        "newcomers can pay.\n"
         "- memtrail runs with its defaults except the trouble triggers, set out of reach so a "
         "shared host's memory pressure does not switch it to its fast rate: `"
         + " ".join(result.get("steady_flags", [])) + "`.\n"

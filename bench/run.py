@@ -162,6 +162,7 @@ def psutil_python(install: bool, notes: list[str]) -> str | None:
 
 BIG_ONLY = {"memtrail", "memtrail minimal", "python floor", "python floor, fds held", "C floor",
             "C floor, fds held"}
+CHURN_ONLY = {"C floor, named"}  # without newcomers it is the held floor
 BIG_KIB_SPAN = 64  # each child of a big crowd touches 64-128 KiB (20,000 x 960 would be 11 GiB)
 
 
@@ -236,6 +237,10 @@ def contenders(
         out.append(measure.Contender(
             "C floor, fds held", [str(exe), str(fast), str(st), "held"], fast, ticks="status",
             status_file=st, note="one pread per process a tick: the kernel's least"))
+        st = tmp / "cnamed.status"
+        out.append(measure.Contender(
+            "C floor, named", [str(exe), str(fast), str(st), "named"], fast, ticks="status",
+            status_file=st, note="and each newcomer's stat, cmdline, cgroup, twice"))
     if mode.peers and peers.get("psutil"):
         st = tmp / "psutil.status"
         out.append(measure.Contender(
@@ -311,7 +316,8 @@ def run_scenario(
             tmp = Path(t)
             launcher = unit_launcher(real_python(), tmp) if SAMPLER.exists() and not slow else None
             names = [c.name for c in contenders(tmp, mode, peers, slow, launcher)
-                     if not only or c.name in only]
+                     if (not only or c.name in only)
+                     and (churn or c.name not in CHURN_ONLY)]
             if not names:
                 continue
             interval = mode.fast_s if not slow else 1.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -91,6 +92,58 @@ def test_c_held_floor_reads_a_process_started_between_ticks_and_lets_go_of_it(tm
             child.kill()
         floor.kill()
         floor.wait()
+
+
+@linux
+@pytest.mark.live
+def test_c_named_floor_names_a_newcomer_twice_as_the_sampler_does(tmp_path):
+    """The named floor stands for the least a recorder that says who each newcomer is pays:
+    it is that only if it opens what the sampler opens for a process started between two
+    ticks (stat, cmdline, cgroup when first seen, and once more a tick later), and no more."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed (.ci/run installs it)")
+    exe = spawn.compile_c("floor", tmp_path / "bin")
+    if exe is None:
+        pytest.skip("no C compiler")
+    status, trace = tmp_path / "status", tmp_path / "trace"
+    tracer = subprocess.Popen([strace, "-qq", "-e", "trace=openat", "-o", str(trace),
+                               str(exe), "0.05", str(status), "named"])
+    child = None
+    try:
+        wait_for(lambda: _ticks(status) >= 2, 60, "2 ticks")
+        child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                                 stdin=subprocess.PIPE)
+        opened = lambda f: trace.read_text().count(f'"/proc/{child.pid}/{f}"')  # noqa: E731
+        wait_for(lambda: opened("cmdline") >= 2, 60, "the second look at the newcomer")
+        ticks = _ticks(status)
+        wait_for(lambda: _ticks(status) >= ticks + 3, 60, "3 more ticks")
+        assert opened("cmdline") == 2 and opened("cgroup") == 2
+        # Its names, and before them the probe by number asking whether the pid is a thread's
+        # (none when other forks on the host made the floor list /proc instead)
+        assert opened("stat") in (2, 3)
+        assert opened("statm") == 1  # held
+    finally:
+        if child is not None and child.poll() is None:
+            child.kill()
+            child.wait()
+        # The floor itself: killing strace would only detach it, and it would go on ticking
+        for pid in _children(tracer.pid):
+            os.kill(pid, signal.SIGKILL)
+        tracer.kill()
+        tracer.wait()
+
+
+def _children(pid: int) -> list:
+    out = []
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                if int(f.read().rsplit(b")", 1)[1].split()[1]) == pid:
+                    out.append(int(name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
 
 
 def _links(pid: int) -> set:
@@ -207,9 +260,11 @@ def test_run_py_smoke_mode_writes_json_and_markdown(tmp_path):
         assert mt["median_ms"] > 0
         assert mt["logsize"]["ticks"] >= 2
     if shutil.which("gcc") or shutil.which("cc"):  # the C floors, held descriptors included
-        for name in ("C floor", "C floor, fds held"):
-            row = rows[(name, "5 idle")]
+        for name, scenario in (("C floor", "5 idle"), ("C floor, fds held", "5 idle"),
+                               ("C floor, named", "5 churn")):
+            row = rows[(name, scenario)]
             assert row["error"] is None, row["error"]
             assert row["ticks"] >= 2 and row["median_ms"] > 0
+        assert ("C floor, named", "5 idle") not in rows  # without newcomers: the held floor
     text = md.read_text()
     assert "## CPU per tick" in text and "python floor" in text
