@@ -135,15 +135,12 @@ def test_c_named_floor_names_a_newcomer_twice_as_the_sampler_does(tmp_path):
 
 
 def _children(pid: int) -> list:
-    out = []
-    for name in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                if int(f.read().rsplit(b")", 1)[1].split()[1]) == pid:
-                    out.append(int(name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
+    """PID's children, as the kernel lists them (strace runs in one thread)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(child) for child in f.read().split()]
+    except OSError:
+        return []
 
 
 def _links(pid: int) -> set:
@@ -171,26 +168,33 @@ def _pgid(pid: str) -> int | None:
         return None
 
 
-# Every log below has ticks from 100.000 to 110.000, as the tests write them: the rates divide
-# by that span of the log's own timestamps, as logsize does, never by a clock
-WRITTEN_SPAN_S = 10.0
+# The logs below tick once a second of their own timestamps, from FIRST_TS to FIRST_TS + TICKS:
+# logsize divides its rates by that span of the log, never by a clock
+FIRST_TS, TICKS = 100, 10
+LOG_SPAN = float(TICKS)
+
+
+def _write_log(directory: Path, head: list, each_tick) -> list:
+    """A one-segment log: a header and a keyframe at FIRST_TS, HEAD, then TICKS ticks, each
+    an `s` line followed by each_tick(t, its timestamp)'s lines. Returns its lines."""
+    lines = [f'H {FIRST_TS}.000 memtrail 1 {{"format":1,"settings":{{"keyframe_s":600}}}}',
+             f"s {FIRST_TS}.000 1 2 3", f"K {FIRST_TS}.000 2 0 {{}}", *head]
+    for t in range(1, TICKS + 1):
+        ts = f"{FIRST_TS + t}.000"
+        lines += [f"s {ts} 1 2 3", *each_tick(t, ts)]
+    (directory / "memtrail-20261120T000000Z-000.log").write_text("\n".join(lines) + "\n")
+    return lines
 
 
 def test_logsize_model_separates_ticks_keyframes_and_detail(tmp_path):
-    lines = ['H 100.000 memtrail 1 {"format":1,"settings":{"keyframe_s":600}}']
-    lines += ["s 100.000 1 2 3", "K 100.000 2 0 {}", 'P 100.000 7 1 1 0 {"cmd":[]}',
-              "p 100.000 7 10 5"]
-    for t in range(1, 11):
-        lines.append(f"s {100 + t}.000 1 2 3")
-        if t == 5:
-            lines.append(f"d {100 + t}.000 7 1 2 3 4 5")
-    (tmp_path / "memtrail-20261120T000000Z-000.log").write_text("\n".join(lines) + "\n")
+    _write_log(tmp_path, ['P 100.000 7 1 1 0 {"cmd":[]}', "p 100.000 7 10 5"],
+               lambda t, ts: [f"d {ts} 7 1 2 3 4 5"] if t == 5 else [])
     r = logsize.analyze(tmp_path, tick_s=1.0)
     assert r is not None
     assert r.ticks == 10
     assert r.tick_bytes == len("s 101.000 1 2 3\n")
     assert r.keyframe_s == 600
-    assert r.time_bytes_per_s == len("d 105.000 7 1 2 3 4 5\n") / WRITTEN_SPAN_S
+    assert r.time_bytes_per_s == len("d 105.000 7 1 2 3 4 5\n") / LOG_SPAN
     assert r.raw_per_day > r.tick_bytes * 86400
     assert 0 < r.gz_per_day < r.raw_per_day * 2
 
@@ -198,42 +202,43 @@ def test_logsize_model_separates_ticks_keyframes_and_detail(tmp_path):
 def test_logsize_counts_the_first_pss_round_once_not_as_a_rate(tmp_path):
     """The first round writes every member's D line over a few ticks; later rounds only the
     ones that moved. Modelled as a rate, that one round was most of a day's log."""
-    lines = ['H 100.000 memtrail 1 {"format":1,"settings":{"keyframe_s":600}}',
-             "s 100.000 1 2 3", "K 100.000 2 0 {}"]
-    for t in range(1, 11):
-        lines.append(f"s {100 + t}.000 1 2 3")
+    def each_tick(t: int, ts: str) -> list:
+        lines = []
         if t <= 3:  # the first round, spread over three ticks by its budget
-            lines += [f"D {100 + t}.000 {pid} 1 2 3 4 5 6" for pid in range(100)]
+            lines += [f"D {ts} {pid} 1 2 3 4 5 6" for pid in range(100)]
         if t == 3:
-            lines.append(f'E {100 + t}.000 pss {{"programs":1,"planned":300,"read":300}}')
+            lines.append(f'E {ts} pss {{"programs":1,"planned":300,"read":300}}')
         if t == 8:  # a later change
-            lines.append(f"D {100 + t}.000 7 9 2 3 4 5 6")
-    (tmp_path / "memtrail-20261120T000000Z-000.log").write_text("\n".join(lines) + "\n")
+            lines.append(f"D {ts} 7 9 2 3 4 5 6")
+        return lines
+
+    _write_log(tmp_path, [], each_tick)
     r = logsize.analyze(tmp_path, tick_s=1.0)
     assert r is not None
-    assert r.seconds == WRITTEN_SPAN_S
-    assert r.time_bytes_per_s == len("D 108.000 7 9 2 3 4 5 6\n") / WRITTEN_SPAN_S
+    assert r.seconds == LOG_SPAN
+    assert r.time_bytes_per_s == len("D 108.000 7 9 2 3 4 5 6\n") / LOG_SPAN
 
 
 def test_logsize_counts_a_newcomers_first_pss_line_with_its_arrival(tmp_path):
     """After the first round, a process's first D line comes with its arrival (a churning
     crowd's newcomers, one a tick here): it scales with the ticks, as its P line does; a
     known process's later D line with the clock."""
-    lines = ['H 100.000 memtrail 1 {"format":1,"settings":{"keyframe_s":600}}',
-             "s 100.000 1 2 3", "K 100.000 2 0 {}", "D 100.000 7 1 2 3 4 5 6",
-             'E 100.000 pss {"programs":1,"planned":1,"read":1}']
-    for t in range(1, 11):
-        lines += [f"s {100 + t}.000 1 2 3", f'P {100 + t}.000 {200 + t} 1 1 0 {{"cmd":[]}}']
+    def each_tick(t: int, ts: str) -> list:
+        lines = [f'P {ts} {200 + t} 1 1 0 {{"cmd":[]}}']
         if t % 2 == 0:  # a status tick: the newcomers since the last one, and pid 7 again
-            lines += [f"D {100 + t}.000 {pid} 1 2 3 4 5 6" for pid in (200 + t - 1, 200 + t)]
-            lines.append(f"D {100 + t}.000 7 {t} 2 3 4 5 6")
-    (tmp_path / "memtrail-20261120T000000Z-000.log").write_text("\n".join(lines) + "\n")
+            lines += [f"D {ts} {pid} 1 2 3 4 5 6" for pid in (200 + t - 1, 200 + t)]
+            lines.append(f"D {ts} 7 {t} 2 3 4 5 6")
+        return lines
+
+    lines = _write_log(tmp_path, ["D 100.000 7 1 2 3 4 5 6",
+                                  'E 100.000 pss {"programs":1,"planned":1,"read":1}'],
+                       each_tick)
     r = logsize.analyze(tmp_path, tick_s=1.0)
     assert r is not None and r.ticks == 10
     per_tick = [ln for ln in lines[5:] if ln[0] in "sP" or (ln[0] == "D" and " 7 " not in ln)]
     assert r.tick_bytes == sum(len(ln) + 1 for ln in per_tick) / 10
     again = [ln for ln in lines[5:] if ln.startswith("D ") and ln.split()[2] == "7"]
-    assert r.time_bytes_per_s == sum(len(ln) + 1 for ln in again) / WRITTEN_SPAN_S
+    assert r.time_bytes_per_s == sum(len(ln) + 1 for ln in again) / LOG_SPAN
 
 
 @linux

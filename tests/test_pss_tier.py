@@ -3,7 +3,12 @@ said so; and its program names, which must be the analyzer's."""
 
 from __future__ import annotations
 
+import os
 import random
+import secrets
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -509,11 +514,6 @@ def test_live_a_forked_worker_writing_its_shared_pages_has_its_pss_read_again(tm
     """Real processes: a parent touches 32 MiB and forks; its child then writes every page
     (copy on write). Their statm do not move, their PSS does, and the round after reads
     them again rather than keeping what it read before."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
     script = tmp_path / "cowpair.py"  # a program of its own: nothing else moves it
     script.write_text(COW_PAIR)
     pair = subprocess.Popen([sys.executable, "-I", str(script)], stdout=subprocess.PIPE)
@@ -589,12 +589,6 @@ def test_live_a_recycled_worker_leaves_its_siblings_shares_where_they_were(tmp_p
     in its place leaves the others' PSS where it was, and the sampler reads only the new
     one at the status tick; a fifth worker (the control, in the same run) takes 1.6 MiB
     from each, and the sampler reads the whole program again."""
-    import os
-    import secrets
-    import signal
-    import subprocess
-    import sys
-
     # a program of its own: a worker left by another run would be a member of it
     script = tmp_path / f"recycler{secrets.token_hex(4)}.py"
     script.write_text(RECYCLER)
